@@ -1,0 +1,4 @@
+"""sl_arch models: every `*_model.py` module here is imported so that registration happens on import."""
+from sl_arch.utils.registration import import_modules
+
+import_modules(__name__, __file__, '_model.py')
