@@ -1,0 +1,186 @@
+"""Pre-alignment: a pyramid optical-flow warper and IMAGE (implicit masked-attention guided
+pre-alignment).
+
+``SLFlowWarper`` is usable on its own in front of any propagation network. Its levels have the
+layout of SPyNet's basic modules, so SPyNet weights (BasicSR format) load into the default size.
+"""
+import math
+import warnings
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from basicsr.archs.arch_util import flow_warp
+from basicsr.utils.registry import ARCH_REGISTRY
+
+from sl_arch.archs.attention import (MultiHeadAttention, pad_to_multiple, padding_bias, window_partition,
+                                     window_reverse)
+from sl_arch.utils.errors import CheckpointError
+
+
+class FlowLevel(nn.Module):
+    """One pyramid level: [ref, warped supp, upsampled flow] (8 ch) -> flow residual (2 ch).
+
+    Attribute names follow SPyNet's ``BasicModule`` so its weights load unchanged.
+
+    Args:
+        channels (tuple[int]): Hidden channels of the conv stack.
+        kernel_size (int): Convolution kernel size.
+    """
+
+    def __init__(self, channels, kernel_size):
+        super().__init__()
+        layers = []
+        in_ch = 8
+        for out_ch in channels:
+            layers += [nn.Conv2d(in_ch, out_ch, kernel_size, 1, kernel_size // 2), nn.ReLU(inplace=False)]
+            in_ch = out_ch
+        layers.append(nn.Conv2d(in_ch, 2, kernel_size, 1, kernel_size // 2))
+        self.basic_module = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.basic_module(x)
+
+
+@ARCH_REGISTRY.register()
+class SLFlowWarper(nn.Module):
+    """Coarse-to-fine optical flow (SPyNet-like) that works on any frame size from 16 px up.
+
+    The pyramid adapts to the input: it uses as many of its levels as keep the coarsest level at
+    least ``min_level_size`` px, and pads the frames (replicate) to a multiple of the pyramid
+    stride instead of failing as SPyNet does below 64 px. With fewer levels than it has, it uses
+    its finest ones.
+
+    Args:
+        num_levels (int): Pyramid levels (6 matches SPyNet). Default: 6.
+        channels (tuple[int]): Hidden channels per level. Default: (32, 64, 32, 16) as SPyNet.
+        kernel_size (int): Kernel size of the level convolutions. Default: 7 as SPyNet.
+        min_level_size (int): Smallest side allowed at the coarsest level used. Default: 4.
+        load_path (str | None): SPyNet-format weights (BasicSR ``{'params': ...}``) to load.
+    """
+
+    def __init__(self, num_levels=6, channels=(32, 64, 32, 16), kernel_size=7, min_level_size=4, load_path=None):
+        super().__init__()
+        self.num_levels = num_levels
+        self.min_level_size = min_level_size
+        self._warned_small = False
+        self.basic_module = nn.ModuleList(FlowLevel(tuple(channels), kernel_size) for _ in range(num_levels))
+        self.register_buffer('mean', torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer('std', torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
+        if load_path:
+            self.load_spynet(load_path)
+
+    def load_spynet(self, path):
+        """Load SPyNet weights (BasicSR format). With fewer than 6 levels, SPyNet's finest ones are used."""
+        from sl_arch.utils.checkpoint import network_state_dict, read_checkpoint
+        state = network_state_dict(read_checkpoint(path), 'params', path)
+        spynet_levels = 1 + max(int(key.split('.')[1]) for key in state if key.startswith('basic_module.'))
+        if spynet_levels < self.num_levels:
+            raise CheckpointError(f'{path} has {spynet_levels} flow levels, SLFlowWarper has {self.num_levels}; '
+                                  f'set num_levels <= {spynet_levels}.')
+        offset = spynet_levels - self.num_levels
+        remapped = {}
+        for key, value in state.items():
+            parts = key.split('.')
+            if parts[0] == 'basic_module' and int(parts[1]) >= offset:
+                remapped['.'.join([parts[0], str(int(parts[1]) - offset)] + parts[2:])] = value
+        own = self.state_dict()
+        bad = [k for k in own if k not in remapped or remapped[k].shape != own[k].shape]
+        if bad:
+            raise CheckpointError(f'{path} does not fit SLFlowWarper(channels, kernel_size) of this size: '
+                                  f'{", ".join(bad[:4])}; use channels=(32, 64, 32, 16), kernel_size=7 for SPyNet weights.')
+        self.load_state_dict(remapped)
+
+    def levels_for(self, h, w):
+        """Number of pyramid levels used for an (h, w) input."""
+        fit = int(math.floor(math.log2(max(min(h, w), 1) / self.min_level_size))) + 1
+        return max(1, min(self.num_levels, fit))
+
+    def forward(self, ref, supp):
+        """
+        Args:
+            ref (Tensor): (n, 3, h, w) reference frames in [0, 1].
+            supp (Tensor): (n, 3, h, w) supporting frames.
+
+        Returns:
+            Tensor: (n, 2, h, w) flow (x, y) in pixels; ``flow_warp(supp, flow)`` aligns supp to ref.
+        """
+        n, _, h, w = ref.shape
+        levels = self.levels_for(h, w)
+        if levels < self.num_levels and not self._warned_small:
+            self._warned_small = True
+            warnings.warn(f'SLFlowWarper: a {h}x{w} input uses {levels} of {self.num_levels} pyramid levels; '
+                          'large motions may be under-estimated at this size.')
+        stride = 2**(levels - 1)
+        pad_h, pad_w = (stride - h % stride) % stride, (stride - w % stride) % stride
+        ref = F.pad((ref - self.mean) / self.std, (0, pad_w, 0, pad_h), mode='replicate')
+        supp = F.pad((supp - self.mean) / self.std, (0, pad_w, 0, pad_h), mode='replicate')
+        refs, supps = [ref], [supp]
+        for _ in range(levels - 1):
+            refs.insert(0, F.avg_pool2d(refs[0], 2, 2))
+            supps.insert(0, F.avg_pool2d(supps[0], 2, 2))
+        flow = ref.new_zeros(n, 2, *refs[0].shape[-2:])
+        first = self.num_levels - levels
+        for index, (ref_level, supp_level) in enumerate(zip(refs, supps)):
+            if index > 0:
+                flow = F.interpolate(flow, scale_factor=2, mode='bilinear', align_corners=True) * 2.0
+            warped = flow_warp(supp_level, flow.permute(0, 2, 3, 1), padding_mode='border')
+            flow = flow + self.basic_module[first + index](torch.cat([ref_level, warped, flow], 1))
+        return flow[:, :, :h, :w]
+
+
+@ARCH_REGISTRY.register()
+class SLMaskedPreAlign(nn.Module):
+    """IMAGE: implicit masked-attention guided pre-alignment.
+
+    The supporting features are re-sampled onto the reference frame by window attention (queries
+    from the reference, keys/values from the supporting frame). The video instance masks become an
+    additive attention bias ("mask fill"): a reference pixel of instance i attends to supporting
+    pixels of instance i. With soft masks the bias is ``alpha * log(sum_i M_ref(p, i) M_supp(q, i))``,
+    which is 0 for pixels of the same instance and very negative across instances.
+
+    Args:
+        num_feat (int): Feature channels.
+        num_heads (int): Attention heads.
+        window_size (int): Attention window side; memory is linear in frame area.
+    """
+
+    def __init__(self, num_feat, num_heads=2, window_size=8):
+        super().__init__()
+        self.window_size = window_size
+        self.attention = MultiHeadAttention(num_feat, num_heads)
+        self.norm_ref = nn.LayerNorm(num_feat)
+        self.norm_supp = nn.LayerNorm(num_feat)
+        self.mask_strength = nn.Parameter(torch.ones(1))
+
+    def forward(self, ref_feat, supp_feat, ref_masks=None, supp_masks=None):
+        """
+        Args:
+            ref_feat (Tensor): (b, c, h, w) reference-frame features.
+            supp_feat (Tensor): (b, c, h, w) supporting features (already flow-warped if used).
+            ref_masks (Tensor | None): (b, n, h, w) instance masks of the reference frame.
+            supp_masks (Tensor | None): (b, n, h, w) instance masks of the supporting frame.
+
+        Returns:
+            Tensor: (b, c, h, w) supporting features pre-aligned to the reference frame.
+        """
+        b, c, h, w = ref_feat.shape
+        ws = self.window_size
+        ref_padded, pad_hw = pad_to_multiple(ref_feat, ws)
+        supp_padded, _ = pad_to_multiple(supp_feat, ws)
+        queries = self.norm_ref(window_partition(ref_padded, ws))
+        keys = self.norm_supp(window_partition(supp_padded, ws))
+        bias = padding_bias(h, w, ws, pad_hw, ref_feat.device, ref_feat.dtype)
+        if bias is not None:
+            bias = bias.repeat(b, 1, 1, 1)
+        if ref_masks is not None:
+            ref_m = window_partition(pad_to_multiple(ref_masks, ws)[0], ws)
+            supp_m = window_partition(pad_to_multiple(supp_masks, ws)[0], ws)
+            affinity = torch.bmm(ref_m, supp_m.transpose(1, 2)).clamp_min(1e-4)
+            mask_bias = (self.mask_strength * affinity.log()).unsqueeze(1)
+            bias = mask_bias if bias is None else bias + mask_bias
+        aligned = self.attention(queries, keys, bias)
+        aligned = window_reverse(aligned, ws, b, h + pad_hw[0], w + pad_hw[1])[:, :, :h, :w]
+        return supp_feat + aligned
+

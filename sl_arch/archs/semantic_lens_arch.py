@@ -1,0 +1,251 @@
+"""SemanticLens: instance-centric semantic alignment for video super-resolution.
+
+Semantic Extractor (instances, events, scenes) + Pixel Enhancer (bidirectional recurrent
+propagation where every step aligns the propagated features with flow pre-alignment, IMAGE,
+SPACE = GPS + ISEE, and a multi-frame self-attention block), then pixel-shuffle reconstruction
+added to the bilinearly upsampled LR frame.
+"""
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from basicsr.archs.arch_util import ResidualBlockNoBN, flow_warp, make_layer
+from basicsr.utils.registry import ARCH_REGISTRY
+
+from sl_arch.archs.prealign_arch import SLFlowWarper, SLMaskedPreAlign
+from sl_arch.archs.semantic_extractor_arch import SLSemanticExtractor
+from sl_arch.archs.space_arch import SLMultiFrameSelfAttention, SLSPACEBlock
+from sl_arch.utils.errors import SLError
+from sl_arch.utils.options import OptionError, reject_unknown_options
+
+# Option dicts for `network_g` (add `type: SemanticLens`). `tiny` trains on two CPU cores in
+# minutes; `paper` is the size a GPU user starts from (the paper's sizes are not published).
+PRESETS = {
+    'tiny': dict(
+        num_feat=32, num_extract_block=1, num_block=2, num_reconstruct_block=1, num_upsample_feat=16,
+        window_size=8, num_heads=2, sem_dim=32, num_instances=8, num_video_instances=8, num_classes=16,
+        detector_layers=1, encoder_layers=1, decoder_layers=1, flow_levels=3, flow_channels=[16, 32, 16, 8],
+        flow_kernel_size=5),
+    'paper': dict(
+        num_feat=64, num_extract_block=5, num_block=15, num_reconstruct_block=5, num_upsample_feat=64,
+        window_size=8, num_heads=4, sem_dim=128, num_instances=10, num_video_instances=10, num_classes=80,
+        detector_layers=3, encoder_layers=2, decoder_layers=3, flow_levels=6, flow_channels=[32, 64, 32, 16],
+        flow_kernel_size=7),
+}
+
+
+class InputShapeError(SLError, ValueError):
+    """The network got a tensor of the wrong rank, channel count or size."""
+
+
+@ARCH_REGISTRY.register()
+class SemanticLens(nn.Module):
+    """Semantic Lens video super-resolution network.
+
+    Args:
+        num_in_ch (int): Input channels. Default: 3.
+        num_out_ch (int): Output channels. Default: 3.
+        scale (int): Upsampling factor, 1, 2, 3 or 4. Default: 4.
+        num_feat (int): Pixel-feature channels. Default: 32.
+        num_extract_block (int): Residual blocks of the pixel-feature extractor. Default: 1.
+        num_block (int): Residual blocks of each propagation step. Default: 2.
+        num_reconstruct_block (int): Residual blocks before upsampling. Default: 1.
+        num_upsample_feat (int): Channels of the pixel-shuffle stages. Default: 16.
+        window_size (int): Window side of IMAGE and MFSAB attention. Default: 8.
+        num_heads (int): Attention heads. Default: 2.
+        sem_dim (int): Semantic token dimension. Default: 32.
+        num_instances (int): Frame-wise instance queries. Default: 8.
+        num_video_instances (int): Video-wise instance queries (mask channels). Default: 8.
+        num_classes (int): Classificatory tokens. Default: 16.
+        detector_layers, encoder_layers, decoder_layers (int): Extractor depths. Default: 1.
+        flow_levels (int): Pyramid levels of the flow warper. Default: 3.
+        flow_channels (list[int]): Hidden channels of each flow level. Default: [16, 32, 16, 8].
+        flow_kernel_size (int): Kernel size of the flow levels. Default: 5.
+        flow_load_path (str | None): SPyNet-format weights for the flow warper.
+        use_semantics (bool): Build the Semantic Extractor. Off: IMAGE attends without masks and
+            GPS/ISEE are off. Default: True.
+        use_flow (bool): Flow pre-alignment before IMAGE. Default: True.
+        use_image (bool): IMAGE masked-attention pre-alignment. Default: True.
+        use_gps (bool): Global Perspective Shifter. Default: True.
+        use_isee (bool): Instance-Specific Semantic Embedding Encoder. Default: True.
+        use_mfsab (bool): Multi-frame self-attention block. Default: True.
+    """
+
+    def __init__(self,
+                 num_in_ch=3,
+                 num_out_ch=3,
+                 scale=4,
+                 num_feat=32,
+                 num_extract_block=1,
+                 num_block=2,
+                 num_reconstruct_block=1,
+                 num_upsample_feat=16,
+                 window_size=8,
+                 num_heads=2,
+                 sem_dim=32,
+                 num_instances=8,
+                 num_video_instances=8,
+                 num_classes=16,
+                 detector_layers=1,
+                 encoder_layers=1,
+                 decoder_layers=1,
+                 flow_levels=3,
+                 flow_channels=(16, 32, 16, 8),
+                 flow_kernel_size=5,
+                 flow_load_path=None,
+                 use_semantics=True,
+                 use_flow=True,
+                 use_image=True,
+                 use_gps=True,
+                 use_isee=True,
+                 use_mfsab=True,
+                 **unknown_options):
+        super().__init__()
+        reject_unknown_options(type(self), unknown_options)
+        if scale not in (1, 2, 3, 4):
+            raise OptionError(f'SemanticLens supports scale 1, 2, 3 or 4, got {scale}.')
+        self.num_in_ch = num_in_ch
+        self.scale = scale
+        self.num_video_instances = num_video_instances
+        self.use_gps = use_gps and use_semantics
+        self.use_isee = use_isee and use_semantics
+
+        # Semantic Extractor
+        self.semantic_extractor = SLSemanticExtractor(
+            num_in_ch, sem_dim, num_instances, num_video_instances, num_classes, detector_layers, encoder_layers,
+            decoder_layers, num_heads) if use_semantics else None
+
+        # Pixel Enhancer
+        self.feat_extract = nn.Sequential(
+            nn.Conv2d(num_in_ch, num_feat, 3, 1, 1), nn.LeakyReLU(0.1, inplace=True),
+            make_layer(ResidualBlockNoBN, num_extract_block, num_feat=num_feat))
+        self.flow_warper = SLFlowWarper(flow_levels, tuple(flow_channels), flow_kernel_size,
+                                        load_path=flow_load_path) if use_flow else None
+        directions = ('backward', 'forwards')  # ModuleDict keys; 'forward' is taken by nn.Module
+        self.image = nn.ModuleDict({d: SLMaskedPreAlign(num_feat, num_heads, window_size)
+                                    for d in directions}) if use_image else None
+        self.space = nn.ModuleDict({d: SLSPACEBlock(num_feat, sem_dim, num_heads, self.use_gps, self.use_isee)
+                                    for d in directions}) if (self.use_gps or self.use_isee) else None
+        self.mfsab = nn.ModuleDict({d: SLMultiFrameSelfAttention(num_feat, 2, num_heads, window_size)
+                                    for d in directions}) if use_mfsab else None
+        # the forward branch reads the backward branch's features of the same frame
+        self.forward_reference = nn.Conv2d(2 * num_feat, num_feat, 1)
+        self.trunk = nn.ModuleDict({
+            d: nn.Sequential(
+                nn.Conv2d(2 * num_feat, num_feat, 3, 1, 1), nn.LeakyReLU(0.1, inplace=True),
+                make_layer(ResidualBlockNoBN, num_block, num_feat=num_feat))
+            for d in directions
+        })
+
+        # Reconstruction
+        self.fusion = nn.Conv2d(2 * num_feat, num_feat, 1)
+        self.reconstruct = make_layer(ResidualBlockNoBN, num_reconstruct_block, num_feat=num_feat)
+        stages = {1: [], 2: [2], 3: [3], 4: [2, 2]}[scale]
+        upsample, in_ch = [], num_feat
+        for factor in stages:
+            upsample += [nn.Conv2d(in_ch, num_upsample_feat * factor * factor, 3, 1, 1),
+                         nn.PixelShuffle(factor), nn.LeakyReLU(0.1, inplace=True)]
+            in_ch = num_upsample_feat
+        self.upsample = nn.Sequential(*upsample)
+        self.conv_last = nn.Conv2d(in_ch, num_out_ch, 3, 1, 1)
+
+    def _check_input(self, lqs):
+        if not torch.is_tensor(lqs) or lqs.dim() != 5:
+            shape = tuple(lqs.shape) if torch.is_tensor(lqs) else type(lqs).__name__
+            raise InputShapeError(f'SemanticLens expects a clip of shape (b, t, c, h, w), got {shape}; '
+                                  'add the time axis with lqs.unsqueeze(1) for single frames.')
+        if lqs.shape[2] != self.num_in_ch:
+            raise InputShapeError(f'SemanticLens was built with num_in_ch={self.num_in_ch} but the input has '
+                                  f'{lqs.shape[2]} channels (shape {tuple(lqs.shape)}); set num_in_ch in network_g.')
+        if min(lqs.shape[-2:]) < 16:
+            raise InputShapeError(f'SemanticLens needs LR frames of at least 16x16 px, got {tuple(lqs.shape[-2:])}.')
+
+    def _instance_masks(self, masks, shape):
+        """External masks -> (b, t, n, h, w) distribution. Ids are mapped onto the n mask slots modulo n."""
+        b, t, _, h, w = shape
+        if masks.dim() == 4 and not masks.is_floating_point():
+            if tuple(masks.shape) != (b, t, h, w):
+                raise InputShapeError(f'instance-id masks must be (b, t, h, w) = {(b, t, h, w)}, got {tuple(masks.shape)}.')
+            ids = masks.long().clamp_min(0) % self.num_video_instances
+            return F.one_hot(ids, self.num_video_instances).permute(0, 1, 4, 2, 3).float()
+        if masks.dim() == 5 and tuple(masks.shape[:2]) == (b, t) and tuple(masks.shape[-2:]) == (h, w):
+            masks = masks.float().clamp_min(0)
+            return masks / masks.sum(dim=2, keepdim=True).clamp_min(1e-6)
+        raise InputShapeError(f'masks must be instance ids (b, t, h, w) or soft masks (b, t, n, h, w) for an input '
+                              f'of {(b, t, h, w)}, got {tuple(masks.shape)}.')
+
+    def _flows(self, lqs):
+        """Flows between neighbours: backward[i] aligns frame i+1 to i, forward[i] aligns frame i to i+1."""
+        b, t, c, h, w = lqs.shape
+        if self.flow_warper is None or t == 1:
+            return None, None
+        current, following = lqs[:, :-1].flatten(0, 1), lqs[:, 1:].flatten(0, 1)
+        flows_backward = self.flow_warper(current, following).view(b, t - 1, 2, h, w)
+        flows_forward = self.flow_warper(following, current).view(b, t - 1, 2, h, w)
+        return flows_backward, flows_forward
+
+    def _align(self, direction, ref_feat, hidden, flow, semantics, masks, frame, neighbour):
+        """Align the propagated features ``hidden`` (from ``neighbour``) to ``frame``."""
+        ref_masks = masks[:, frame] if masks is not None else None
+        supp_masks = masks[:, neighbour] if masks is not None else None
+        if flow is not None:
+            grid = flow.permute(0, 2, 3, 1)
+            hidden = flow_warp(hidden, grid)
+            if supp_masks is not None:
+                supp_masks = flow_warp(supp_masks, grid, padding_mode='border')
+        if self.image is not None:
+            hidden = self.image[direction](ref_feat, hidden, ref_masks, supp_masks)
+        if self.space is not None:
+            hidden = self.space[direction](hidden, semantics['global_tokens'][:, frame],
+                                           semantics['video_instance_tokens'], ref_masks)
+        if self.mfsab is not None:
+            hidden = self.mfsab[direction]([ref_feat, hidden])
+        return hidden
+
+    def _propagate(self, direction, feats, flows, semantics, masks, backward_feats=None):
+        b, t, c, h, w = feats.shape
+        frames = range(t - 1, -1, -1) if direction == 'backward' else range(t)
+        hidden = feats.new_zeros(b, c, h, w)
+        outputs = [None] * t
+        for step, frame in enumerate(frames):
+            ref_feat = feats[:, frame]
+            if backward_feats is not None:
+                ref_feat = self.forward_reference(torch.cat([ref_feat, backward_feats[frame]], 1))
+            if step > 0:
+                neighbour = frame + 1 if direction == 'backward' else frame - 1
+                flow = None if flows is None else flows[:, min(frame, neighbour)]
+                hidden = self._align(direction, ref_feat, hidden, flow, semantics, masks, frame, neighbour)
+            hidden = self.trunk[direction](torch.cat([ref_feat, hidden], 1))
+            outputs[frame] = hidden
+        return outputs
+
+    def forward(self, lqs, masks=None, return_masks=False):
+        """
+        Args:
+            lqs (Tensor): (b, t, c, h, w) LR clip, h and w >= 16 (any values, odd included).
+            masks (Tensor | None): precomputed instance ids (b, t, h, w) or soft masks
+                (b, t, n, h, w); they replace the learned masks in IMAGE and ISEE.
+            return_masks (bool): Also return the instance masks used.
+
+        Returns:
+            Tensor: (b, t, num_out_ch, scale*h, scale*w); with ``return_masks`` a tuple
+            (output, masks (b, t, n, h, w) or None when the semantic branch is off and no masks are given).
+        """
+        self._check_input(lqs)
+        b, t, c, h, w = lqs.shape
+        semantics = self.semantic_extractor(lqs) if self.semantic_extractor is not None else None
+        if masks is not None:
+            masks = self._instance_masks(masks, lqs.shape)
+        elif semantics is not None:
+            masks = semantics['masks']
+
+        feats = self.feat_extract(lqs.flatten(0, 1)).view(b, t, -1, h, w)
+        flows_backward, flows_forward = self._flows(lqs)
+        backward_feats = self._propagate('backward', feats, flows_backward, semantics, masks)
+        forward_feats = self._propagate('forwards', feats, flows_forward, semantics, masks, backward_feats)
+
+        fused = self.fusion(torch.cat([torch.stack(backward_feats, 1), torch.stack(forward_feats, 1)], 2).flatten(0, 1))
+        hr = self.conv_last(self.upsample(self.reconstruct(fused)))
+        base = F.interpolate(lqs.flatten(0, 1), scale_factor=self.scale, mode='bilinear', align_corners=False)
+        out = (hr + base).view(b, t, -1, self.scale * h, self.scale * w)
+        return (out, masks) if return_masks else out
