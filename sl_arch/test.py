@@ -1,0 +1,24 @@
+"""``sl-test``: BasicSR's own ``test_pipeline`` with sl_arch's classes registered.
+
+Usage::
+
+    sl-test -opt options/test/SemanticLens/test_SemanticLens_demo_cpu.yml
+
+Results (log, SR frames when ``val.save_img``) go to ``results/<name>/`` in the current directory.
+"""
+import sys
+
+import sl_arch  # noqa: F401  (registers archs, datasets, models; must precede basicsr)
+from basicsr.test import test_pipeline
+from sl_arch.train import run_pipeline
+from sl_arch.utils.errors import cli_entry
+
+
+@cli_entry
+def main(argv=None):
+    """Test with BasicSR's ``test_pipeline``; ``-opt FILE.yml`` is required."""
+    run_pipeline(test_pipeline, sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == '__main__':
+    main()
