@@ -1,0 +1,158 @@
+import os
+import random
+
+import numpy as np
+import torch
+from basicsr.data.transforms import augment
+from basicsr.utils import get_root_logger
+from basicsr.utils.registry import DATASET_REGISTRY
+from torch.utils import data as data
+
+from sl_arch.data.clips import build_clip_index, check_pair, frames_to_tensor, read_clip_frames, read_clip_masks
+from sl_arch.utils.errors import SLError
+
+
+@DATASET_REGISTRY.register()
+class SLVideoRecurrentDataset(data.Dataset):
+    """Training clips of any video: random windows of ``num_frame`` frames, randomly cropped.
+
+    Clips may have any length and any frame names (sorted naturally, so ``im2`` comes before
+    ``im10``); REDS (``<root>/000/00000000.png``), Vimeo-90K (``<root>/00001/0001/im1.png``) and the
+    ``sl-prepare`` layout all work. A clip shorter than a window is skipped with a warning at
+    start-up. Mismatched LR/GT clips raise :class:`~sl_arch.utils.errors.SLError` at start-up.
+
+    The dataset has one entry per frame of every usable clip (so longer clips are drawn more
+    often); each entry draws a random window of its clip. ``dataset_enlarge_ratio`` is applied
+    by BasicSR's sampler.
+
+    Args:
+        opt (dict): Config for the dataset. It contains:
+            dataroot_gt (str): GT root: folder of clip folders, or an lmdb (``*.lmdb``).
+            dataroot_lq (str): LR root, same layout as ``dataroot_gt``.
+            meta_info_file (str, optional): BasicSR meta_info file (``<clip> <num_frames> (h,w,c)``
+                per line) that lists the clips to use. Default: every clip found.
+            io_backend (dict): ``{'type': 'disk'}`` or ``{'type': 'lmdb'}``. Default: disk.
+            num_frame (int): Frames per window.
+            gt_size (int): Size of the square GT crop; a multiple of ``scale``.
+            scale (int): LR-to-GT scale. Default: 4.
+            interval_list (list[int]): Temporal strides to draw from. Default: [1].
+            random_reverse (bool): Reverse the window with probability 0.5. Default: False.
+            use_hflip (bool): Random horizontal flip. Default: False.
+            use_rot (bool): Random vertical flip and transpose. Default: False.
+            semantics_root (str, optional): Folder of precomputed instance-id masks, one per LR
+                frame: ``<semantics_root>/<clip>/<frame stem>.npy`` (h, w) or a single-channel
+                PNG, at LR size.
+
+    Items:
+        lq (Tensor): (t, 3, gt_size / scale, gt_size / scale) RGB in [0, 1].
+        gt (Tensor): (t, 3, gt_size, gt_size) RGB in [0, 1].
+        masks (Tensor): (t, gt_size / scale, gt_size / scale) int64 instance ids, only with
+            ``semantics_root``.
+        key (str): ``<clip>/<first frame name without extension>``.
+    """
+
+    def __init__(self, opt):
+        super().__init__()
+        self.opt = opt
+        self.scale = opt.get('scale', 4)
+        self.num_frame = opt['num_frame']
+        self.gt_size = opt['gt_size']
+        self.interval_list = sorted(opt.get('interval_list') or [1])
+        self.random_reverse = opt.get('random_reverse', False)
+        self.use_hflip = opt.get('use_hflip', False)
+        self.use_rot = opt.get('use_rot', False)
+        self.semantics_root = opt.get('semantics_root')
+        if self.gt_size % self.scale:
+            raise SLError(f'gt_size {self.gt_size} is not a multiple of scale {self.scale}; change gt_size.')
+
+        backend = (opt.get('io_backend') or {}).get('type', 'disk')
+        self.lq_source, self.gt_source, clips = build_clip_index(opt['dataroot_lq'], opt['dataroot_gt'], backend,
+                                                                 opt.get('meta_info_file'))
+        self.clips = self._usable_clips(clips)
+        self.keys = [(clip_idx, frame_idx) for clip_idx, clip in enumerate(self.clips)
+                     for frame_idx in range(len(clip.lq_frames))]
+        self._check_sizes()
+
+    def _span(self, interval):
+        return (self.num_frame - 1) * interval + 1
+
+    def _usable_clips(self, clips):
+        logger = get_root_logger()
+        min_span = self._span(self.interval_list[0])
+        usable = []
+        for clip in clips:
+            if len(clip.lq_frames) < min_span:
+                logger.warning(f'Skipping clip {clip.name!r} of {self.gt_source.location(clip.name, "")}: '
+                               f'{len(clip.lq_frames)} frames, shorter than num_frame={self.num_frame} at '
+                               f'interval {self.interval_list[0]} ({min_span} frames). Lower num_frame or '
+                               'prepare longer clips to use it.')
+            else:
+                usable.append(clip)
+        if not usable:
+            raise SLError(f'no clip of {self.gt_source.root} has the {min_span} frames that num_frame='
+                          f'{self.num_frame} needs; lower num_frame or prepare longer clips.')
+        return usable
+
+    def _check_sizes(self):
+        """Fail at start-up, not at iteration 10,000: check the meta_info shapes and the first frames."""
+        for clip in self.clips:
+            if clip.gt_shape and min(clip.gt_shape[:2]) < self.gt_size:
+                raise SLError(f'clip {clip.name!r} GT is {clip.gt_shape[1]}x{clip.gt_shape[0]}, smaller than '
+                              f'gt_size {self.gt_size}; lower gt_size or remove the clip from meta_info_file.')
+        clip = self.clips[0]
+        gt_img = self.gt_source.read(clip.name, clip.gt_frames[0])
+        lq_img = self.lq_source.read(clip.name, clip.lq_frames[0])
+        check_pair(self.gt_source, self.lq_source, clip.name, clip.gt_frames[0], clip.lq_frames[0], gt_img, lq_img,
+                   self.scale)
+
+    def _window(self, clip):
+        intervals = [interval for interval in self.interval_list if self._span(interval) <= len(clip.lq_frames)]
+        interval = random.choice(intervals)
+        start = random.randint(0, len(clip.lq_frames) - self._span(interval))
+        indices = list(range(start, start + self._span(interval), interval))
+        if self.random_reverse and random.random() < 0.5:
+            indices.reverse()
+        return indices
+
+    def _random_crop(self, clip, gt_imgs, lq_imgs, masks):
+        lq_h, lq_w = lq_imgs[0].shape[:2]
+        lq_size = self.gt_size // self.scale
+        if lq_h < lq_size or lq_w < lq_size:
+            raise SLError(f'clip {clip.name!r} LR frames are {lq_w}x{lq_h}, smaller than the LR crop {lq_size} '
+                          f'(gt_size {self.gt_size} / scale {self.scale}); lower gt_size.')
+        top, left = random.randint(0, lq_h - lq_size), random.randint(0, lq_w - lq_size)
+        lq_imgs = [img[top:top + lq_size, left:left + lq_size] for img in lq_imgs]
+        gt_top, gt_left = top * self.scale, left * self.scale
+        gt_imgs = [img[gt_top:gt_top + self.gt_size, gt_left:gt_left + self.gt_size] for img in gt_imgs]
+        if masks is not None:
+            masks = [mask[top:top + lq_size, left:left + lq_size, None] for mask in masks]
+        return gt_imgs, lq_imgs, masks
+
+    def __getitem__(self, index):
+        clip = self.clips[self.keys[index][0]]
+        indices = self._window(clip)
+        lq_frames = [clip.lq_frames[i] for i in indices]
+        gt_frames = [clip.gt_frames[i] for i in indices]
+        lq_imgs = read_clip_frames(self.lq_source, clip.name, lq_frames)
+        gt_imgs = read_clip_frames(self.gt_source, clip.name, gt_frames)
+        check_pair(self.gt_source, self.lq_source, clip.name, gt_frames[0], lq_frames[0], gt_imgs[0], lq_imgs[0],
+                   self.scale)
+        masks = None
+        if self.semantics_root:
+            masks = list(read_clip_masks(self.semantics_root, clip.name, lq_frames, lq_imgs[0].shape[:2]))
+
+        gt_imgs, lq_imgs, masks = self._random_crop(clip, gt_imgs, lq_imgs, masks)
+        num = len(indices)
+        # one call so that LR, GT and masks get the same flips
+        imgs = augment(lq_imgs + gt_imgs + (masks or []), self.use_hflip, self.use_rot)
+        item = {
+            'lq': frames_to_tensor(imgs[:num]),
+            'gt': frames_to_tensor(imgs[num:2 * num]),
+            'key': f'{clip.name}/{os.path.splitext(lq_frames[0])[0]}',
+        }
+        if masks is not None:
+            item['masks'] = torch.from_numpy(np.stack([mask[..., 0] for mask in imgs[2 * num:]])).long()
+        return item
+
+    def __len__(self):
+        return len(self.keys)

