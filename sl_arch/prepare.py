@@ -62,15 +62,18 @@ class PlannedClip:
     indices: list = field(default_factory=list)
 
 
-def count_video_frames(path):
-    """Number of frames OpenCV decodes from ``path`` (the container's count is unreliable)."""
+def count_video_frames(path, limit=None):
+    """Number of frames OpenCV decodes from ``path``, counting at most ``limit``.
+
+    The container's frame count is unreliable (truncated files), so frames are counted by decoding.
+    """
     capture = cv2.VideoCapture(path)
     try:
         if not capture.isOpened():
             raise SLError(f'cannot open video {path}: OpenCV cannot decode it. Convert it '
                           '(ffmpeg -i INPUT -c:v libx264 OUTPUT.mp4) or extract its frames into a folder.')
         count = 0
-        while capture.grab():
+        while (limit is None or count < limit) and capture.grab():
             count += 1
     finally:
         capture.release()
@@ -80,11 +83,12 @@ def count_video_frames(path):
     return count
 
 
-def find_sources(paths):
+def find_sources(paths, limit=None):
     """Expand the command-line inputs into :class:`Source` objects with unique names.
 
     A video file is one source; a folder of frames is one source; a folder of clip folders and/or
-    video files gives one source per clip folder and per video.
+    video files gives one source per clip folder and per video. Frames of videos are counted up to
+    ``limit`` (the end of the frame range).
     """
     found = []
     for path in paths:
@@ -113,7 +117,7 @@ def find_sources(paths):
         while unique in used:
             unique, number = f'{name}_{number}', number + 1
         used.add(unique)
-        num = len(frames) if frames is not None else count_video_frames(path)
+        num = len(frames) if frames is not None else count_video_frames(path, limit)
         sources.append(Source(unique, path, frames, num))
     return sources
 
@@ -395,6 +399,8 @@ def resolve_options(args):
             raise SLError(f'--{name} must be at least 1.')
     if args.start < 0 or min(args.val_frames, args.val_inputs, args.clip_length, args.val_clip_length) < 0:
         raise SLError('--start, --val-frames, --val-inputs, --clip-length and --val-clip-length must be >= 0.')
+    if args.end is not None and args.end <= args.start:
+        raise SLError(f'--end {args.end} must be greater than --start {args.start}.')
     return args
 
 
@@ -403,7 +409,7 @@ def main(argv=None):
     args = resolve_options(build_parser().parse_args(argv))
     kinds = {'bi': ['BI'], 'bd': ['BD'], 'both': ['BI', 'BD']}[args.degradation]
     resize = parse_resize(args.resize)
-    sources = find_sources(args.inputs)
+    sources = find_sources(args.inputs, args.end)
     clips = plan_clips(sources, args)
     config = {
         'inputs': [os.path.abspath(source.path) for source in sources],

