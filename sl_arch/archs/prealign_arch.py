@@ -92,6 +92,11 @@ class SLFlowWarper(nn.Module):
                                   f'{", ".join(bad[:4])}; use channels=(32, 64, 32, 16), kernel_size=7 for SPyNet weights.')
         self.load_state_dict(remapped)
 
+    @staticmethod
+    def warp(supp, flow):
+        """Warp ``supp`` (n, c, h, w) with ``flow`` (n, 2, h, w) as returned by :meth:`forward`."""
+        return flow_warp(supp, flow.permute(0, 2, 3, 1), padding_mode='border')
+
     def levels_for(self, h, w):
         """Number of pyramid levels used for an (h, w) input."""
         fit = int(math.floor(math.log2(max(min(h, w), 1) / self.min_level_size))) + 1
@@ -125,7 +130,7 @@ class SLFlowWarper(nn.Module):
         for index, (ref_level, supp_level) in enumerate(zip(refs, supps)):
             if index > 0:
                 flow = F.interpolate(flow, scale_factor=2, mode='bilinear', align_corners=True) * 2.0
-            warped = flow_warp(supp_level, flow.permute(0, 2, 3, 1), padding_mode='border')
+            warped = self.warp(supp_level, flow)
             flow = flow + self.basic_module[first + index](torch.cat([ref_level, warped, flow], 1))
         return flow[:, :, :h, :w]
 
@@ -144,15 +149,17 @@ class SLMaskedPreAlign(nn.Module):
         num_feat (int): Feature channels.
         num_heads (int): Attention heads.
         window_size (int): Attention window side; memory is linear in frame area.
+        use_masks (bool): Bias the attention with instance masks. Off, masks passed to
+            ``forward`` are ignored (plain window attention). Default: True.
     """
 
-    def __init__(self, num_feat, num_heads=2, window_size=8):
+    def __init__(self, num_feat, num_heads=2, window_size=8, use_masks=True):
         super().__init__()
         self.window_size = window_size
         self.attention = MultiHeadAttention(num_feat, num_heads)
         self.norm_ref = nn.LayerNorm(num_feat)
         self.norm_supp = nn.LayerNorm(num_feat)
-        self.mask_strength = nn.Parameter(torch.ones(1))
+        self.mask_strength = nn.Parameter(torch.ones(1)) if use_masks else None
 
     def forward(self, ref_feat, supp_feat, ref_masks=None, supp_masks=None):
         """
@@ -174,7 +181,7 @@ class SLMaskedPreAlign(nn.Module):
         bias = padding_bias(h, w, ws, pad_hw, ref_feat.device, ref_feat.dtype)
         if bias is not None:
             bias = bias.repeat(b, 1, 1, 1)
-        if ref_masks is not None:
+        if ref_masks is not None and self.mask_strength is not None:
             ref_m = window_partition(pad_to_multiple(ref_masks, ws)[0], ws)
             supp_m = window_partition(pad_to_multiple(supp_masks, ws)[0], ws)
             affinity = torch.bmm(ref_m, supp_m.transpose(1, 2)).clamp_min(1e-4)

@@ -122,7 +122,7 @@ class SemanticLens(nn.Module):
         self.flow_warper = SLFlowWarper(flow_levels, tuple(flow_channels), flow_kernel_size,
                                         load_path=flow_load_path) if use_flow else None
         directions = ('backward', 'forwards')  # ModuleDict keys; 'forward' is taken by nn.Module
-        self.image = nn.ModuleDict({d: SLMaskedPreAlign(num_feat, num_heads, window_size)
+        self.image = nn.ModuleDict({d: SLMaskedPreAlign(num_feat, num_heads, window_size, use_semantics)
                                     for d in directions}) if use_image else None
         self.space = nn.ModuleDict({d: SLSPACEBlock(num_feat, sem_dim, num_heads, self.use_gps, self.use_isee)
                                     for d in directions}) if (self.use_gps or self.use_isee) else None
@@ -224,7 +224,8 @@ class SemanticLens(nn.Module):
         Args:
             lqs (Tensor): (b, t, c, h, w) LR clip, h and w >= 16 (any values, odd included).
             masks (Tensor | None): precomputed instance ids (b, t, h, w) or soft masks
-                (b, t, n, h, w); they replace the learned masks in IMAGE and ISEE.
+                (b, t, n, h, w); they replace the learned masks in IMAGE and ISEE (with the
+                semantic branch off they are only returned, not used).
             return_masks (bool): Also return the instance masks used.
 
         Returns:

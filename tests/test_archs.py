@@ -1,0 +1,209 @@
+"""Specification of the SemanticLens architecture and its parts (CPU, seconds)."""
+import sys
+from contextlib import nullcontext
+import types
+
+import pytest
+import torch
+
+import sl_arch  # noqa: F401  (registers, installs the torchvision shim)
+from basicsr.archs import build_network
+from basicsr.archs.spynet_arch import SpyNet
+from basicsr.utils.registry import ARCH_REGISTRY
+
+from sl_arch import _compat
+from sl_arch.archs import attention
+from sl_arch.archs.prealign_arch import SLFlowWarper
+from sl_arch.archs.semantic_lens_arch import PRESETS, SemanticLens
+from sl_arch.utils.errors import SLError
+
+# Smaller than the tiny preset so that the whole file runs in seconds.
+MICRO = dict(PRESETS['tiny'], num_feat=16, sem_dim=16, num_instances=4, num_video_instances=4, num_classes=4,
+             window_size=4, flow_channels=[8, 8, 8, 8], num_upsample_feat=8)
+ABLATIONS = ['use_image', 'use_gps', 'use_isee', 'use_flow', 'use_mfsab', 'use_semantics']
+
+
+def build(**overrides):
+    torch.manual_seed(0)
+    return build_network(dict({'type': 'SemanticLens'}, **dict(MICRO, **overrides)))
+
+
+def test_import_registers_our_architectures_under_names_basicsr_does_not_use():
+    ours = ['SemanticLens', 'SLFlowWarper', 'SLSemanticExtractor', 'SLMaskedPreAlign', 'SLSPACEBlock',
+            'SLMultiFrameSelfAttention']
+    for name in ours:
+        assert ARCH_REGISTRY.get(name).__module__.startswith('sl_arch.')
+
+
+def test_compat_shim_is_a_no_op_where_torchvision_still_has_functional_tensor(monkeypatch):
+    original = types.ModuleType(_compat._LEGACY)
+    monkeypatch.setitem(sys.modules, _compat._LEGACY, original)
+    assert _compat.install_torchvision_functional_tensor() is False
+    assert sys.modules[_compat._LEGACY] is original
+    monkeypatch.delitem(sys.modules, _compat._LEGACY)
+    monkeypatch.setattr(_compat.importlib.util, 'find_spec', lambda name: object())
+    assert _compat.install_torchvision_functional_tensor() is False
+    assert _compat._LEGACY not in sys.modules
+
+
+def test_compat_shim_provides_rgb_to_grayscale_where_torchvision_removed_it(monkeypatch):
+    monkeypatch.delitem(sys.modules, _compat._LEGACY, raising=False)
+    monkeypatch.setattr(_compat.importlib.util, 'find_spec', lambda name: None)
+    assert _compat.install_torchvision_functional_tensor() is True
+    from torchvision.transforms.functional import rgb_to_grayscale
+    assert sys.modules[_compat._LEGACY].rgb_to_grayscale is rgb_to_grayscale
+
+
+@pytest.mark.parametrize('frames', [1, 2, 7])
+def test_output_is_scale_times_input_for_odd_sizes_and_any_clip_length(frames):
+    net = build()
+    with torch.no_grad():
+        out = net(torch.rand(1, frames, 3, 37, 53))  # odd sizes on purpose
+    assert out.shape == (1, frames, 3, 148, 212)
+
+
+def test_scale_two_gives_twice_the_input_size():
+    net = build(scale=2)
+    with torch.no_grad():
+        assert net(torch.rand(2, 3, 3, 19, 16)).shape == (2, 3, 3, 38, 32)
+
+
+@pytest.mark.parametrize('disabled', [None] + ABLATIONS)
+def test_every_parameter_gets_a_gradient_from_one_training_step(disabled):
+    net = build(**({disabled: False} if disabled else {}))
+    lqs = torch.rand(2, 3, 3, 20, 24)
+    out = net(lqs)
+    assert out.shape == (2, 3, 3, 80, 96)
+    torch.nn.functional.l1_loss(out, torch.rand_like(out)).backward()
+    without_grad = [name for name, p in net.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert without_grad == []
+
+
+@pytest.mark.parametrize('disabled', ABLATIONS)
+def test_switching_off_a_component_removes_its_parameters(disabled):
+    full = {name for name, _ in build().named_parameters()}
+    ablated = {name for name, _ in build(**{disabled: False}).named_parameters()}
+    assert ablated < full
+
+
+def test_instance_masks_are_a_distribution_over_instances_at_every_pixel():
+    net = build()
+    with torch.no_grad():
+        _, masks = net(torch.rand(1, 4, 3, 23, 31), return_masks=True)
+    assert masks.shape == (1, 4, MICRO['num_video_instances'], 23, 31)
+    assert masks.min() >= 0
+    torch.testing.assert_close(masks.sum(dim=2), torch.ones(1, 4, 23, 31))
+
+
+def test_video_instance_identity_is_shared_by_all_frames():
+    """One token per object for the whole clip: permuting the video queries permutes every frame's
+    masks the same way, and the tokens have no time axis."""
+    net = build().eval()
+    extractor = net.semantic_extractor
+    lqs = torch.rand(1, 5, 3, 24, 24)
+    with torch.no_grad():
+        semantics = extractor(lqs)
+        order = torch.tensor([2, 0, 3, 1])
+        extractor.instance_decoder.video_queries.copy_(extractor.instance_decoder.video_queries[order])
+        permuted = extractor(lqs)
+    assert semantics['video_instance_tokens'].shape == (1, MICRO['num_video_instances'], MICRO['sem_dim'])
+    torch.testing.assert_close(permuted['masks'], semantics['masks'][:, :, order], atol=1e-5, rtol=1e-4)
+
+
+def test_precomputed_instance_ids_replace_the_learned_masks():
+    net = build()
+    ids = torch.zeros(1, 3, 20, 20, dtype=torch.long)
+    ids[..., 10:] = 1
+    with torch.no_grad():
+        _, masks = net(torch.rand(1, 3, 3, 20, 20), masks=ids, return_masks=True)
+    assert torch.equal(masks.argmax(dim=2), ids)
+
+
+def test_same_seed_gives_the_same_output():
+    lqs = torch.rand(1, 3, 3, 20, 20)
+    with torch.no_grad():
+        assert torch.equal(build()(lqs), build()(lqs))
+
+
+def test_no_attention_grows_on_both_sides_with_the_frame(monkeypatch):
+    """Memory linear in frame area: in every attention call one side (window tokens, or semantic
+    tokens) stays the same size when the frame grows."""
+    seen = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def recording(q, k, v, attn_mask=None):
+        seen.append(min(q.shape[-2], k.shape[-2]))
+        return sdpa(q, k, v, attn_mask=attn_mask)
+
+    monkeypatch.setattr(attention.F, 'scaled_dot_product_attention', recording)
+    net = build()
+    bounded_side = {}
+    for size in (16, 48):
+        seen.clear()
+        with torch.no_grad():
+            net(torch.rand(1, 2, 3, size, size))
+        bounded_side[size] = max(seen)
+    assert bounded_side[16] == bounded_side[48] <= 2 * MICRO['window_size']**2
+
+
+def test_flow_warp_with_zero_flow_is_the_identity():
+    frame = torch.rand(1, 3, 17, 23)
+    torch.testing.assert_close(SLFlowWarper.warp(frame, torch.zeros(1, 2, 17, 23)), frame)
+
+
+def test_frame_shifted_by_integer_offset_is_warped_back_exactly_in_the_interior():
+    frame = torch.rand(1, 3, 32, 40)
+    dx, dy = 3, -2
+    shifted = torch.roll(frame, shifts=(dy, dx), dims=(2, 3))  # shifted[y, x] = frame[y - dy, x - dx]
+    flow = torch.zeros(1, 2, 32, 40)
+    flow[:, 0], flow[:, 1] = dx, dy  # the frame pixel (y, x) sits at (y + dy, x + dx) in shifted
+    warped = SLFlowWarper.warp(shifted, flow)
+    torch.testing.assert_close(warped[..., 4:-4, 4:-4], frame[..., 4:-4, 4:-4])
+
+
+@pytest.mark.parametrize('size', [(16, 16), (17, 23), (64, 90)])
+def test_flow_warper_works_from_16_px_up(size):
+    warper = SLFlowWarper(num_levels=6, channels=(8, 8, 8, 8), kernel_size=3)
+    with torch.no_grad(), pytest.warns(UserWarning) if min(size) < 128 else nullcontext():
+        flow = warper(torch.rand(2, 3, *size), torch.rand(2, 3, *size))
+    assert flow.shape == (2, 2, *size)
+
+
+def test_flow_warper_loads_spynet_weights_and_reproduces_spynet_flow(tmp_path):
+    torch.manual_seed(0)
+    spynet = SpyNet()
+    path = tmp_path / 'spynet.pth'
+    torch.save({'params': spynet.state_dict()}, path)
+    warper = SLFlowWarper(min_level_size=2, load_path=str(path))
+    ref, supp = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(warper(ref, supp), spynet.process(ref, supp), atol=1e-4, rtol=1e-4)
+
+
+def test_flow_warper_refuses_spynet_weights_of_another_size_with_a_clear_error(tmp_path):
+    path = tmp_path / 'spynet.pth'
+    torch.save({'params': SpyNet().state_dict()}, path)
+    with pytest.raises(SLError, match='channels=\\(32, 64, 32, 16\\)'):
+        SLFlowWarper(num_levels=3, channels=(8, 8, 8, 8), load_path=str(path))
+
+
+def test_four_dimensional_input_gets_a_clear_error():
+    with pytest.raises(SLError, match=r'\(b, t, c, h, w\)'):
+        build()(torch.rand(1, 3, 32, 32))
+
+
+def test_wrong_number_of_input_channels_gets_a_clear_error():
+    with pytest.raises(SLError, match='num_in_ch=3'):
+        build()(torch.rand(1, 2, 4, 32, 32))
+
+
+def test_unknown_option_key_gets_a_clear_error_with_the_nearest_valid_key():
+    with pytest.raises(SLError, match="'num_feats' \\(did you mean 'num_feat'\\?\\)"):
+        build_network({'type': 'SemanticLens', 'num_feats': 32})
+
+
+def test_presets_build_and_the_paper_size_is_larger_than_tiny():
+    tiny = SemanticLens(**PRESETS['tiny'])
+    paper = SemanticLens(**PRESETS['paper'])
+    count = lambda net: sum(p.numel() for p in net.parameters())  # noqa: E731
+    assert count(paper) > 5 * count(tiny)
