@@ -1,0 +1,385 @@
+"""``sl-infer``: upscale a user's video (file or frame folder) with a trained checkpoint.
+
+Memory stays bounded for any length: frames are decoded as a stream, the network runs on
+overlapping temporal windows (``--chunk``, ``--overlap``) and overlapping spatial tiles (``--tile``,
+``--tile-overlap``), blended once (:mod:`sl_arch.utils.tiling`), and each output frame is written as
+soon as no later window can change it. A frame-folder output resumes after an interruption.
+
+Example::
+
+    sl-infer -i clip.mp4 -o clip_x4.mp4 --weights experiments/run/models/net_g_latest.pth
+"""
+import argparse
+import inspect
+import json
+import os
+import resource
+import sys
+import time
+
+import numpy as np
+import torch
+import yaml
+from tqdm import tqdm
+
+from sl_arch.utils.checkpoint import NETWORK_OPT_KEY, load_state_strict, network_state_dict, read_checkpoint
+from sl_arch.utils.errors import CheckpointError, SLError, cli_entry
+from sl_arch.utils.tiling import (PADDINGS, TemporalBlender, first_window_for, forward_window, plan_windows,
+                                  sliding_frame_indices)
+from sl_arch.utils.video_stream import (FRAME_NAME, FrameFolderWriter, FrameSource, VideoFileWriter, finished_frames,
+                                        is_video_path)
+
+MANIFEST = '.sl-infer.json'
+
+# Centre-frame (sliding-window) architectures: type -> default number of input frames.
+SLIDING_WINDOW_ARCHS = {'EDVR': 5, 'DUF': 7}
+# Architectures whose feature pyramid needs the input size to be a multiple of this.
+SIZE_MULTIPLE = {'EDVR': 4}
+# Smallest input side (SPyNet's pyramid in BasicVSR/IconVSR, the attention windows of SemanticLens).
+MIN_SIZE = {'BasicVSR': 64, 'IconVSR': 64, 'SemanticLens': 16}
+# Smallest clip (IconVSR reflects 2 * temporal_padding frames at both ends).
+MIN_FRAMES = {'IconVSR': lambda opt: 2 * opt.get('temporal_padding', 2) + 1}
+
+# Fixed palette for instance ids (id 0, 1, ... -> colour), RGB.
+MASK_PALETTE = np.array([
+    [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48], [145, 30, 180],
+    [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212], [0, 128, 128], [220, 190, 255],
+    [170, 110, 40], [255, 250, 200], [128, 0, 0], [170, 255, 195], [128, 128, 0], [255, 215, 180],
+    [0, 0, 128], [128, 128, 128]], dtype=np.uint8)
+
+
+def parse_args(argv=None):
+    """Command-line options of ``sl-infer``."""
+    parser = argparse.ArgumentParser(
+        prog='sl-infer', description='Upscale a video file or a folder of frames with a trained checkpoint.')
+    parser.add_argument('-i', '--input', required=True, help='video file OpenCV decodes, or a folder of frames')
+    parser.add_argument('-o', '--output', required=True,
+                        help='output video (.mp4/.avi/.mkv/.mov/.m4v) or a folder for PNG frames (resumable)')
+    parser.add_argument('--weights', required=True, help='checkpoint (.pth) from sl-train or BasicSR')
+    parser.add_argument('--opt', help='option file (.yml) with a network_g section; needed only when the '
+                        'checkpoint does not carry network_g metadata (e.g. BasicSR checkpoints)')
+    parser.add_argument('--param-key', default=None,
+                        help='weights inside the checkpoint: params_ema (default when present) or params')
+    parser.add_argument('--chunk', type=int, default=32, help='frames per temporal window (0: whole clip)')
+    parser.add_argument('--overlap', type=int, default=None,
+                        help='frames shared by consecutive windows, blended (recurrent networks; '
+                        'default min(4, chunk // 2))')
+    parser.add_argument('--tile', type=int, default=0, help='spatial tile size in input pixels (0: no tiling)')
+    parser.add_argument('--tile-overlap', type=int, default=16, help='input pixels shared by neighbouring tiles')
+    parser.add_argument('--padding', default='reflection', choices=PADDINGS,
+                        help='clip-border padding for sliding-window networks (EDVR)')
+    parser.add_argument('--fps', type=float, default=None, help='frame rate of a frame-folder input (default 25)')
+    parser.add_argument('--save-masks', metavar='DIR', help='write the video instance masks as coloured PNGs here')
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing output')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu',
+                        help='torch device (default: cuda when available)')
+    args = parser.parse_args(argv)
+    if args.overlap is None:
+        args.overlap = min(4, args.chunk // 2)
+    for name in ('chunk', 'overlap', 'tile', 'tile_overlap'):
+        if getattr(args, name) < 0:
+            parser.error(f'--{name.replace("_", "-")} must be >= 0')
+    if args.chunk and args.overlap >= args.chunk:
+        parser.error(f'--overlap ({args.overlap}) must be smaller than --chunk ({args.chunk})')
+    if args.tile and args.tile_overlap >= args.tile:
+        parser.error(f'--tile-overlap ({args.tile_overlap}) must be smaller than --tile ({args.tile})')
+    return args
+
+
+def network_options(weights, opt_path, checkpoint):
+    """The ``network_g`` option dict (``type`` + kwargs): from ``--opt``, else from the checkpoint.
+
+    Raises:
+        SLError: no option file and no metadata, or an option file without ``network_g``.
+    """
+    if opt_path:
+        if not os.path.isfile(opt_path):
+            raise SLError(f'option file {opt_path} does not exist; check --opt.')
+        try:
+            with open(opt_path, encoding='utf-8') as handle:
+                opt = yaml.safe_load(handle)
+        except yaml.YAMLError as error:
+            raise SLError(f'option file {opt_path} is not valid YAML ({error}); fix it.') from None
+        net_opt = opt.get(NETWORK_OPT_KEY, opt) if isinstance(opt, dict) else None
+        if not isinstance(net_opt, dict) or 'type' not in net_opt:
+            raise SLError(f'option file {opt_path} has no network_g section with a type; '
+                          'give the option file the checkpoint was trained with.')
+        return dict(net_opt)
+    net_opt = checkpoint.get(NETWORK_OPT_KEY) if isinstance(checkpoint, dict) else None
+    if not isinstance(net_opt, dict) or 'type' not in net_opt:
+        raise CheckpointError(f'checkpoint {weights} carries no network_g metadata (it was not saved by sl-train); '
+                              'pass the option file it was trained with: --opt FILE.yml.')
+    return dict(net_opt)
+
+
+def build_network(net_opt, weights, checkpoint, param_key, source):
+    """Build the network described by ``net_opt`` and load the checkpoint weights strictly.
+
+    ``*_path`` options (pretrained SPyNet/EDVR sub-networks) are dropped: the checkpoint holds
+    every weight, so the files they point to are not needed for inference.
+    """
+    import sl_arch  # noqa: F401  (registers SemanticLens before basicsr builds it)
+    from basicsr.archs import build_network as basicsr_build_network
+    kwargs = {key: value for key, value in net_opt.items() if not key.endswith('_path')}
+    try:
+        net = basicsr_build_network(kwargs)
+    except KeyError as error:
+        raise SLError(f'architecture {net_opt["type"]!r} from {source} is not registered ({error}); '
+                      'check network_g.type (e.g. SemanticLens, BasicVSR, IconVSR, EDVR).') from None
+    except TypeError as error:
+        raise SLError(f'network_g from {source} does not fit {net_opt["type"]}: {error}; fix the option file.') from None
+    load_state_strict(net, network_state_dict(checkpoint, param_key, weights), weights)
+    return net.eval()
+
+
+def _fingerprint(path):
+    stat = os.stat(path)
+    return {'path': os.path.abspath(path), 'size': stat.st_size, 'mtime': int(stat.st_mtime)}
+
+
+def run_manifest(args, source, net_opt, overlap):
+    """Everything that determines the output frames; a resumed run must match it exactly."""
+    return {
+        'input': _fingerprint(args.input) if source.is_video else os.path.abspath(args.input),
+        'frames': source.num_frames,
+        'size': [source.height, source.width],
+        'weights': _fingerprint(args.weights),
+        'param_key': args.param_key,
+        'network_g': net_opt,
+        'chunk': args.chunk,
+        'overlap': overlap,
+        'tile': args.tile,
+        'tile_overlap': args.tile_overlap,
+        'padding': args.padding,
+        'save_masks': os.path.abspath(args.save_masks) if args.save_masks else None,
+    }
+
+
+def _owned_files(folder):
+    """Files a previous sl-infer run wrote into ``folder`` (frames, temporaries, manifest)."""
+    return [name for name in os.listdir(folder)
+            if FRAME_NAME.match(name) or name == MANIFEST or (name.startswith('.') and name.endswith('.tmp.png'))]
+
+
+def _clear_folder(folder):
+    for name in _owned_files(folder):
+        os.remove(os.path.join(folder, name))
+    leftovers = os.listdir(folder)
+    if leftovers:
+        raise SLError(f'output folder {folder} holds other files ({", ".join(sorted(leftovers)[:3])}); '
+                      'choose an empty or new folder.')
+
+
+def prepare_outputs(args, manifest):
+    """Check the output paths; return the frames already finished by an identical earlier run.
+
+    Raises:
+        SLError: the output exists (and is not an identical unfinished run) without ``--overwrite``.
+    """
+    folders = [] if is_video_path(args.output) else [args.output]
+    if args.save_masks:
+        folders.append(args.save_masks)
+    if is_video_path(args.output):
+        if os.path.isdir(args.output):
+            raise SLError(f'output {args.output} is a folder; give a video file name or another path.')
+        if os.path.exists(args.output) and not args.overwrite:
+            raise SLError(f'output {args.output} already exists; pass --overwrite to replace it or choose another name.')
+    for folder in folders:
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise SLError(f'output {folder} is a file, not a folder; remove it or choose another path.')
+    manifest_path = os.path.join(args.output, MANIFEST)
+    if is_video_path(args.output) or args.overwrite or not os.path.isfile(manifest_path):
+        for folder in folders:
+            if not os.path.isdir(folder) or not os.listdir(folder):
+                continue
+            if not args.overwrite:
+                raise SLError(f'output {folder} already exists and is not empty; pass --overwrite to replace it '
+                              'or choose another folder.')
+            _clear_folder(folder)
+        return set()
+    with open(manifest_path, encoding='utf-8') as handle:
+        previous = json.load(handle)
+    if previous != manifest:
+        changed = sorted(key for key in manifest if previous.get(key) != manifest[key])
+        raise SLError(f'output {args.output} holds frames of another sl-infer run (different {", ".join(changed)}); '
+                      'rerun with the same arguments to resume, or pass --overwrite to start again.')
+    done = finished_frames(args.output)
+    if args.save_masks:
+        done &= finished_frames(args.save_masks)
+    return done
+
+
+def _write_manifest(folder, manifest):
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, MANIFEST)
+    tmp_path = path + '.tmp'
+    with open(tmp_path, 'w', encoding='utf-8') as handle:
+        json.dump(manifest, handle, indent=1, sort_keys=True)
+    os.replace(tmp_path, path)
+
+
+def colour_masks(masks):
+    """Colour instance masks by their most likely instance.
+
+    Args:
+        masks (Tensor): ``(n, h, w)`` distribution over ``n`` instances per pixel.
+
+    Returns:
+        ndarray: ``(h, w, 3)`` uint8 RGB, instance ``i`` in ``MASK_PALETTE[i % len(MASK_PALETTE)]``.
+    """
+    ids = masks.argmax(0).numpy()
+    return MASK_PALETTE[ids % len(MASK_PALETTE)]
+
+
+def to_uint8(frame):
+    """``(c, h, w)`` float in [0, 1] -> ``(h, w, c)`` uint8 (BasicSR's rounding)."""
+    return (frame.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+
+
+def network_function(net, net_type, save_masks):
+    """Wrap ``net`` as the ``net_fn`` of :func:`sl_arch.utils.tiling.forward_window`."""
+    if not save_masks:
+        return net
+    if 'return_masks' not in inspect.signature(net.forward).parameters:
+        raise SLError(f'--save-masks needs an architecture with instance masks (SemanticLens); '
+                      f'{net_type} has none: drop --save-masks.')
+
+    def with_masks(lqs):
+        output, masks = net(lqs, return_masks=True)
+        if masks is None:
+            raise SLError('--save-masks: this SemanticLens has its semantic branch off, so it makes no masks; '
+                          'drop --save-masks.')
+        return output, masks
+
+    return with_masks
+
+
+def check_input_fits(net_opt, source, windows, tile):
+    """Refuse frames, tiles or windows smaller than the architecture can process.
+
+    Raises:
+        SLError: naming the input, the limit and the fix.
+    """
+    net_type = net_opt['type']
+    min_size = MIN_SIZE.get(net_type, 1)
+    side = min(source.height, source.width, tile or max(source.height, source.width))
+    if side < min_size:
+        raise SLError(f'{net_type} needs frames and tiles of at least {min_size}x{min_size} input pixels; '
+                      f'{source.path} is {source.width}x{source.height}' + (f' with --tile {tile}' if tile else '')
+                      + ': use larger frames' + (' or a larger --tile.' if tile else '.'))
+    min_frames = MIN_FRAMES[net_type](net_opt) if net_type in MIN_FRAMES else 1
+    shortest = min(window.in_stop - window.in_start for window in windows)
+    if shortest < min_frames:
+        raise SLError(f'{net_type} needs at least {min_frames} frames per window; {source.path} gives {shortest}'
+                      f' ({source.num_frames} frames): raise --chunk to {min_frames} or more, or use a longer clip.')
+
+
+def _peak_memory_mib(device):
+    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    text = f'peak RSS {rss_kib / 1024:.0f} MiB'
+    if device.type == 'cuda':
+        text += f', peak GPU {torch.cuda.max_memory_allocated(device) / 2**20:.0f} MiB'
+    return text
+
+
+def upscale(args):
+    """Run the inference described by parsed ``args``; returns a summary dict."""
+    started = time.time()
+    source = FrameSource(args.input, args.fps)
+    checkpoint = read_checkpoint(args.weights)
+    net_opt = network_options(args.weights, args.opt, checkpoint)
+    net_type = net_opt['type']
+    device = torch.device(args.device)
+    net = build_network(net_opt, args.weights, checkpoint, args.param_key, args.opt or args.weights).to(device)
+    del checkpoint
+    net_fn = network_function(net, net_type, args.save_masks)
+
+    num_neighbours = net_opt.get('num_frame', SLIDING_WINDOW_ARCHS.get(net_type, 0)) if net_type in SLIDING_WINDOW_ARCHS else 0
+    frame_inputs = sliding_frame_indices(source.num_frames, num_neighbours, args.padding) if num_neighbours else None
+    overlap = 0 if frame_inputs else args.overlap  # a sliding window is exact: nothing to blend
+    windows = plan_windows(source.num_frames, args.chunk, overlap, frame_inputs)
+    multiple = SIZE_MULTIPLE.get(net_type, 1)
+
+    check_input_fits(net_opt, source, windows, args.tile)
+
+    manifest = run_manifest(args, source, net_opt, overlap)
+    done = prepare_outputs(args, manifest)
+    video_out = is_video_path(args.output)
+    if not video_out:
+        _write_manifest(args.output, manifest)
+    missing = [frame for frame in range(source.num_frames) if frame not in done]
+    summary = {'frames': source.num_frames, 'resumed': len(done), 'written': 0, 'windows': 0,
+               'input_size': (source.width, source.height), 'output_size': None}
+    if not missing:
+        print(f'{args.output}: all {source.num_frames} frames already done; nothing to compute.')
+        return summary
+
+    first = first_window_for(windows, missing[0])
+    # in_start is not monotonic at the clip end for reflected sliding windows: keep what any later window reads
+    keep_from = [min(window.in_start for window in windows[index:]) for index in range(len(windows))]
+    writer = VideoFileWriter(args.output, source.fps) if video_out else FrameFolderWriter(args.output)
+    mask_writer = FrameFolderWriter(args.save_masks) if args.save_masks else None
+    blender = TemporalBlender(windows, overlap, source.num_frames)
+    frames = source.frames(start=keep_from[first])
+    buffer, next_frame = {}, keep_from[first]
+    progress = tqdm(total=source.num_frames, initial=len(done), unit='frame', desc='sl-infer', dynamic_ncols=True)
+    try:
+        for index in range(first, len(windows)):
+            window = windows[index]
+            while next_frame < window.in_stop:
+                frame_index, rgb = next(frames)
+                buffer[frame_index] = torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255)
+                next_frame = frame_index + 1
+            for old in [frame for frame in buffer if frame < keep_from[index]]:
+                del buffer[old]
+            clip = torch.stack([buffer[frame] for frame in range(window.in_start, window.in_stop)]).unsqueeze(0)
+            with torch.no_grad():
+                try:
+                    outputs = forward_window(net_fn, clip.to(device), window, frame_inputs, args.tile,
+                                             args.tile_overlap, multiple)
+                except torch.OutOfMemoryError:
+                    raise SLError(f'out of memory on {args.device} for a {window.stop - window.start}-frame window of '
+                                  f'{source.width}x{source.height}; lower --chunk or set --tile (e.g. 128).') from None
+            outputs = tuple(output.cpu() for output in outputs) if isinstance(outputs, tuple) else outputs.cpu()
+            frames_out = outputs[0] if isinstance(outputs, tuple) else outputs
+            if frames_out.dim() != 5 or frames_out.shape[1] != window.stop - window.start:
+                raise SLError(f'{net_type} returned shape {tuple(frames_out.shape)} for {window.stop - window.start} '
+                              'frames, not (1, t, c, h, w); sl-infer runs recurrent (BasicVSR, SemanticLens) and '
+                              f'sliding-window ({", ".join(SLIDING_WINDOW_ARCHS)}) video networks.')
+            summary['windows'] += 1
+            for frame, blended in blender.add(index, outputs):
+                if frame in done:
+                    continue
+                image = to_uint8(blended[0][0] if isinstance(blended, tuple) else blended[0])
+                writer.write(frame, image)
+                if mask_writer is not None:
+                    mask_writer.write(frame, colour_masks(blended[1][0]))
+                summary['written'] += 1
+                summary['output_size'] = (image.shape[1], image.shape[0])
+                progress.update(1)
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        progress.close()
+    elapsed = time.time() - started
+    summary['seconds'] = elapsed
+    out_w, out_h = summary['output_size']
+    print(f'sl-infer: {summary["written"]} frames written to {args.output}'
+          + (f' ({summary["resumed"]} already done, resumed)' if summary['resumed'] else '')
+          + f'; {source.width}x{source.height} -> {out_w}x{out_h} ({net_type}), {summary["windows"]} windows'
+          + (f', tiles {args.tile}px' if args.tile else '')
+          + f'; {elapsed:.1f} s, {summary["written"] / elapsed:.2f} frames/s; {_peak_memory_mib(device)}'
+          + (f'; masks in {args.save_masks}' if args.save_masks else ''))
+    return summary
+
+
+@cli_entry
+def main(argv=None):
+    """Console entry point ``sl-infer``."""
+    upscale(parse_args(argv))
+
+
+if __name__ == '__main__':
+    main(sys.argv[1:])
