@@ -28,6 +28,8 @@ from basicsr.utils.dist_util import get_dist_info, master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 from sl_arch.utils.checkpoint import (NETWORK_OPT_KEY, atomic_torch_save, load_state_strict, network_state_dict,
                                       read_checkpoint)
+from sl_arch.utils.errors import SLError
+from sl_arch.utils.tiling import forward_video
 
 #: Parameter-name fragments of pre-alignment modules: SemanticLens' ``flow_warper``, the SPyNet of
 #: BasicSR's BasicVSR/IconVSR/BasicVSR++, and IconVSR's EDVR feature extractor.
@@ -57,8 +59,9 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
     * ``train.fix_flow`` (int): parameters whose names contain one of :data:`FLOW_MODULE_KEYS`
       are frozen for iterations ``1 .. fix_flow - 1``.
     * ``train.flow_lr_mul`` (float): learning-rate multiplier of those parameters.
-    * ``val.tile`` (dict, optional): keyword arguments of
-      :func:`sl_arch.utils.tiling.tiled_forward` (temporal window, spatial tile and overlaps).
+    * ``val.tile`` (dict, optional): keyword arguments of :func:`sl_arch.utils.tiling.forward_video`
+      (``chunk``/``overlap`` frames, ``tile``/``tile_overlap`` pixels, ``num_neighbours`` for a
+      centre-frame network such as EDVR).
     * ``find_unused_parameters`` (bool): for DDP; defaults to True when ``fix_flow`` is set.
 
     Args:
@@ -211,14 +214,16 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
         self.optimizer_g.zero_grad()
         self.output = self._forward(self.net_g, self.lq, self.masks)
 
+        # a centre-frame network (EDVR) is trained on the centre frame of the clip's GT
+        gt = self.gt[:, self.gt.size(1) // 2] if self.output.dim() == 4 and self.gt.dim() == 5 else self.gt
         l_total = 0
         loss_dict = OrderedDict()
         if self.cri_pix:
-            l_pix = self.cri_pix(self.output, self.gt)
+            l_pix = self.cri_pix(self.output, gt)
             l_total += l_pix
             loss_dict['l_pix'] = l_pix
         if self.cri_perceptual:
-            l_percep, l_style = self.cri_perceptual(self.output.flatten(0, 1), self.gt.flatten(0, 1))
+            l_percep, l_style = self.cri_perceptual(self.output.reshape(-1, *gt.shape[-3:]), gt.reshape(-1, *gt.shape[-3:]))
             for name, loss in (('l_percep', l_percep), ('l_style', l_style)):
                 if loss is not None:
                     l_total += loss
@@ -249,15 +254,27 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
         net.eval()
         with torch.no_grad():
             if val_opt.get('tile'):
-                from sl_arch.utils.tiling import tiled_forward
-                output = tiled_forward(lambda clip, clip_masks: self._forward(net, clip, clip_masks), lq,
-                                       masks=masks, **val_opt['tile'])
+                output = self._forward_tiled(net, lq, masks, val_opt['tile'])
             else:
                 output = self._forward(net, lq, masks)
         net.train(was_training)
         if flip_seq:
             output = 0.5 * (output[:, :num_frames] + output[:, num_frames:].flip(1))
         self.output = output[:, num_frames // 2] if self.center_frame_only else output
+
+    def _forward_tiled(self, net, lq, masks, tile_opt):
+        """Bounded-memory forward with :func:`sl_arch.utils.tiling.forward_video`.
+
+        Instance-id masks travel as an extra input channel so that every window and tile gets
+        the matching crop of them.
+        """
+        if masks is None:
+            return forward_video(net, lq, **tile_opt)
+        if masks.dim() != 4:
+            raise SLError('val.tile supports instance-id masks (b, t, h, w) only; drop val.tile for soft masks.')
+        packed = torch.cat([lq, masks.unsqueeze(2).to(lq.dtype)], dim=2)
+        return forward_video(lambda clip: self._forward(net, clip[:, :, :-1], clip[:, :, -1].round().long()), packed,
+                             **tile_opt)
 
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
         """Validation in a single process (same code path as :meth:`dist_validation`)."""
