@@ -303,3 +303,8 @@ def test_test_dataset_without_gt_serves_lr_only_folders(real_root):
     del opt['dataroot_gt']
     item = build_dataset(opt)[0]
     assert 'gt' not in item and item['lq'].shape == (4, 3, 18, 32)
+
+
+def test_missing_required_options_are_named_in_one_error(tmp_path):
+    with pytest.raises(SLError, match='needs the option\\(s\\) dataroot_gt, gt_size'):
+        build_dataset(dict(name='t', type='SLVideoRecurrentDataset', dataroot_lq=str(tmp_path), num_frame=3))

@@ -94,6 +94,14 @@ class FrameSource:
         return state
 
 
+def require_options(opt, keys, dataset_type):
+    """Raise one error naming every required option key that ``opt`` lacks."""
+    missing = [key for key in keys if opt.get(key) is None]
+    if missing:
+        raise SLError(f'{dataset_type} needs the option(s) {", ".join(missing)}; add them to the dataset '
+                      'section of the option file (see datasets/README.md).')
+
+
 def build_clip_index(dataroot_lq, dataroot_gt=None, backend='disk', meta_info_file=None):
     """Pair LR and GT clips and check that they match.
 

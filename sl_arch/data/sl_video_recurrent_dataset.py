@@ -8,7 +8,8 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data as data
 
-from sl_arch.data.clips import build_clip_index, check_pair, frames_to_tensor, read_clip_frames, read_clip_masks
+from sl_arch.data.clips import (build_clip_index, check_pair, frames_to_tensor, read_clip_frames, read_clip_masks,
+                                require_options)
 from sl_arch.utils.errors import SLError
 
 
@@ -54,6 +55,7 @@ class SLVideoRecurrentDataset(data.Dataset):
     def __init__(self, opt):
         super().__init__()
         self.opt = opt
+        require_options(opt, ['dataroot_gt', 'dataroot_lq', 'num_frame', 'gt_size'], type(self).__name__)
         self.scale = opt.get('scale', 4)
         self.num_frame = opt['num_frame']
         self.gt_size = opt['gt_size']

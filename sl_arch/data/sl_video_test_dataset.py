@@ -2,7 +2,8 @@ import torch
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data as data
 
-from sl_arch.data.clips import build_clip_index, check_pair, frames_to_tensor, read_clip_frames, read_clip_masks
+from sl_arch.data.clips import (build_clip_index, check_pair, frames_to_tensor, read_clip_frames, read_clip_masks,
+                                require_options)
 from sl_arch.utils.errors import SLError
 
 
@@ -43,6 +44,7 @@ class SLVideoTestDataset(data.Dataset):
     def __init__(self, opt):
         super().__init__()
         self.opt = opt
+        require_options(opt, ['dataroot_lq'], type(self).__name__)
         self.scale = opt.get('scale', 4)
         self.chunk_size = opt.get('chunk_size', 0) or 0
         self.semantics_root = opt.get('semantics_root')
