@@ -1,5 +1,6 @@
 """User-facing errors: one clear line that names the file and the fix, no deep traceback."""
 import functools
+import re
 import sys
 
 
@@ -25,7 +26,10 @@ def cli_entry(main):
         except SLError as error:
             if os.environ.get('SL_DEBUG'):
                 raise
-            print(f'error: {error}', file=sys.stderr)
+            message = str(error).strip()
+            if message.startswith('Caught '):  # re-raised by PyTorch from a DataLoader worker
+                message = re.sub(r'^[\w.]*Error: ', '', message.splitlines()[-1])
+            print(f'error: {message}', file=sys.stderr)
             sys.exit(2)
 
     return wrapper
