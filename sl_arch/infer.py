@@ -274,7 +274,7 @@ def check_input_fits(net_opt, source, windows, tile):
                       f' ({source.num_frames} frames): raise --chunk to {min_frames} or more, or use a longer clip.')
 
 
-def _peak_memory_mib(device):
+def _peak_memory(device):
     rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     text = f'peak RSS {rss_kib / 1024:.0f} MiB'
     if device.type == 'cuda':
@@ -370,7 +370,7 @@ def upscale(args):
           + (f' ({summary["resumed"]} already done, resumed)' if summary['resumed'] else '')
           + f'; {source.width}x{source.height} -> {out_w}x{out_h} ({net_type}), {summary["windows"]} windows'
           + (f', tiles {args.tile}px' if args.tile else '')
-          + f'; {elapsed:.1f} s, {summary["written"] / elapsed:.2f} frames/s; {_peak_memory_mib(device)}'
+          + f'; {elapsed:.1f} s, {summary["written"] / elapsed:.2f} frames/s; {_peak_memory(device)}'
           + (f'; masks in {args.save_masks}' if args.save_masks else ''))
     return summary
 
