@@ -155,19 +155,20 @@ def run_manifest(args, source, net_opt, overlap):
     }
 
 
-def _owned_files(folder):
-    """Files a previous sl-infer run wrote into ``folder`` (frames, temporaries, manifest)."""
-    return [name for name in os.listdir(folder)
-            if FRAME_NAME.match(name) or name == MANIFEST or (name.startswith('.') and name.endswith('.tmp.png'))]
+def _is_owned(name):
+    """True for files a previous sl-infer run writes into a frame folder (frames, temporaries, manifest)."""
+    return bool(FRAME_NAME.match(name)) or name.startswith(MANIFEST) or (name.startswith('.') and name.endswith('.tmp.png'))
 
 
 def _clear_folder(folder):
-    for name in _owned_files(folder):
-        os.remove(os.path.join(folder, name))
-    leftovers = os.listdir(folder)
-    if leftovers:
-        raise SLError(f'output folder {folder} holds other files ({", ".join(sorted(leftovers)[:3])}); '
+    """Remove a previous run's files; refuse (removing nothing) when the folder holds anything else."""
+    names = os.listdir(folder)
+    foreign = sorted(name for name in names if not _is_owned(name))
+    if foreign:
+        raise SLError(f'output folder {folder} holds files sl-infer did not write ({", ".join(foreign[:3])}); '
                       'choose an empty or new folder.')
+    for name in names:
+        os.remove(os.path.join(folder, name))
 
 
 def prepare_outputs(args, manifest):
@@ -294,7 +295,7 @@ def upscale(args):
     del checkpoint
     net_fn = network_function(net, net_type, args.save_masks)
 
-    num_neighbours = net_opt.get('num_frame', SLIDING_WINDOW_ARCHS.get(net_type, 0)) if net_type in SLIDING_WINDOW_ARCHS else 0
+    num_neighbours = net_opt.get('num_frame', SLIDING_WINDOW_ARCHS[net_type]) if net_type in SLIDING_WINDOW_ARCHS else 0
     frame_inputs = sliding_frame_indices(source.num_frames, num_neighbours, args.padding) if num_neighbours else None
     overlap = 0 if frame_inputs else args.overlap  # a sliding window is exact: nothing to blend
     windows = plan_windows(source.num_frames, args.chunk, overlap, frame_inputs)

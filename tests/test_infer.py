@@ -272,3 +272,12 @@ def test_console_script_prints_one_line_and_exits_2_without_traceback(data):
     assert 'Traceback' not in result.stderr
     assert result.stderr.strip().splitlines() == [f'error: input {data["root"] / "nothing"} does not exist; '
                                                   'give a video file or a folder of frames (-i).']
+
+
+def test_overwrite_never_deletes_files_it_did_not_write(data, tmp_path, capsys):
+    output = tmp_path / 'photos'
+    output.mkdir()
+    (output / 'holiday.jpg').write_bytes(b'precious')
+    message = expect_error(capsys, '-i', data['video'], '-o', output, '--weights', data['edvr'],
+                           '--opt', data['edvr_yml'], '--overwrite')
+    assert 'holiday.jpg' in message and (output / 'holiday.jpg').read_bytes() == b'precious'
