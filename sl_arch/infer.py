@@ -127,7 +127,8 @@ def build_network(net_opt, weights, checkpoint, param_key, source):
         raise SLError(f'architecture {net_opt["type"]!r} from {source} is not registered ({error}); '
                       'check network_g.type (e.g. SemanticLens, BasicVSR, IconVSR, EDVR).') from None
     except TypeError as error:
-        raise SLError(f'network_g from {source} does not fit {net_opt["type"]}: {error}; fix the option file.') from None
+        raise SLError(f'network_g from {source} does not fit {net_opt["type"]}: {error}; '
+                      'fix the option file.') from None
     load_state_strict(net, network_state_dict(checkpoint, param_key, weights), weights)
     return net.eval()
 
@@ -157,7 +158,8 @@ def run_manifest(args, source, net_opt, overlap):
 
 def _is_owned(name):
     """True for files a previous sl-infer run writes into a frame folder (frames, temporaries, manifest)."""
-    return bool(FRAME_NAME.match(name)) or name.startswith(MANIFEST) or (name.startswith('.') and name.endswith('.tmp.png'))
+    temporary = name.startswith('.') and name.endswith('.tmp.png')
+    return bool(FRAME_NAME.match(name)) or name.startswith(MANIFEST) or temporary
 
 
 def _clear_folder(folder):
@@ -184,7 +186,8 @@ def prepare_outputs(args, manifest):
         if os.path.isdir(args.output):
             raise SLError(f'output {args.output} is a folder; give a video file name or another path.')
         if os.path.exists(args.output) and not args.overwrite:
-            raise SLError(f'output {args.output} already exists; pass --overwrite to replace it or choose another name.')
+            raise SLError(f'output {args.output} already exists; pass --overwrite to replace it '
+                          'or choose another name.')
     for folder in folders:
         if os.path.exists(folder) and not os.path.isdir(folder):
             raise SLError(f'output {folder} is a file, not a folder; remove it or choose another path.')

@@ -96,8 +96,10 @@ def main(argv=None):
             cases.append((max(args.frames), sizes[0], 0))
         baseline = run_case(['-i', root, '-o', os.path.join(root, 'unused.mp4'), *common], args.threads, baseline=True)
         print(f'SemanticLens tiny, x4, CPU, {args.threads} thread(s); peak RSS per case (fresh process)')
-        print(f'{"frames":>6} {"LR size":>8} {"HR size":>8} {"chunk":>5} {"peak RSS MiB":>12} {"working MiB":>11} {"s":>6}')
-        print(f'{"-":>6} {"-":>8} {"-":>8} {"-":>5} {baseline["rss_mib"]:12.0f} {0:11.0f} {"-":>6}  (imports + network)')
+        print(f'{"frames":>6} {"LR size":>8} {"HR size":>8} {"chunk":>5} {"peak RSS MiB":>12} {"working MiB":>11} '
+              f'{"s":>6}')
+        print(f'{"-":>6} {"-":>8} {"-":>8} {"-":>5} {baseline["rss_mib"]:12.0f} {0:11.0f} {"-":>6}  '
+              '(imports + network)')
         for frames, (width, height), chunk in cases:
             video = os.path.join(root, f'in_{frames}_{width}x{height}.mp4')
             if not os.path.exists(video):

@@ -155,7 +155,9 @@ class Window(NamedTuple):
     in_stop: int
 
 
-def sliding_frame_indices(num_frames: int, num_neighbours: int, padding: str = 'reflection') -> Callable[[int], List[int]]:
+def sliding_frame_indices(num_frames: int,
+                          num_neighbours: int,
+                          padding: str = 'reflection') -> Callable[[int], List[int]]:
     """Input frames a centre-frame network reads for each output frame (BasicSR's padding modes).
 
     Args:

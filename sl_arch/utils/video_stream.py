@@ -64,7 +64,8 @@ class FrameSource:
         ok, frame = capture.read()
         if not ok or frame is None:
             capture.release()
-            raise SLError(f'input {self.path} has no decodable frame; check the file or extract its frames into a folder.')
+            raise SLError(f'input {self.path} has no decodable frame; check the file '
+                          'or extract its frames into a folder.')
         self.height, self.width = frame.shape[:2]
         count = 1
         while capture.grab():  # exact count: container frame counts are often estimates
@@ -198,7 +199,8 @@ class VideoFileWriter:
         if self.writer is None:
             os.makedirs(os.path.dirname(self.tmp_path), exist_ok=True)
             height, width = rgb.shape[:2]
-            self.writer = cv2.VideoWriter(self.tmp_path, cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (width, height))
+            fourcc = cv2.VideoWriter_fourcc(*self.fourcc)
+            self.writer = cv2.VideoWriter(self.tmp_path, fourcc, self.fps, (width, height))
             if not self.writer.isOpened():
                 self.abort()
                 raise SLError(f'OpenCV cannot write {self.path} with codec {self.fourcc}; '
