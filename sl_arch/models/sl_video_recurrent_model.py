@@ -312,7 +312,8 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
                 del self.gt
             if self.center_frame_only:
                 output = output.unsqueeze(1)
-                gt = gt.reshape(1, 1, *gt.shape[-3:]) if gt is not None else None
+                if gt is not None:  # Vimeo-90K-T: GT of the centre frame, or of the whole clip
+                    gt = (gt[:, gt.size(1) // 2] if gt.dim() == 5 else gt).unsqueeze(1)
                 first = int(str(item.get('idx', index)).split('/')[0])
             else:
                 first = int(item.get('frame_offset', 0))
