@@ -11,9 +11,11 @@ tested checkpoint, and writes into ``results/<name>/``:
 * ``per_frame_metrics.csv`` — the same per frame;
 * ``crops.png`` — side-by-side crops (LR bicubic / model / GT) of a few frames;
 * ``psnr_per_frame.png`` — per-frame PSNR-Y of both;
-* ``instance_masks.png`` — the model's learned video instance masks on a few LR frames.
+* ``instance_masks.png`` — the learned video instance masks on a few LR frames (networks that
+  return them, i.e. SemanticLens).
 """
 import argparse
+import inspect
 import os
 import os.path as osp
 import tempfile
@@ -159,7 +161,7 @@ def write_results(option_file, num_crop_rows=3, num_mask_frames=4, crop_size=96)
                                method: psnr_ssim_y(sr_img, gt_img, crop_border)})
             if len(crop_rows) < num_crop_rows and index == len(lq_imgs) // 2:
                 crop_rows.append((f'{folder} #{index}', [bicubic_img, sr_img, gt_img]))
-        if mask_figure is None:
+        if mask_figure is None and 'return_masks' in inspect.signature(net.forward).parameters:
             print(f'[demo] computing instance masks of {folder}', flush=True)
             with torch.no_grad():
                 _, masks = net(item['lq'].unsqueeze(0), return_masks=True)

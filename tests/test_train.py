@@ -183,7 +183,7 @@ def test_sl_test_rejects_a_checkpoint_of_another_configuration_naming_the_keys(t
     assert 'shape mismatch' in errors[0] and 'feat_extract.0.weight' in errors[0]
 
 
-def test_sl_test_writes_frames_and_metrics_under_results(tmp_path):
+def test_sl_test_then_demo_write_frames_metrics_table_and_figures_under_results(tmp_path):
     train_options = make_options(tmp_path / 'data', total_iter=2, save_freq=2, val=False)
     assert run_cli('sl_arch.train', '-opt', write_options(tmp_path / 'train.yml', train_options),
                    cwd=tmp_path).returncode == 0
@@ -193,11 +193,25 @@ def test_sl_test_writes_frames_and_metrics_under_results(tmp_path):
     test_options['val']['save_img'] = True
     del test_options['train']
 
-    result = run_cli('sl_arch.test', '-opt', write_options(tmp_path / 'test.yml', test_options), cwd=tmp_path)
+    test_file = write_options(tmp_path / 'test.yml', test_options)
+    early = run_cli('sl_arch.demo', '-opt', test_file, cwd=tmp_path)
+    result = run_cli('sl_arch.test', '-opt', test_file, cwd=tmp_path)
+    demo = run_cli('sl_arch.demo', '-opt', test_file, cwd=tmp_path)
 
+    assert early.returncode == 2 and early.stderr.strip().splitlines()[-1].startswith('error: SR frame results/')
+    assert 'run sl-test -opt' in early.stderr and 'Traceback' not in early.stderr
     assert result.returncode == 0, result.stderr[-3000:]
     frames = tmp_path / 'results' / 'tiny_test' / 'visualization' / 'synthetic_val'
     assert sorted(path.name for path in (frames / 'clip1').iterdir()) == [f'{i:08d}_tiny_test.png' for i in range(6)]
     assert cv2.imread(str(frames / 'clip1' / '00000005_tiny_test.png')).shape == (96, 128, 3)
     log = next((tmp_path / 'results' / 'tiny_test').glob('test_*.log')).read_text()
     assert 'Validation synthetic_val' in log and '# clip0:' in log and '# clip1:' in log
+    assert demo.returncode == 0, demo.stderr[-3000:]
+    results = tmp_path / 'results' / 'tiny_test'
+    table = (results / 'metrics.md').read_text()
+    assert '| clip0 | 6 |' in table and '| clip1 | 6 |' in table and '| **Average** | 12 |' in table
+    assert 'Bicubic PSNR-Y (dB)' in table and 'SemanticLens PSNR-Y (dB)' in table
+    assert len((results / 'per_frame_metrics.csv').read_text().splitlines()) == 1 + 12
+    for figure in ('crops.png', 'psnr_per_frame.png', 'instance_masks.png'):
+        assert cv2.imread(str(results / figure)) is not None, figure
+    assert not list(results.glob('.tmp_*'))
