@@ -72,6 +72,7 @@ def write_atomic(path, writer):
     tmp_path = _atomic_path(path)
     try:
         writer(tmp_path)
+        os.chmod(tmp_path, 0o644)  # mkstemp creates 0600; results are meant to be shared
         os.replace(tmp_path, path)
     finally:
         if osp.exists(tmp_path):
@@ -182,7 +183,9 @@ def write_results(option_file, num_crop_rows=3, num_mask_frames=4, crop_size=96)
     write_atomic(osp.join(results_folder, 'psnr_per_frame.png'),
                  lambda tmp: save_per_frame_plot({name: table.per_frame(name) for name in (BICUBIC, method)}, tmp))
     if mask_figure is not None:
-        write_atomic(osp.join(results_folder, 'instance_masks.png'), lambda tmp: save_instance_masks(*mask_figure, tmp))
+        frames, masks, names = mask_figure
+        write_atomic(osp.join(results_folder, 'instance_masks.png'),
+                     lambda tmp: save_instance_masks(frames, masks, tmp, names))
     print(summary + table.markdown(crop_border), flush=True)
     print(f'[demo] wrote {results_folder}/: metrics.md per_frame_metrics.csv crops.png psnr_per_frame.png'
           + (' instance_masks.png' if mask_figure is not None else ''), flush=True)
