@@ -37,6 +37,8 @@ from sl_arch.utils.metrics import MetricTable, psnr_ssim_y
 from sl_arch.utils.visualize import save_crop_comparison, save_instance_masks, save_per_frame_plot
 
 BICUBIC = 'Bicubic'
+#: Frames of the first sequence run through the network for the instance-mask figure.
+MASK_CLIP_FRAMES = 16
 
 
 def load_test_options(path):
@@ -130,8 +132,6 @@ def crop_border_of(opt):
 def write_results(option_file, num_crop_rows=3, num_mask_frames=4, crop_size=96):
     """Compute the tables and figures for the test run of ``option_file`` (see the module docstring).
 
-    Returns:
-        dict: ``{'folder': results folder, 'average': {method: (psnr, ssim)}}``.
     """
     opt = load_test_options(option_file)
     scale = int(opt.get('scale', 4))
@@ -164,10 +164,11 @@ def write_results(option_file, num_crop_rows=3, num_mask_frames=4, crop_size=96)
                 crop_rows.append((f'{folder} #{index}', [bicubic_img, sr_img, gt_img]))
         if mask_figure is None and 'return_masks' in inspect.signature(net.forward).parameters:
             print(f'[demo] computing instance masks of {folder}', flush=True)
+            clip = item['lq'][:MASK_CLIP_FRAMES]  # bounded memory on long sequences
             with torch.no_grad():
-                _, masks = net(item['lq'].unsqueeze(0), return_masks=True)
+                _, masks = net(clip.unsqueeze(0), return_masks=True)
             if masks is not None:
-                picks = np.linspace(0, len(lq_imgs) - 1, num_mask_frames).round().astype(int)
+                picks = np.linspace(0, clip.size(0) - 1, num_mask_frames).round().astype(int)
                 mask_figure = ([lq_imgs[i] for i in picks], masks[0, picks].numpy(), [f'{folder} #{i}' for i in picks])
 
     average = table.average()
@@ -189,7 +190,6 @@ def write_results(option_file, num_crop_rows=3, num_mask_frames=4, crop_size=96)
     print(summary + table.markdown(crop_border), flush=True)
     print(f'[demo] wrote {results_folder}/: metrics.md per_frame_metrics.csv crops.png psnr_per_frame.png'
           + (' instance_masks.png' if mask_figure is not None else ''), flush=True)
-    return {'folder': results_folder, 'average': average}
 
 
 @cli_entry
