@@ -15,6 +15,16 @@ from torch.nn import functional as F
 PAD_BIAS = -1e4
 
 
+def shrink_init(*layers, scale=0.1):
+    """Scale the initial weights of output layers and zero their biases, so that a residual
+    branch starts close to the identity (it still passes gradients: nothing is exactly zero)."""
+    with torch.no_grad():
+        for layer in layers:
+            layer.weight.mul_(scale)
+            if layer.bias is not None:
+                layer.bias.zero_()
+
+
 def pad_to_multiple(x, multiple):
     """Pad the last two dims of ``x`` (..., h, w) with zeros up to a multiple of ``multiple``.
 

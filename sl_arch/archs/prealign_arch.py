@@ -14,7 +14,7 @@ from torch.nn import functional as F
 from basicsr.archs.arch_util import flow_warp
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from sl_arch.archs.attention import (MultiHeadAttention, pad_to_multiple, padding_bias, window_partition,
+from sl_arch.archs.attention import (MultiHeadAttention, pad_to_multiple, padding_bias, shrink_init, window_partition,
                                      window_reverse)
 from sl_arch.utils.errors import CheckpointError
 
@@ -37,6 +37,9 @@ class FlowLevel(nn.Module):
             layers += [nn.Conv2d(in_ch, out_ch, kernel_size, 1, kernel_size // 2), nn.ReLU(inplace=False)]
             in_ch = out_ch
         layers.append(nn.Conv2d(in_ch, 2, kernel_size, 1, kernel_size // 2))
+        # an untrained warper predicts almost zero flow instead of random displacements that would
+        # scramble the propagated features (SPyNet weights, when loaded, replace this)
+        shrink_init(layers[-1], scale=0.01)
         self.basic_module = nn.Sequential(*layers)
 
     def forward(self, x):
@@ -160,6 +163,7 @@ class SLMaskedPreAlign(nn.Module):
         self.norm_ref = nn.LayerNorm(num_feat)
         self.norm_supp = nn.LayerNorm(num_feat)
         self.mask_strength = nn.Parameter(torch.ones(1)) if use_masks else None
+        shrink_init(self.attention.proj)
 
     def forward(self, ref_feat, supp_feat, ref_masks=None, supp_masks=None):
         """

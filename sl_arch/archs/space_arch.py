@@ -11,7 +11,7 @@ from torch import nn
 
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from sl_arch.archs.attention import (FeedForward, MultiHeadAttention, pad_to_multiple, padding_bias,
+from sl_arch.archs.attention import (FeedForward, MultiHeadAttention, pad_to_multiple, padding_bias, shrink_init,
                                      window_partition, window_reverse)
 
 
@@ -30,6 +30,7 @@ class GlobalPerspectiveShifter(nn.Module):
         self.condition = nn.Sequential(
             nn.Conv2d(2 * num_feat, num_feat, 1), nn.LeakyReLU(0.1, inplace=True),
             nn.Conv2d(num_feat, 2 * num_feat, 3, 1, 1))
+        shrink_init(self.condition[-1])  # starts near gamma = beta = 0: the identity
 
     def forward(self, feat, global_token):
         """(b, c, h, w), (b, token_dim) -> (b, c, h, w)."""
@@ -53,6 +54,7 @@ class InstanceSemanticEmbedding(nn.Module):
         super().__init__()
         self.norm = nn.LayerNorm(num_feat)
         self.attention = MultiHeadAttention(num_feat, num_heads, kv_dim=token_dim)
+        shrink_init(self.attention.proj)
 
     def forward(self, feat, video_instance_tokens, masks):
         """
@@ -91,6 +93,7 @@ class SLMultiFrameSelfAttention(nn.Module):
         self.norm_ffn = nn.LayerNorm(num_feat)
         self.ffn = FeedForward(num_feat, mlp_ratio)
         self.fuse = nn.Conv2d(num_frames * num_feat, num_feat, 1)
+        shrink_init(self.attention.proj, self.ffn[-1], self.fuse)
 
     def forward(self, feats):
         """
@@ -98,7 +101,7 @@ class SLMultiFrameSelfAttention(nn.Module):
             feats (list[Tensor]): frames' features, each (b, c, h, w).
 
         Returns:
-            Tensor: (b, c, h, w) fused features.
+            Tensor: (b, c, h, w) the last frame's features refined by all of them (residual).
         """
         b, c, h, w = feats[0].shape
         ws = self.window_size
@@ -113,7 +116,7 @@ class SLMultiFrameSelfAttention(nn.Module):
         tokens = tokens + self.ffn(self.norm_ffn(tokens))
         hp, wp = h + (-h % ws), w + (-w % ws)
         outs = [window_reverse(part, ws, b, hp, wp)[:, :, :h, :w] for part in tokens.chunk(frames, dim=1)]
-        return self.fuse(torch.cat(outs, 1))
+        return feats[-1] + self.fuse(torch.cat(outs, 1))
 
 
 @ARCH_REGISTRY.register()
