@@ -9,6 +9,7 @@ import importlib
 import importlib.util
 import sys
 import types
+import warnings
 
 _LEGACY = 'torchvision.transforms.functional_tensor'
 
@@ -39,3 +40,6 @@ def install_torchvision_functional_tensor():
 def install():
     """Install every shim sl_arch needs before ``import basicsr``."""
     install_torchvision_functional_tensor()
+    # basicsr.archs.arch_util.flow_warp calls torch.meshgrid without `indexing` (its behaviour is
+    # the documented 'ij' default); the warning says nothing a user can act on.
+    warnings.filterwarnings('ignore', message='torch.meshgrid: in an upcoming release', category=UserWarning)
