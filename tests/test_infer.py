@@ -131,7 +131,11 @@ def untiled(data):
 
 
 def test_window_covering_the_clip_without_tiles_equals_a_single_forward_pass(data, untiled):
-    np.testing.assert_array_equal(read_folder(untiled, NUM_FRAMES), single_forward_pass(data['sl'], data['folder']))
+    # Equal up to float32 summation order: a value within 1e-6 of a rounding boundary may land
+    # on the other side of it (seen here: 2 of 294,912 values off by one grey level).
+    difference = np.abs(read_folder(untiled, NUM_FRAMES).astype(int) -
+                        single_forward_pass(data['sl'], data['folder']).astype(int))
+    assert difference.max() <= 1 and np.count_nonzero(difference) <= difference.size * 1e-4
 
 
 def test_tiled_output_stays_within_a_measured_bound_of_the_untiled_output(data, untiled):
