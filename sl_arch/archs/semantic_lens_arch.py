@@ -257,8 +257,13 @@ class SemanticLens(nn.Module):
         backward_feats = self._propagate('backward', feats, flows_backward, semantics, masks)
         forward_feats = self._propagate('forwards', feats, flows_forward, semantics, masks, backward_feats)
 
-        fused = self.fusion(torch.cat([torch.stack(backward_feats, 1), torch.stack(forward_feats, 1)], 2).flatten(0, 1))
-        hr = self.conv_last(self.upsample(self.reconstruct(fused)))
-        base = F.interpolate(lqs.flatten(0, 1), scale_factor=self.scale, mode='bicubic', align_corners=False)
-        out = (hr + base).view(b, t, -1, self.scale * h, self.scale * w)
+        # frame by frame: the HR feature maps of one frame at a time, not of the whole clip, are
+        # alive at once (test-time memory no longer grows with clip length at the HR stage)
+        outputs = []
+        for frame in range(t):
+            fused = self.fusion(torch.cat([backward_feats[frame], forward_feats[frame]], 1))
+            hr = self.conv_last(self.upsample(self.reconstruct(fused)))
+            base = F.interpolate(lqs[:, frame], scale_factor=self.scale, mode='bicubic', align_corners=False)
+            outputs.append(hr + base)
+        out = torch.stack(outputs, dim=1)
         return (out, masks) if return_masks else out
