@@ -18,7 +18,6 @@ import argparse
 import inspect
 import os
 import os.path as osp
-import tempfile
 
 import cv2
 import numpy as np
@@ -33,6 +32,7 @@ from basicsr.utils.matlab_functions import imresize
 from basicsr.utils.options import ordered_yaml
 from sl_arch.utils.checkpoint import NETWORK_OPT_KEY, load_state_strict, network_state_dict, read_checkpoint
 from sl_arch.utils.errors import SLError, cli_entry
+from sl_arch.utils.files import atomic_write
 from sl_arch.utils.metrics import MetricTable, psnr_ssim_y
 from sl_arch.utils.visualize import save_crop_comparison, save_instance_masks, save_per_frame_plot
 
@@ -62,23 +62,10 @@ def load_test_options(path):
     return opt
 
 
-def _atomic_path(path):
-    """A temporary path beside ``path`` with the same extension (renamed over ``path`` when complete)."""
-    handle, tmp_path = tempfile.mkstemp(prefix='.tmp_', suffix=osp.splitext(path)[1], dir=osp.dirname(path))
-    os.close(handle)
-    return tmp_path
-
-
 def write_atomic(path, writer):
-    """Call ``writer(tmp_path)`` and rename the result to ``path``; nothing half-written stays behind."""
-    tmp_path = _atomic_path(path)
-    try:
-        writer(tmp_path)
-        os.chmod(tmp_path, 0o644)  # mkstemp creates 0600; results are meant to be shared
-        os.replace(tmp_path, path)
-    finally:
-        if osp.exists(tmp_path):
-            os.remove(tmp_path)
+    """Call ``writer(tmp_path)`` and rename the result to ``path``; nothing half-written stays behind.
+    The temporary name keeps ``path``'s extension (matplotlib picks the format by it)."""
+    atomic_write(path, writer, suffix='.tmp' + osp.splitext(path)[1], mode=0o644)  # results are meant to be shared
 
 
 def write_text(path, text):

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from sl_arch.utils.checkpoint import NETWORK_OPT_KEY, load_state_strict, network_state_dict, read_checkpoint
 from sl_arch.utils.errors import CheckpointError, SLError, cli_entry
+from sl_arch.utils.files import atomic_write
 from sl_arch.utils.tiling import (PADDINGS, TemporalBlender, first_window_for, forward_window, plan_windows,
                                   sliding_frame_indices)
 from sl_arch.utils.video_stream import (FRAME_NAME, FrameFolderWriter, FrameSource, VideoFileWriter, finished_frames,
@@ -214,12 +215,12 @@ def prepare_outputs(args, manifest):
 
 
 def _write_manifest(folder, manifest):
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, MANIFEST)
-    tmp_path = path + '.tmp'
-    with open(tmp_path, 'w', encoding='utf-8') as handle:
-        json.dump(manifest, handle, indent=1, sort_keys=True)
-    os.replace(tmp_path, path)
+
+    def write(tmp_path):
+        with open(tmp_path, 'w', encoding='utf-8') as handle:
+            json.dump(manifest, handle, indent=1, sort_keys=True)
+
+    atomic_write(os.path.join(folder, MANIFEST), write)
 
 
 def colour_masks(masks):

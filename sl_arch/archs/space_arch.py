@@ -106,16 +106,17 @@ class SLMultiFrameSelfAttention(nn.Module):
         b, c, h, w = feats[0].shape
         ws = self.window_size
         frames = len(feats)
-        windows = [window_partition(pad_to_multiple(feat, ws)[0], ws) for feat in feats]
-        tokens = torch.cat(windows, dim=1)  # (b*nw, frames*ws*ws, c)
-        bias = padding_bias(h, w, ws, (-h % ws, -w % ws), feats[0].device, feats[0].dtype)
+        padded = [pad_to_multiple(feat, ws) for feat in feats]
+        pad_h, pad_w = padded[0][1]
+        tokens = torch.cat([window_partition(feat, ws) for feat, _ in padded], dim=1)  # (b*nw, frames*ws*ws, c)
+        bias = padding_bias(h, w, ws, (pad_h, pad_w), feats[0].device, feats[0].dtype)
         if bias is not None:
             bias = bias.repeat(b, 1, 1, frames)
         normed = self.norm_attn(tokens)
         tokens = tokens + self.attention(normed, normed, bias)
         tokens = tokens + self.ffn(self.norm_ffn(tokens))
-        hp, wp = h + (-h % ws), w + (-w % ws)
-        outs = [window_reverse(part, ws, b, hp, wp)[:, :, :h, :w] for part in tokens.chunk(frames, dim=1)]
+        outs = [window_reverse(part, ws, b, h + pad_h, w + pad_w)[:, :, :h, :w]
+                for part in tokens.chunk(frames, dim=1)]
         return feats[-1] + self.fuse(torch.cat(outs, 1))
 
 

@@ -36,6 +36,7 @@ import time
 import yaml
 
 from sl_arch.utils.errors import SLError, cli_entry
+from sl_arch.utils.files import atomic_write
 
 #: Demo data at 360p: BasicVSR++ asserts LR inputs of at least 64x64 px, so training patches are
 #: 256 px (LR 64) for every model, which the 180p demo frames cannot hold.
@@ -228,10 +229,12 @@ def test_options(name, network_opt, test_set, checkpoint):
 
 
 def write_yaml(path, options):
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    with open(path + '.tmp', 'w', encoding='utf-8') as handle:
-        yaml.safe_dump(options, handle, sort_keys=False)
-    os.replace(path + '.tmp', path)
+
+    def write(tmp_path):
+        with open(tmp_path, 'w', encoding='utf-8') as handle:
+            yaml.safe_dump(options, handle, sort_keys=False)
+
+    atomic_write(path, write)
 
 
 # ---------------------------------------------------------------------------------- log parsing

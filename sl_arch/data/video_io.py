@@ -5,12 +5,12 @@ input is bad, so that datasets and the preparation tool report one clear line.
 """
 import os
 import re
-import tempfile
 
 import cv2
 import numpy as np
 
 from sl_arch.utils.errors import SLError
+from sl_arch.utils.files import atomic_write
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 MASK_EXTENSIONS = ('.npy', '.png')
@@ -137,17 +137,12 @@ def atomic_write_bytes(path, content):
 
     A killed process leaves at most a hidden ``.*.tmp`` file, never a truncated ``path``.
     """
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix=TEMP_SUFFIX, dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as handle:
+
+    def write(tmp_path):
+        with open(tmp_path, 'wb') as handle:
             handle.write(content)
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
+
+    atomic_write(path, write, suffix=TEMP_SUFFIX)
     return len(content)
 
 

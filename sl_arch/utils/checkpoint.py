@@ -5,11 +5,11 @@ sl_arch checkpoints are BasicSR checkpoints (``{'params': state_dict, ...}``) wi
 that tools can rebuild the network without an option file.
 """
 import os
-import tempfile
 
 import torch
 
 from sl_arch.utils.errors import CheckpointError
+from sl_arch.utils.files import atomic_write
 
 NETWORK_OPT_KEY = 'network_g'
 
@@ -20,19 +20,14 @@ def atomic_torch_save(obj, path):
     A process killed during the save leaves the previous file (or nothing) at ``path``, never a
     truncated one.
     """
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as handle:
+
+    def write(tmp_path):
+        with open(tmp_path, 'wb') as handle:
             torch.save(obj, handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
+
+    atomic_write(path, write)
 
 
 def read_checkpoint(path):

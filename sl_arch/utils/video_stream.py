@@ -11,9 +11,10 @@ import re
 import cv2
 import numpy as np
 
+from sl_arch.data.video_io import IMAGE_EXTENSIONS, natural_key
 from sl_arch.utils.errors import SLError
+from sl_arch.utils.files import atomic_write
 
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 VIDEO_FOURCC = {'.mp4': 'mp4v', '.m4v': 'mp4v', '.mov': 'mp4v', '.mkv': 'mp4v', '.avi': 'MJPG'}
 FRAME_NAME = re.compile(r'^(\d{8})\.png$')
 DEFAULT_FPS = 25.0
@@ -22,10 +23,6 @@ DEFAULT_FPS = 25.0
 def is_video_path(path):
     """True when ``path`` names a video file we can write (by extension), False for a folder."""
     return os.path.splitext(path)[1].lower() in VIDEO_FOURCC
-
-
-def _natural_key(name):
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r'(\d+)', name)]
 
 
 class FrameSource:
@@ -76,7 +73,7 @@ class FrameSource:
     def _probe_folder(self):
         from PIL import Image
         names = sorted((name for name in os.listdir(self.path) if name.lower().endswith(IMAGE_EXTENSIONS)),
-                       key=_natural_key)
+                       key=natural_key)
         if not names:
             raise SLError(f'input folder {self.path} holds no image ({", ".join(IMAGE_EXTENSIONS)}); '
                           'give a video file or a folder of frames.')
@@ -133,11 +130,12 @@ class FrameSource:
 
 def write_png_atomic(path, rgb):
     """Write an RGB uint8 ``(h, w, 3)`` image as PNG under a temporary name, then rename it to ``path``."""
-    folder, name = os.path.split(path)
-    tmp_path = os.path.join(folder, f'.{name}.tmp.png')
-    if not cv2.imwrite(tmp_path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-        raise SLError(f'cannot write {path}; check that the output folder is writable and the disk not full.')
-    os.replace(tmp_path, path)
+
+    def write(tmp_path):
+        if not cv2.imwrite(tmp_path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+            raise SLError(f'cannot write {path}; check that the output folder is writable and the disk not full.')
+
+    atomic_write(path, write, suffix='.tmp.png')
 
 
 def frame_name(index):
