@@ -1,10 +1,113 @@
-"""Test-suite settings: one torch thread per process.
+"""Test-suite settings (one torch thread per process) and helpers shared by the test modules.
 
 Tests run tiny tensors, where thread hand-offs cost more than they gain, and CI machines are
 shared: with torch's default two threads a busy two-core machine made some tests 10-100x slower.
 """
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
 import torch
+import yaml
 
 import sl_arch  # noqa: F401  (install the torchvision shim and register before any test imports basicsr)
 
 torch.set_num_threads(1)
+
+
+#: A SemanticLens small enough for a few CPU iterations per second.
+TINY_NET = dict(type='SemanticLens', num_feat=8, num_extract_block=1, num_block=1, num_reconstruct_block=1,
+                num_upsample_feat=8, window_size=4, num_heads=1, sem_dim=8, num_instances=2,
+                num_video_instances=2, num_classes=2, detector_layers=1, encoder_layers=1, decoder_layers=1,
+                flow_levels=2, flow_channels=[8, 8, 8, 4], flow_kernel_size=3)
+
+
+def write_clips(root, clips=2, frames=6, size=(32, 24), scale=4, seed=0):
+    """Write moving textured GT frames and their bicubic LR frames: ``root/{GT,LR}/<clip>/<frame>.png``.
+
+    Returns:
+        tuple[str, str]: GT root and LR root.
+    """
+    rng = np.random.default_rng(seed)
+    width, height = size
+    for clip in range(clips):
+        texture = cv2.resize(rng.uniform(0, 255, (height // 2 + 8, width // 2 + 8, 3)).astype(np.uint8),
+                             (width * scale + 64, height * scale + 64), interpolation=cv2.INTER_CUBIC)
+        for frame in range(frames):
+            shift = 3 * frame + clip
+            gt = np.ascontiguousarray(texture[shift:shift + height * scale, 2 * shift:2 * shift + width * scale])
+            lq = cv2.resize(gt, (width, height), interpolation=cv2.INTER_AREA)
+            for kind, image in (('GT', gt), ('LR', lq)):
+                folder = Path(root, kind, f'clip{clip}')
+                folder.mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(folder / f'{frame:08d}.png'), image)
+    return str(Path(root, 'GT')), str(Path(root, 'LR'))
+
+
+def make_options(data_root, name='tiny', total_iter=4, save_freq=2, fix_flow=0, network=None, val=True,
+                 ema_decay=0.0, num_frame=3):
+    """A complete BasicSR training option dict for SLVideoRecurrentModel on ``write_clips`` data."""
+    gt_root, lq_root = write_clips(data_root)
+    options = {
+        'name': name,
+        'model_type': 'SLVideoRecurrentModel',
+        'scale': 4,
+        'num_gpu': 0,
+        'manual_seed': 10,
+        'datasets': {
+            'train': {
+                'name': 'synthetic', 'type': 'SLVideoRecurrentDataset', 'dataroot_gt': gt_root, 'dataroot_lq': lq_root,
+                'io_backend': {'type': 'disk'}, 'num_frame': num_frame, 'gt_size': 64, 'interval_list': [1],
+                'random_reverse': False, 'use_hflip': True, 'use_rot': True, 'num_worker_per_gpu': 0,
+                'batch_size_per_gpu': 1, 'dataset_enlarge_ratio': 1, 'prefetch_mode': None,
+            },
+        },
+        'network_g': dict(network or TINY_NET),
+        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
+        'train': {
+            'ema_decay': ema_decay,
+            'optim_g': {'type': 'Adam', 'lr': 1e-3, 'weight_decay': 0, 'betas': [0.9, 0.99]},
+            'scheduler': {'type': 'CosineAnnealingRestartLR', 'periods': [total_iter], 'restart_weights': [1],
+                          'eta_min': 1e-5},
+            'total_iter': total_iter, 'warmup_iter': -1, 'fix_flow': fix_flow, 'flow_lr_mul': 0.5,
+            'pixel_opt': {'type': 'CharbonnierLoss', 'loss_weight': 1.0, 'reduction': 'mean'},
+        },
+        'logger': {'print_freq': 1, 'save_checkpoint_freq': save_freq, 'use_tb_logger': False, 'wandb': None},
+        'dist_params': {'backend': 'gloo', 'port': 29500},
+    }
+    if val:
+        options['datasets']['val'] = {
+            'name': 'synthetic_val', 'type': 'SLVideoTestDataset', 'dataroot_gt': gt_root, 'dataroot_lq': lq_root,
+            'io_backend': {'type': 'disk'}, 'chunk_size': 4,
+        }
+        options['val'] = {
+            'val_freq': 10**6, 'save_img': False,
+            'metrics': {
+                'psnr': {'type': 'calculate_psnr', 'crop_border': 0, 'test_y_channel': True},
+                'ssim': {'type': 'calculate_ssim', 'crop_border': 0, 'test_y_channel': True},
+            },
+        }
+    return options
+
+
+def write_options(path, options):
+    Path(path).write_text(yaml.safe_dump(options, sort_keys=False))
+    return str(path)
+
+
+def cpu_env():
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
+    env.pop('SL_DEBUG', None)
+    return env
+
+
+def run_cli(module, *args, cwd, timeout=120):
+    return subprocess.run([sys.executable, '-m', module, *args], cwd=cwd, env=cpu_env(), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def read_train_log(experiment):
+    return '\n'.join(path.read_text() for path in sorted(Path(experiment).glob('train_*.log')))

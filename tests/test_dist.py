@@ -10,7 +10,7 @@ import torch
 
 from sl_arch.utils.dist import default_backend, init_distributed, normalize_local_rank_args
 from sl_arch.utils.errors import SLError
-from tests.test_train import cpu_env, make_options, write_options
+from tests.conftest import cpu_env, make_options, write_options
 
 #: Runs sl-train in each torchrun process and saves that rank's final weights, for comparison.
 RANK_WEIGHTS_SCRIPT = textwrap.dedent('''

@@ -13,7 +13,7 @@ from basicsr.models import build_model
 from basicsr.utils.options import ordered_yaml
 from sl_arch.models.sl_video_recurrent_model import is_flow_parameter
 from sl_arch.utils.errors import CheckpointError
-from tests.test_train import TINY_NET, make_options
+from tests.conftest import TINY_NET, make_options
 
 ROOT = Path(__file__).resolve().parents[1]
 
