@@ -16,8 +16,7 @@ import sys
 
 import sl_arch  # noqa: F401  (registers archs, datasets, models; must precede basicsr)
 import basicsr.train as basicsr_train
-from basicsr.utils import check_resume, scandir
-from sl_arch.utils.checkpoint import read_checkpoint
+from sl_arch.utils import resume
 from sl_arch.utils.dist import destroy_distributed, install_basicsr_launcher, normalize_local_rank_args
 from sl_arch.utils.errors import SLError, cli_entry
 
@@ -37,32 +36,6 @@ def option_file_from_args(argv):
     raise SLError('no option file given; run with -opt FILE.yml (see options/).')
 
 
-def load_resume_state(opt):
-    """BasicSR's ``load_resume_state`` without ``torch.cuda``: the state is read onto the CPU.
-
-    The optimizers move their state to the parameters' device when it is loaded.
-
-    Args:
-        opt (dict): Parsed options (``auto_resume``, ``name``, ``path.resume_state``).
-
-    Returns:
-        dict | None: The training state, or None for a fresh start.
-    """
-    resume_state_path = opt['path'].get('resume_state')
-    if opt['auto_resume']:
-        state_folder = osp.join(opt['root_path'], 'experiments', opt['name'], 'training_states')
-        if osp.isdir(state_folder):
-            iters = [int(name.split('.state')[0]) for name in scandir(state_folder, suffix='.state')]
-            if iters:
-                resume_state_path = osp.join(state_folder, f'{max(iters)}.state')
-                opt['path']['resume_state'] = resume_state_path
-    if not resume_state_path:
-        return None
-    resume_state = read_checkpoint(resume_state_path)
-    check_resume(opt, resume_state['iter'])
-    return resume_state
-
-
 def run_pipeline(pipeline, argv):
     """Run a BasicSR pipeline in the current directory with our launcher and entry-point fixes."""
     argv = normalize_local_rank_args(list(argv))
@@ -78,7 +51,7 @@ def run_pipeline(pipeline, argv):
 @cli_entry
 def main(argv=None):
     """Train with BasicSR's ``train_pipeline``; see the module docstring for the options."""
-    basicsr_train.load_resume_state = load_resume_state
+    resume.install(basicsr_train)
     run_pipeline(basicsr_train.train_pipeline, sys.argv[1:] if argv is None else argv)
 
 
