@@ -24,11 +24,13 @@ from tqdm import tqdm
 
 from sl_arch.utils.checkpoint import NETWORK_OPT_KEY, load_state_strict, network_state_dict, read_checkpoint
 from sl_arch.utils.errors import CheckpointError, SLError, cli_entry
-from sl_arch.utils.files import atomic_write
+from sl_arch.data.video_io import VIDEO_EXTENSIONS
+from sl_arch.utils.files import (atomic_write, check_writable, is_temporary, output_error, path_relation,
+                                 remove_stale_temporaries)
 from sl_arch.utils.tiling import (PADDINGS, TemporalBlender, first_window_for, forward_window, plan_windows,
                                   sliding_frame_indices)
-from sl_arch.utils.video_stream import (FRAME_NAME, FrameFolderWriter, FrameSource, VideoFileWriter, finished_frames,
-                                        is_video_path)
+from sl_arch.utils.video_stream import (VIDEO_FOURCC, FrameFolderWriter, FrameSource, VideoFileWriter, finished_frames,
+                                        frame_name, is_video_path)
 
 MANIFEST = '.sl-infer.json'
 
@@ -157,33 +159,76 @@ def run_manifest(args, source, net_opt, overlap):
     }
 
 
-def _is_owned(name):
-    """True for files a previous sl-infer run writes into a frame folder (frames, temporaries, manifest)."""
-    temporary = name.startswith('.') and name.endswith('.tmp.png')
-    return bool(FRAME_NAME.match(name)) or name.startswith(MANIFEST) or temporary
+def check_paths(args):
+    """Refuse, before anything is read or written, outputs that would destroy the input or each other.
+
+    Input, output and ``--save-masks`` must be distinct paths, none inside another (symbolic links
+    resolved); outputs must be writable; a video output needs an extension OpenCV can write.
+
+    Raises:
+        SLError: naming the option, the path and the fix.
+    """
+    paths = [('-i', args.input), ('-o', args.output)] + ([('--save-masks', args.save_masks)] if args.save_masks else [])
+    for number, (option, path) in enumerate(paths):
+        for other_option, other in paths[number + 1:]:
+            relation = path_relation(other, path)
+            if relation:
+                raise SLError(f'{other_option} {other} {relation} {option} {path}; nothing was written: give '
+                              f'{other_option} a path apart from it (neither inside it nor containing it).')
+    ext = os.path.splitext(args.output)[1].lower()
+    if ext in VIDEO_EXTENSIONS and ext not in VIDEO_FOURCC:
+        raise SLError(f'output {args.output}: sl-infer cannot write {ext} videos; use one of '
+                      f'{", ".join(VIDEO_FOURCC)}, or a folder name without a video extension for PNG frames.')
+    check_writable(args.output, '-o', is_folder=not is_video_path(args.output))
+    if args.save_masks:
+        check_writable(args.save_masks, '--save-masks')
 
 
-def _clear_folder(folder):
-    """Remove a previous run's files; refuse (removing nothing) when the folder holds anything else."""
-    names = os.listdir(folder)
-    foreign = sorted(name for name in names if not _is_owned(name))
+def _read_manifest(folder):
+    """The manifest an earlier sl-infer run left in ``folder``; None when there is none (or it is not ours)."""
+    try:
+        with open(os.path.join(folder, MANIFEST), encoding='utf-8') as handle:
+            manifest = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) and isinstance(manifest.get('frames'), int) else None
+
+
+def _owned_files(folder):
+    """Paths of the files in ``folder`` that our manifest there says an sl-infer run wrote (manifest last).
+
+    Raises:
+        SLError: the folder holds anything else (temporaries of ours aside); nothing is removed.
+    """
+    manifest = _read_manifest(folder)
+    ours = {frame_name(index) for index in range(manifest['frames'])} | {MANIFEST} if manifest else set()
+    owned, foreign = [], []
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if name in ours and os.path.isfile(path) and not os.path.islink(path):
+            owned.append(path)
+        elif not is_temporary(name):
+            foreign.append(name)
     if foreign:
-        raise SLError(f'output folder {folder} holds files sl-infer did not write ({", ".join(foreign[:3])}); '
-                      'choose an empty or new folder.')
-    for name in names:
-        os.remove(os.path.join(folder, name))
+        more = f' and {len(foreign) - 3} more' if len(foreign) > 3 else ''
+        raise SLError(f'output folder {folder} holds files sl-infer did not write ({", ".join(foreign[:3])}{more}); '
+                      'nothing was removed: choose an empty or new folder, or move those files away.')
+    return sorted(owned, key=lambda path: path.endswith(MANIFEST))
 
 
 def prepare_outputs(args, manifest):
     """Check the output paths; return the frames already finished by an identical earlier run.
 
+    With ``--overwrite`` only the files an earlier run's manifest lists (and our temporaries) are
+    removed, and only when the output folders hold nothing else.
+
     Raises:
-        SLError: the output exists (and is not an identical unfinished run) without ``--overwrite``.
+        SLError: the output exists (and is not an identical unfinished run) without ``--overwrite``,
+            or holds files sl-infer did not write.
     """
-    folders = [] if is_video_path(args.output) else [args.output]
-    if args.save_masks:
-        folders.append(args.save_masks)
-    if is_video_path(args.output):
+    video_out = is_video_path(args.output)
+    folders = ([] if video_out else [args.output]) + ([args.save_masks] if args.save_masks else [])
+    if video_out:
         if os.path.isdir(args.output):
             raise SLError(f'output {args.output} is a folder; give a video file name or another path.')
         if os.path.exists(args.output) and not args.overwrite:
@@ -192,22 +237,31 @@ def prepare_outputs(args, manifest):
     for folder in folders:
         if os.path.exists(folder) and not os.path.isdir(folder):
             raise SLError(f'output {folder} is a file, not a folder; remove it or choose another path.')
-    manifest_path = os.path.join(args.output, MANIFEST)
-    if is_video_path(args.output) or args.overwrite or not os.path.isfile(manifest_path):
+    used = [folder for folder in folders
+            if os.path.isdir(folder) and any(not is_temporary(name) for name in os.listdir(folder))]
+    different = [folder for folder in used if _read_manifest(folder) != manifest]
+    if different and not args.overwrite:
+        previous = _read_manifest(different[0])
+        if previous is not None:
+            changed = sorted(key for key in manifest if previous.get(key) != manifest[key])
+            raise SLError(f'output {different[0]} holds frames of another sl-infer run (different '
+                          f'{", ".join(changed)}); rerun with the same arguments to resume, or pass --overwrite '
+                          'to start again.')
+        raise SLError(f'output {different[0]} already exists and is not empty; pass --overwrite to replace it '
+                      'or choose another folder.')
+    try:
+        if video_out:
+            remove_stale_temporaries(os.path.dirname(os.path.abspath(args.output)), name=os.path.basename(args.output))
+        if args.overwrite:
+            owned = [_owned_files(folder) for folder in used]  # every folder checked before anything is removed
+            for path in (path for paths in owned for path in paths):
+                os.remove(path)
         for folder in folders:
-            if not os.path.isdir(folder) or not os.listdir(folder):
-                continue
-            if not args.overwrite:
-                raise SLError(f'output {folder} already exists and is not empty; pass --overwrite to replace it '
-                              'or choose another folder.')
-            _clear_folder(folder)
+            remove_stale_temporaries(folder)
+    except OSError as error:
+        raise output_error(error.filename or args.output, error) from None
+    if video_out or args.overwrite or args.output not in used:
         return set()
-    with open(manifest_path, encoding='utf-8') as handle:
-        previous = json.load(handle)
-    if previous != manifest:
-        changed = sorted(key for key in manifest if previous.get(key) != manifest[key])
-        raise SLError(f'output {args.output} holds frames of another sl-infer run (different {", ".join(changed)}); '
-                      'rerun with the same arguments to resume, or pass --overwrite to start again.')
     done = finished_frames(args.output)
     if args.save_masks:
         done &= finished_frames(args.save_masks)
@@ -290,6 +344,7 @@ def _peak_memory(device):
 def upscale(args):
     """Run the inference described by parsed ``args``; returns a summary dict."""
     started = time.time()
+    check_paths(args)
     source = FrameSource(args.input, args.fps)
     checkpoint = read_checkpoint(args.weights)
     net_opt = network_options(args.weights, args.opt, checkpoint)
@@ -310,8 +365,8 @@ def upscale(args):
     manifest = run_manifest(args, source, net_opt, overlap)
     done = prepare_outputs(args, manifest)
     video_out = is_video_path(args.output)
-    if not video_out:
-        _write_manifest(args.output, manifest)
+    for folder in ([] if video_out else [args.output]) + ([args.save_masks] if args.save_masks else []):
+        _write_manifest(folder, manifest)  # before any frame: lists the frames this run may write there
     missing = [frame for frame in range(source.num_frames) if frame not in done]
     summary = {'frames': source.num_frames, 'resumed': len(done), 'written': 0, 'windows': 0,
                'input_size': (source.width, source.height), 'output_size': None}

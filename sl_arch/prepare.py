@@ -10,7 +10,9 @@ Output under one root, per split (``train``, and ``val`` when splitting)::
     ROOT/<split>/{GT,BI,BD}.lmdb        with --lmdb: BasicSR lmdb layout, keys "<clip>/<frame>"
 
 Frames are named ``%08d.png`` after their index in the input. Every file is written under a
-temporary name and renamed when complete; a rerun skips what is complete.
+temporary name of ours (``.sl-tmp-...``) and renamed when complete; a rerun skips what is complete.
+A root sl-prepare did not make (no ``prepare.json``) must be new or empty: nothing of the user's
+is ever overwritten or removed.
 """
 import argparse
 import json
@@ -23,12 +25,13 @@ import cv2
 from tqdm import tqdm
 
 from sl_arch.data.degradations import DEGRADATIONS, mod_crop
-from sl_arch.data.video_io import (atomic_write_bytes, find_clip_folders, format_meta_info, is_image_file,
-                                   list_frames, read_image, remove_stale_temporaries, write_png)
+from sl_arch.data.video_io import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, atomic_write_bytes, find_clip_folders,
+                                   format_meta_info, is_image_file, list_frames, missing_frame_numbers, read_image,
+                                   write_png)
 from sl_arch.utils.errors import SLError, cli_entry
+from sl_arch.utils.files import (OutputError, check_writable, is_temporary, output_error, path_relation,
+                                 remove_stale_temporaries, temporary_path)
 
-VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v', '.mpg', '.mpeg', '.wmv', '.flv', '.y4m',
-                    '.ogv', '.3gp', '.ts')
 CONFIG_NAME = 'prepare.json'
 FRAME_NAME = '{:08d}.png'
 DEMO_ROOT = os.path.join('datasets', 'demo_bbb')
@@ -83,12 +86,28 @@ def count_video_frames(path, limit=None):
     return count
 
 
-def find_sources(paths, limit=None):
+def check_numbering(folder, frames):
+    """Refuse a numbered frame sequence with a gap (``0001.png, 0002.png, 0004.png``).
+
+    Raises:
+        SLError: naming the folder, the missing numbers and the fix.
+    """
+    missing = missing_frame_numbers(frames)
+    if missing:
+        numbers = ', '.join(str(number) for number in missing[:5]) + (f' and {len(missing) - 5} more'
+                                                                       if len(missing) > 5 else '')
+        raise SLError(f'frame folder {folder} skips frame number(s) {numbers} (its frames run {frames[0]} .. '
+                      f'{frames[-1]}); restore the missing frames, or pass --allow-gaps to use the frames as '
+                      'consecutive.')
+
+
+def find_sources(paths, limit=None, allow_gaps=False):
     """Expand the command-line inputs into :class:`Source` objects with unique names.
 
     A video file is one source; a folder of frames is one source; a folder of clip folders and/or
     video files gives one source per clip folder and per video. Frames of videos are counted up to
-    ``limit`` (the end of the frame range).
+    ``limit`` (the end of the frame range). A numbered frame sequence with a gap is refused unless
+    ``allow_gaps`` (see :func:`check_numbering`).
     """
     found = []
     for path in paths:
@@ -105,7 +124,9 @@ def find_sources(paths, limit=None):
             videos = sorted(name for name in os.listdir(path) if name.lower().endswith(VIDEO_EXTENSIONS))
             clips = {name: frames for name, frames in find_clip_folders(path).items() if name != '.'}
             if not videos and not clips:
-                raise SLError(f'{path} holds no frames and no videos (empty folder); pass video files, '
+                what = ('empty folder' if not os.listdir(path) else
+                        f'frames are {", ".join(IMAGE_EXTENSIONS)}; videos {", ".join(VIDEO_EXTENSIONS)}')
+                raise SLError(f'{path} holds no frames and no videos ({what}); pass video files, '
                               'folders of frames, or a folder of those.')
             found.extend((os.path.splitext(name)[0], os.path.join(path, name), None) for name in videos)
             found.extend((name.replace('/', '_'), os.path.join(path, name), frames) for name, frames in clips.items())
@@ -117,6 +138,8 @@ def find_sources(paths, limit=None):
         while unique in used:
             unique, number = f'{name}_{number}', number + 1
         used.add(unique)
+        if frames is not None and not allow_gaps:
+            check_numbering(path, frames)
         num = len(frames) if frames is not None else count_video_frames(path, limit)
         sources.append(Source(unique, path, frames, num))
     return sources
@@ -307,38 +330,73 @@ class Preparer:
             with open(meta_path, encoding='utf-8') as handle:
                 if handle.read() == meta_text:
                     return lmdb_path
-        tmp_path = os.path.join(self.root, split, f'.{kind}.lmdb.tmp')
-        shutil.rmtree(tmp_path, ignore_errors=True)
-        os.makedirs(tmp_path)
-        data_bytes = sum(os.path.getsize(row[1]) for row in rows)
-        env = lmdb.open(tmp_path, map_size=max(10 * data_bytes, 1 << 26))
+        tmp_path = temporary_path(lmdb_path, suffix='', is_folder=True)
         try:
-            with env.begin(write=True) as txn:
-                for key, path, _ in tqdm(rows, unit='frame', desc=f'{split}/{kind}.lmdb', file=sys.stderr):
-                    with open(path, 'rb') as handle:
-                        txn.put(key.encode('ascii'), handle.read())
+            data_bytes = sum(os.path.getsize(row[1]) for row in rows)
+            env = lmdb.open(tmp_path, map_size=max(10 * data_bytes, 1 << 26))
+            try:
+                with env.begin(write=True) as txn:
+                    for key, path, _ in tqdm(rows, unit='frame', desc=f'{split}/{kind}.lmdb', file=sys.stderr):
+                        with open(path, 'rb') as handle:
+                            txn.put(key.encode('ascii'), handle.read())
+            finally:
+                env.close()
+            with open(os.path.join(tmp_path, 'meta_info.txt'), 'w', encoding='utf-8') as handle:
+                handle.write(meta_text)
+            self.bytes_written += sum(os.path.getsize(os.path.join(tmp_path, name)) for name in os.listdir(tmp_path))
+            shutil.rmtree(lmdb_path, ignore_errors=True)
+            os.replace(tmp_path, lmdb_path)
+        except lmdb.Error as error:
+            raise OutputError(f'cannot write {lmdb_path} ({error}); free some disk space or choose another '
+                              '-o ROOT.') from None
+        except OSError as error:
+            raise output_error(lmdb_path, error) from None
         finally:
-            env.close()
-        with open(os.path.join(tmp_path, 'meta_info.txt'), 'w', encoding='utf-8') as handle:
-            handle.write(meta_text)
-        self.bytes_written += sum(os.path.getsize(os.path.join(tmp_path, name)) for name in os.listdir(tmp_path))
-        shutil.rmtree(lmdb_path, ignore_errors=True)
-        os.replace(tmp_path, lmdb_path)
+            shutil.rmtree(tmp_path, ignore_errors=True)
         return lmdb_path
 
 
 def check_config(root, config):
-    """Refuse to mix two preparations in one root; record the options of a new root."""
+    """Refuse a root sl-prepare did not make, or one made with other options; record the options of a new root.
+
+    A root without ``prepare.json`` must be missing or empty (our temporaries aside), so that no file
+    of the user's is ever overwritten or removed.
+
+    Raises:
+        SLError: naming the root, the reason and the fix.
+    """
     path = os.path.join(root, CONFIG_NAME)
     if os.path.isfile(path):
-        with open(path, encoding='utf-8') as handle:
-            previous = json.load(handle)
+        try:
+            with open(path, encoding='utf-8') as handle:
+                previous = json.load(handle)
+        except (OSError, ValueError) as error:
+            raise SLError(f'{path} cannot be read ({error}); it is not sl-prepare\'s: use another -o ROOT.') from None
         if previous != config:
             changed = sorted(key for key in set(previous) | set(config) if previous.get(key) != config.get(key))
             raise SLError(f'{root} was prepared with other options ({", ".join(changed)} differ, see {path}); '
                           'use another -o ROOT, or delete the root to start again.')
         return
+    names = sorted(name for name in os.listdir(root) if not is_temporary(name)) if os.path.isdir(root) else []
+    if names:
+        more = f' and {len(names) - 3} more' if len(names) > 3 else ''
+        raise SLError(f'output root {root} already holds files sl-prepare did not write ({", ".join(names[:3])}'
+                      f'{more}) and no {CONFIG_NAME}; choose a new or empty folder for -o.')
     atomic_write_bytes(path, (json.dumps(config, indent=2) + '\n').encode('utf-8'))
+
+
+def check_output_root(root, inputs):
+    """Refuse, before anything is written, an output root that is, holds or sits inside an input or cannot be written.
+
+    Raises:
+        SLError: naming the root, the input and the fix.
+    """
+    for path in inputs:
+        relation = path_relation(root, path)
+        if relation:
+            raise SLError(f'-o {root} {relation} input {path}; nothing was written: choose an output root apart '
+                          'from the inputs (neither inside one nor containing one).')
+    check_writable(root, '-o')
 
 
 def _human(num_bytes):
@@ -374,6 +432,8 @@ def build_parser():
     parser.add_argument('--clip-length', type=int, default=0,
                         help='cut training sequences into clips of N frames (default 0: no cut)')
     parser.add_argument('--val-clip-length', type=int, help='cut validation sequences into N frames (default 0)')
+    parser.add_argument('--allow-gaps', action='store_true',
+                        help='accept numbered frames with missing numbers (0001, 0002, 0004) as consecutive frames')
     return parser
 
 
@@ -409,7 +469,8 @@ def main(argv=None):
     args = resolve_options(build_parser().parse_args(argv))
     kinds = {'bi': ['BI'], 'bd': ['BD'], 'both': ['BI', 'BD']}[args.degradation]
     resize = parse_resize(args.resize)
-    sources = find_sources(args.inputs, args.end)
+    check_output_root(args.output, args.inputs)
+    sources = find_sources(args.inputs, args.end, args.allow_gaps)
     clips = plan_clips(sources, args)
     config = {
         'inputs': [os.path.abspath(source.path) for source in sources],
@@ -418,9 +479,8 @@ def main(argv=None):
         'val_inputs': args.val_inputs if args.split == 'clip' else None, 'clip_length': args.clip_length,
         'val_clip_length': args.val_clip_length if args.split != 'none' else None,
     }
-    os.makedirs(args.output, exist_ok=True)
     check_config(args.output, config)
-    remove_stale_temporaries(args.output)
+    remove_stale_temporaries(args.output, recursive=True)
 
     preparer = Preparer(args.output, args.scale, kinds, resize)
     preparer.write_clips(clips)

@@ -150,7 +150,7 @@ def test_interrupted_run_finishes_on_rerun_without_redoing_complete_frames(tmp_p
     assert not (out / 'train/meta_info.txt').exists() and not (out / 'train/GT.lmdb').exists()
     complete = out / 'train/BD/clip/00000001.png'
     mtime = complete.stat().st_mtime_ns
-    (out / 'train/GT/clip/.00000003.png.killed.tmp').write_bytes(b'half a png')
+    (out / 'train/GT/clip/.sl-tmp-00000003.png.killed.tmp').write_bytes(b'half a png')
     capsys.readouterr()
 
     assert run_prepare(frames, '-o', out, '--lmdb') == 0
@@ -159,7 +159,7 @@ def test_interrupted_run_finishes_on_rerun_without_redoing_complete_frames(tmp_p
     for kind in ('GT', 'BI', 'BD'):
         assert sorted(os.listdir(out / 'train' / kind / 'clip')) == [f'{i:08d}.png' for i in range(6)]
     assert (out / 'train/GT.lmdb/data.mdb').exists()
-    leftovers = [name for _, _, files in os.walk(out) for name in files if name.endswith('.tmp')]
+    leftovers = [name for _, folders, files in os.walk(out) for name in files + folders if name.startswith('.sl-tmp-')]
     assert leftovers == []
 
 

@@ -13,8 +13,9 @@ from sl_arch.utils.errors import SLError
 from sl_arch.utils.files import atomic_write
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v', '.mpg', '.mpeg', '.wmv', '.flv', '.y4m',
+                    '.ogv', '.3gp', '.ts')
 MASK_EXTENSIONS = ('.npy', '.png')
-TEMP_SUFFIX = '.tmp'
 
 
 def natural_key(name):
@@ -23,6 +24,7 @@ def natural_key(name):
 
 
 def is_image_file(name):
+    """True for the name of an image frame (hidden files, e.g. macOS ``._*`` or our temporaries, are not)."""
     return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith('.')
 
 
@@ -133,16 +135,16 @@ def find_mask(semantics_root, clip, frame_name):
 
 
 def atomic_write_bytes(path, content):
-    """Write ``content`` to a temporary file beside ``path``, then rename it to ``path``.
+    """Write ``content`` to ``path`` through :func:`~sl_arch.utils.files.atomic_write`; returns its length.
 
-    A killed process leaves at most a hidden ``.*.tmp`` file, never a truncated ``path``.
+    A killed process leaves at most one of our hidden temporaries, never a truncated ``path``.
     """
 
     def write(tmp_path):
         with open(tmp_path, 'wb') as handle:
             handle.write(content)
 
-    atomic_write(path, write, suffix=TEMP_SUFFIX)
+    atomic_write(path, write)
     return len(content)
 
 
@@ -154,15 +156,20 @@ def write_png(path, img, compress_level=1):
     return atomic_write_bytes(path, encoded.tobytes())
 
 
-def remove_stale_temporaries(root):
-    """Delete the ``.*.tmp`` files a killed run left under ``root``; returns how many."""
-    count = 0
-    for folder, _, files in os.walk(root):
-        for name in files:
-            if name.startswith('.') and name.endswith(TEMP_SUFFIX):
-                os.remove(os.path.join(folder, name))
-                count += 1
-    return count
+def missing_frame_numbers(names):
+    """Numbers missing from a numbered frame sequence, e.g. ``[3]`` for ``0001.png, 0002.png, 0004.png``.
+
+    Names count as one sequence when they differ only in one run of digits (the last one), such as
+    ``im1.png ... im7.png`` or ``frame_0001.jpg ...``; other names give no gaps.
+
+    Returns:
+        list[int]: The numbers between the first and the last frame that no name has.
+    """
+    parts = [re.fullmatch(r'(.*?)(\d+)(\D*)', name) for name in names]
+    if not parts or not all(parts) or len({(m.group(1).lower(), m.group(3).lower()) for m in parts}) != 1:
+        return []
+    numbers = {int(match.group(2)) for match in parts}
+    return sorted(set(range(min(numbers), max(numbers) + 1)) - numbers)
 
 
 def read_meta_info(path):

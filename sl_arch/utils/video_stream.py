@@ -2,8 +2,8 @@
 
 Inputs are checked before any work starts (missing, undecodable, empty, a frame of another size)
 so that a bad input fails with one :class:`~sl_arch.utils.errors.SLError` and nothing is written.
-Writers never leave a half-written file under its final name: frames go to a temporary name and
-are renamed (``os.replace``); a video is written to a temporary file renamed when complete.
+Writers never leave a half-written file under its final name: frames and videos are written under
+a temporary name of ours (:func:`sl_arch.utils.files.temporary_path`) and renamed when complete.
 """
 import os
 import re
@@ -11,9 +11,9 @@ import re
 import cv2
 import numpy as np
 
-from sl_arch.data.video_io import IMAGE_EXTENSIONS, natural_key
+from sl_arch.data.video_io import IMAGE_EXTENSIONS, list_frames
 from sl_arch.utils.errors import SLError
-from sl_arch.utils.files import atomic_write
+from sl_arch.utils.files import atomic_write, output_error, temporary_path
 
 VIDEO_FOURCC = {'.mp4': 'mp4v', '.m4v': 'mp4v', '.mov': 'mp4v', '.mkv': 'mp4v', '.avi': 'MJPG'}
 FRAME_NAME = re.compile(r'^(\d{8})\.png$')
@@ -72,8 +72,11 @@ class FrameSource:
 
     def _probe_folder(self):
         from PIL import Image
-        names = sorted((name for name in os.listdir(self.path) if name.lower().endswith(IMAGE_EXTENSIONS)),
-                       key=natural_key)
+        try:
+            names = list_frames(self.path)
+        except OSError as error:
+            raise SLError(f'input folder {self.path} cannot be read ({error.strerror}); check its permissions.') \
+                from None
         if not names:
             raise SLError(f'input folder {self.path} holds no image ({", ".join(IMAGE_EXTENSIONS)}); '
                           'give a video file or a folder of frames.')
@@ -135,7 +138,7 @@ def write_png_atomic(path, rgb):
         if not cv2.imwrite(tmp_path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
             raise SLError(f'cannot write {path}; check that the output folder is writable and the disk not full.')
 
-    atomic_write(path, write, suffix='.tmp.png')
+    atomic_write(path, write, suffix='.png')  # cv2.imwrite picks the format by the extension
 
 
 def frame_name(index):
@@ -159,7 +162,10 @@ class FrameFolderWriter:
 
     def __init__(self, folder):
         self.folder = folder
-        os.makedirs(folder, exist_ok=True)
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as error:
+            raise output_error(folder, error) from None
 
     def write(self, index, rgb):
         """Write frame ``index``: RGB uint8 ``(h, w, 3)``."""
@@ -183,10 +189,9 @@ class VideoFileWriter:
     def __init__(self, path, fps):
         self.path = path
         self.fps = fps
-        folder, name = os.path.split(os.path.abspath(path))
-        stem, ext = os.path.splitext(name)
-        self.fourcc = VIDEO_FOURCC[ext.lower()]
-        self.tmp_path = os.path.join(folder, f'.{stem}.partial{ext}')
+        self.ext = os.path.splitext(path)[1]
+        self.fourcc = VIDEO_FOURCC[self.ext.lower()]
+        self.tmp_path = None
         self.writer = None
         self.frames_written = 0
 
@@ -195,7 +200,7 @@ class VideoFileWriter:
         if index != self.frames_written:
             raise ValueError(f'video frames must be written in order: got {index}, expected {self.frames_written}.')
         if self.writer is None:
-            os.makedirs(os.path.dirname(self.tmp_path), exist_ok=True)
+            self.tmp_path = temporary_path(self.path, suffix=self.ext)  # OpenCV picks the container by it
             height, width = rgb.shape[:2]
             fourcc = cv2.VideoWriter_fourcc(*self.fourcc)
             self.writer = cv2.VideoWriter(self.tmp_path, fourcc, self.fps, (width, height))
@@ -207,16 +212,26 @@ class VideoFileWriter:
         self.frames_written += 1
 
     def close(self):
-        """Finish the file and move it to its final name."""
+        """Finish the file and move it to its final name.
+
+        Raises:
+            SLError: OpenCV wrote nothing (it reports no write error itself, e.g. on a full disk).
+        """
         if self.writer is not None:
             self.writer.release()
             self.writer = None
-        os.replace(self.tmp_path, self.path)
+        if self.tmp_path is None or not os.path.getsize(self.tmp_path):
+            raise SLError(f'OpenCV wrote no video data for {self.path}; check that the disk is not full, '
+                          'or write a folder of PNG frames instead (-o FOLDER).')
+        try:
+            os.replace(self.tmp_path, self.path)
+        except OSError as error:
+            raise output_error(self.path, error) from None
 
     def abort(self):
         """Drop the partial file: a video output is all or nothing."""
         if self.writer is not None:
             self.writer.release()
             self.writer = None
-        if os.path.exists(self.tmp_path):
+        if self.tmp_path is not None and os.path.exists(self.tmp_path):
             os.remove(self.tmp_path)
