@@ -1,5 +1,6 @@
 """Multi-process training: torchrun + --launcher pytorch gives DDP on the CPU (gloo) with synced weights."""
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -91,3 +92,37 @@ def test_two_process_ddp_training_on_cpu_ends_with_identical_weights_on_both_ran
         assert torch.equal(value, saved[name]), name
     log = next((tmp_path / 'experiments' / 'ddp').glob('train_*.log')).read_text()
     assert 'World size (gpu number): 2' in log and 'Validation synthetic_val' in log
+
+
+def torchrun_train(option_file, cwd, *args):
+    return subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
+                           '--master_port', str(free_port()), '-m', 'sl_arch.train', '-opt', option_file,
+                           '--launcher', 'pytorch', *args], cwd=cwd, env=cpu_env(), capture_output=True, text=True,
+                          timeout=240)
+
+
+def test_two_process_ddp_training_resumed_mid_epoch_ends_with_the_weights_of_an_uninterrupted_run(tmp_path):
+    options = make_options(tmp_path / 'data', name='ddp', total_iter=6, save_freq=3, val=False, ema_decay=0.9)
+    options['datasets']['train'].update(interval_list=[1, 2], random_reverse=True)
+    option_file = write_options(tmp_path / 'train.yml', options)
+    whole, resumed = tmp_path / 'whole', tmp_path / 'resumed'
+    whole.mkdir()
+    result = torchrun_train(option_file, whole)
+    assert result.returncode == 0, result.stderr[-4000:]
+    # as if killed after iteration 3: epoch 0 (6 batches per rank) half done
+    shutil.copytree(whole / 'experiments', resumed / 'experiments')
+    experiment = resumed / 'experiments' / 'ddp'
+    for path in [*experiment.glob('training_states/*'), *experiment.glob('models/*')]:
+        if path.name not in ('3.state', 'net_g_3.pth'):
+            path.unlink()
+
+    result = torchrun_train(option_file, resumed, '--auto_resume')
+
+    assert result.returncode == 0, result.stderr[-4000:]
+    state = torch.load(experiment / 'training_states' / '3.state', weights_only=False)
+    assert len(state['rng']) == 2 and not torch.equal(state['rng'][0]['torch'], state['rng'][1]['torch'])
+    final = [torch.load(root / 'models' / 'net_g_latest.pth', weights_only=False)
+             for root in (experiment, whole / 'experiments' / 'ddp')]
+    for key in ('params', 'params_ema'):
+        differing = [name for name, value in final[1][key].items() if not torch.equal(value, final[0][key][name])]
+        assert not differing, f'{key}: {len(differing)} tensors differ, e.g. {differing[:3]}'

@@ -1,5 +1,7 @@
 """sl-train / sl-test drive BasicSR's own pipelines: progress log, checkpoints, SIGKILL resume, errors."""
 import os
+import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -58,6 +60,74 @@ def test_sl_train_resumes_after_sigkill_with_iteration_optimizer_scheduler_and_f
     steps = final['optimizers'][0]['state']
     assert {int(steps[index]['step']) for index in normal_group['params']} == {total_iter}
     assert {int(steps[index]['step']) for index in flow_group['params']} == {total_iter - fix_flow + 1}
+
+
+def exact_resume_options(data_root, num_workers=0, total_iter=14):
+    """Every random part of the data on (windows of two strides, reversal, flips, rotations), EMA, two
+    clips of 6 frames at batch size 2: 6 batches an epoch, so the run crosses epoch boundaries."""
+    options = make_options(data_root, total_iter=total_iter, save_freq=1, fix_flow=3, val=False, ema_decay=0.9)
+    options['datasets']['train'].update(interval_list=[1, 2], random_reverse=True, batch_size_per_gpu=2,
+                                        num_worker_per_gpu=num_workers)
+    return options
+
+
+def final_weights(experiment):
+    return torch.load(Path(experiment, 'models', 'net_g_latest.pth'), map_location='cpu', weights_only=False)
+
+
+def assert_same_weights(resumed, uninterrupted):
+    for key in ('params', 'params_ema'):
+        assert resumed[key].keys() == uninterrupted[key].keys()
+        differing = [name for name in uninterrupted[key] if not torch.equal(resumed[key][name], uninterrupted[key][name])]
+        assert not differing, f'{key}: {len(differing)} tensors differ, e.g. {differing[:3]}'
+
+
+def test_a_run_killed_at_a_random_iteration_and_resumed_ends_with_bit_identical_weights(tmp_path):
+    total_iter = 14
+    kill_after = random.Random().randint(2, total_iter - 2)  # a new iteration every run, printed on failure
+    whole, killed = tmp_path / 'whole', tmp_path / 'killed'
+    for folder in (whole, killed):
+        folder.mkdir()
+    # the same option file (same data paths) for both runs, in two working directories
+    option_file = write_options(tmp_path / 'train.yml', exact_resume_options(tmp_path / 'data', total_iter=total_iter))
+    assert run_cli('sl_arch.train', '-opt', option_file, cwd=whole).returncode == 0
+
+    states = killed / 'experiments' / 'tiny' / 'training_states'
+    process = subprocess.Popen([sys.executable, '-m', 'sl_arch.train', '-opt', option_file], cwd=killed,
+                               env=cpu_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 90
+    while not (states / f'{kill_after}.state').exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    saved = max(int(path.name.split('.')[0]) for path in states.glob('*.state'))
+    assert saved < total_iter, f'the run ended before it was killed (kill_after={kill_after})'
+    result = run_cli('sl_arch.train', '-opt', option_file, '--auto_resume', cwd=killed)
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f'iter: {saved}.' in read_train_log(killed / 'experiments' / 'tiny'), f'kill_after={kill_after}'
+    assert_same_weights(final_weights(killed / 'experiments' / 'tiny'), final_weights(whole / 'experiments' / 'tiny'))
+
+
+def test_resume_with_data_loader_workers_from_mid_epoch_states_ends_with_bit_identical_weights(tmp_path):
+    total_iter = 10
+    whole, resumed = tmp_path / 'whole', tmp_path / 'resumed'
+    for folder in (whole, resumed):
+        folder.mkdir()
+    option_file = write_options(tmp_path / 'train.yml',
+                                exact_resume_options(tmp_path / 'data', num_workers=2, total_iter=total_iter))
+    assert run_cli('sl_arch.train', '-opt', option_file, cwd=whole).returncode == 0
+    experiment = resumed / 'experiments' / 'tiny'
+    shutil.copytree(whole / 'experiments' / 'tiny', experiment)
+    # as if killed after iteration 4 (epoch 0, batch 4 of 6), then after 8 (epoch 1, batch 2 of 6)
+    for stop in (4, 8):
+        for path in list((experiment / 'training_states').glob('*.state')) + list((experiment / 'models').glob('*')):
+            if path.name != f'{stop}.state' and path.name != f'net_g_{stop}.pth':
+                path.unlink()
+        result = run_cli('sl_arch.train', '-opt', option_file, '--auto_resume', cwd=resumed)
+        assert result.returncode == 0, result.stderr[-3000:]
+
+        assert_same_weights(final_weights(experiment), final_weights(whole / 'experiments' / 'tiny'))
 
 
 def test_sl_train_reports_a_missing_option_file_in_one_line(tmp_path):

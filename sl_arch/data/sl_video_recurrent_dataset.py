@@ -52,6 +52,9 @@ class SLVideoRecurrentDataset(data.Dataset):
         key (str): ``<clip>/<first frame name without extension>``.
     """
 
+    #: sl-train's sampler may pass ``(index, draw)`` pairs (see :mod:`sl_arch.utils.resume`).
+    takes_draw_numbers = True
+
     def __init__(self, opt):
         super().__init__()
         self.opt = opt
@@ -64,6 +67,8 @@ class SLVideoRecurrentDataset(data.Dataset):
         self.use_hflip = opt.get('use_hflip', False)
         self.use_rot = opt.get('use_rot', False)
         self.semantics_root = opt.get('semantics_root')
+        # seed of the per-draw generators (see __getitem__): BasicSR's manual_seed (+ rank) in sl-train
+        self.draw_seed = torch.initial_seed() % 2**32
         if self.gt_size % self.scale:
             raise SLError(f'gt_size {self.gt_size} is not a multiple of scale {self.scale}; change gt_size.')
 
@@ -131,6 +136,23 @@ class SLVideoRecurrentDataset(data.Dataset):
         return gt_imgs, lq_imgs, masks
 
     def __getitem__(self, index):
+        """One training item; ``index`` is an int, or an ``(index, draw)`` pair from sl-train's sampler.
+
+        With a draw number the random window, crop and flips are drawn from Python's generator
+        seeded by the draw (its state is put back afterwards), so an item is the same whichever
+        process loads it and whatever was drawn before: what makes ``--auto_resume`` exact.
+        """
+        if isinstance(index, (tuple, list)):
+            index, draw = index
+            saved = random.getstate()
+            random.seed(self.draw_seed * 2**32 + draw)
+            try:
+                return self._item(index)
+            finally:
+                random.setstate(saved)
+        return self._item(index)
+
+    def _item(self, index):
         clip = self.clips[self.keys[index][0]]
         indices = self._window(clip)
         lq_frames = [clip.lq_frames[i] for i in indices]

@@ -29,6 +29,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from sl_arch.utils.checkpoint import (NETWORK_OPT_KEY, atomic_torch_save, load_state_strict, network_state_dict,
                                       read_checkpoint)
 from sl_arch.utils.errors import SLError
+from sl_arch.utils.resume import restore_rng_state, rng_state
 from sl_arch.utils.tiling import forward_video
 
 #: Parameter-name fragments of pre-alignment modules: SemanticLens' ``flow_warper``, the SPyNet of
@@ -138,9 +139,12 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
         label = 'latest' if current_iter == -1 else current_iter
         atomic_torch_save(checkpoint, osp.join(self.opt['path']['models'], f'{net_label}_{label}.pth'))
 
-    @master_only
     def save_training_state(self, epoch, current_iter):
-        """Atomically save epoch, iteration, optimizer and scheduler states for ``--auto_resume``.
+        """Atomically save what ``--auto_resume`` needs to continue exactly where this run is.
+
+        Epoch, iteration, optimizer and scheduler states as BasicSR saves them, plus the
+        random-number generators of every process (``rng``, one entry per rank). Called on every
+        rank; rank 0 writes.
 
         Args:
             epoch (int): Current epoch.
@@ -148,13 +152,37 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
         """
         if current_iter == -1:
             return
+        rank, world_size = get_dist_info()
+        states = [rng_state()]
+        if world_size > 1:
+            states = [None] * world_size
+            dist.all_gather_object(states, rng_state())
+        if rank != 0:
+            return
         state = {
             'epoch': epoch,
             'iter': current_iter,
             'optimizers': [optimizer.state_dict() for optimizer in self.optimizers],
             'schedulers': [scheduler.state_dict() for scheduler in self.schedulers],
+            'rng': states,
         }
         atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+
+    def resume_training(self, resume_state):
+        """Reload optimizers and schedulers (BasicSR) and this rank's random-number generators.
+
+        States saved before the generators were (no ``rng`` key) or by another number of processes
+        resume as BasicSR does, with a warning that the run will not repeat an uninterrupted one.
+        """
+        super().resume_training(resume_state)
+        rank, world_size = get_dist_info()
+        states = resume_state.get('rng')
+        if states is not None and len(states) == world_size:
+            restore_rng_state(states[rank])
+        else:
+            get_root_logger().warning(
+                f'The training state holds no random-number state for {world_size} process(es); the resumed '
+                'run continues with fresh random numbers and will not repeat an uninterrupted run exactly.')
 
     # ------------------------------------------------------------------ training
     def setup_optimizers(self):
