@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import torch
 
+from sl_arch.utils.files import temporary_path
 from tests.conftest import TINY_NET, cpu_env, make_options, read_train_log, run_cli, write_options
 
 def test_sl_train_logs_progress_and_saves_checkpoints_that_carry_the_network_options(tmp_path):
@@ -42,10 +43,16 @@ def test_sl_train_resumes_after_sigkill_with_iteration_optimizer_scheduler_and_f
     process.wait()
     saved = sorted(int(path.name.split('.')[0]) for path in states.glob('*.state'))
     assert saved and max(saved) < total_iter, f'the run was not killed mid-training: states {saved}'
+    # what a kill during a save leaves (empty temporaries of ours), beside a user's own hidden file
+    leftovers = [temporary_path(states / f'{max(saved) + 2}.state'),
+                 temporary_path(states.parent / 'models' / f'net_g_{max(saved) + 2}.pth')]
+    users_file = states / '.notes.tmp'
+    users_file.write_text('mine')
 
     result = run_cli('sl_arch.train', '-opt', option_file, '--auto_resume', cwd=tmp_path)
 
     assert result.returncode == 0, result.stderr[-3000:]
+    assert not any(os.path.exists(path) for path in leftovers) and users_file.read_text() == 'mine'
     log = read_train_log(tmp_path / 'experiments' / 'tiny')
     resumed_at = max(saved)
     assert f'Resuming training from epoch: ' in log and f'iter: {resumed_at}.' in log

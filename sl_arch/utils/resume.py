@@ -28,6 +28,7 @@ import torch
 from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.utils import check_resume, get_root_logger, scandir
 from sl_arch.utils.checkpoint import read_checkpoint
+from sl_arch.utils.files import remove_stale_temporaries
 
 #: (epoch, iteration) of the training state the current process resumes from, set by
 #: :func:`load_resume_state` and read when the training loader is built.
@@ -90,7 +91,8 @@ def load_resume_state(opt):
     """BasicSR's ``load_resume_state`` without ``torch.cuda``: the state is read onto the CPU.
 
     The optimizers move their state to the parameters' device when it is loaded. Remembers the
-    epoch and iteration for :func:`create_train_val_dataloader`.
+    epoch and iteration for :func:`create_train_val_dataloader`, and removes the temporary files a
+    run killed while saving a checkpoint left in the experiment's ``models`` / ``training_states``.
 
     Args:
         opt (dict): Parsed options (``auto_resume``, ``name``, ``path.resume_state``).
@@ -100,6 +102,9 @@ def load_resume_state(opt):
     """
     global _resume_point
     _resume_point = None
+    if opt.get('rank', 0) == 0:  # a run killed while saving leaves a temporary checkpoint behind
+        for folder in (opt['path']['models'], opt['path']['training_states']):
+            remove_stale_temporaries(folder)
     resume_state_path = opt['path'].get('resume_state')
     if opt['auto_resume']:
         state_folder = osp.join(opt['root_path'], 'experiments', opt['name'], 'training_states')
