@@ -56,12 +56,32 @@ def test_unknown_model_is_one_line_error(capsys):
     assert 'NoSuchNet' in capsys.readouterr().err
 
 
+def test_a_report_folder_holding_files_sl_bench_did_not_write_is_refused_before_any_work(tmp_path, capsys):
+    out = tmp_path / 'mine'
+    out.mkdir()
+    (out / 'report.md').write_text('my report')
+
+    with pytest.raises(SystemExit) as exit_info:
+        compare.main(['--quick', '--models', 'bicubic', '--data-root', str(tmp_path / 'nodata'), '--out', str(out),
+                      '--work-dir', str(tmp_path / 'work')])
+
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f'error: --out {out} holds report.md that sl-bench did not write; choose another --out folder.']
+    assert (out / 'report.md').read_text() == 'my report' and not (tmp_path / 'work').exists()
+
+
 def test_micro_benchmark_writes_report_with_one_measured_row_per_model(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     data_root = write_prepared_root(tmp_path / 'data')
     out = tmp_path / 'report'
+    earlier = tmp_path / 'work' / 'experiments' / 'bench_SemanticLens'  # a folder in the way is archived, not removed
+    earlier.mkdir(parents=True)
+    (earlier / 'notes.txt').write_text('mine')
     compare.main(['--quick', '--models', 'bicubic,SemanticLens,EDVR', '--data-root', data_root, '--iters', '2',
                   '--gt-size', '64', '--repeats', '1', '--work-dir', str(tmp_path / 'work'), '--out', str(out)])
+
+    assert [path.read_text() for path in (tmp_path / 'work' / 'experiments').glob('*/notes.txt')] == ['mine']
 
     for name in ('report.md', 'psnr_vs_ms.png', 'results.json'):
         assert (out / name).stat().st_size > 0

@@ -27,7 +27,6 @@ import os
 import os.path as osp
 import platform
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -36,7 +35,7 @@ import time
 import yaml
 
 from sl_arch.utils.errors import SLError, cli_entry
-from sl_arch.utils.files import atomic_write
+from sl_arch.utils.files import atomic_write, check_writable
 
 #: Demo data at 360p: BasicVSR++ asserts LR inputs of at least 64x64 px, so training patches are
 #: 256 px (LR 64) for every model, which the 180p demo frames cannot hold.
@@ -291,9 +290,7 @@ def run_logged(args, cwd, log_path, threads):
 
 def train_and_test(key, network_opt, budget, train_set, test_set, work_dir, threads):
     """Train then test one model through sl-train / sl-test; returns its measured training and test figures."""
-    name = f'bench_{key}'
-    for folder in (osp.join(work_dir, 'experiments', name), osp.join(work_dir, 'results', name)):
-        shutil.rmtree(folder, ignore_errors=True)  # BasicSR would archive an old run under a new name
+    name = f'bench_{key}'  # an earlier run's folders are archived by BasicSR (<name>_archived_<time>), not removed
     train_yml = osp.join(work_dir, 'options', f'train_{name}.yml')
     test_yml = osp.join(work_dir, 'options', f'test_{name}.yml')
     checkpoint = osp.join('experiments', name, 'models', 'net_g_latest.pth')
@@ -580,6 +577,31 @@ def save_plot(rows, path):
     plt.close(figure)
 
 
+REPORT_FILES = ('results.json', 'psnr_vs_ms.png', 'report.md')
+
+
+def check_report_folder(out_dir):
+    """Refuse an ``--out`` folder where writing the report would replace files sl-bench did not write.
+
+    The three report files are ours when ``results.json`` is an sl-bench result (``info`` and ``rows``).
+
+    Raises:
+        SLError: naming the folder, the files in the way and the fix.
+    """
+    check_writable(out_dir, '--out')
+    present = [name for name in REPORT_FILES if osp.lexists(osp.join(out_dir, name))]
+    if not present:
+        return
+    try:
+        with open(osp.join(out_dir, 'results.json'), encoding='utf-8') as handle:
+            ours = set(json.load(handle)) == {'info', 'rows'}
+    except (OSError, ValueError):
+        ours = False
+    if not ours:
+        raise SLError(f'--out {out_dir} holds {", ".join(present)} that sl-bench did not write; '
+                      'choose another --out folder.')
+
+
 def write_outputs(out_dir, rows, info):
     from sl_arch.demo import write_atomic, write_text
     os.makedirs(out_dir, exist_ok=True)
@@ -642,6 +664,8 @@ def main(argv=None):
         raise SLError(f'unknown model(s) {", ".join(unknown)}; choose from {", ".join(MODELS)}.')
     work_dir = osp.abspath(args.work_dir or osp.join('experiments', 'benchmark', mode))
     out_dir = args.out or budget['out']
+    check_writable(work_dir, '--work-dir')
+    check_report_folder(out_dir)
     os.makedirs(work_dir, exist_ok=True)
     started = time.perf_counter()
     started_at = datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')
