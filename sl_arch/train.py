@@ -3,45 +3,128 @@
 Usage::
 
     sl-train -opt options/train/SemanticLens/train_SemanticLens_demo_cpu.yml [--auto_resume]
+    sl-train -opt FILE.yml --force_yml train:total_iter=1000 val:val_freq=500
     torchrun --nproc_per_node 2 -m sl_arch.train -opt FILE.yml --launcher pytorch
 
 ``experiments/``, ``tb_logger/`` are created in the current directory. Differences from
 ``python basicsr/train.py``: ``--auto_resume`` also works without CUDA, ``--launcher pytorch``
 uses gloo on the CPU and NCCL on CUDA and accepts ``--local-rank``, ``--local_rank`` or
-``LOCAL_RANK``; bad input ends with one ``error:`` line and exit code 2.
+``LOCAL_RANK``; the option file, ``--force_yml`` and the output folders are checked before
+anything is written, and bad input ends with one ``error:`` line and exit code 2.
 """
+import argparse
 import os
-import os.path as osp
 import sys
 
 import sl_arch  # noqa: F401  (registers archs, datasets, models; must precede basicsr)
 import basicsr.train as basicsr_train
+import basicsr.utils.options as basicsr_options
 from sl_arch.utils import resume
 from sl_arch.utils.dist import destroy_distributed, install_basicsr_launcher, normalize_local_rank_args
 from sl_arch.utils.errors import SLError, cli_entry
+from sl_arch.utils.files import OutputError, check_writable
+from sl_arch.utils.options import load_checked_options
+
+#: ``path`` keys BasicSR's ``make_exp_dirs`` does not create folders for (substrings, as BasicSR tests them).
+NOT_FOLDER_PATH_KEYS = ('strict_load', 'pretrain_network', 'resume', 'param_key')
+
+#: ``path`` keys BasicSR's ``parse_options`` sets itself from the current folder and ``name``.
+DERIVED_PATH_KEYS = {True: ('experiments_root', 'models', 'training_states', 'log', 'visualization'),
+                     False: ('results_root', 'log', 'visualization')}
 
 
-def option_file_from_args(argv):
-    """Return the ``-opt`` value of ``argv`` after checking that the file exists.
+class _ArgumentParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one :class:`SLError` line instead of usage + exit."""
+
+    def error(self, message):
+        raise SLError(f'{message}; run {self.prog} -h for the options.')
+
+
+def argument_parser(prog, doc):
+    """The command line of BasicSR's ``parse_options`` (same arguments), with help texts.
+
+    Args:
+        prog (str): ``'sl-train'`` or ``'sl-test'``.
+        doc (str): The command's module docstring, shown by ``-h``.
+    """
+    parser = _ArgumentParser(prog=prog, description=doc.replace('``', '').replace('::', ':'),
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('-opt', metavar='FILE.yml', help='option file (required), e.g. from options/')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
+                        help='job launcher: none (one process) or pytorch (under torchrun); default: none')
+    parser.add_argument('--auto_resume', action='store_true',
+                        help='resume from the latest state in experiments/<name>/training_states')
+    parser.add_argument('--debug', action='store_true',
+                        help='debug run: name prefixed with debug_, validation every 8 iterations, no tb_logger')
+    parser.add_argument('--local_rank', type=int, default=0,
+                        help='process rank on this machine (torchrun sets LOCAL_RANK instead); default: 0')
+    parser.add_argument('--force_yml', nargs='+', metavar='SECTION:KEY=VALUE',
+                        help='override option-file values, e.g. train:total_iter=1000 train:optim_g:lr=0.0002')
+    return parser
+
+
+def check_output_folders(opt, root_path):
+    """Refuse output folders that BasicSR could not create, before it creates any.
+
+    These are ``experiments/<name>`` (training) or ``results/<name>`` (testing) in ``root_path``,
+    ``tb_logger/<name>`` when used, and every other ``path`` entry BasicSR's ``make_exp_dirs``
+    creates.
+
+    Args:
+        opt (dict): Options parsed by BasicSR's ``parse_options``.
+        root_path (str): The folder the pipeline runs in.
 
     Raises:
-        SLError: ``-opt`` is missing or names no file.
+        OutputError: naming the folder, what is in the way, and the fix.
     """
-    for position, arg in enumerate(argv):
-        if arg == '-opt' and position + 1 < len(argv):
-            path = argv[position + 1]
-            if not osp.isfile(path):
-                raise SLError(f'option file {path} does not exist; pass -opt with a YAML file from options/.')
-            return path
-    raise SLError('no option file given; run with -opt FILE.yml (see options/).')
+    is_train = opt['is_train']
+    folders = [(key, path) for key, path in opt['path'].items()
+               if isinstance(path, str) and not any(word in key for word in NOT_FOLDER_PATH_KEYS)]
+    logger = opt.get('logger') or {}
+    if is_train and logger.get('use_tb_logger') and 'debug' not in opt['name']:
+        folders.append(('tb_logger', os.path.join(root_path, 'tb_logger', opt['name'])))
+    command = 'sl-train' if is_train else 'sl-test'
+    for key, path in folders:
+        try:
+            check_writable(path, key)
+        except OutputError as error:
+            obstacle = str(error).split('; choose another')[0]
+            if key in DERIVED_PATH_KEYS[is_train] or key == 'tb_logger':
+                fix = f'run {command} from another folder, or move away the file in the way, or make the folder writable'
+            else:
+                fix = f'fix path.{key} in the option file'
+            raise OutputError(f'{obstacle}; {fix}.') from None
 
 
-def run_pipeline(pipeline, argv):
-    """Run a BasicSR pipeline in the current directory with our launcher and entry-point fixes."""
+def parse_options_checked(root_path, is_train=True):
+    """BasicSR's ``parse_options``, then :func:`check_output_folders` on its result."""
+    opt, args = basicsr_options.parse_options(root_path, is_train)
+    check_output_folders(opt, root_path)
+    return opt, args
+
+
+def run_pipeline(pipeline, argv, is_train, prog, doc):
+    """Run a BasicSR pipeline in the current directory with our checks, launcher and entry-point fixes.
+
+    ``-h`` prints the usage and returns. The arguments, option file and ``--force_yml`` entries
+    are checked (:func:`sl_arch.utils.options.load_checked_options`) before BasicSR reads them,
+    and the output folders before BasicSR creates them.
+
+    Args:
+        pipeline (callable): ``basicsr.train.train_pipeline`` or ``basicsr.test.test_pipeline``.
+        argv (list[str]): Command-line arguments without the program name.
+        is_train (bool): Training (True) or testing.
+        prog (str): The command name, for messages and ``-h``.
+        doc (str): The command's usage text for ``-h``.
+    """
     argv = normalize_local_rank_args(list(argv))
-    option_file_from_args(argv)
+    args = argument_parser(prog, doc).parse_args(argv)
+    if args.opt is None:
+        raise SLError(f'no option file given; run with -opt FILE.yml (see options/, or {prog} -h).')
+    load_checked_options(args.opt, args.force_yml, is_train)
     sys.argv = [sys.argv[0]] + argv
     install_basicsr_launcher()
+    sys.modules[pipeline.__module__].parse_options = parse_options_checked
     try:
         pipeline(os.getcwd())
     finally:
@@ -52,7 +135,7 @@ def run_pipeline(pipeline, argv):
 def main(argv=None):
     """Train with BasicSR's ``train_pipeline``; see the module docstring for the options."""
     resume.install(basicsr_train)
-    run_pipeline(basicsr_train.train_pipeline, sys.argv[1:] if argv is None else argv)
+    run_pipeline(basicsr_train.train_pipeline, sys.argv[1:] if argv is None else argv, True, 'sl-train', __doc__)
 
 
 if __name__ == '__main__':

@@ -202,11 +202,13 @@ def test_gt_not_divisible_by_the_scale_is_an_error(tmp_path):
         build_dataset(synthetic_opt(tmp_path, gt_size=16))
 
 
-def test_truncated_frame_file_is_named_when_read(tmp_path):
+def test_truncated_frame_file_is_named_at_start_up_and_when_read_unchecked(tmp_path):
     write_clip(tmp_path, 'clip', [1, 2, 3])
     broken = tmp_path / 'LR/clip/00000001.png'
     broken.write_bytes(broken.read_bytes()[:30])
-    dataset = build_dataset(synthetic_opt(tmp_path))
+    with pytest.raises(SLError, match=f'{broken} cannot be decoded \\(truncated PNG'):
+        build_dataset(synthetic_opt(tmp_path))
+    dataset = build_dataset(synthetic_opt(tmp_path, check_frames=False))
     with pytest.raises(SLError, match=f'{broken} cannot be decoded'):
         dataset[0]
 
@@ -221,8 +223,12 @@ def test_missing_lmdb_key_names_the_database_and_key(tmp_path):
                 txn.put(f'clip/{number:08d}'.encode(), (tmp_path / kind / 'clip' / f'{number:08d}.png').read_bytes())
         env.close()
         (path / 'meta_info.txt').write_text(''.join(f'clip/{n:08d}.png ({size},{size},3) 1\n' for n in range(3)))
-    dataset = build_dataset(synthetic_opt(tmp_path, dataroot_gt=str(tmp_path / 'GT.lmdb'),
-                                          dataroot_lq=str(tmp_path / 'LR.lmdb'), io_backend={'type': 'lmdb'}))
+    opt = synthetic_opt(tmp_path, dataroot_gt=str(tmp_path / 'GT.lmdb'), dataroot_lq=str(tmp_path / 'LR.lmdb'),
+                        io_backend={'type': 'lmdb'})
+    with pytest.raises(SLError, match=r'2 problems .*LR.lmdb key clip/00000002 does not exist.*GT.lmdb key '
+                                      r'clip/00000002 does not exist'):
+        build_dataset(opt)
+    dataset = build_dataset(dict(opt, check_frames=False))
     with pytest.raises(SLError, match=r'LR.lmdb key clip/00000002 does not exist'):
         dataset[0]
 
@@ -234,8 +240,11 @@ def test_empty_folder_is_an_error(tmp_path):
         build_dataset(synthetic_opt(tmp_path))
 
 
-def test_gt_size_larger_than_the_frames_is_an_error(real_root):
-    dataset = build_dataset(train_opt(real_root, gt_size=96))
+def test_gt_size_larger_than_the_frames_is_an_error_at_start_up(real_root):
+    with pytest.raises(SLError, match="clip 'bigbuckbunny' LR frames are 32x18, smaller than the LR crop 24.*lower "
+                                      'gt_size'):
+        build_dataset(train_opt(real_root, gt_size=96))
+    dataset = build_dataset(train_opt(real_root, gt_size=96, check_frames=False))
     with pytest.raises(SLError, match='lower gt_size'):
         dataset[0]
 

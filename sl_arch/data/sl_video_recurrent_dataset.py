@@ -8,8 +8,8 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data as data
 
-from sl_arch.data.clips import (build_clip_index, check_pair, frames_to_tensor, read_clip_frames, read_clip_masks,
-                                require_options)
+from sl_arch.data.clips import (build_clip_index, check_dataset_options, check_pair, dataset_option_keys,
+                                frames_to_tensor, raise_problems, read_clip_frames, read_clip_masks)
 from sl_arch.utils.errors import SLError
 
 
@@ -20,7 +20,8 @@ class SLVideoRecurrentDataset(data.Dataset):
     Clips may have any length and any frame names (sorted naturally, so ``im2`` comes before
     ``im10``); REDS (``<root>/000/00000000.png``), Vimeo-90K (``<root>/00001/0001/im1.png``) and the
     ``sl-prepare`` layout all work. A clip shorter than a window is skipped with a warning at
-    start-up. Mismatched LR/GT clips raise :class:`~sl_arch.utils.errors.SLError` at start-up.
+    start-up. Mismatched LR/GT clips, bad frames and clips smaller than the crop raise one
+    :class:`~sl_arch.utils.errors.SLError` at start-up that lists them all.
 
     The dataset has one entry per frame of every usable clip (so longer clips are drawn more
     often); each entry draws a random window of its clip. ``dataset_enlarge_ratio`` is applied
@@ -43,6 +44,11 @@ class SLVideoRecurrentDataset(data.Dataset):
             semantics_root (str, optional): Folder of precomputed instance-id masks, one per LR
                 frame: ``<semantics_root>/<clip>/<frame stem>.npy`` (h, w) or a single-channel
                 PNG, at LR size.
+            check_frames (bool): Check the header of every frame at start-up (present, not
+                truncated, one size per clip, GT = scale x LR, at least the crop); false skips it
+                for a huge set. Default: True.
+        Any other key is an error (besides BasicSR's data-loader keys, see
+        :data:`~sl_arch.data.clips.LOADER_KEYS`).
 
     Items:
         lq (Tensor): (t, 3, gt_size / scale, gt_size / scale) RGB in [0, 1].
@@ -55,10 +61,16 @@ class SLVideoRecurrentDataset(data.Dataset):
     #: sl-train's sampler may pass ``(index, draw)`` pairs (see :mod:`sl_arch.utils.resume`).
     takes_draw_numbers = True
 
+    #: Kinds of this dataset's own option keys (see :data:`sl_arch.utils.options.KINDS`).
+    OPTION_KINDS = {'num_frame': 'int>0', 'gt_size': 'int>0', 'interval_list': 'list[int>0]', 'random_reverse': 'bool',
+                    'use_hflip': 'bool', 'use_rot': 'bool'}
+    REQUIRED_OPTIONS = ('dataroot_gt', 'dataroot_lq', 'num_frame', 'gt_size')
+    OPTION_KEYS = dataset_option_keys(OPTION_KINDS)
+
     def __init__(self, opt):
         super().__init__()
         self.opt = opt
-        require_options(opt, ['dataroot_gt', 'dataroot_lq', 'num_frame', 'gt_size'], type(self).__name__)
+        self.check_options(opt, f'datasets.{opt.get("phase", "train")}')
         self.scale = opt.get('scale', 4)
         self.num_frame = opt['num_frame']
         self.gt_size = opt['gt_size']
@@ -74,11 +86,17 @@ class SLVideoRecurrentDataset(data.Dataset):
 
         backend = (opt.get('io_backend') or {}).get('type', 'disk')
         self.lq_source, self.gt_source, clips = build_clip_index(opt['dataroot_lq'], opt['dataroot_gt'], backend,
-                                                                 opt.get('meta_info_file'))
+                                                                 opt.get('meta_info_file'), self.scale,
+                                                                 opt.get('check_frames', True))
         self.clips = self._usable_clips(clips)
         self.keys = [(clip_idx, frame_idx) for clip_idx, clip in enumerate(self.clips)
                      for frame_idx in range(len(clip.lq_frames))]
         self._check_sizes()
+
+    @classmethod
+    def check_options(cls, opt, section, check_paths=True):
+        """Refuse unknown, missing or mistyped keys and missing roots (see :func:`check_dataset_options`)."""
+        check_dataset_options(cls, opt, section, check_paths)
 
     def _span(self, interval):
         return (self.num_frame - 1) * interval + 1
@@ -101,7 +119,18 @@ class SLVideoRecurrentDataset(data.Dataset):
         return usable
 
     def _check_sizes(self):
-        """Fail at start-up, not at iteration 10,000: check the meta_info shapes and the first frames."""
+        """Fail at start-up, not at iteration 10,000: every clip must hold the LR crop ``gt_size / scale``.
+
+        Uses the frame sizes measured by the start-up frame check; without it (``check_frames:
+        false``), the meta_info shapes and the first frame pair.
+        """
+        lq_crop = self.gt_size // self.scale
+        if all(clip.lq_size for clip in self.clips):
+            raise_problems([f'clip {clip.name!r} LR frames are {clip.lq_size[0]}x{clip.lq_size[1]}, smaller than the '
+                            f'LR crop {lq_crop} (gt_size {self.gt_size} / scale {self.scale}); lower gt_size or remove '
+                            'the clip' for clip in self.clips if min(clip.lq_size) < lq_crop],
+                           f'the clips of {self.gt_source.root} for gt_size {self.gt_size}')
+            return
         for clip in self.clips:
             if clip.gt_shape and min(clip.gt_shape[:2]) < self.gt_size:
                 raise SLError(f'clip {clip.name!r} GT is {clip.gt_shape[1]}x{clip.gt_shape[0]}, smaller than '

@@ -2,9 +2,8 @@ import torch
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data as data
 
-from sl_arch.data.clips import (build_clip_index, check_pair, frames_to_tensor, read_clip_frames, read_clip_masks,
-                                require_options)
-from sl_arch.utils.errors import SLError
+from sl_arch.data.clips import (build_clip_index, check_dataset_options, check_pair, dataset_option_keys,
+                                frames_to_tensor, read_clip_frames, read_clip_masks)
 
 
 @DATASET_REGISTRY.register()
@@ -30,6 +29,11 @@ class SLVideoTestDataset(data.Dataset):
             chunk_size (int): Frames per item; 0 means whole sequences. Default: 0.
             semantics_root (str, optional): Folder of precomputed instance-id masks per LR frame
                 (see :class:`SLVideoRecurrentDataset`).
+            check_frames (bool): Check the header of every frame at start-up (present, not
+                truncated, one size per clip, GT = scale x LR); false skips it for a huge set.
+                Default: True.
+        Any other key is an error (besides BasicSR's data-loader keys, see
+        :data:`~sl_arch.data.clips.LOADER_KEYS`).
 
     Items:
         lq (Tensor): (t, 3, h, w) RGB in [0, 1].
@@ -41,18 +45,22 @@ class SLVideoTestDataset(data.Dataset):
         num_frames_total (int): Length of the whole sequence (chunked only).
     """
 
+    #: Kinds of this dataset's own option keys (see :data:`sl_arch.utils.options.KINDS`).
+    OPTION_KINDS = {'chunk_size': 'int>=0'}
+    REQUIRED_OPTIONS = ('dataroot_lq',)
+    OPTION_KEYS = dataset_option_keys(OPTION_KINDS)
+
     def __init__(self, opt):
         super().__init__()
         self.opt = opt
-        require_options(opt, ['dataroot_lq'], type(self).__name__)
+        self.check_options(opt, f'datasets.{opt.get("phase", "test")}')
         self.scale = opt.get('scale', 4)
         self.chunk_size = opt.get('chunk_size', 0) or 0
         self.semantics_root = opt.get('semantics_root')
-        if self.chunk_size < 0:
-            raise SLError(f'chunk_size {self.chunk_size} is negative; use 0 (whole sequences) or a frame count.')
         backend = (opt.get('io_backend') or {}).get('type', 'disk')
-        self.lq_source, self.gt_source, self.clips = build_clip_index(opt['dataroot_lq'], opt.get('dataroot_gt'),
-                                                                      backend, opt.get('meta_info_file'))
+        self.lq_source, self.gt_source, self.clips = build_clip_index(
+            opt['dataroot_lq'], opt.get('dataroot_gt'), backend, opt.get('meta_info_file'), self.scale,
+            opt.get('check_frames', True))
         self.items = []
         self.data_info = {'folder': [], 'lq_path': []}
         for clip in self.clips:
@@ -61,6 +69,11 @@ class SLVideoTestDataset(data.Dataset):
             self.items.extend((clip, start, min(start + step, num)) for start in range(0, num, step))
             self.data_info['folder'].extend([clip.name] * num)
             self.data_info['lq_path'].extend(self.lq_source.location(clip.name, frame) for frame in clip.lq_frames)
+
+    @classmethod
+    def check_options(cls, opt, section, check_paths=True):
+        """Refuse unknown, missing or mistyped keys and missing roots (see :func:`check_dataset_options`)."""
+        check_dataset_options(cls, opt, section, check_paths)
 
     def __getitem__(self, index):
         clip, start, stop = self.items[index]
