@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from sl_arch.utils.checkpoint import NETWORK_OPT_KEY, load_state_strict, network_state_dict, read_checkpoint
 from sl_arch.utils.errors import CheckpointError, SLError, cli_entry
-from sl_arch.data.video_io import VIDEO_EXTENSIONS
+from sl_arch.data.video_io import VIDEO_EXTENSIONS, natural_key
 from sl_arch.utils.files import (atomic_write, check_writable, is_temporary, output_error, path_relation,
                                  remove_stale_temporaries)
 from sl_arch.utils.tiling import (PADDINGS, TemporalBlender, first_window_for, forward_window, plan_windows,
@@ -79,6 +79,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.overlap is None:
         args.overlap = min(4, args.chunk // 2)
+    if args.fps is not None and not args.fps > 0:
+        parser.error(f'--fps must be positive (got {args.fps:g})')
     for name in ('chunk', 'overlap', 'tile', 'tile_overlap'):
         if getattr(args, name) < 0:
             parser.error(f'--{name.replace("_", "-")} must be >= 0')
@@ -89,6 +91,40 @@ def parse_args(argv=None):
     return args
 
 
+def torch_device(name):
+    """The ``torch.device`` for ``--device``.
+
+    Raises:
+        SLError: an unknown device, or CUDA asked for where there is none.
+    """
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise SLError(f'--device {name} is not a torch device; use cpu, cuda or cuda:N.') from None
+    if device.type == 'cuda' and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise SLError(f'--device {name}: this machine has {torch.cuda.device_count()} usable CUDA GPU(s); '
+                      'use --device cpu or another GPU index.')
+    return device
+
+
+def load_checkpoint(weights, param_key):
+    """Read ``--weights``, refusing a folder and a ``--param-key`` the checkpoint lacks.
+
+    Raises:
+        SLError: naming the file or option and the fix.
+    """
+    if os.path.isdir(weights):
+        found = sorted((name for name in os.listdir(weights) if name.endswith('.pth')), key=natural_key)
+        example = os.path.join(weights, 'net_g_latest.pth' if 'net_g_latest.pth' in found or not found else found[-1])
+        raise CheckpointError(f'--weights {weights} is a folder; give the checkpoint file in it (e.g. {example}).')
+    checkpoint = read_checkpoint(weights)
+    if param_key and param_key != 'params_ema' and isinstance(checkpoint, dict) and param_key not in checkpoint:
+        raise CheckpointError(f'--param-key {param_key}: checkpoint {weights} has no such key (it has '
+                              f'{", ".join(sorted(map(str, checkpoint))[:6])}); use params or params_ema, '
+                              'or leave --param-key out.')
+    return checkpoint
+
+
 def network_options(weights, opt_path, checkpoint):
     """The ``network_g`` option dict (``type`` + kwargs): from ``--opt``, else from the checkpoint.
 
@@ -96,6 +132,8 @@ def network_options(weights, opt_path, checkpoint):
         SLError: no option file and no metadata, or an option file without ``network_g``.
     """
     if opt_path:
+        if os.path.isdir(opt_path):
+            raise SLError(f'option file {opt_path} is a folder; give the .yml file (--opt).')
         if not os.path.isfile(opt_path):
             raise SLError(f'option file {opt_path} does not exist; check --opt.')
         try:
@@ -345,11 +383,11 @@ def upscale(args):
     """Run the inference described by parsed ``args``; returns a summary dict."""
     started = time.time()
     check_paths(args)
+    device = torch_device(args.device)
     source = FrameSource(args.input, args.fps)
-    checkpoint = read_checkpoint(args.weights)
+    checkpoint = load_checkpoint(args.weights, args.param_key)
     net_opt = network_options(args.weights, args.opt, checkpoint)
     net_type = net_opt['type']
-    device = torch.device(args.device)
     net = build_network(net_opt, args.weights, checkpoint, args.param_key, args.opt or args.weights).to(device)
     del checkpoint
     net_fn = network_function(net, net_type, args.save_masks)

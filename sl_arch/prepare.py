@@ -25,9 +25,9 @@ import cv2
 from tqdm import tqdm
 
 from sl_arch.data.degradations import DEGRADATIONS, mod_crop
-from sl_arch.data.video_io import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, atomic_write_bytes, find_clip_folders,
-                                   format_meta_info, is_image_file, list_frames, missing_frame_numbers, read_image,
-                                   write_png)
+from sl_arch.data.video_io import (VIDEO_EXTENSIONS, atomic_write_bytes, find_clip_folders,
+                                   format_meta_info, is_image_file, list_frames, missing_frame_numbers, open_video,
+                                   read_image, write_png)
 from sl_arch.utils.errors import SLError, cli_entry
 from sl_arch.utils.files import (OutputError, check_writable, is_temporary, output_error, path_relation,
                                  remove_stale_temporaries, temporary_path)
@@ -70,7 +70,7 @@ def count_video_frames(path, limit=None):
 
     The container's frame count is unreliable (truncated files), so frames are counted by decoding.
     """
-    capture = cv2.VideoCapture(path)
+    capture = open_video(path)
     try:
         if not capture.isOpened():
             raise SLError(f'cannot open video {path}: OpenCV cannot decode it. Convert it '
@@ -124,8 +124,8 @@ def find_sources(paths, limit=None, allow_gaps=False):
             videos = sorted(name for name in os.listdir(path) if name.lower().endswith(VIDEO_EXTENSIONS))
             clips = {name: frames for name, frames in find_clip_folders(path).items() if name != '.'}
             if not videos and not clips:
-                what = ('empty folder' if not os.listdir(path) else
-                        f'frames are {", ".join(IMAGE_EXTENSIONS)}; videos {", ".join(VIDEO_EXTENSIONS)}')
+                entries = len(os.listdir(path))
+                what = f'none of its {entries} entries is an image or a video' if entries else 'empty folder'
                 raise SLError(f'{path} holds no frames and no videos ({what}); pass video files, '
                               'folders of frames, or a folder of those.')
             found.extend((os.path.splitext(name)[0], os.path.join(path, name), None) for name in videos)
@@ -221,7 +221,7 @@ def iter_frames(source, indices):
             yield index, read_image(os.path.join(source.path, source.frames[index]))
         return
     wanted = set(indices)
-    capture = cv2.VideoCapture(source.path)
+    capture = open_video(source.path)
     try:
         for index in range(max(indices) + 1):
             if not capture.grab():

@@ -60,6 +60,12 @@ def find_clip_folders(root):
     return dict(sorted(clips.items(), key=lambda item: natural_key(item[0])))
 
 
+def open_video(path):
+    """``cv2.VideoCapture(path)`` without FFmpeg's own log lines on stderr: callers report a bad video in one line."""
+    os.environ.setdefault('OPENCV_FFMPEG_LOGLEVEL', '-8')  # AV_LOG_QUIET; read when OpenCV first loads FFmpeg
+    return cv2.VideoCapture(path)
+
+
 def decode_image(content, source, flag=cv2.IMREAD_COLOR):
     """Decode image bytes; raise a clear error for a truncated or non-image file.
 

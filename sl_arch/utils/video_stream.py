@@ -11,7 +11,7 @@ import re
 import cv2
 import numpy as np
 
-from sl_arch.data.video_io import IMAGE_EXTENSIONS, list_frames
+from sl_arch.data.video_io import IMAGE_EXTENSIONS, is_image_file, list_frames, open_video
 from sl_arch.utils.errors import SLError
 from sl_arch.utils.files import atomic_write, output_error, temporary_path
 
@@ -44,6 +44,8 @@ class FrameSource:
         if not os.path.exists(path):
             raise SLError(f'input {path} does not exist; give a video file or a folder of frames (-i).')
         self.is_video = os.path.isfile(path)
+        if self.is_video and is_image_file(os.path.basename(path)):
+            raise SLError(f'input {path} is a single image; give the folder that holds the frames of the clip (-i).')
         if self.is_video:
             self._probe_video()
         else:
@@ -52,7 +54,7 @@ class FrameSource:
             self.fps = float(fps)
 
     def _probe_video(self):
-        capture = cv2.VideoCapture(self.path)
+        capture = open_video(self.path)
         if not capture.isOpened():
             raise SLError(f'input {self.path} cannot be decoded by OpenCV; convert it to mp4 '
                           f'(e.g. ffmpeg -i {self.path} out.mp4) or extract its frames into a folder.')
@@ -114,7 +116,7 @@ class FrameSource:
             yield index, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
 
     def _video_frames(self, start, stop):
-        capture = cv2.VideoCapture(self.path)
+        capture = open_video(self.path)
         try:
             for index in range(stop):
                 if index < start:
