@@ -2,6 +2,7 @@
 import sl_arch  # noqa: F401  (must precede basicsr)
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -287,3 +288,153 @@ def test_overwrite_never_deletes_files_it_did_not_write(data, tmp_path, capsys):
     message = expect_error(capsys, '-i', data['video'], '-o', output, '--weights', data['edvr'],
                            '--opt', data['edvr_yml'], '--overwrite')
     assert 'holiday.jpg' in message and (output / 'holiday.jpg').read_bytes() == b'precious'
+
+
+def test_overwrite_removes_no_frame_our_manifest_does_not_list(data, tmp_path, capsys):
+    mine = tmp_path / 'my_frames'  # the user's own frames, named like ours, no manifest of ours
+    mine.mkdir()
+    for index in (100, 101, 102, 103):
+        (mine / frame_name(index)).write_bytes(b'precious')
+    message = expect_error(capsys, '-i', data['video'], '-o', mine, '--weights', data['sl'], '--overwrite')
+    assert f'output folder {mine} holds files sl-infer did not write (00000100.png' in message
+    assert 'and 1 more' in message and 'nothing was removed' in message
+    assert sorted(os.listdir(mine)) == [frame_name(index) for index in (100, 101, 102, 103)]
+
+    output = tmp_path / 'ours'
+    run('-i', data['video'], '-o', output, '--weights', data['sl'], '--chunk', 0)
+    (output / frame_name(NUM_FRAMES)).write_bytes(b'precious')  # one past the frames our manifest lists
+    message = expect_error(capsys, '-i', data['video'], '-o', output, '--weights', data['sl'], '--overwrite')
+    assert frame_name(NUM_FRAMES) in message and len(os.listdir(output)) == NUM_FRAMES + 2
+    (output / frame_name(NUM_FRAMES)).unlink()
+    (output / '.sl-tmp-00000003.png.killed.png').write_bytes(b'half a frame')
+    run('-i', data['video'], '-o', output, '--weights', data['sl'], '--chunk', 4, '--overwrite')
+    assert sorted(os.listdir(output)) == sorted([infer.MANIFEST] + [frame_name(i) for i in range(NUM_FRAMES)])
+
+
+def test_overwrite_of_a_mask_folder_holding_user_files_removes_nothing(data, tmp_path, capsys):
+    masks, output = tmp_path / 'masks', tmp_path / 'out'
+    masks.mkdir()
+    (masks / frame_name(0)).write_bytes(b'precious')
+    message = expect_error(capsys, '-i', data['video'], '-o', output, '--weights', data['sl'], '--save-masks', masks,
+                           '--overwrite')
+    assert f'output folder {masks} holds files sl-infer did not write (00000000.png)' in message
+    assert (masks / frame_name(0)).read_bytes() == b'precious' and not output.exists()
+
+
+def copy_frames(data, folder):
+    os.makedirs(folder)
+    for name in os.listdir(data['folder']):
+        shutil.copy(os.path.join(data['folder'], name), folder)
+    return folder
+
+
+@pytest.mark.parametrize('layout', ['same', 'output_inside', 'output_contains', 'symlink', 'masks_same_as_output',
+                                    'masks_inside_input', 'same_video'])
+def test_outputs_overlapping_the_input_or_each_other_are_refused_before_anything_is_touched(data, tmp_path, capsys,
+                                                                                            layout):
+    frames = copy_frames(data, tmp_path / 'frames')
+    before = {name: (frames / name).read_bytes() for name in os.listdir(frames)}
+    video = tmp_path / 'clip.mp4'
+    shutil.copy(data['video'], video)
+    os.symlink(frames, tmp_path / 'link')
+    argv, words = {
+        'same': (('-i', frames, '-o', frames), f'-o {frames} is the same path as -i {frames}'),
+        'output_inside': (('-i', frames, '-o', frames / 'x4'), f'-o {frames / "x4"} is inside -i {frames}'),
+        'output_contains': (('-i', frames, '-o', tmp_path), f'-o {tmp_path} contains -i {frames}'),
+        'symlink': (('-i', tmp_path / 'link', '-o', frames), f'-o {frames} is the same path as -i {tmp_path / "link"}'),
+        'masks_same_as_output': (('-i', video, '-o', tmp_path / 'out', '--save-masks', tmp_path / 'out'),
+                                 f'--save-masks {tmp_path / "out"} is the same path as -o {tmp_path / "out"}'),
+        'masks_inside_input': (('-i', frames, '-o', tmp_path / 'out', '--save-masks', frames / 'masks'),
+                               f'--save-masks {frames / "masks"} is inside -i {frames}'),
+        'same_video': (('-i', video, '-o', video), f'-o {video} is the same path as -i {video}'),
+    }[layout]
+    message = expect_error(capsys, *argv, '--weights', data['sl'], '--overwrite')
+    assert message.startswith(f'error: {words}; nothing was written')
+    assert {name: (frames / name).read_bytes() for name in os.listdir(frames)} == before
+    assert video.stat().st_size == os.path.getsize(data['video']) and not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('option', ['-o', '--save-masks'])
+@pytest.mark.parametrize('name', ['out', 'out.mp4'])
+def test_an_output_under_a_file_is_one_clear_error(data, tmp_path, capsys, option, name):
+    notes = tmp_path / 'notes.txt'
+    notes.write_text('mine')
+    outputs = {'-o': tmp_path / 'out', '--save-masks': tmp_path / 'masks'}
+    outputs[option] = notes / name
+    if option == '--save-masks' and name == 'out.mp4':
+        outputs['-o'] = tmp_path / 'out.mp4'
+    message = expect_error(capsys, '-i', data['video'], '--weights', data['sl'],
+                           *(arg for item in outputs.items() for arg in item))
+    assert message == f'error: cannot write {notes / name}: {notes} is not a folder; choose another {option} path.'
+    assert notes.read_text() == 'mine' and os.listdir(tmp_path) == ['notes.txt']
+
+
+@pytest.mark.parametrize('output', ['frames_x4', 'clip_x4.mp4', 'new/frames_x4'])
+def test_a_read_only_output_folder_is_refused_before_any_work(data, tmp_path, capsys, monkeypatch, output):
+    # chmod cannot make a folder read-only for root: pretend, as os.access would answer for a user
+    real_access = os.access
+    monkeypatch.setattr(os, 'access', lambda path, mode: path != str(tmp_path) and real_access(path, mode))
+    message = expect_error(capsys, '-i', data['video'], '-o', tmp_path / output, '--weights', data['sl'])
+    assert message == (f'error: cannot write {tmp_path / output}: folder {tmp_path} is not writable; '
+                       'choose another -o path or make the folder writable.')
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_full_disk_while_writing_is_one_line_and_leaves_no_partial_file(data, tmp_path, capsys, monkeypatch):
+    import errno
+    from sl_arch.utils import files
+
+    def disk_full(source, target):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(files.os, 'replace', disk_full)
+    output = tmp_path / 'out'
+    message = expect_error(capsys, '-i', data['video'], '-o', output, '--weights', data['sl'])
+    assert message.startswith(f'error: cannot write {output / infer.MANIFEST}: the disk is full: free some space')
+    assert os.listdir(output) == []
+
+
+def test_hidden_files_in_a_frame_folder_are_not_frames(data, tmp_path):
+    frames = copy_frames(data, tmp_path / 'frames')
+    (frames / '._frame_0.png').write_bytes(b'macOS resource fork, not an image')
+    summary = run('-i', frames, '-o', tmp_path / 'out', '--weights', data['sl'], '--chunk', 0)
+    assert summary['frames'] == NUM_FRAMES
+
+
+def test_bad_options_are_one_clear_line(data, tmp_path, capsys):
+    (tmp_path / 'models').mkdir()
+    shutil.copy(data['sl'], tmp_path / 'models' / 'net_g_95.pth')
+    shutil.copy(data['sl'], tmp_path / 'models' / 'net_g_100.pth')
+    image = os.path.join(data['folder'], 'frame_0.png')
+    base = ('-i', data['folder'], '-o', tmp_path / 'out')
+    cases = [
+        (('-i', image, '-o', tmp_path / 'out', '--weights', data['sl']),
+         f'input {image} is a single image; give the folder that holds the frames of the clip (-i).'),
+        ((*base, '--weights', tmp_path / 'models'),
+         f'--weights {tmp_path / "models"} is a folder; give the checkpoint file in it '
+         f'(e.g. {tmp_path / "models" / "net_g_100.pth"}).'),
+        ((*base, '--weights', data['sl'], '--opt', tmp_path),
+         f'option file {tmp_path} is a folder; give the .yml file (--opt).'),
+        ((*base, '--weights', data['sl'], '--device', 'gpu0'),
+         '--device gpu0 is not a torch device; use cpu, cuda or cuda:N.'),
+        ((*base, '--weights', data['sl'], '--param-key', 'param_ema'),
+         f'--param-key param_ema: checkpoint {data["sl"]} has no such key (it has network_g, params); '
+         'use params or params_ema, or leave --param-key out.'),
+        (('-i', data['folder'], '-o', tmp_path / 'out.webm', '--weights', data['sl']),
+         f'output {tmp_path / "out.webm"}: sl-infer cannot write .webm videos; use one of .mp4, .m4v, .mov, .mkv, '
+         '.avi, or a folder name without a video extension for PNG frames.'),
+    ]
+    if not torch.cuda.is_available():
+        cases.append(((*base, '--weights', data['sl'], '--device', 'cuda'),
+                      '--device cuda: this machine has 0 usable CUDA GPU(s); use --device cpu or another GPU index.'))
+    for argv, expected in cases:
+        assert expect_error(capsys, *argv) == f'error: {expected}'
+    assert sorted(os.listdir(tmp_path)) == ['models']
+
+
+def test_a_frame_rate_that_is_not_positive_is_refused(data, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        infer.main(['-i', data['folder'], '-o', str(tmp_path / 'out.mp4'), '--weights', data['sl'], '--fps', '-3'])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == 'sl-infer: error: --fps must be positive (got -3)'
+    assert os.listdir(tmp_path) == []
