@@ -232,3 +232,116 @@ def test_console_script_prints_one_line_and_exits_2(tmp_path):
                              str(tmp_path / 'out')], capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip().count('\n') == 0 and 'missing does not exist' in result.stderr
+
+
+def test_rerun_removes_only_our_temporaries_never_the_users_hidden_files(tmp_path):
+    frames = write_frames(tmp_path / 'clip', [(16, 16)] * 2)
+    out = tmp_path / 'out'
+    assert run_prepare(frames, '-o', out, '--lmdb') == 0
+    users = [out / '.notes.tmp', out / 'train/GT/clip/.00000001.png.draft.tmp', out / 'train/.backup.tmp']
+    for path in users:
+        path.write_bytes(b'precious')
+    ours = [out / 'train/GT/clip/.sl-tmp-00000001.png.killed.tmp', out / 'train/.sl-tmp-GT.lmdb.killed/data.mdb']
+    for path in ours:
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b'half')
+    assert run_prepare(frames, '-o', out, '--lmdb') == 0
+    assert all(path.read_bytes() == b'precious' for path in users)
+    assert not ours[0].exists() and not ours[1].parent.exists()
+
+
+def test_a_root_sl_prepare_did_not_make_is_refused_unless_empty(tmp_path, capsys):
+    frames = write_frames(tmp_path / 'clip', [(16, 16)] * 2)
+    root = tmp_path / 'my_data'
+    (root / 'train').mkdir(parents=True)
+    (root / 'train' / 'meta_info.txt').write_text('my own\n')
+    assert run_prepare(frames, '-o', root) == 2
+    assert one_line_error(capsys) == (f'error: output root {root} already holds files sl-prepare did not write '
+                                      '(train) and no prepare.json; choose a new or empty folder for -o.')
+    assert os.listdir(root) == ['train'] and os.listdir(root / 'train') == ['meta_info.txt']
+    (tmp_path / 'empty').mkdir()
+    assert run_prepare(frames, '-o', tmp_path / 'empty') == 0
+
+
+@pytest.mark.parametrize('layout', ['same', 'inside', 'contains', 'symlink', 'video_inside'])
+def test_an_output_root_overlapping_an_input_is_refused_before_anything_is_written(tmp_path, capsys, layout):
+    frames = write_frames(tmp_path / 'clip', [(16, 16)] * 2)
+    os.symlink(frames, tmp_path / 'link')
+    (tmp_path / 'videos').mkdir()
+    video = tmp_path / 'videos' / 'clip.mp4'
+    video.write_bytes(b'not checked')
+    inputs, root, words = {
+        'same': (frames, frames, 'is the same path as'),
+        'inside': (frames, frames / 'prepared', 'is inside'),
+        'contains': (frames, tmp_path, 'contains'),
+        'symlink': (tmp_path / 'link', frames, 'is the same path as'),
+        'video_inside': (video, tmp_path / 'videos', 'contains'),
+    }[layout]
+    before = sorted(os.listdir(tmp_path)), sorted(os.listdir(frames))
+    assert run_prepare(inputs, '-o', root) == 2
+    assert one_line_error(capsys) == (f'error: -o {root} {words} input {inputs}; nothing was written: choose an '
+                                      'output root apart from the inputs (neither inside one nor containing one).')
+    assert (sorted(os.listdir(tmp_path)), sorted(os.listdir(frames))) == before
+
+
+def test_an_output_root_that_cannot_be_written_is_one_clear_error(tmp_path, capsys, monkeypatch):
+    frames = write_frames(tmp_path / 'clip', [(16, 16)] * 2)
+    notes = tmp_path / 'notes.txt'
+    notes.write_text('mine')
+    for root in (notes, notes / 'out'):
+        assert run_prepare(frames, '-o', root) == 2
+        assert one_line_error(capsys) == f'error: cannot write {root}: {notes} is not a folder; choose another -o path.'
+    assert notes.read_text() == 'mine'
+    real_access = os.access  # chmod cannot make a folder read-only for root: pretend, as os.access would answer
+    monkeypatch.setattr(os, 'access', lambda path, mode: path != str(tmp_path) and real_access(path, mode))
+    assert run_prepare(frames, '-o', tmp_path / 'out') == 2
+    assert one_line_error(capsys) == (f'error: cannot write {tmp_path / "out"}: folder {tmp_path} is not writable; '
+                                      'choose another -o path or make the folder writable.')
+    assert sorted(os.listdir(tmp_path)) == ['clip', 'notes.txt']
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_temporary(tmp_path, capsys, monkeypatch):
+    import errno
+    frames = write_frames(tmp_path / 'clip', [(16, 16)] * 2)
+    real_replace = os.replace
+
+    def disk_full_at_frames(source, target):
+        if str(target).endswith('.png'):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, 'replace', disk_full_at_frames)
+    assert run_prepare(frames, '-o', tmp_path / 'out') == 2
+    target = tmp_path / 'out/train/GT/clip/00000000.png'
+    assert one_line_error(capsys) == (f'error: cannot write {target}: the disk is full: free some space or choose '
+                                      'another output path.')
+    assert [name for _, _, names in os.walk(tmp_path / 'out') for name in names] == ['prepare.json']
+
+
+def test_a_gap_in_the_frame_numbering_is_refused_unless_allowed(tmp_path, capsys):
+    frames = write_frames(tmp_path / 'clip', [(16, 16)] * 4, ['0001.png', '0002.png', '0004.png', '0007.png'])
+    assert run_prepare(frames, '-o', tmp_path / 'out') == 2
+    assert one_line_error(capsys) == (f'error: frame folder {frames} skips frame number(s) 3, 5, 6 (its frames run '
+                                      '0001.png .. 0007.png); restore the missing frames, or pass --allow-gaps to use '
+                                      'the frames as consecutive.')
+    assert not (tmp_path / 'out').exists()
+    assert run_prepare(frames, '-o', tmp_path / 'out', '--allow-gaps') == 0
+    assert len(os.listdir(tmp_path / 'out/train/GT/clip')) == 4
+
+
+def test_a_folder_of_non_images_is_not_called_empty(tmp_path, capsys):
+    (tmp_path / 'docs').mkdir()
+    (tmp_path / 'docs' / 'notes.txt').write_text('x')
+    assert run_prepare(tmp_path / 'docs', '-o', tmp_path / 'out') == 2
+    assert one_line_error(capsys) == (f'error: {tmp_path / "docs"} holds no frames and no videos (none of its 1 '
+                                      'entries is an image or a video); pass video files, folders of frames, or a '
+                                      'folder of those.')
+
+
+def test_an_unreadable_config_is_one_clear_error(tmp_path, capsys):
+    frames = write_frames(tmp_path / 'clip', [(16, 16)] * 2)
+    (tmp_path / 'out').mkdir()
+    (tmp_path / 'out' / 'prepare.json').write_text('{half')
+    assert run_prepare(frames, '-o', tmp_path / 'out') == 2
+    assert one_line_error(capsys).startswith(f'error: {tmp_path / "out" / "prepare.json"} cannot be read (')
+    assert os.listdir(tmp_path / 'out') == ['prepare.json']
