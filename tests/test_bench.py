@@ -67,7 +67,7 @@ def test_a_report_folder_holding_files_sl_bench_did_not_write_is_refused_before_
 
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        f'error: --out {out} holds report.md that sl-bench did not write; choose another --out folder.']
+        f'error: --out {out} holds report.md that sl_arch did not write; choose another --out folder.']
     assert (out / 'report.md').read_text() == 'my report' and not (tmp_path / 'work').exists()
 
 

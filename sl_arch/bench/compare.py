@@ -580,25 +580,26 @@ def save_plot(rows, path):
 REPORT_FILES = ('results.json', 'psnr_vs_ms.png', 'report.md')
 
 
-def check_report_folder(out_dir):
-    """Refuse an ``--out`` folder where writing the report would replace files sl-bench did not write.
+def check_report_folder(out_dir, names=REPORT_FILES):
+    """Refuse an ``--out`` folder where writing the report would replace files we did not write.
 
-    The three report files are ours when ``results.json`` is an sl-bench result (``info`` and ``rows``).
+    The report files ``names`` are ours when ``results.json`` is one of our results (it holds
+    ``info`` and ``rows``).
 
     Raises:
         SLError: naming the folder, the files in the way and the fix.
     """
     check_writable(out_dir, '--out')
-    present = [name for name in REPORT_FILES if osp.lexists(osp.join(out_dir, name))]
+    present = [name for name in names if osp.lexists(osp.join(out_dir, name))]
     if not present:
         return
     try:
         with open(osp.join(out_dir, 'results.json'), encoding='utf-8') as handle:
-            ours = set(json.load(handle)) == {'info', 'rows'}
+            ours = {'info', 'rows'} <= set(json.load(handle))
     except (OSError, ValueError):
         ours = False
     if not ours:
-        raise SLError(f'--out {out_dir} holds {", ".join(present)} that sl-bench did not write; '
+        raise SLError(f'--out {out_dir} holds {", ".join(present)} that sl_arch did not write; '
                       'choose another --out folder.')
 
 

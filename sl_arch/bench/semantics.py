@@ -1,0 +1,312 @@
+"""``python -m sl_arch.bench.semantics``: do instance semantics help? The oracle test.
+
+On the synthetic clips of :mod:`sl_arch.data.synthetic` (real photographs, ground-truth instances
+and motion), every model is trained with ``sl-train`` from one template (same data, iterations,
+batch, patch, seed, optimizer, schedule; :func:`sl_arch.bench.compare.train_options`) and tested
+with ``sl-test`` on the held-out clips of each motion regime (``pan``, ``crossing``) and on the
+held-out real demo frames:
+
+* SemanticLens fed the ground-truth instance masks (train and test: the oracle);
+* SemanticLens with its learned masks;
+* SemanticLens without its semantic branch;
+* a single-frame network of equal parameter count (``SLFrameWise``, SRResNet).
+
+BasicVSR is not a row: its SPyNet needs LR frames of at least 64 px, and the synthetic clips'
+LR frames (40x24) and training patches (24x24) are smaller; ``sl-bench`` compares it.
+
+Then the learned masks are compared with the ground truth on the held-out crossing clips: mean
+IoU after Hungarian matching of predicted slots to true instances, once per clip (an instance must
+keep its slot through the clip) and once per frame (the best any per-frame labelling could do).
+Writes ``results/semantics/`` (``report.md``, ``results.json``, ``masks.png``); option files, logs and
+checkpoints go to ``experiments/semantics/``.
+"""
+import argparse
+import concurrent.futures
+import json
+import os
+import os.path as osp
+import sys
+import time
+
+import cv2
+import numpy as np
+
+from sl_arch.bench import compare
+from sl_arch.utils.errors import SLError, cli_entry
+from sl_arch.utils.files import check_writable
+
+SYNTHETIC_ROOT = 'datasets/synthetic'
+DEMO_ROOT = 'datasets/demo_bbb'
+BUDGET = dict(total_iter=300, batch_size=2, num_frame=7, gt_size=96, lr=1e-3, eta_min=1e-5, fix_flow_fraction=0,
+              flow_lr_mul=0.25, seed=0)
+
+
+def variants():
+    """Rows of the oracle test: key -> (label, network_g, fed ground-truth masks)."""
+    tiny = compare.semantic_lens_options('tiny')
+    return {
+        'SL_gt_masks': ('SemanticLens, ground-truth masks (oracle)', tiny, True),
+        'SL_learned': ('SemanticLens, learned masks', tiny, False),
+        'SL_no_semantics': ('SemanticLens w/o semantic branch',
+                            compare.semantic_lens_options('tiny', {'use_semantics': False}), False),
+        'single_frame': ('single-frame SRResNet, equal size', {'type': 'SLFrameWise'}, False),
+    }
+
+
+def test_sets(synthetic_root, demo_root, with_masks):
+    """Test datasets: synthetic ``pan`` and ``crossing`` clips, and the real demo frames (not for the oracle)."""
+    root = osp.abspath(synthetic_root)
+    sets = {}
+    for number, regime in enumerate(('pan', 'crossing'), 1):
+        sets[f'test_{number}'] = {
+            'name': f'synthetic_{regime}', 'type': 'SLVideoTestDataset',
+            'dataroot_gt': osp.join(root, 'val', 'GT'), 'dataroot_lq': osp.join(root, 'val', 'BI'),
+            'meta_info_file': osp.join(root, 'val', f'meta_info_{regime}.txt'), 'io_backend': {'type': 'disk'}}
+        if with_masks:
+            sets[f'test_{number}']['semantics_root'] = osp.join(root, 'val', 'masks')
+    if not with_masks and demo_root:
+        _, demo = compare.dataset_options(demo_root)
+        sets['test_3'] = dict(demo, name='demo_real')
+    return sets
+
+
+def train_and_test(key, network_opt, with_masks, args):
+    """Train and test one row through sl-train / sl-test; returns its figures."""
+    name = f'sem_{key}'
+    work_dir = osp.abspath(args.work_dir)
+    train_set, _ = compare.dataset_options(args.synthetic_root)
+    if with_masks:
+        train_set['semantics_root'] = osp.join(osp.abspath(args.synthetic_root), 'train', 'masks')
+    budget = dict(BUDGET, total_iter=args.iters)
+    checkpoint = osp.join('experiments', name, 'models', 'net_g_latest.pth')
+    test_opt = compare.test_options(name, network_opt, {}, checkpoint)
+    test_opt['datasets'] = test_sets(args.synthetic_root, args.demo_root, with_masks)
+    train_yml = osp.join(work_dir, 'options', f'train_{name}.yml')
+    test_yml = osp.join(work_dir, 'options', f'test_{name}.yml')
+    compare.write_yaml(train_yml, compare.train_options(name, network_opt, budget, train_set))
+    compare.write_yaml(test_yml, test_opt)
+    logs = osp.join(work_dir, 'logs')
+    os.makedirs(logs, exist_ok=True)
+    started = time.perf_counter()
+    compare.run_logged(['sl_arch.train', '-opt', train_yml], work_dir, osp.join(logs, f'{name}_train.out'), 1)
+    train_seconds = time.perf_counter() - started
+    with open(compare.newest(osp.join(work_dir, 'experiments', name, f'train_{name}_*.log')), encoding='utf-8') as log:
+        s_per_iter = compare.seconds_per_iteration(log.read())
+    compare.run_logged(['sl_arch.test', '-opt', test_yml], work_dir, osp.join(logs, f'{name}_test.out'), 1)
+    with open(compare.newest(osp.join(work_dir, 'results', name, f'test_{name}_*.log')), encoding='utf-8') as log:
+        text = log.read()
+    metrics = {dataset['name']: compare.test_metrics(text, dataset['name']) for dataset in test_opt['datasets'].values()}
+    return {'train_wall_s': train_seconds, 's_per_iter': s_per_iter, 'metrics': metrics,
+            'checkpoint': osp.join(work_dir, checkpoint), 'params': compare.parameter_counts(network_opt)[0]}
+
+
+# ---------------------------------------------------------------------------------- mask quality
+def matched_iou(pred, true, num_slots):
+    """Mean IoU of true instances after the Hungarian matching of predicted slots to them.
+
+    Args:
+        pred (ndarray): int predicted slot per pixel, any shape (a frame, or a clip: one matching).
+        true (ndarray): int true instance id per pixel, same shape.
+        num_slots (int): Predicted slots.
+
+    Returns:
+        dict: ``{'all': mean IoU over true instances, 'objects': over true ids > 0, 'match': {true: slot}}``.
+    """
+    from scipy.optimize import linear_sum_assignment
+    ids = np.unique(true)
+    pred_onehot = pred.reshape(-1)[:, None] == np.arange(num_slots)[None]
+    true_onehot = true.reshape(-1)[:, None] == ids[None]
+    intersection = true_onehot.T.astype(np.float64) @ pred_onehot.astype(np.float64)
+    union = true_onehot.sum(0)[:, None] + pred_onehot.sum(0)[None] - intersection
+    iou = intersection / np.maximum(union, 1)
+    rows, cols = linear_sum_assignment(-iou)
+    per_id = {int(ids[row]): float(iou[row, col]) for row, col in zip(rows, cols)}
+    per_id.update({int(i): 0.0 for i in ids if int(i) not in per_id})  # more instances than slots
+    objects = [value for key, value in per_id.items() if key > 0]
+    return {'all': float(np.mean(list(per_id.values()))), 'objects': float(np.mean(objects)) if objects else None,
+            'match': {int(ids[row]): int(col) for row, col in zip(rows, cols)}}
+
+
+def learned_masks(checkpoint, synthetic_root, clip, num_frames):
+    """LR frames (BGR uint8) and the learned masks (t, n, h, w) of a held-out clip."""
+    import torch
+
+    from sl_arch.data.clips import frames_to_tensor
+    from sl_arch.data.video_io import read_image
+    from sl_arch.infer import build_network, network_options
+    from sl_arch.utils.checkpoint import read_checkpoint
+    weights = read_checkpoint(checkpoint)
+    net = build_network(network_options(checkpoint, None, weights), checkpoint, weights, 'params', checkpoint)
+    frames = [read_image(osp.join(synthetic_root, 'val', 'BI', clip, f'{t:08d}.png')) for t in range(num_frames)]
+    with torch.no_grad():
+        _, masks = net(frames_to_tensor(frames).unsqueeze(0), return_masks=True)
+    return frames, masks[0].numpy()
+
+
+def mask_quality(checkpoint, synthetic_root):
+    """Matched mean IoU of the learned masks on every held-out crossing clip, per clip and per frame."""
+    from sl_arch.data.video_io import read_meta_info
+    rows = {}
+    for clip, num_frames, _ in read_meta_info(osp.join(synthetic_root, 'val', 'meta_info_crossing.txt')):
+        frames, masks = learned_masks(checkpoint, synthetic_root, clip, num_frames)
+        pred = masks.argmax(1)
+        true = np.stack([cv2.imread(osp.join(synthetic_root, 'val', 'masks', clip, f'{t:08d}.png'),
+                                    cv2.IMREAD_UNCHANGED) for t in range(num_frames)]).astype(np.int64)
+        per_clip = matched_iou(pred, true, masks.shape[1])
+        per_frame = [matched_iou(pred[t], true[t], masks.shape[1]) for t in range(num_frames)]
+        rows[clip] = {
+            'clip_all': per_clip['all'], 'clip_objects': per_clip['objects'],
+            'frame_all': float(np.mean([item['all'] for item in per_frame])),
+            'frame_objects': float(np.mean([item['objects'] for item in per_frame if item['objects'] is not None])),
+            'slots_used': int(len(np.unique(pred))), 'instances': int(len(np.unique(true))),
+        }
+    return rows
+
+
+def save_mask_figure(checkpoint, synthetic_root, clip, path, columns=6):
+    """LR frames, true instance ids, and learned ids coloured by their matched true instance, over time."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    from sl_arch.data.video_io import read_meta_info
+    from sl_arch.utils.visualize import instance_palette
+    num_frames = dict((name, count) for name, count, _ in
+                      read_meta_info(osp.join(synthetic_root, 'val', 'meta_info.txt')))[clip]
+    frames, masks = learned_masks(checkpoint, synthetic_root, clip, num_frames)
+    pred = masks.argmax(1)
+    true = np.stack([cv2.imread(osp.join(synthetic_root, 'val', 'masks', clip, f'{t:08d}.png'), cv2.IMREAD_UNCHANGED)
+                     for t in range(num_frames)]).astype(np.int64)
+    match = matched_iou(pred, true, masks.shape[1])['match']
+    palette = instance_palette(masks.shape[1] + int(true.max()) + 1)
+    colour_of_slot = {slot: true_id for true_id, slot in match.items()}
+    unmatched = iter(range(int(true.max()) + 1, len(palette)))
+    slot_colour = np.array([colour_of_slot.get(slot, None) for slot in range(masks.shape[1])], dtype=object)
+    slot_colour = np.array([value if value is not None else next(unmatched) for value in slot_colour])
+    times = np.linspace(0, num_frames - 1, columns).round().astype(int)
+    figure, axes = plt.subplots(3, columns, figsize=(2.0 * columns, 4.2), squeeze=False)
+    for column, t in enumerate(times):
+        rgb = cv2.cvtColor(frames[t], cv2.COLOR_BGR2RGB)
+        for row, image in enumerate((rgb, palette[true[t]], palette[slot_colour[pred[t]]])):
+            axes[row, column].imshow(image, interpolation='nearest')
+            axes[row, column].set_xticks([])
+            axes[row, column].set_yticks([])
+        axes[0, column].set_title(f'frame {t}', fontsize=8)
+    for row, label in enumerate(('LR frame', 'true instances', 'learned (matched)')):
+        axes[row, 0].set_ylabel(label, fontsize=8)
+    figure.suptitle(f'{clip}: learned instance masks against ground truth (one matching for the whole clip)',
+                    fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+# ---------------------------------------------------------------------------------- report
+def markdown_report(rows, quality, info):
+    datasets = ['synthetic_pan', 'synthetic_crossing', 'demo_real']
+    lines = [
+        '# Do instance semantics help? The oracle test',
+        '',
+        f'Command: `{info["command"]}` ({info["wall_minutes"]:.0f} min on this machine, {info["started"]}). '
+        f'Every model trained {info["budget"]["total_iter"]} iterations (batch {info["budget"]["batch_size"]}, '
+        f'{info["budget"]["num_frame"]} frames, GT patch {info["budget"]["gt_size"]}) on the synthetic training '
+        'clips, one thread each; PSNR-Y / SSIM-Y on held-out clips whose photographs no training clip uses.',
+        '',
+        '| model | params | s/iter | ' + ' | '.join(datasets) + ' |',
+        '|---|---|---|' + '---|' * len(datasets),
+    ]
+    for row in rows:
+        cells = []
+        for name in datasets:
+            metric = row.get('metrics', {}).get(name)
+            cells.append(f'{metric["psnr"]["mean"]:.2f} / {metric["ssim"]["mean"]:.4f}' if metric else '—')
+        params = f'{row["params"] / 1e6:.2f}M' if row.get('params') else '—'
+        s_per_iter = f'{row["s_per_iter"]:.2f}' if row.get('s_per_iter') else '—'
+        lines.append(f'| {row["label"]} | {params} | {s_per_iter} | ' + ' | '.join(cells) + ' |')
+    lines += ['', 'The oracle has no row on the real frames: they have no ground-truth instances.', '']
+    if quality:
+        lines += ['## Learned masks against the ground truth (held-out crossing clips)', '',
+                  '| clip | instances | slots used | mIoU, one matching per clip | objects only | '
+                  'mIoU, matching per frame | objects only |', '|---|---|---|---|---|---|---|']
+        for clip, item in quality.items():
+            lines.append(f'| {clip} | {item["instances"]} | {item["slots_used"]} | {item["clip_all"]:.3f} | '
+                         f'{item["clip_objects"]:.3f} | {item["frame_all"]:.3f} | {item["frame_objects"]:.3f} |')
+        lines += ['', 'Instances include the background (id 0). `masks.png`: a clip over time.', '']
+    return '\n'.join(lines)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog='python -m sl_arch.bench.semantics', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--iters', type=int, default=BUDGET['total_iter'], help='training iterations of every model')
+    parser.add_argument('--models', help='comma-separated subset of the rows (default: all)')
+    parser.add_argument('--jobs', type=int, default=2, help='trainings side by side (default 2)')
+    parser.add_argument('--synthetic-root', default=SYNTHETIC_ROOT, help='made with sl-prepare --synthetic if missing')
+    parser.add_argument('--demo-root', default=DEMO_ROOT, help='real held-out frames (sl-prepare --demo); "" for none')
+    parser.add_argument('--work-dir', default=osp.join('experiments', 'semantics'))
+    parser.add_argument('--out', default=osp.join('results', 'semantics'))
+    return parser.parse_args(argv)
+
+
+@cli_entry
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
+    table = variants()
+    keys = list(table) if not args.models else [key.strip() for key in args.models.split(',')]
+    unknown = [key for key in keys if key not in table]
+    if unknown:
+        raise SLError(f'unknown row(s) {", ".join(unknown)}; choose from {", ".join(table)}.')
+    if args.iters < 1 or args.jobs < 1:
+        raise SLError('--iters and --jobs must be at least 1.')
+    for path, option in ((args.work_dir, '--work-dir'), (args.out, '--out')):
+        check_writable(path, option)
+    compare.check_report_folder(args.out, ('results.json', 'report.md', 'masks.png'))
+    os.makedirs(args.work_dir, exist_ok=True)
+    started, started_at = time.perf_counter(), time.strftime('%Y-%m-%d %H:%M %Z')
+    if not osp.isfile(osp.join(args.synthetic_root, 'val', 'meta_info_crossing.txt')):
+        from sl_arch.data.synthetic import write_synthetic
+        write_synthetic(args.synthetic_root)
+    if args.demo_root and not osp.isdir(osp.join(args.demo_root, 'val')):
+        if osp.abspath(args.demo_root) != osp.abspath(DEMO_ROOT):
+            raise SLError(f'--demo-root {args.demo_root} has no val/ folder; make it with sl-prepare or pass another.')
+        compare.run_logged(['sl_arch.prepare', '--demo'], os.getcwd(), osp.join(args.work_dir, 'prepare_demo.out'), 1)
+    rows = [{'key': key, 'label': table[key][0], 'network_g': table[key][1], 'gt_masks': table[key][2]}
+            for key in keys]
+
+    def job(row):
+        compare.say(f'training {row["label"]} ...')
+        try:
+            row.update(train_and_test(row['key'], row['network_g'], row['gt_masks'], args))
+        except SLError as error:
+            row['error'] = str(error)
+            compare.say(f'{row["label"]} FAILED: {error}')
+            return
+        compare.say(f'{row["label"]}: {row["s_per_iter"]:.2f} s/iter, ' + ', '.join(
+            f'{name} {metric["psnr"]["mean"]:.2f} dB' for name, metric in row['metrics'].items()))
+
+    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+        list(pool.map(job, rows))
+    quality = None
+    learned = next((row for row in rows if row['key'] == 'SL_learned' and not row.get('error')), None)
+    os.makedirs(args.out, exist_ok=True)
+    if learned:  # the masks of the model that learned them from the SR loss alone
+        quality = mask_quality(learned['checkpoint'], args.synthetic_root)
+        save_mask_figure(learned['checkpoint'], args.synthetic_root, next(iter(quality)),
+                         osp.join(args.out, 'masks.png'))
+    info = {'command': 'python -m sl_arch.bench.semantics ' + ' '.join(argv), 'budget': dict(BUDGET,
+                                                                                            total_iter=args.iters),
+            'started': started_at, 'wall_minutes': (time.perf_counter() - started) / 60}
+    from sl_arch.demo import write_text
+    write_text(osp.join(args.out, 'results.json'),
+               json.dumps({'info': info, 'rows': rows, 'mask_quality': quality}, indent=2) + '\n')
+    report = markdown_report(rows, quality, info)
+    write_text(osp.join(args.out, 'report.md'), report + '\n')
+    print(report)
+    failed = [row['label'] for row in rows if row.get('error')]
+    if failed:
+        raise SLError(f'{len(failed)} row(s) failed: {", ".join(failed)}; see {args.work_dir}/logs.')
+
+
+if __name__ == '__main__':
+    main()
