@@ -22,9 +22,9 @@ import torch
 import yaml
 from tqdm import tqdm
 
+from sl_arch.data.video_io import VIDEO_EXTENSIONS, natural_key
 from sl_arch.utils.checkpoint import NETWORK_OPT_KEY, load_state_strict, network_state_dict, read_checkpoint
 from sl_arch.utils.errors import CheckpointError, SLError, cli_entry
-from sl_arch.data.video_io import VIDEO_EXTENSIONS, natural_key
 from sl_arch.utils.files import (atomic_write, check_writable, is_temporary, output_error, path_relation,
                                  remove_stale_temporaries)
 from sl_arch.utils.tiling import (PADDINGS, TemporalBlender, first_window_for, forward_window, plan_windows,
@@ -222,6 +222,11 @@ def check_paths(args):
         check_writable(args.save_masks, '--save-masks')
 
 
+def output_folders(args):
+    """The folders this run writes frames into: ``-o`` unless it is a video, and ``--save-masks``."""
+    return ([] if is_video_path(args.output) else [args.output]) + ([args.save_masks] if args.save_masks else [])
+
+
 def _read_manifest(folder):
     """The manifest an earlier sl-infer run left in ``folder``; None when there is none (or it is not ours)."""
     try:
@@ -265,7 +270,7 @@ def prepare_outputs(args, manifest):
             or holds files sl-infer did not write.
     """
     video_out = is_video_path(args.output)
-    folders = ([] if video_out else [args.output]) + ([args.save_masks] if args.save_masks else [])
+    folders = output_folders(args)
     if video_out:
         if os.path.isdir(args.output):
             raise SLError(f'output {args.output} is a folder; give a video file name or another path.')
@@ -403,7 +408,7 @@ def upscale(args):
     manifest = run_manifest(args, source, net_opt, overlap)
     done = prepare_outputs(args, manifest)
     video_out = is_video_path(args.output)
-    for folder in ([] if video_out else [args.output]) + ([args.save_masks] if args.save_masks else []):
+    for folder in output_folders(args):
         _write_manifest(folder, manifest)  # before any frame: lists the frames this run may write there
     missing = [frame for frame in range(source.num_frames) if frame not in done]
     summary = {'frames': source.num_frames, 'resumed': len(done), 'written': 0, 'windows': 0,

@@ -25,15 +25,14 @@ import cv2
 from tqdm import tqdm
 
 from sl_arch.data.degradations import DEGRADATIONS, mod_crop
-from sl_arch.data.video_io import (VIDEO_EXTENSIONS, atomic_write_bytes, find_clip_folders,
-                                   format_meta_info, is_image_file, list_frames, missing_frame_numbers, open_video,
-                                   read_image, write_png)
+from sl_arch.data.video_io import (VIDEO_EXTENSIONS, atomic_write_bytes, find_clip_folders, format_meta_info,
+                                   is_image_file, list_frames, missing_frame_numbers, open_video, read_image, write_png)
 from sl_arch.utils.errors import SLError, cli_entry
 from sl_arch.utils.files import (OutputError, check_writable, is_temporary, output_error, path_relation,
                                  remove_stale_temporaries, temporary_path)
+from sl_arch.utils.video_stream import frame_name
 
 CONFIG_NAME = 'prepare.json'
-FRAME_NAME = '{:08d}.png'
 DEMO_ROOT = os.path.join('datasets', 'demo_bbb')
 DEMO_OPTIONS = {'resize': '320x180', 'split': 'time', 'val_frames': 32, 'val_clip_length': 16,
                 'degradation': 'both'}
@@ -258,7 +257,7 @@ class Preparer:
 
     def frame_paths(self, clip, index):
         """dict kind -> output path of one frame, GT first."""
-        name = FRAME_NAME.format(index)
+        name = frame_name(index)
         return {kind: os.path.join(self.root, clip.split, kind, clip.name, name) for kind in ['GT'] + self.kinds}
 
     def write_clips(self, clips):
@@ -322,7 +321,7 @@ class Preparer:
             if kind != 'GT':
                 h, w = h // self.scale, w // self.scale
             for index in clip.indices:
-                key = f'{clip.name}/{FRAME_NAME.format(index)[:-4]}'
+                key = f'{clip.name}/{os.path.splitext(frame_name(index))[0]}'
                 rows.append((key, self.frame_paths(clip, index)[kind], f'{key}.png ({h},{w},{c}) 1\n'))
         meta_text = ''.join(row[2] for row in rows)
         meta_path = os.path.join(lmdb_path, 'meta_info.txt')
