@@ -121,7 +121,7 @@ def run_pipeline(pipeline, argv, is_train, prog, doc):
     args = argument_parser(prog, doc).parse_args(argv)
     if args.opt is None:
         raise SLError(f'no option file given; run with -opt FILE.yml (see options/, or {prog} -h).')
-    load_checked_options(args.opt, args.force_yml, is_train)
+    load_checked_options(args.opt, args.force_yml, is_train, args.auto_resume)
     sys.argv = [sys.argv[0]] + argv
     install_basicsr_launcher()
     sys.modules[pipeline.__module__].parse_options = parse_options_checked

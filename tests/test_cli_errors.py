@@ -266,3 +266,22 @@ def test_missing_data_is_found_before_the_experiment_folder_is_made(tmp_path, ca
         f'error: option file {option_file}: meta_info_file {tmp_path}/meta.txt does not exist; fix the path or remove '
         'the option to scan folders.')
     assert not (tmp_path / 'experiments').exists()
+
+
+def test_a_key_given_twice_is_refused_instead_of_the_last_one_silently_winning(tmp_path, capsys):
+    path = tmp_path / 'dup.yml'
+    path.write_text('name: a\nval:\n  save_img: true\nscale: 4\nval:\n  metrics: ~\n')
+    assert error_line(capsys, sl_test.main, '-opt', str(path)) == (
+        f"error: option file {path} is not valid YAML: line 5, column 1: the key 'val' is given twice in one mapping; "
+        'fix that line.')
+
+
+def test_a_missing_pretrained_network_is_found_before_anything_is_written(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    options = sl_test_options(tmp_path / 'data')
+    options['path']['pretrain_network_g'] = str(tmp_path / 'net_g_latest.pth')
+    option_file = write_options(tmp_path / 'test.yml', options)
+    assert error_line(capsys, sl_test.main, '-opt', option_file) == (
+        f'error: option file {option_file}: path.pretrain_network_g {tmp_path}/net_g_latest.pth does not exist; fix '
+        'the path (e.g. experiments/<name>/models/net_g_latest.pth) or set it to ~.')
+    assert not (tmp_path / 'results').exists()

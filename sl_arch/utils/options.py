@@ -9,8 +9,10 @@
   (:func:`reject_unknown_options` applies it to constructor keyword arguments).
 """
 import difflib
+import functools
 import inspect
 import os.path as osp
+from collections import OrderedDict
 
 import yaml
 
@@ -150,11 +152,10 @@ def load_option_file(path):
         dict: The options.
 
     Raises:
-        SLError: the file is missing, a folder, not ``.yml``, unreadable, not valid YAML, empty,
-            or not a mapping of option keys; in one line naming the file (and line) and the fix.
+        SLError: the file is missing, a folder, not ``.yml``, unreadable, not valid YAML (or a key
+            given twice in one mapping), empty, or not a mapping of option keys; in one line naming
+            the file (and line) and the fix.
     """
-    from basicsr.utils.options import ordered_yaml
-
     if osp.isdir(path):
         raise SLError(f'option file {path} is a folder; pass -opt with a YAML file in it (see options/).')
     if not osp.isfile(path):
@@ -163,7 +164,7 @@ def load_option_file(path):
         raise SLError(f'option file {path} is not a .yml file; pass -opt with a YAML option file from options/.')
     try:
         with open(path, encoding='utf-8') as handle:
-            opt = yaml.load(handle, Loader=ordered_yaml()[0])
+            opt = yaml.load(handle, Loader=_option_loader())
     except OSError as error:
         raise SLError(f'option file {path} cannot be read ({error.strerror}); check its permissions.') from None
     except UnicodeDecodeError:
@@ -176,6 +177,30 @@ def load_option_file(path):
         raise SLError(f'option file {path} holds a YAML {type(opt).__name__}, not a mapping of option keys '
                       '(name: ..., model_type: ..., datasets: ...); copy one from options/ and edit it.')
     return opt
+
+
+@functools.lru_cache(maxsize=None)
+def _option_loader():
+    """BasicSR's YAML loader (ordered mappings) that refuses a key given twice in one mapping.
+
+    BasicSR keeps the last value of a repeated key, so a second ``val:`` section would silently
+    replace the first.
+    """
+    from basicsr.utils.options import ordered_yaml
+
+    def construct_mapping(loader, node):
+        seen = set()
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f'the key {key!r} is given twice in one mapping',
+                                                        key_node.start_mark)
+            seen.add(key)
+        return OrderedDict(loader.construct_pairs(node))
+
+    loader = type('OptionLoader', (ordered_yaml()[0],), {})
+    loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    return loader
 
 
 def _yaml_problem(error):
@@ -248,7 +273,9 @@ def check_options(opt, path, is_train, check_paths=True):
 
     Checks: the required sections and their kinds, ``model_type``, dataset types and
     ``network_g.type`` are registered, dataset phase names, the option keys of every checked section
-    (:func:`section_keys`; datasets check their own keys and values with their ``check_options``).
+    (:func:`section_keys`; datasets check their own keys and values with their ``check_options``),
+    and with ``check_paths`` that the data, ``path.pretrain_network_g`` and ``path.resume_state``
+    exist (not with ``auto_resume`` set, as BasicSR then takes both from the latest state).
 
     Args:
         opt (dict): Loaded options (after ``--force_yml``).
@@ -291,6 +318,13 @@ def check_options(opt, path, is_train, check_paths=True):
         if valid is not None:
             reject_unknown_keys([key for key in mapping if key not in valid], valid, section_name(section),
                                 f'option file {path}')
+    if check_paths and not opt.get('auto_resume'):  # BasicSR ignores both when --auto_resume finds a state
+        for key in ('pretrain_network_g', 'resume_state'):
+            file = opt['path'].get(key)
+            if file is not None and not osp.isfile(osp.expanduser(str(file))):
+                raise SLError(f'option file {path}: path.{key} {file} does not exist; fix the path'
+                              + (' (e.g. experiments/<name>/models/net_g_latest.pth) or set it to ~.'
+                                 if key == 'pretrain_network_g' else ' or set it to ~.'))
 
 
 def _require_registered(registry, name, key, path):
@@ -434,18 +468,20 @@ def _did_you_mean(opt, keys, text):
     return f' (did you mean --force_yml {best[0]}={text}?)' if best else ''
 
 
-def load_checked_options(path, force_yml=None, is_train=True):
+def load_checked_options(path, force_yml=None, is_train=True, auto_resume=False):
     """:func:`load_option_file`, :func:`apply_force_yml` and :func:`check_options` in one call.
 
     Args:
         path (str): The option file.
         force_yml (list[str] | None): ``--force_yml`` entries.
         is_train (bool): For ``sl-train`` (True) or ``sl-test`` (False).
+        auto_resume (bool): ``--auto_resume`` was given.
 
     Returns:
         dict: The options as BasicSR will see them.
     """
     opt = load_option_file(path)
     apply_force_yml(opt, force_yml, path)
+    opt['auto_resume'] = auto_resume  # as BasicSR's parse_options sets it
     check_options(opt, path, is_train)
     return opt
