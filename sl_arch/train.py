@@ -90,7 +90,8 @@ def check_output_folders(opt, root_path):
         except OutputError as error:
             obstacle = str(error).split('; choose another')[0]
             if key in DERIVED_PATH_KEYS[is_train] or key == 'tb_logger':
-                fix = f'run {command} from another folder, or move away the file in the way, or make the folder writable'
+                fix = (f'run {command} from another folder, or move away the file in the way, or make the folder '
+                       'writable')
             else:
                 fix = f'fix path.{key} in the option file'
             raise OutputError(f'{obstacle}; {fix}.') from None

@@ -231,11 +231,13 @@ def test_every_option_file_of_the_repository_passes_the_checks(path):
      "network_g.type 'SemanticLense' is not registered (did you mean 'SemanticLens'?)"),
     (lambda opt: opt['datasets']['train'].update(type='SLVideoRecurrentDatset'),
      "datasets.train.type 'SLVideoRecurrentDatset' is not registered (did you mean 'SLVideoRecurrentDataset'?)"),
-    (lambda opt: opt['datasets'].update(test=opt['datasets'].pop('val')), "dataset phase 'test' is not one of train, val"),
+    (lambda opt: opt['datasets'].update(test=opt['datasets'].pop('val')),
+     "dataset phase 'test' is not one of train, val"),
     (lambda opt: opt['datasets']['train'].update(num_frame='5'), "num_frame: '5' is not a positive integer"),
     (lambda opt: opt['datasets']['train'].update(gt_size=64.5), 'gt_size: 64.5 is not a positive integer'),
     (lambda opt: opt['datasets']['train'].update(io_backend='disk'), "io_backend: 'disk' is not a mapping"),
-    (lambda opt: opt['datasets']['train'].update(io_backend={'type': 'lmbd'}), "io_backend type 'lmbd' is not supported"),
+    (lambda opt: opt['datasets']['train'].update(io_backend={'type': 'lmbd'}),
+     "io_backend type 'lmbd' is not supported"),
     (lambda opt: opt['datasets']['train'].pop('batch_size_per_gpu'), 'datasets.train has no batch_size_per_gpu'),
     (lambda opt: opt.update(num_gpu='all'), "num_gpu: 'all' is not auto or an integer >= 0"),
 ])
@@ -257,8 +259,8 @@ def test_missing_data_is_found_before_the_experiment_folder_is_made(tmp_path, ca
     options['datasets']['val']['dataroot_gt'] = str(tmp_path / 'nope')
     option_file = write_options(tmp_path / 'train.yml', options)
     assert error_line(capsys, sl_train.main, '-opt', option_file) == (
-        f'error: option file {option_file}: dataroot_gt {tmp_path}/nope does not exist or is not a folder; fix the path '
-        'in the option file.')
+        f'error: option file {option_file}: dataroot_gt {tmp_path}/nope does not exist or is not a folder; fix the '
+        'path in the option file.')
     options['datasets']['val']['dataroot_gt'] = options['datasets']['train']['dataroot_gt']
     options['datasets']['train']['meta_info_file'] = str(tmp_path / 'meta.txt')
     option_file = write_options(tmp_path / 'train.yml', options)

@@ -107,8 +107,8 @@ def test_lmdb_frames_are_checked_from_their_stored_bytes(tmp_path):
         env.close()
         (tmp_path / f'{kind}.lmdb' / 'meta_info.txt').write_text(''.join(f'clip0/{n:08d}.png (1,1,3) 1\n'
                                                                          for n in range(4)))
-    message = build_error(val_opt(tmp_path, dataroot_gt=str(tmp_path / 'GT.lmdb'), dataroot_lq=str(tmp_path / 'LR.lmdb'),
-                                  io_backend={'type': 'lmdb'}))
+    message = build_error(val_opt(tmp_path, dataroot_gt=str(tmp_path / 'GT.lmdb'),
+                                  dataroot_lq=str(tmp_path / 'LR.lmdb'), io_backend={'type': 'lmdb'}))
     assert message.startswith(f'{tmp_path}/LR.lmdb key clip0/00000002 is 5x5 but {tmp_path}/LR.lmdb key clip0/00000000 '
                               'is 8x6; all frames of a clip must have one size')
 

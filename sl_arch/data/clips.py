@@ -147,7 +147,7 @@ class FrameSource:
                             handle.seek(max(0, os.fstat(handle.fileno()).st_size - 64))
                             tail = handle.read()
                     except OSError as error:
-                        problems.append(f'{path} cannot be read ({error.strerror}); check it')
+                        problems.append(f'{path} cannot be read ({error.strerror}); check its permissions')
                         continue
                     probe(clip, frame, head, tail, lambda path=path: open(path, 'rb'))
             return sizes, problems

@@ -33,7 +33,7 @@ TOP_LEVEL_KEYS = ('name', 'model_type', 'scale', 'num_gpu', 'manual_seed', 'data
 #: ``train`` keys read by SLVideoRecurrentModel and BasicSR's VideoRecurrentModel, SRModel,
 #: BaseModel and ``train_pipeline``.
 TRAIN_KEYS = ('ema_decay', 'optim_g', 'scheduler', 'total_iter', 'warmup_iter', 'pixel_opt', 'perceptual_opt',
-              'fix_flow', 'flow_lr_mul')
+              'fix_flow', 'flow_lr_mul', 'mask_opt', 'mask_consistency_opt')
 
 #: ``val`` keys read by SLVideoRecurrentModel, BasicSR's models and pipelines.
 VAL_KEYS = ('val_freq', 'save_img', 'metrics', 'suffix', 'flip_seq', 'center_frame_only', 'tile', 'pbar')
@@ -47,8 +47,8 @@ PATH_KEYS = ('pretrain_network_g', 'strict_load_g', 'param_key_g', 'resume_state
 LOGGER_KEYS = ('print_freq', 'save_checkpoint_freq', 'use_tb_logger', 'wandb')
 
 #: Keys BasicSR's ``train_pipeline`` / ``test_pipeline`` read without a default, by section.
-REQUIRED_TRAIN_KEYS = {'train': ('total_iter', 'optim_g', 'scheduler'), 'logger': ('print_freq', 'save_checkpoint_freq'),
-                       'val': ('val_freq',)}
+REQUIRED_TRAIN_KEYS = {'train': ('total_iter', 'optim_g', 'scheduler'),
+                       'logger': ('print_freq', 'save_checkpoint_freq'), 'val': ('val_freq',)}
 REQUIRED_TEST_KEYS = {'val': ('save_img',)}
 
 
@@ -286,7 +286,7 @@ def check_options(opt, path, is_train, check_paths=True):
     Raises:
         SLError: one line naming the file, the key and the fix.
     """
-    from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGISTRY
+    from basicsr.utils.registry import ARCH_REGISTRY, MODEL_REGISTRY
 
     required = ['name', 'model_type', 'num_gpu', 'datasets', 'network_g', 'path'] + (['train', 'logger'] if is_train
                                                                                       else ['val'])
@@ -302,7 +302,7 @@ def check_options(opt, path, is_train, check_paths=True):
     _require_registered(MODEL_REGISTRY, opt['model_type'], 'model_type', path)
     _require_registered(ARCH_REGISTRY, opt['network_g'].get('type'), 'network_g.type', path)
     phases = [str(phase).split('_')[0] for phase in opt['datasets']]
-    if 'train' not in phases if is_train else not phases:
+    if not phases or (is_train and 'train' not in phases):
         raise SLError(f'option file {path} has no {"train " if is_train else ""}dataset under datasets; '
                       'add one, e.g. as in options/.')
     for phase, dataset in opt['datasets'].items():
