@@ -287,3 +287,16 @@ def test_a_missing_pretrained_network_is_found_before_anything_is_written(tmp_pa
         f'error: option file {option_file}: path.pretrain_network_g {tmp_path}/net_g_latest.pth does not exist; fix '
         'the path (e.g. experiments/<name>/models/net_g_latest.pth) or set it to ~.')
     assert not (tmp_path / 'results').exists()
+
+
+def test_the_train_and_val_keys_our_model_reads_are_all_known_to_the_checks():
+    import re
+
+    import sl_arch.models.sl_video_recurrent_model as model_module
+    from sl_arch.utils.options import TRAIN_KEYS, VAL_KEYS
+
+    source = Path(model_module.__file__).read_text()
+    for prefix, known in (('train', TRAIN_KEYS), ('val', VAL_KEYS)):
+        read = set(re.findall(prefix + r"_opt(?:\.get\(|\[)'(\w+)'", source))
+        assert read and read <= set(known), f'{prefix} keys read by the model but unknown to the checks: ' \
+                                            f'{sorted(read - set(known))}; add them to sl_arch/utils/options.py'

@@ -31,7 +31,8 @@ TOP_LEVEL_KEYS = ('name', 'model_type', 'scale', 'num_gpu', 'manual_seed', 'data
                   'auto_resume', 'root_path')
 
 #: ``train`` keys read by SLVideoRecurrentModel and BasicSR's VideoRecurrentModel, SRModel,
-#: BaseModel and ``train_pipeline``.
+#: BaseModel and ``train_pipeline``. A key the model starts to read belongs here too (a test
+#: compares the ``train`` and ``val`` lists with the model's source).
 TRAIN_KEYS = ('ema_decay', 'optim_g', 'scheduler', 'total_iter', 'warmup_iter', 'pixel_opt', 'perceptual_opt',
               'fix_flow', 'flow_lr_mul', 'mask_opt', 'mask_consistency_opt')
 
