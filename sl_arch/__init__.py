@@ -10,6 +10,7 @@ _compat.install()
 
 from sl_arch import archs  # noqa: E402,F401  (registers architectures)
 from sl_arch import data  # noqa: E402,F401  (registers datasets)
+from sl_arch import losses  # noqa: E402,F401  (registers losses)
 from sl_arch import models  # noqa: E402,F401  (registers models)
 
 __version__ = '0.1.0'

@@ -231,7 +231,7 @@ class SemanticLens(nn.Module):
             outputs[frame] = hidden
         return outputs
 
-    def forward(self, lqs, masks=None, return_masks=False):
+    def forward(self, lqs, masks=None, return_masks=False, return_aux=False):
         """
         Args:
             lqs (Tensor): (b, t, c, h, w) LR clip, h and w >= 16 (any values, odd included).
@@ -239,10 +239,13 @@ class SemanticLens(nn.Module):
                 (b, t, n, h, w); they replace the learned masks in IMAGE and ISEE (with the
                 semantic branch off they are only returned, not used).
             return_masks (bool): Also return the instance masks used.
+            return_aux (bool): Also return a dict of what the mask losses read: ``masks``
+                (b, t, n, h, w) or None, ``flows_backward`` / ``flows_forward`` (b, t - 1, 2, h, w) or None.
 
         Returns:
             Tensor: (b, t, num_out_ch, scale*h, scale*w); with ``return_masks`` a tuple
-            (output, masks (b, t, n, h, w) or None when the semantic branch is off and no masks are given).
+            (output, masks (b, t, n, h, w) or None when the semantic branch is off and no masks are given);
+            with ``return_aux`` a tuple (output, aux dict).
         """
         self._check_input(lqs)
         b, t, c, h, w = lqs.shape
@@ -266,4 +269,6 @@ class SemanticLens(nn.Module):
             base = F.interpolate(lqs[:, frame], scale_factor=self.scale, mode='bicubic', align_corners=False)
             outputs.append(hr + base)
         out = torch.stack(outputs, dim=1)
+        if return_aux:
+            return out, {'masks': masks, 'flows_backward': flows_backward, 'flows_forward': flows_forward}
         return (out, masks) if return_masks else out

@@ -21,6 +21,7 @@ from torch import distributed as dist
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 from tqdm import tqdm
 
+from basicsr.losses import build_loss
 from basicsr.metrics import calculate_metric
 from basicsr.models.video_recurrent_model import VideoRecurrentModel
 from basicsr.utils import get_root_logger, imwrite, tensor2img
@@ -226,10 +227,30 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
             get_root_logger().info(f'Train all parameters from iter {current_iter}.')
         self.flow_frozen = frozen
 
+    def init_training_settings(self):
+        """BasicSR's losses, optimizers and EMA, plus the optional instance-mask losses.
+
+        ``train.mask_opt`` (e.g. ``{type: SLInstanceMaskLoss, loss_weight: 0.1}``) supervises the
+        learned masks with the dataset's instance ids (``semantics_root``), which then are targets,
+        not inputs; ``train.mask_consistency_opt`` (``{type: SLMaskConsistencyLoss}``) needs no labels.
+        """
+        super().init_training_settings()
+        train_opt = self.opt['train']
+        self.cri_mask = build_loss(train_opt['mask_opt']).to(self.device) if train_opt.get('mask_opt') else None
+        self.cri_mask_consistency = (build_loss(train_opt['mask_consistency_opt']).to(self.device)
+                                     if train_opt.get('mask_consistency_opt') else None)
+
     def feed_data(self, data):
-        """Take a batch: ``lq`` (b, t, c, h, w), optional ``gt`` (b, t, c, sh, sw), optional ``masks`` (b, t, h, w)."""
+        """Take a batch: ``lq`` (b, t, c, h, w), optional ``gt`` (b, t, c, sh, sw), optional ``masks`` (b, t, h, w).
+
+        With ``train.mask_opt`` the masks are the targets of the mask loss (``self.mask_targets``),
+        never inputs: the network predicts its own, in training and in validation.
+        """
         super().feed_data(data)
         self.masks = data['masks'].to(self.device) if 'masks' in data else None
+        self.mask_targets = None
+        if getattr(self, 'cri_mask', None) is not None:
+            self.mask_targets, self.masks = self.masks, None
 
     @staticmethod
     def _forward(net, lq, masks):
@@ -240,7 +261,14 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
         """One optimisation step: flow freeze, forward (with masks), losses, step, EMA update."""
         self.apply_flow_freeze(current_iter)
         self.optimizer_g.zero_grad()
-        self.output = self._forward(self.net_g, self.lq, self.masks)
+        aux = None
+        if self.cri_mask is not None or self.cri_mask_consistency is not None:
+            self.output, aux = self.net_g(self.lq, return_aux=True)
+            if aux['masks'] is None:
+                raise SLError('train.mask_opt / mask_consistency_opt need a network with its semantic branch '
+                              '(use_semantics: true); remove them or switch the branch on.')
+        else:
+            self.output = self._forward(self.net_g, self.lq, self.masks)
 
         # a centre-frame network (EDVR) is trained on the centre frame of the clip's GT
         gt = self.gt[:, self.gt.size(1) // 2] if self.output.dim() == 4 and self.gt.dim() == 5 else self.gt
@@ -256,6 +284,15 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
                 if loss is not None:
                     l_total += loss
                     loss_dict[name] = loss
+        if self.cri_mask is not None:
+            if self.mask_targets is None:
+                raise SLError('train.mask_opt needs ground-truth instance ids: set semantics_root in datasets.train '
+                              '(e.g. the masks/ folder of sl-prepare --synthetic), or remove mask_opt.')
+            loss_dict['l_mask'] = self.cri_mask(aux['masks'], self.mask_targets)
+            l_total += loss_dict['l_mask']
+        if self.cri_mask_consistency is not None:
+            loss_dict['l_mask_consistency'] = self.cri_mask_consistency(aux['masks'], aux['flows_backward'])
+            l_total += loss_dict['l_mask_consistency']
         l_total.backward()
         self.optimizer_g.step()
         self.log_dict = self.reduce_loss_dict(loss_dict)
