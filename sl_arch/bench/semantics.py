@@ -7,7 +7,9 @@ with ``sl-test`` on the held-out clips of each motion regime (``pan``, ``crossin
 held-out real demo frames:
 
 * SemanticLens fed the ground-truth instance masks (train and test: the oracle);
-* SemanticLens with its learned masks;
+* SemanticLens with its learned masks, from the SR loss alone, with the supervised
+  ``SLInstanceMaskLoss`` (ground truth as targets, not inputs) and with the self-supervised
+  ``SLMaskConsistencyLoss``;
 * SemanticLens without its semantic branch;
 * a single-frame network of equal parameter count (``SLFrameWise``, SRResNet).
 
@@ -17,8 +19,9 @@ LR frames (40x24) and training patches (24x24) are smaller; ``sl-bench`` compare
 Then the learned masks are compared with the ground truth on the held-out crossing clips: mean
 IoU after Hungarian matching of predicted slots to true instances, once per clip (an instance must
 keep its slot through the clip) and once per frame (the best any per-frame labelling could do).
-Writes ``results/semantics/`` (``report.md``, ``results.json``, ``masks.png``); option files, logs and
-checkpoints go to ``experiments/semantics/``.
+Writes ``results/semantics/`` (``report.md``, ``results.json``, ``masks_<model>.png``); option files,
+logs and checkpoints go to ``experiments/semantics/``; rows whose options did not change since a
+finished run are read back instead of trained again.
 """
 import argparse
 import concurrent.futures
@@ -30,6 +33,7 @@ import time
 
 import cv2
 import numpy as np
+import yaml
 
 from sl_arch.bench import compare
 from sl_arch.utils.errors import SLError, cli_entry
@@ -41,15 +45,24 @@ BUDGET = dict(total_iter=300, batch_size=2, num_frame=7, gt_size=96, lr=1e-3, et
               flow_lr_mul=0.25, seed=0)
 
 
+MASK_LOSS = {'type': 'SLInstanceMaskLoss', 'loss_weight': 0.1}
+MASK_CONSISTENCY = {'type': 'SLMaskConsistencyLoss', 'loss_weight': 0.1, 'balance_weight': 0.01}
+
+
 def variants():
-    """Rows of the oracle test: key -> (label, network_g, fed ground-truth masks)."""
+    """Rows of the oracle test: key -> label, ``network_g``, ``masks`` (``'input'``: the ground truth is
+    fed to the network, ``'target'``: it supervises the learned masks, None: unused) and extra ``train`` options."""
     tiny = compare.semantic_lens_options('tiny')
     return {
-        'SL_gt_masks': ('SemanticLens, ground-truth masks (oracle)', tiny, True),
-        'SL_learned': ('SemanticLens, learned masks', tiny, False),
-        'SL_no_semantics': ('SemanticLens w/o semantic branch',
-                            compare.semantic_lens_options('tiny', {'use_semantics': False}), False),
-        'single_frame': ('single-frame SRResNet, equal size', {'type': 'SLFrameWise'}, False),
+        'SL_gt_masks': dict(label='SemanticLens, ground-truth masks (oracle)', network_g=tiny, masks='input'),
+        'SL_learned': dict(label='SemanticLens, learned masks (SR loss only)', network_g=tiny),
+        'SL_mask_supervised': dict(label='SemanticLens, learned masks + SLInstanceMaskLoss', network_g=tiny,
+                                   masks='target', train={'mask_opt': MASK_LOSS}),
+        'SL_mask_selfsup': dict(label='SemanticLens, learned masks + SLMaskConsistencyLoss', network_g=tiny,
+                                train={'mask_consistency_opt': MASK_CONSISTENCY}),
+        'SL_no_semantics': dict(label='SemanticLens w/o semantic branch',
+                                network_g=compare.semantic_lens_options('tiny', {'use_semantics': False})),
+        'single_frame': dict(label='single-frame SRResNet, equal size', network_g={'type': 'SLFrameWise'}),
     }
 
 
@@ -70,22 +83,40 @@ def test_sets(synthetic_root, demo_root, with_masks):
     return sets
 
 
-def train_and_test(key, network_opt, with_masks, args):
-    """Train and test one row through sl-train / sl-test; returns its figures."""
+def unchanged(path, options):
+    """Whether the YAML file ``path`` exists and holds exactly ``options``."""
+    if not osp.isfile(path):
+        return False
+    with open(path, encoding='utf-8') as handle:
+        return yaml.safe_load(handle) == options
+
+
+def train_and_test(key, variant, args):
+    """Train and test one row through sl-train / sl-test; returns its figures.
+
+    A row whose option files are unchanged since a finished earlier run is read back, not rerun.
+    """
     name = f'sem_{key}'
     work_dir = osp.abspath(args.work_dir)
+    network_opt = variant['network_g']
     train_set, _ = compare.dataset_options(args.synthetic_root)
-    if with_masks:
+    if variant.get('masks'):
         train_set['semantics_root'] = osp.join(osp.abspath(args.synthetic_root), 'train', 'masks')
-    budget = dict(BUDGET, total_iter=args.iters)
+    train_opt = compare.train_options(name, network_opt, dict(BUDGET, total_iter=args.iters), train_set)
+    train_opt['train'].update(variant.get('train', {}))
     checkpoint = osp.join('experiments', name, 'models', 'net_g_latest.pth')
     test_opt = compare.test_options(name, network_opt, {}, checkpoint)
-    test_opt['datasets'] = test_sets(args.synthetic_root, args.demo_root, with_masks)
+    test_opt['datasets'] = test_sets(args.synthetic_root, args.demo_root, variant.get('masks') == 'input')
     train_yml = osp.join(work_dir, 'options', f'train_{name}.yml')
     test_yml = osp.join(work_dir, 'options', f'test_{name}.yml')
-    compare.write_yaml(train_yml, compare.train_options(name, network_opt, budget, train_set))
-    compare.write_yaml(test_yml, test_opt)
     logs = osp.join(work_dir, 'logs')
+    done = osp.join(logs, f'{name}.done.json')
+    if unchanged(train_yml, train_opt) and unchanged(test_yml, test_opt) and osp.isfile(done):
+        with open(done, encoding='utf-8') as handle:
+            compare.say(f'{variant["label"]}: unchanged since {done}, read back')
+            return json.load(handle)
+    compare.write_yaml(train_yml, train_opt)
+    compare.write_yaml(test_yml, test_opt)
     os.makedirs(logs, exist_ok=True)
     started = time.perf_counter()
     compare.run_logged(['sl_arch.train', '-opt', train_yml], work_dir, osp.join(logs, f'{name}_train.out'), 1)
@@ -96,8 +127,11 @@ def train_and_test(key, network_opt, with_masks, args):
     with open(compare.newest(osp.join(work_dir, 'results', name, f'test_{name}_*.log')), encoding='utf-8') as log:
         text = log.read()
     metrics = {dataset['name']: compare.test_metrics(text, dataset['name']) for dataset in test_opt['datasets'].values()}
-    return {'train_wall_s': train_seconds, 's_per_iter': s_per_iter, 'metrics': metrics,
-            'checkpoint': osp.join(work_dir, checkpoint), 'params': compare.parameter_counts(network_opt)[0]}
+    result = {'train_wall_s': train_seconds, 's_per_iter': s_per_iter, 'metrics': metrics,
+              'checkpoint': osp.join(work_dir, checkpoint), 'params': compare.parameter_counts(network_opt)[0]}
+    from sl_arch.demo import write_text
+    write_text(done, json.dumps(result, indent=1) + '\n')
+    return result
 
 
 # ---------------------------------------------------------------------------------- mask quality
@@ -225,13 +259,22 @@ def markdown_report(rows, quality, info):
         lines.append(f'| {row["label"]} | {params} | {s_per_iter} | ' + ' | '.join(cells) + ' |')
     lines += ['', 'The oracle has no row on the real frames: they have no ground-truth instances.', '']
     if quality:
+        labels = {row['key']: row['label'] for row in rows}
         lines += ['## Learned masks against the ground truth (held-out crossing clips)', '',
-                  '| clip | instances | slots used | mIoU, one matching per clip | objects only | '
-                  'mIoU, matching per frame | objects only |', '|---|---|---|---|---|---|---|']
-        for clip, item in quality.items():
-            lines.append(f'| {clip} | {item["instances"]} | {item["slots_used"]} | {item["clip_all"]:.3f} | '
-                         f'{item["clip_objects"]:.3f} | {item["frame_all"]:.3f} | {item["frame_objects"]:.3f} |')
-        lines += ['', 'Instances include the background (id 0). `masks.png`: a clip over time.', '']
+                  '| model | clip | instances | slots used | mIoU, one matching per clip | objects only | '
+                  'mIoU, matching per frame | objects only |', '|---|---|---|---|---|---|---|---|']
+        for key, clips in quality.items():
+            for clip, item in clips.items():
+                lines.append(f'| {labels[key]} | {clip} | {item["instances"]} | {item["slots_used"]} | '
+                             f'{item["clip_all"]:.3f} | {item["clip_objects"]:.3f} | {item["frame_all"]:.3f} | '
+                             f'{item["frame_objects"]:.3f} |')
+            means = {name: np.mean([item[name] for item in clips.values()]) for name in
+                     ('clip_all', 'clip_objects', 'frame_all', 'frame_objects')}
+            lines.append(f'| **{labels[key]}** | **mean** | | | **{means["clip_all"]:.3f}** | '
+                         f'**{means["clip_objects"]:.3f}** | **{means["frame_all"]:.3f}** | '
+                         f'**{means["frame_objects"]:.3f}** |')
+        lines += ['', 'Instances include the background (id 0). `masks_<model>.png`: a clip over time, learned '
+                  'slots coloured by the true instance they are matched to.', '']
     return '\n'.join(lines)
 
 
@@ -261,7 +304,7 @@ def main(argv=None):
         raise SLError('--iters and --jobs must be at least 1.')
     for path, option in ((args.work_dir, '--work-dir'), (args.out, '--out')):
         check_writable(path, option)
-    compare.check_report_folder(args.out, ('results.json', 'report.md', 'masks.png'))
+    compare.check_report_folder(args.out, ('results.json', 'report.md'))
     os.makedirs(args.work_dir, exist_ok=True)
     started, started_at = time.perf_counter(), time.strftime('%Y-%m-%d %H:%M %Z')
     if not osp.isfile(osp.join(args.synthetic_root, 'val', 'meta_info_crossing.txt')):
@@ -271,13 +314,13 @@ def main(argv=None):
         if osp.abspath(args.demo_root) != osp.abspath(DEMO_ROOT):
             raise SLError(f'--demo-root {args.demo_root} has no val/ folder; make it with sl-prepare or pass another.')
         compare.run_logged(['sl_arch.prepare', '--demo'], os.getcwd(), osp.join(args.work_dir, 'prepare_demo.out'), 1)
-    rows = [{'key': key, 'label': table[key][0], 'network_g': table[key][1], 'gt_masks': table[key][2]}
-            for key in keys]
+    rows = [{'key': key, 'label': table[key]['label'], 'network_g': table[key]['network_g'],
+             'masks': table[key].get('masks'), 'train': table[key].get('train')} for key in keys]
 
     def job(row):
         compare.say(f'training {row["label"]} ...')
         try:
-            row.update(train_and_test(row['key'], row['network_g'], row['gt_masks'], args))
+            row.update(train_and_test(row['key'], table[row['key']], args))
         except SLError as error:
             row['error'] = str(error)
             compare.say(f'{row["label"]} FAILED: {error}')
@@ -287,13 +330,14 @@ def main(argv=None):
 
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
         list(pool.map(job, rows))
-    quality = None
-    learned = next((row for row in rows if row['key'] == 'SL_learned' and not row.get('error')), None)
+    quality = {}
     os.makedirs(args.out, exist_ok=True)
-    if learned:  # the masks of the model that learned them from the SR loss alone
-        quality = mask_quality(learned['checkpoint'], args.synthetic_root)
-        save_mask_figure(learned['checkpoint'], args.synthetic_root, next(iter(quality)),
-                         osp.join(args.out, 'masks.png'))
+    for row in rows:  # the models that learn their masks
+        if row['network_g'].get('use_semantics', True) and row['network_g']['type'] == 'SemanticLens' \
+                and row['masks'] != 'input' and not row.get('error'):
+            quality[row['key']] = mask_quality(row['checkpoint'], args.synthetic_root)
+            save_mask_figure(row['checkpoint'], args.synthetic_root, next(iter(quality[row['key']])),
+                             osp.join(args.out, f'masks_{row["key"]}.png'))
     info = {'command': 'python -m sl_arch.bench.semantics ' + ' '.join(argv), 'budget': dict(BUDGET,
                                                                                             total_iter=args.iters),
             'started': started_at, 'wall_minutes': (time.perf_counter() - started) / 60}
