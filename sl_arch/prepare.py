@@ -33,6 +33,7 @@ from sl_arch.utils.files import (OutputError, check_writable, is_temporary, outp
 from sl_arch.utils.video_stream import frame_name
 
 CONFIG_NAME = 'prepare.json'
+INPUT_FRAME_FIX = 'replace or remove this input frame, then run sl-prepare again (complete frames are kept)'
 DEMO_ROOT = os.path.join('datasets', 'demo_bbb')
 DEMO_OPTIONS = {'resize': '320x180', 'split': 'time', 'val_frames': 32, 'val_clip_length': 16,
                 'degradation': 'both'}
@@ -217,7 +218,7 @@ def iter_frames(source, indices):
     """Yield ``(index, BGR uint8 frame)`` for the wanted frame indices of one input, in order."""
     if source.frames is not None:
         for index in indices:
-            yield index, read_image(os.path.join(source.path, source.frames[index]))
+            yield index, read_image(os.path.join(source.path, source.frames[index]), fix=INPUT_FRAME_FIX)
         return
     wanted = set(indices)
     capture = open_video(source.path)

@@ -215,7 +215,8 @@ def test_truncated_frame_file_is_named_and_nothing_half_written(tmp_path, capsys
     (frames / 'f1.png').write_bytes((frames / 'f1.png').read_bytes()[:40])
     assert run_prepare(frames, '-o', tmp_path / 'out') == 2
     err = one_line_error(capsys)
-    assert 'f1.png cannot be decoded' in err
+    assert err == (f'error: {frames / "f1.png"} cannot be decoded (truncated or not an image); replace or remove this '
+                   'input frame, then run sl-prepare again (complete frames are kept).')
     assert not (tmp_path / 'out/train/meta_info.txt').exists()
     assert not (tmp_path / 'out/train/GT/clip/00000001.png').exists()
 

@@ -66,30 +66,32 @@ def open_video(path):
     return cv2.VideoCapture(path)
 
 
-def decode_image(content, source, flag=cv2.IMREAD_COLOR):
+def decode_image(content, source, flag=cv2.IMREAD_COLOR, fix=None):
     """Decode image bytes; raise a clear error for a truncated or non-image file.
 
     Args:
         content (bytes | None): Encoded image; None means the file or key was not found.
         source (str): File path or lmdb location, for messages.
         flag (int): OpenCV imread flag.
+        fix (str | None): What the user should do, for messages. Default: the fix for a data-set frame
+            (re-create it with sl-prepare).
 
     Returns:
         ndarray: The decoded image, (h, w, 3) uint8 BGR for the default flag.
     """
     if content is None:
-        raise SLError(f'{source} does not exist; re-run sl-prepare or fix the meta_info file that lists it.')
+        raise SLError(f'{source} does not exist; {fix or "re-run sl-prepare or fix the meta_info file that lists it"}.')
     img = None
     if len(content):
         img = cv2.imdecode(np.frombuffer(content, np.uint8), flag)
     if img is None:
         raise SLError(f'{source} cannot be decoded (truncated or not an image); '
-                      're-create it with sl-prepare or delete its clip from the data set.')
+                      f'{fix or "re-create it with sl-prepare or delete its clip from the data set"}.')
     return img
 
 
-def read_image(path, flag=cv2.IMREAD_COLOR):
-    """Read an image file with :func:`decode_image`'s errors."""
+def read_image(path, flag=cv2.IMREAD_COLOR, fix=None):
+    """Read an image file with :func:`decode_image`'s errors (``fix``: see there)."""
     try:
         with open(path, 'rb') as handle:
             content = handle.read()
@@ -97,7 +99,7 @@ def read_image(path, flag=cv2.IMREAD_COLOR):
         content = None
     except OSError as error:
         raise SLError(f'{path} cannot be read ({error}); check its permissions.') from None
-    return decode_image(content, path, flag)
+    return decode_image(content, path, flag, fix)
 
 
 def read_mask(path, lq_shape):
