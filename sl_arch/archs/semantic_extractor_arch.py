@@ -206,3 +206,49 @@ class SLSemanticExtractor(nn.Module):
             'video_instance_tokens': video_instance_tokens,
             'masks': self.instance_masks(video_instance_tokens, pixel_embedding, (h, w)),
         }
+
+
+@ARCH_REGISTRY.register()
+class SLPrecomputedSemantics(nn.Module):
+    """Semantics from instance masks that come with the clip (a dataset's ``semantics_root``, an
+    external segmenter): the masks are used as given, and the tokens are pooled under them.
+
+    A small frame encoder (as the learned extractor's) embeds the pixels at 1/4 resolution; the
+    frame-wise global token is the mean embedding of a frame, an instance's frame-wise token the
+    mean embedding under its mask in that frame, and its video-wise token the mean under its mask
+    over the whole clip. So the tokens that ISEE and GPS read belong to the very instances of the
+    masks, which the learned extractor's tokens do not when external masks replace its own.
+
+    Args:
+        num_in_ch (int): Input channels. Default: 3.
+        dim (int): Token dimension (SemanticLens' ``sem_dim``). Default: 32.
+    """
+
+    #: SemanticLens passes the clip's masks to ``forward``.
+    needs_masks = True
+
+    def __init__(self, num_in_ch=3, dim=32):
+        super().__init__()
+        self.frame_encoder = FrameEncoder(num_in_ch, dim)
+        self.global_proj = nn.Linear(dim, dim)
+        self.instance_proj = nn.Linear(dim, dim)
+
+    def forward(self, lqs, masks):
+        """
+        Args:
+            lqs (Tensor): (b, t, c, h, w) LR clip.
+            masks (Tensor): (b, t, n, h, w) instance distribution per pixel.
+
+        Returns:
+            dict: as :class:`SLSemanticExtractor`, with ``masks`` the given masks.
+        """
+        b, t, n = masks.shape[:3]
+        features = self.frame_encoder(lqs.flatten(0, 1))  # (bt, dim, h4, w4)
+        weights = F.adaptive_avg_pool2d(masks.flatten(0, 1), features.shape[-2:])  # (bt, n, h4, w4)
+        sums = torch.einsum('bnhw,bdhw->bnd', weights, features).view(b, t, n, -1)
+        mass = weights.sum((2, 3)).view(b, t, n, 1)
+        frame_instance_tokens = self.instance_proj(sums / mass.clamp_min(1e-6))
+        video_instance_tokens = self.instance_proj(sums.sum(1) / mass.sum(1).clamp_min(1e-6))
+        global_tokens = self.global_proj(features.mean((2, 3)).view(b, t, -1))
+        return {'global_tokens': global_tokens, 'frame_instance_tokens': frame_instance_tokens,
+                'video_instance_tokens': video_instance_tokens, 'masks': masks}

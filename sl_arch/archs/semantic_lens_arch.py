@@ -13,7 +13,7 @@ from basicsr.archs.arch_util import ResidualBlockNoBN, default_init_weights, flo
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from sl_arch.archs.prealign_arch import SLFlowWarper, SLMaskedPreAlign
-from sl_arch.archs.semantic_extractor_arch import SLSemanticExtractor
+from sl_arch.archs import semantic_extractor_arch  # noqa: F401  (registers the extractors)
 from sl_arch.archs.space_arch import SLMultiFrameSelfAttention, SLSPACEBlock
 from sl_arch.utils.errors import SLError
 from sl_arch.utils.options import OptionError, reject_unknown_options
@@ -62,6 +62,11 @@ class SemanticLens(nn.Module):
         flow_channels (list[int]): Hidden channels of each flow level. Default: [16, 32, 16, 8].
         flow_kernel_size (int): Kernel size of the flow levels. Default: 5.
         flow_load_path (str | None): SPyNet-format weights for the flow warper.
+        semantic_extractor (dict | None): ``type`` (and keyword arguments) of the Semantic Extractor,
+            built from BasicSR's ``ARCH_REGISTRY``: ``SLSemanticExtractor`` (default: the learned one,
+            sized by ``sem_dim``, ``num_instances``, ... above) or ``SLPrecomputedSemantics`` (the masks
+            given to ``forward``, e.g. a dataset's ``semantics_root``, with tokens pooled under them).
+            The Pixel Enhancer is the same for every extractor.
         use_semantics (bool): Build the Semantic Extractor. Off: IMAGE attends without masks and
             GPS/ISEE are off. Default: True.
         use_flow (bool): Flow pre-alignment before IMAGE. Default: True.
@@ -93,6 +98,7 @@ class SemanticLens(nn.Module):
                  flow_channels=(16, 32, 16, 8),
                  flow_kernel_size=5,
                  flow_load_path=None,
+                 semantic_extractor=None,
                  use_semantics=True,
                  use_flow=True,
                  use_image=True,
@@ -111,9 +117,21 @@ class SemanticLens(nn.Module):
         self.use_isee = use_isee and use_semantics
 
         # Semantic Extractor
-        self.semantic_extractor = SLSemanticExtractor(
-            num_in_ch, sem_dim, num_instances, num_video_instances, num_classes, detector_layers, encoder_layers,
-            decoder_layers, num_heads) if use_semantics else None
+        self.semantic_extractor = None
+        if use_semantics:
+            extractor_opt = dict(semantic_extractor or {'type': 'SLSemanticExtractor'})
+            extractor_type = extractor_opt.pop('type', None)
+            if extractor_type == 'SLSemanticExtractor':
+                extractor_opt = dict(dict(num_in_ch=num_in_ch, dim=sem_dim, num_instances=num_instances,
+                                          num_video_instances=num_video_instances, num_classes=num_classes,
+                                          detector_layers=detector_layers, encoder_layers=encoder_layers,
+                                          decoder_layers=decoder_layers, num_heads=num_heads), **extractor_opt)
+            elif extractor_type in ARCH_REGISTRY:
+                extractor_opt = dict(dict(num_in_ch=num_in_ch, dim=sem_dim), **extractor_opt)
+            else:
+                raise OptionError(f'network_g.semantic_extractor type {extractor_type!r} is not registered; use '
+                                  'SLSemanticExtractor (learned) or SLPrecomputedSemantics (given masks).')
+            self.semantic_extractor = ARCH_REGISTRY.get(extractor_type)(**extractor_opt)
 
         # Pixel Enhancer
         self.feat_extract = nn.Sequential(
@@ -249,11 +267,17 @@ class SemanticLens(nn.Module):
         """
         self._check_input(lqs)
         b, t, c, h, w = lqs.shape
-        semantics = self.semantic_extractor(lqs) if self.semantic_extractor is not None else None
         if masks is not None:
             masks = self._instance_masks(masks, lqs.shape)
-        elif semantics is not None:
-            masks = semantics['masks']
+        semantics = None
+        if getattr(self.semantic_extractor, 'needs_masks', False):
+            if masks is None:
+                raise InputShapeError(f'{type(self.semantic_extractor).__name__} needs the instance masks of the clip: '
+                                      'pass masks= (in an option file, set semantics_root in the datasets).')
+            semantics = self.semantic_extractor(lqs, masks)
+        elif self.semantic_extractor is not None:
+            semantics = self.semantic_extractor(lqs)
+            masks = semantics['masks'] if masks is None else masks
 
         feats = self.feat_extract(lqs.flatten(0, 1)).view(b, t, -1, h, w)
         flows_backward, flows_forward = self._flows(lqs)
