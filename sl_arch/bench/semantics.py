@@ -6,7 +6,8 @@ batch, patch, seed, optimizer, schedule; :func:`sl_arch.bench.compare.train_opti
 with ``sl-test`` on the held-out clips of each motion regime (``pan``, ``crossing``) and on the
 held-out real demo frames:
 
-* SemanticLens fed the ground-truth instance masks (train and test: the oracle);
+* SemanticLens fed the ground-truth instance masks (train and test: the oracle), with the learned
+  extractor's tokens or with ``SLPrecomputedSemantics`` (tokens pooled under the given masks);
 * SemanticLens with its learned masks, from the SR loss alone, with the supervised
   ``SLInstanceMaskLoss`` (ground truth as targets, not inputs) and with the self-supervised
   ``SLMaskConsistencyLoss``;
@@ -55,6 +56,9 @@ def variants():
     tiny = compare.semantic_lens_options('tiny')
     return {
         'SL_gt_masks': dict(label='SemanticLens, ground-truth masks (oracle)', network_g=tiny, masks='input'),
+        'SL_gt_masks_pooled': dict(label='SemanticLens, ground-truth masks, tokens pooled under them (oracle)',
+                                   network_g=dict(tiny, semantic_extractor={'type': 'SLPrecomputedSemantics'}),
+                                   masks='input'),
         'SL_learned': dict(label='SemanticLens, learned masks (SR loss only)', network_g=tiny),
         'SL_mask_supervised': dict(label='SemanticLens, learned masks + SLInstanceMaskLoss', network_g=tiny,
                                    masks='target', train={'mask_opt': MASK_LOSS}),
