@@ -267,6 +267,12 @@ def test_missing_data_is_found_before_the_experiment_folder_is_made(tmp_path, ca
     assert error_line(capsys, sl_train.main, '-opt', option_file) == (
         f'error: option file {option_file}: meta_info_file {tmp_path}/meta.txt does not exist; fix the path or remove '
         'the option to scan folders.')
+    del options['datasets']['train']['meta_info_file']
+    options['datasets']['train']['io_backend'] = {'type': 'lmdb'}
+    option_file = write_options(tmp_path / 'train.yml', options)
+    assert error_line(capsys, sl_train.main, '-opt', option_file) == (
+        f'error: option file {option_file}: {tmp_path}/data/LR is not an lmdb database (no data.mdb); create it with '
+        'sl-prepare --lmdb or set io_backend.type to disk.')
     assert not (tmp_path / 'experiments').exists()
 
 

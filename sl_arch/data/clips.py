@@ -65,6 +65,8 @@ class FrameSource:
         self.role = role
         self._env = None
         self._clips = None
+        if backend == 'lmdb':
+            self.clips  # an lmdb's index is one small text file: read it now, so a wrong root fails here
 
     @property
     def clips(self):

@@ -231,7 +231,7 @@ def section_keys(opt, section):
 
     ours = opt.get('model_type') == SL_MODEL_TYPE
     if section == ():
-        return list(TOP_LEVEL_KEYS) + [key for key in opt if str(key).startswith('network_')]
+        return list(dict.fromkeys([*TOP_LEVEL_KEYS, *(key for key in opt if str(key).startswith('network_'))]))
     if section == ('logger',):
         return list(LOGGER_KEYS)
     if section == ('network_g',):
