@@ -35,6 +35,7 @@ from sl_arch.utils.video_stream import frame_name
 CONFIG_NAME = 'prepare.json'
 INPUT_FRAME_FIX = 'replace or remove this input frame, then run sl-prepare again (complete frames are kept)'
 DEMO_ROOT = os.path.join('datasets', 'demo_bbb')
+SYNTHETIC_ROOT = os.path.join('datasets', 'synthetic')
 DEMO_OPTIONS = {'resize': '320x180', 'split': 'time', 'val_frames': 32, 'val_clip_length': 16,
                 'degradation': 'both'}
 DEFAULT_OPTIONS = {'resize': None, 'split': 'none', 'val_frames': 32, 'val_clip_length': 0, 'degradation': 'both'}
@@ -188,17 +189,17 @@ def plan_clips(sources, args):
     return clips
 
 
-def parse_resize(text):
-    """``'WxH'`` -> (w, h); one side may be -1 to keep the aspect ratio."""
+def parse_resize(text, option='--resize'):
+    """``'WxH'`` -> (w, h); one side may be -1 to keep the aspect ratio. ``option`` names it in errors."""
     if text is None:
         return None
     try:
         width, height = (int(v) for v in text.lower().split('x'))
     except ValueError:
-        raise SLError(f'--resize {text!r} is not WIDTHxHEIGHT (e.g. 320x180, or 320x-1 to keep the aspect ratio).') \
+        raise SLError(f'{option} {text!r} is not WIDTHxHEIGHT (e.g. 320x180, or 320x-1 to keep the aspect ratio).') \
             from None
     if width == 0 or height == 0 or (width < 0 and height < 0) or min(width, height) < -1:
-        raise SLError(f'--resize {text!r}: give positive sizes, at most one of them -1.')
+        raise SLError(f'{option} {text!r}: give positive sizes, at most one of them -1.')
     return width, height
 
 
@@ -434,6 +435,17 @@ def build_parser():
     parser.add_argument('--val-clip-length', type=int, help='cut validation sequences into N frames (default 0)')
     parser.add_argument('--allow-gaps', action='store_true',
                         help='accept numbered frames with missing numbers (0001, 0002, 0004) as consecutive frames')
+    synthetic = parser.add_argument_group(
+        'synthetic clips with ground-truth instances and flow (sl_arch.data.synthetic), instead of INPUTs')
+    synthetic.add_argument('--synthetic', action='store_true',
+                           help=f'build them from the photographs of scikit-image and matplotlib (default -o '
+                           f'{SYNTHETIC_ROOT})')
+    synthetic.add_argument('--seed', type=int, default=0, help='seed of every clip (default 0)')
+    synthetic.add_argument('--train-clips', type=int, default=24, help='training clips (default 24)')
+    synthetic.add_argument('--val-clips', type=int, default=8,
+                           help='held-out clips, alternately pan and crossing (default 8)')
+    synthetic.add_argument('--frames', type=int, default=16, help='frames per clip (default 16)')
+    synthetic.add_argument('--size', default='160x96', help='GT WIDTHxHEIGHT, multiples of --scale (default 160x96)')
     return parser
 
 
@@ -464,9 +476,38 @@ def resolve_options(args):
     return args
 
 
+def prepare_synthetic(args):
+    """``sl-prepare --synthetic``: write the synthetic set (see :mod:`sl_arch.data.synthetic`)."""
+    from sl_arch.data.synthetic import check_size, write_synthetic
+    if args.inputs or args.demo:
+        raise SLError('--synthetic builds its own clips; drop the INPUT arguments and --demo.')
+    size = parse_resize(args.size, '--size')
+    if min(size) < 1 or min(args.train_clips, args.val_clips) < 0 or args.scale < 1:
+        raise SLError('--synthetic needs a positive --size and --scale, and --train-clips and --val-clips >= 0.')
+    check_size(size, args.scale, args.frames)
+    output = args.output or SYNTHETIC_ROOT
+    kinds = {'bi': ['BI'], 'bd': ['BD'], 'both': ['BI', 'BD'], None: ['BI', 'BD']}[args.degradation]
+    check_output_root(output, [])
+    check_config(output, {'synthetic': True, 'seed': args.seed, 'train_clips': args.train_clips,
+                          'val_clips': args.val_clips, 'frames': args.frames, 'size': list(size),
+                          'scale': args.scale, 'degradation': kinds})
+    remove_stale_temporaries(output, recursive=True)
+    summary = write_synthetic(output, args.seed, args.train_clips, args.val_clips, size, args.frames, args.scale,
+                              tuple(kinds))
+    print(f'sl-prepare --synthetic -> {os.path.abspath(output)}: {args.train_clips} training and {args.val_clips} '
+          f'held-out clips of {args.frames} frames, GT {size[0]}x{size[1]}, LR {", ".join(kinds)} x{args.scale}, '
+          f'instance masks, exact flow')
+    print(f'  {summary["clips_written"]} clips written, {summary["clips_skipped"]} already complete, '
+          f'{_human(summary["bytes_written"])} written')
+    return 0
+
+
 @cli_entry
 def main(argv=None):
-    args = resolve_options(build_parser().parse_args(argv))
+    parsed = build_parser().parse_args(argv)
+    if parsed.synthetic:
+        return prepare_synthetic(parsed)
+    args = resolve_options(parsed)
     kinds = {'bi': ['BI'], 'bd': ['BD'], 'both': ['BI', 'BD']}[args.degradation]
     resize = parse_resize(args.resize)
     check_output_root(args.output, args.inputs)

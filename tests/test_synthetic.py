@@ -3,6 +3,8 @@ import json
 
 import cv2
 import numpy as np
+import pytest
+
 
 from sl_arch.data import synthetic
 from sl_arch.data.video_io import read_meta_info
@@ -65,3 +67,20 @@ def test_write_synthetic_is_deterministic_resumable_and_writes_the_dataset_layou
     assert forward.shape == lr.shape[:2] + (2,) and forward.dtype == np.float32
     assert not (val / 'flow_fwd' / 'crossing_001' / f'{FRAMES - 1:08d}.npy').exists()
     assert (val / 'flow_bwd' / 'crossing_001' / f'{FRAMES - 1:08d}.npy').exists()
+
+
+def test_sl_prepare_synthetic_writes_resumes_and_refuses_other_options_in_one_line(tmp_path, capsys):
+    from sl_arch.prepare import main
+    args = ['--synthetic', '-o', str(tmp_path / 'syn'), '--train-clips', '1', '--val-clips', '1', '--frames', '3',
+            '--size', '64x48']
+
+    assert main(args) == 0
+    assert main(args) == 0
+    assert '0 clips written, 2 already complete' in capsys.readouterr().out
+    assert (tmp_path / 'syn' / 'val' / 'masks' / 'pan_000' / '00000002.png').is_file()
+    for bad, message in ((['--frames', '4'], 'was prepared with other options (frames differ'),
+                         (['--size', '66x48'], '--size 66x48 is not a multiple of --scale 4'),
+                         (['--demo'], '--synthetic builds its own clips; drop the INPUT arguments and --demo.')):
+        with pytest.raises(SystemExit) as exit_info:
+            main(args + bad)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err

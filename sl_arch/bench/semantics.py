@@ -312,8 +312,8 @@ def main(argv=None):
     os.makedirs(args.work_dir, exist_ok=True)
     started, started_at = time.perf_counter(), time.strftime('%Y-%m-%d %H:%M %Z')
     if not osp.isfile(osp.join(args.synthetic_root, 'val', 'meta_info_crossing.txt')):
-        from sl_arch.data.synthetic import write_synthetic
-        write_synthetic(args.synthetic_root)
+        compare.run_logged(['sl_arch.prepare', '--synthetic', '-o', args.synthetic_root], os.getcwd(),
+                           osp.join(args.work_dir, 'prepare_synthetic.out'), 1)
     if args.demo_root and not osp.isdir(osp.join(args.demo_root, 'val')):
         if osp.abspath(args.demo_root) != osp.abspath(DEMO_ROOT):
             raise SLError(f'--demo-root {args.demo_root} has no val/ folder; make it with sl-prepare or pass another.')

@@ -309,6 +309,15 @@ def write_index(root, plans, size, num_frames, kinds):
         atomic_write_bytes(os.path.join(root, split, 'clips.json'), (json.dumps(info, indent=1) + '\n').encode())
 
 
+def check_size(size, scale, num_frames):
+    """Refuse a GT size that is not a multiple of ``scale`` or clips of fewer than 2 frames."""
+    width, height = size
+    if width % scale or height % scale:
+        raise SLError(f'--size {width}x{height} is not a multiple of --scale {scale}; choose another size.')
+    if num_frames < 2:
+        raise SLError('synthetic clips need at least 2 frames (--frames; flow is between frames).')
+
+
 def write_synthetic(root, seed=0, num_train=24, num_val=8, size=(160, 96), num_frames=16, scale=4,
                     kinds=('BI', 'BD')):
     """Write the whole synthetic set under ``root``; clips already complete are skipped.
@@ -327,11 +336,7 @@ def write_synthetic(root, seed=0, num_train=24, num_val=8, size=(160, 96), num_f
         dict: ``clips_written``, ``clips_skipped``, ``bytes_written``.
     """
     from tqdm import tqdm
-    width, height = size
-    if width % scale or height % scale:
-        raise SLError(f'--size {width}x{height} is not a multiple of --scale {scale}; choose another size.')
-    if num_frames < 2:
-        raise SLError('synthetic clips need at least 2 frames (flow is between frames).')
+    check_size(size, scale, num_frames)
     plans = plan_clips(seed, num_train, num_val)
     summary = {'clips_written': 0, 'clips_skipped': 0, 'bytes_written': 0}
     for plan in tqdm(plans, unit='clip', desc='sl-prepare --synthetic'):
