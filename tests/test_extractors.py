@@ -51,3 +51,20 @@ def test_precomputed_semantics_without_masks_and_an_unknown_extractor_are_clear_
         build(semantic_extractor={'type': 'SLPrecomputedSemantics'})(torch.rand(1, 2, 3, 16, 16))
     with pytest.raises(SLError, match="semantic_extractor type 'XDecoder' is not registered"):
         build(semantic_extractor={'type': 'XDecoder'})
+
+
+def test_the_mask_gate_keeps_propagation_where_instances_agree_and_cuts_it_where_they_differ():
+    gated, plain = build(use_mask_gate=True), build()
+    clip = torch.rand(1, 3, 3, 16, 16)
+    same = torch.zeros(1, 3, 16, 16, dtype=torch.long)
+    changing = torch.arange(3).view(1, 3, 1, 1).expand(1, 3, 16, 16)  # every frame another instance
+
+    with torch.no_grad():
+        assert torch.allclose(gated(clip, masks=same), plain(clip, masks=same), atol=1e-6)
+        cut = gated(clip, masks=changing)
+        alone = torch.stack([gated(clip[:, [t]], masks=changing[:, [t]])[:, 0] for t in range(3)], 1)
+
+    assert not torch.allclose(cut, plain(clip, masks=changing), atol=1e-3)
+    # nothing propagates between frames of different instances: as if each frame were alone, but for
+    # the flow warper and attention blocks that still see both frames
+    assert (cut - alone).abs().mean() < (plain(clip, masks=changing) - alone).abs().mean()

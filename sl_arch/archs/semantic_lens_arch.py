@@ -74,6 +74,11 @@ class SemanticLens(nn.Module):
         use_gps (bool): Global Perspective Shifter. Default: True.
         use_isee (bool): Instance-Specific Semantic Embedding Encoder. Default: True.
         use_mfsab (bool): Multi-frame self-attention block. Default: True.
+        use_mask_gate (bool): After the flow warp, scale the propagated features at each pixel by the
+            agreement (cosine similarity) of the reference frame's instance distribution and the
+            warped neighbour's: where the flow brings features of another instance (occlusion,
+            objects crossing) they are suppressed and the step relies on the current frame. Ours,
+            not the paper's; no parameters. Default: False.
     """
 
     def __init__(self,
@@ -105,6 +110,7 @@ class SemanticLens(nn.Module):
                  use_gps=True,
                  use_isee=True,
                  use_mfsab=True,
+                 use_mask_gate=False,
                  **unknown_options):
         super().__init__()
         reject_unknown_options(type(self), unknown_options)
@@ -115,6 +121,7 @@ class SemanticLens(nn.Module):
         self.num_video_instances = num_video_instances
         self.use_gps = use_gps and use_semantics
         self.use_isee = use_isee and use_semantics
+        self.use_mask_gate = use_mask_gate
 
         # Semantic Extractor
         self.semantic_extractor = None
@@ -223,6 +230,9 @@ class SemanticLens(nn.Module):
             hidden = flow_warp(hidden, grid)
             if supp_masks is not None:
                 supp_masks = flow_warp(supp_masks, grid, padding_mode='border')
+        if self.use_mask_gate and ref_masks is not None:
+            agreement = F.cosine_similarity(ref_masks, supp_masks, dim=1, eps=1e-6).unsqueeze(1)  # (b, 1, h, w)
+            hidden = hidden * agreement.clamp(0, 1)
         if self.image is not None:
             hidden = self.image[direction](ref_feat, hidden, ref_masks, supp_masks)
         if self.space is not None:
