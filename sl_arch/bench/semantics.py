@@ -168,20 +168,58 @@ def matched_iou(pred, true, num_slots):
             'match': {int(ids[row]): int(col) for row, col in zip(rows, cols)}}
 
 
+def load_checkpoint_network(checkpoint):
+    """The network of an sl-train checkpoint, in eval mode."""
+    from sl_arch.infer import build_network, network_options
+    from sl_arch.utils.checkpoint import read_checkpoint
+    weights = read_checkpoint(checkpoint)
+    return build_network(network_options(checkpoint, None, weights), checkpoint, weights, 'params', checkpoint)
+
+
+def read_clip(synthetic_root, clip, num_frames, kind='BI'):
+    """Frames (BGR uint8) of a held-out synthetic clip, and its true instance ids (t, h, w) int64."""
+    from sl_arch.data.video_io import read_image
+    frames = [read_image(osp.join(synthetic_root, 'val', kind, clip, f'{t:08d}.png')) for t in range(num_frames)]
+    ids = np.stack([cv2.imread(osp.join(synthetic_root, 'val', 'masks', clip, f'{t:08d}.png'), cv2.IMREAD_UNCHANGED)
+                    for t in range(num_frames)]).astype(np.int64)
+    return frames, ids
+
+
 def learned_masks(checkpoint, synthetic_root, clip, num_frames):
     """LR frames (BGR uint8) and the learned masks (t, n, h, w) of a held-out clip."""
     import torch
 
     from sl_arch.data.clips import frames_to_tensor
-    from sl_arch.data.video_io import read_image
-    from sl_arch.infer import build_network, network_options
-    from sl_arch.utils.checkpoint import read_checkpoint
-    weights = read_checkpoint(checkpoint)
-    net = build_network(network_options(checkpoint, None, weights), checkpoint, weights, 'params', checkpoint)
-    frames = [read_image(osp.join(synthetic_root, 'val', 'BI', clip, f'{t:08d}.png')) for t in range(num_frames)]
+    net = load_checkpoint_network(checkpoint)
+    frames, _ = read_clip(synthetic_root, clip, num_frames)
     with torch.no_grad():
         _, masks = net(frames_to_tensor(frames).unsqueeze(0), return_masks=True)
     return frames, masks[0].numpy()
+
+
+def mask_sensitivity(checkpoint, synthetic_root):
+    """How much a network fed masks uses them: mean PSNR-Y on the held-out crossing clips with the
+    true masks, with one instance everywhere, and with the true masks shifted 6 px sideways."""
+    import torch
+    from basicsr.metrics import calculate_psnr
+    from basicsr.utils import tensor2img
+
+    from sl_arch.data.clips import frames_to_tensor
+    from sl_arch.data.video_io import read_meta_info
+    net = load_checkpoint_network(checkpoint)
+    scores = {'true': [], 'one instance': [], 'shifted 6 px': []}
+    for clip, num_frames, _ in read_meta_info(osp.join(synthetic_root, 'val', 'meta_info_crossing.txt')):
+        frames, ids = read_clip(synthetic_root, clip, num_frames)
+        gts, _ = read_clip(synthetic_root, clip, num_frames, 'GT')
+        ids = torch.from_numpy(ids).unsqueeze(0)
+        lq = frames_to_tensor(frames).unsqueeze(0)
+        for name, masks in (('true', ids), ('one instance', torch.zeros_like(ids)),
+                            ('shifted 6 px', torch.roll(ids, 6, dims=-1))):
+            with torch.no_grad():
+                output = net(lq, masks=masks)[0]
+            scores[name] += [calculate_psnr(tensor2img([output[t]]), gts[t], 0, test_y_channel=True)
+                             for t in range(num_frames)]
+    return {name: float(np.mean(values)) for name, values in scores.items()}
 
 
 def mask_quality(checkpoint, synthetic_root):
@@ -189,10 +227,9 @@ def mask_quality(checkpoint, synthetic_root):
     from sl_arch.data.video_io import read_meta_info
     rows = {}
     for clip, num_frames, _ in read_meta_info(osp.join(synthetic_root, 'val', 'meta_info_crossing.txt')):
-        frames, masks = learned_masks(checkpoint, synthetic_root, clip, num_frames)
+        _, masks = learned_masks(checkpoint, synthetic_root, clip, num_frames)
         pred = masks.argmax(1)
-        true = np.stack([cv2.imread(osp.join(synthetic_root, 'val', 'masks', clip, f'{t:08d}.png'),
-                                    cv2.IMREAD_UNCHANGED) for t in range(num_frames)]).astype(np.int64)
+        _, true = read_clip(synthetic_root, clip, num_frames)
         per_clip = matched_iou(pred, true, masks.shape[1])
         per_frame = [matched_iou(pred[t], true[t], masks.shape[1]) for t in range(num_frames)]
         rows[clip] = {
@@ -216,8 +253,7 @@ def save_mask_figure(checkpoint, synthetic_root, clip, path, columns=6):
                       read_meta_info(osp.join(synthetic_root, 'val', 'meta_info.txt')))[clip]
     frames, masks = learned_masks(checkpoint, synthetic_root, clip, num_frames)
     pred = masks.argmax(1)
-    true = np.stack([cv2.imread(osp.join(synthetic_root, 'val', 'masks', clip, f'{t:08d}.png'), cv2.IMREAD_UNCHANGED)
-                     for t in range(num_frames)]).astype(np.int64)
+    _, true = read_clip(synthetic_root, clip, num_frames)
     match = matched_iou(pred, true, masks.shape[1])['match']
     palette = instance_palette(masks.shape[1] + int(true.max()) + 1)
     colour_of_slot = {slot: true_id for true_id, slot in match.items()}
@@ -265,6 +301,15 @@ def markdown_report(rows, quality, info):
         s_per_iter = f'{row["s_per_iter"]:.2f}' if row.get('s_per_iter') else '—'
         lines.append(f'| {row["label"]} | {params} | {s_per_iter} | ' + ' | '.join(cells) + ' |')
     lines += ['', 'The oracle has no row on the real frames: they have no ground-truth instances.', '']
+    sensitive = [row for row in rows if row.get('mask_sensitivity')]
+    if sensitive:
+        names = list(sensitive[0]['mask_sensitivity'])
+        lines += ['## Does a network fed masks use them? (held-out crossing clips, PSNR-Y)', '',
+                  '| model | ' + ' | '.join(f'masks: {name}' for name in names) + ' |', '|---|' + '---|' * len(names)]
+        for row in sensitive:
+            lines.append(f'| {row["label"]} | ' + ' | '.join(f'{row["mask_sensitivity"][name]:.2f}' for name in names)
+                         + ' |')
+        lines.append('')
     if quality:
         labels = {row['key']: row['label'] for row in rows}
         lines += ['## Learned masks against the ground truth (held-out crossing clips)', '',
@@ -339,6 +384,9 @@ def main(argv=None):
         list(pool.map(job, rows))
     quality = {}
     os.makedirs(args.out, exist_ok=True)
+    for row in rows:
+        if row['masks'] == 'input' and not row.get('error'):
+            row['mask_sensitivity'] = mask_sensitivity(row['checkpoint'], args.synthetic_root)
     for row in rows:  # the models that learn their masks
         if row['network_g'].get('use_semantics', True) and row['network_g']['type'] == 'SemanticLens' \
                 and row['masks'] != 'input' and not row.get('error'):
