@@ -22,8 +22,9 @@ setup(
         'scikit-video',
     ],
     extras_require={
-        'test': ['pytest'],
+        'test': ['pytest', 'transformers'],
         'mmcv': ['mmcv'],
+        'segmenter': ['transformers'],  # SLHFSegmenterSemantics: a pretrained segmenter as the extractor
     },
     entry_points={
         'console_scripts': [

@@ -5,6 +5,8 @@ propagation where every step aligns the propagated features with flow pre-alignm
 SPACE = GPS + ISEE, and a multi-frame self-attention block), then pixel-shuffle reconstruction
 added to the bicubically upsampled LR frame (a residual that starts at bicubic quality).
 """
+import inspect
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -64,8 +66,9 @@ class SemanticLens(nn.Module):
         flow_load_path (str | None): SPyNet-format weights for the flow warper.
         semantic_extractor (dict | None): ``type`` (and keyword arguments) of the Semantic Extractor,
             built from BasicSR's ``ARCH_REGISTRY``: ``SLSemanticExtractor`` (default: the learned one,
-            sized by ``sem_dim``, ``num_instances``, ... above) or ``SLPrecomputedSemantics`` (the masks
-            given to ``forward``, e.g. a dataset's ``semantics_root``, with tokens pooled under them).
+            sized by ``sem_dim``, ``num_instances``, ... above), ``SLPrecomputedSemantics`` (the masks
+            given to ``forward``, e.g. a dataset's ``semantics_root``, with tokens pooled under them) or
+            ``SLHFSegmenterSemantics`` (a frozen pretrained segmenter of transformers, ``model_path``).
             The Pixel Enhancer is the same for every extractor.
         use_semantics (bool): Build the Semantic Extractor. Off: IMAGE attends without masks and
             GPS/ISEE are off. Default: True.
@@ -133,11 +136,14 @@ class SemanticLens(nn.Module):
                                           num_video_instances=num_video_instances, num_classes=num_classes,
                                           detector_layers=detector_layers, encoder_layers=encoder_layers,
                                           decoder_layers=decoder_layers, num_heads=num_heads), **extractor_opt)
-            elif extractor_type in ARCH_REGISTRY:
-                extractor_opt = dict(dict(num_in_ch=num_in_ch, dim=sem_dim), **extractor_opt)
+            elif extractor_type in ARCH_REGISTRY:  # sizes it shares with the network, where it takes them
+                shared = dict(num_in_ch=num_in_ch, dim=sem_dim, num_video_instances=num_video_instances)
+                accepted = inspect.signature(ARCH_REGISTRY.get(extractor_type).__init__).parameters
+                extractor_opt = dict({key: value for key, value in shared.items() if key in accepted}, **extractor_opt)
             else:
                 raise OptionError(f'network_g.semantic_extractor type {extractor_type!r} is not registered; use '
-                                  'SLSemanticExtractor (learned) or SLPrecomputedSemantics (given masks).')
+                                  'SLSemanticExtractor (learned), SLPrecomputedSemantics (given masks) or '
+                                  'SLHFSegmenterSemantics (a pretrained transformers segmenter).')
             self.semantic_extractor = ARCH_REGISTRY.get(extractor_type)(**extractor_opt)
 
         # Pixel Enhancer
