@@ -56,7 +56,7 @@ MODELS = {
     'SemanticLens': ('SemanticLens', 'SemanticLens', {}),
     'BasicVSR': ('BasicVSR', 'BasicVSR', None),
     'IconVSR': ('IconVSR', 'IconVSR', None),
-    'BasicVSRPP': ('BasicVSR++', 'BasicVSRPlusPlus', None),
+    'BasicVSRPP': ('BasicVSR++', 'SLBasicVSRPlusPlus', None),  # BasicSR's, with its deformable alignment on the CPU too
     'EDVR': ('EDVR', 'EDVR', None),
     'SL_no_image': ('SemanticLens w/o IMAGE', 'SemanticLens', {'use_image': False}),
     'SL_no_gps': ('SemanticLens w/o GPS', 'SemanticLens', {'use_gps': False}),
@@ -71,8 +71,9 @@ SIZE_GRIDS = {
     'BasicVSR': ({'spynet_path': None}, {'num_feat': (16, 24, 32, 48, 64), 'num_block': tuple(range(1, 31))}),
     'IconVSR': ({'keyframe_stride': 5, 'temporal_padding': 2, 'spynet_path': None, 'edvr_path': None},
                 {'num_feat': (16, 24, 32, 48, 64), 'num_block': tuple(range(1, 31))}),
-    'BasicVSRPlusPlus': ({'max_residue_magnitude': 10, 'is_low_res_input': True, 'spynet_path': None},
-                         {'mid_channels': (16, 24, 32, 48, 64), 'num_blocks': tuple(range(1, 21))}),
+    # widths multiples of 8: the 16 deformable groups of its alignment take 2 * mid_channels channels
+    'SLBasicVSRPlusPlus': ({'max_residue_magnitude': 10, 'is_low_res_input': True, 'spynet_path': None},
+                           {'mid_channels': (16, 24, 32, 48, 64), 'num_blocks': tuple(range(1, 21))}),
     'EDVR': ({'num_in_ch': 3, 'num_out_ch': 3, 'num_frame': 5, 'deformable_groups': 8, 'hr_in': False,
               'with_predeblur': False, 'with_tsa': True},
              {'num_feat': (16, 24, 32, 48, 64), 'num_extract_block': (1, 2, 3, 5),
