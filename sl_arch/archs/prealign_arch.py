@@ -91,9 +91,34 @@ class SLFlowWarper(nn.Module):
         own = self.state_dict()
         bad = [k for k in own if k not in remapped or remapped[k].shape != own[k].shape]
         if bad:
+            try:
+                layout = self.checkpoint_layout(state)
+                fix = (f'the checkpoint has num_levels={layout["num_levels"]}, channels={layout["channels"]}, '
+                       f'kernel_size={layout["kernel_size"]}')
+            except (KeyError, ValueError, IndexError):
+                fix = 'use channels=(32, 64, 32, 16), kernel_size=7 for SPyNet weights'
             raise CheckpointError(f'{path} does not fit SLFlowWarper(channels, kernel_size) of this size: '
-                                  f'{", ".join(bad[:4])}; use channels=(32, 64, 32, 16), kernel_size=7 for SPyNet weights.')
+                                  f'{", ".join(bad[:4])}; {fix}.')
+        # copied into this warper's float32 parameters, whatever the checkpoint's dtype (fp16 weights load too)
         self.load_state_dict(remapped)
+
+    @staticmethod
+    def checkpoint_layout(state):
+        """The layout of SPyNet-format weights: ``dict(num_levels, channels, kernel_size)``.
+
+        Args:
+            state (dict): A state dict with keys ``basic_module.<level>.basic_module.<i>.weight``.
+
+        Raises:
+            ValueError: ``state`` holds no flow levels.
+        """
+        levels = {int(key.split('.')[1]) for key in state if key.startswith('basic_module.')}
+        if not levels:
+            raise ValueError('no basic_module.<level> keys: not SPyNet-format flow weights')
+        convs = sorted((int(key.split('.')[3]), value) for key, value in state.items()
+                       if key.startswith('basic_module.0.basic_module.') and key.endswith('.weight'))
+        return dict(num_levels=max(levels) + 1, channels=[int(weight.shape[0]) for _, weight in convs[:-1]],
+                    kernel_size=int(convs[0][1].shape[-1]))
 
     @staticmethod
     def warp(supp, flow):
@@ -105,14 +130,21 @@ class SLFlowWarper(nn.Module):
         fit = int(math.floor(math.log2(max(min(h, w), 1) / self.min_level_size))) + 1
         return max(1, min(self.num_levels, fit))
 
-    def forward(self, ref, supp):
+    def forward(self, ref, supp, return_levels=False):
         """
         Args:
             ref (Tensor): (n, 3, h, w) reference frames in [0, 1].
             supp (Tensor): (n, 3, h, w) supporting frames.
+            return_levels (bool): Also return the flow of every pyramid level used (for
+                multi-scale training losses). Default: False.
 
         Returns:
-            Tensor: (n, 2, h, w) flow (x, y) in pixels; ``flow_warp(supp, flow)`` aligns supp to ref.
+            Tensor: (n, 2, h, w) flow (x, y) in pixels; ``flow_warp(supp, flow)`` aligns supp to ref,
+            i.e. for each reference pixel, where it is in the supporting frame. With
+            ``return_levels``, a tuple ``(flow, levels)``: ``levels`` lists the flows of the levels
+            used, coarsest first, each (n, 2, H / 2^k, W / 2^k) in pixels of its own level on the
+            replicate-padded frame (H, W multiples of the pyramid stride; the last one is ``flow``
+            before cropping).
         """
         n, _, h, w = ref.shape
         levels = self.levels_for(h, w)
@@ -130,11 +162,15 @@ class SLFlowWarper(nn.Module):
             supps.insert(0, F.avg_pool2d(supps[0], 2, 2))
         flow = ref.new_zeros(n, 2, *refs[0].shape[-2:])
         first = self.num_levels - levels
+        level_flows = []
         for index, (ref_level, supp_level) in enumerate(zip(refs, supps)):
             if index > 0:
                 flow = F.interpolate(flow, scale_factor=2, mode='bilinear', align_corners=True) * 2.0
             warped = self.warp(supp_level, flow)
             flow = flow + self.basic_module[first + index](torch.cat([ref_level, warped, flow], 1))
+            level_flows.append(flow)
+        if return_levels:
+            return flow[:, :, :h, :w], level_flows
         return flow[:, :, :h, :w]
 
 
