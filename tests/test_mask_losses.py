@@ -50,7 +50,7 @@ def test_consistency_is_zero_for_masks_that_move_with_the_flow_and_balance_is_ze
     masks = torch.cat([first, following], 1)
     flow = torch.zeros(1, 1, 2, 8, 8)
     flow[:, :, 0] = 1.0  # frame 1 seen from frame 0: one pixel to the right
-    loss = SLMaskConsistencyLoss(loss_weight=1.0, balance_weight=1.0)
+    loss = SLMaskConsistencyLoss(loss_weight=1.0, balance_weight=1.0, sharpness_weight=1.0)
 
     interior = loss(masks[..., 2:-1], flow[..., 2:-1])  # columns where both slots cover half of the pixels
     unaligned = loss(masks, None)
@@ -59,7 +59,8 @@ def test_consistency_is_zero_for_masks_that_move_with_the_flow_and_balance_is_ze
     assert unaligned.item() > 0.1
     collapsed = torch.zeros(1, 2, 2, 8, 8)
     collapsed[:, :, 0] = 1
-    assert loss(collapsed, None).item() == pytest.approx(np.log(2), abs=1e-4)
+    assert loss(collapsed, None).item() == pytest.approx(np.log(2), abs=1e-4)  # one slot for everything
+    assert loss(torch.full((1, 2, 2, 8, 8), 0.5), None).item() == pytest.approx(1.0, abs=1e-4)  # no slot at all
 
 
 def mask_options(tmp_path, **train):

@@ -47,7 +47,7 @@ BUDGET = dict(total_iter=300, batch_size=2, num_frame=7, gt_size=96, lr=1e-3, et
 
 
 MASK_LOSS = {'type': 'SLInstanceMaskLoss', 'loss_weight': 0.1}
-MASK_CONSISTENCY = {'type': 'SLMaskConsistencyLoss', 'loss_weight': 0.1, 'balance_weight': 0.01}
+MASK_CONSISTENCY = {'type': 'SLMaskConsistencyLoss', 'loss_weight': 0.1, 'balance_weight': 0.01, 'sharpness_weight': 0.01}
 
 
 def variants():

@@ -5,8 +5,10 @@
   the whole clip, so an instance must keep its slot through time), as VITA and Mask2Former train
   their masks; then per-pixel cross-entropy to the matched slot plus a dice term per instance.
 * :class:`SLMaskConsistencyLoss`: self-supervised on any video. The masks of frame t+1 warped by
-  the network's own flow must agree with the masks of frame t, and the slots' average usage over
-  a batch is pushed towards uniform so that the masks cannot collapse into one or two slots.
+  the network's own flow must agree with the masks of frame t; the slots' average usage over a
+  batch is pushed towards uniform so that the masks cannot collapse into one or two slots, and
+  each pixel's distribution towards one slot, so that they cannot dissolve into the uniform
+  distribution (which satisfies the first two terms, and did in a 300-iteration run without it).
 
 Both are registered in BasicSR's ``LOSS_REGISTRY`` and switched on by ``train.mask_opt`` /
 ``train.mask_consistency_opt`` in an option file (``SLVideoRecurrentModel``).
@@ -95,12 +97,15 @@ class SLMaskConsistencyLoss(nn.Module):
         loss_weight (float): Weight of the consistency term. Default: 0.1.
         balance_weight (float): Weight of the balance term, ``log(n) - H(mean slot usage)`` (0 when
             every slot covers the same share of the batch's pixels). Default: 0.01.
+        sharpness_weight (float): Weight of the mean per-pixel entropy ``H(M(x)) / log(n)`` (0 for
+            one-hot masks, 1 for uniform ones). Default: 0.01.
     """
 
-    def __init__(self, loss_weight=0.1, balance_weight=0.01):
+    def __init__(self, loss_weight=0.1, balance_weight=0.01, sharpness_weight=0.01):
         super().__init__()
         self.loss_weight = loss_weight
         self.balance_weight = balance_weight
+        self.sharpness_weight = sharpness_weight
 
     def forward(self, masks, flows_backward=None):
         """
@@ -120,7 +125,7 @@ class SLMaskConsistencyLoss(nn.Module):
                 grid = flows_backward.detach().flatten(0, 1).permute(0, 2, 3, 1)
                 following = flow_warp(following, grid, padding_mode='border')
             loss = self.loss_weight * (following - masks[:, :-1].flatten(0, 1)).abs().sum(1).mean()
-        usage = masks.mean(dim=(1, 3, 4))  # (b, n)
-        usage = usage.mean(0)
-        entropy = -(usage * usage.clamp_min(_EPS).log()).sum()
-        return loss + self.balance_weight * (math.log(n) - entropy)
+        usage = masks.mean(dim=(0, 1, 3, 4))  # (n,)
+        usage_entropy = -(usage * usage.clamp_min(_EPS).log()).sum()
+        pixel_entropy = -(masks * masks.clamp_min(_EPS).log()).sum(2).mean() / math.log(n)
+        return loss + self.balance_weight * (math.log(n) - usage_entropy) + self.sharpness_weight * pixel_entropy
