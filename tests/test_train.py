@@ -85,7 +85,8 @@ def final_weights(experiment):
 def assert_same_weights(resumed, uninterrupted):
     for key in ('params', 'params_ema'):
         assert resumed[key].keys() == uninterrupted[key].keys()
-        differing = [name for name in uninterrupted[key] if not torch.equal(resumed[key][name], uninterrupted[key][name])]
+        differing = [name for name in uninterrupted[key]
+                     if not torch.equal(resumed[key][name], uninterrupted[key][name])]
         assert not differing, f'{key}: {len(differing)} tensors differ, e.g. {differing[:3]}'
 
 

@@ -389,7 +389,7 @@ def measure(payload):
     flops = count_flops(net, forward)
     result.update(gflops_per_frame=flops / frames / 1e9, ms_per_frame=seconds / frames * 1000, peak_mib=peak,
                   device=device.type)
-    if payload['network_g']['type'] == 'BasicVSRPlusPlus':
+    if payload['network_g']['type'].endswith('BasicVSRPlusPlus'):  # ours and BasicSR's
         result['deformable_alignment'] = len(net.deform_align) > 0
     return result
 

@@ -93,7 +93,8 @@ def main(argv=None):
     torch.set_num_threads(1)
     started = time.process_time()
     iou_all, iou_objects = train_and_score(args.root, args.iters, args.motion)
-    print(f'extractor trained {args.iters} iterations on the mask loss alone{" with motion input" if args.motion else ""}'
+    with_input = ' with motion input' if args.motion else ''
+    print(f'extractor trained {args.iters} iterations on the mask loss alone{with_input}'
           f' ({time.process_time() - started:.0f} CPU-s): held-out crossing clips mIoU {iou_all:.3f} '
           f'(objects only {iou_objects:.3f})')
 

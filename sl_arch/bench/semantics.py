@@ -47,7 +47,8 @@ BUDGET = dict(total_iter=300, batch_size=2, num_frame=7, gt_size=96, lr=1e-3, et
 
 
 MASK_LOSS = {'type': 'SLInstanceMaskLoss', 'loss_weight': 0.1}
-MASK_CONSISTENCY = {'type': 'SLMaskConsistencyLoss', 'loss_weight': 0.1, 'balance_weight': 0.01, 'sharpness_weight': 0.01}
+MASK_CONSISTENCY = {'type': 'SLMaskConsistencyLoss', 'loss_weight': 0.1, 'balance_weight': 0.01,
+                    'sharpness_weight': 0.01}
 
 
 def variants():
@@ -62,7 +63,8 @@ def variants():
         'SL_gt_masks_gate': dict(label='SemanticLens, ground-truth masks + mask gate (oracle)',
                                  network_g=dict(tiny, use_mask_gate=True), masks='input'),
         'SL_learned': dict(label='SemanticLens, learned masks (SR loss only)', network_g=tiny),
-        'SL_learned_gate': dict(label='SemanticLens, learned masks + mask gate', network_g=dict(tiny, use_mask_gate=True)),
+        'SL_learned_gate': dict(label='SemanticLens, learned masks + mask gate',
+                                network_g=dict(tiny, use_mask_gate=True)),
         'SL_mask_supervised': dict(label='SemanticLens, learned masks + SLInstanceMaskLoss', network_g=tiny,
                                    masks='target', train={'mask_opt': MASK_LOSS}),
         'SL_mask_selfsup': dict(label='SemanticLens, learned masks + SLMaskConsistencyLoss', network_g=tiny,
@@ -133,7 +135,8 @@ def train_and_test(key, variant, args):
     compare.run_logged(['sl_arch.test', '-opt', test_yml], work_dir, osp.join(logs, f'{name}_test.out'), 1)
     with open(compare.newest(osp.join(work_dir, 'results', name, f'test_{name}_*.log')), encoding='utf-8') as log:
         text = log.read()
-    metrics = {dataset['name']: compare.test_metrics(text, dataset['name']) for dataset in test_opt['datasets'].values()}
+    metrics = {dataset['name']: compare.test_metrics(text, dataset['name'])
+               for dataset in test_opt['datasets'].values()}
     result = {'train_wall_s': train_seconds, 's_per_iter': s_per_iter, 'metrics': metrics,
               'checkpoint': osp.join(work_dir, checkpoint), 'params': compare.parameter_counts(network_opt)[0]}
     from sl_arch.demo import write_text
