@@ -123,7 +123,7 @@ def train_and_test(key, variant, args):
     if unchanged(train_yml, train_opt) and unchanged(test_yml, test_opt) and osp.isfile(done):
         with open(done, encoding='utf-8') as handle:
             compare.say(f'{variant["label"]}: unchanged since {done}, read back')
-            return json.load(handle)
+            return dict(json.load(handle), read_back=True)
     compare.write_yaml(train_yml, train_opt)
     compare.write_yaml(test_yml, test_opt)
     os.makedirs(logs, exist_ok=True)
@@ -303,7 +303,12 @@ def markdown_report(rows, quality, info):
         params = f'{row["params"] / 1e6:.2f}M' if row.get('params') else '—'
         s_per_iter = f'{row["s_per_iter"]:.2f}' if row.get('s_per_iter') else '—'
         lines.append(f'| {row["label"]} | {params} | {s_per_iter} | ' + ' | '.join(cells) + ' |')
-    lines += ['', 'The oracle has no row on the real frames: they have no ground-truth instances.', '']
+    lines += ['', 'The oracle has no row on the real frames: they have no ground-truth instances.']
+    if any(row.get('read_back') for row in rows):
+        lines.append('Rows trained by an earlier run of this command with the same options were read back: '
+                     + ', '.join(row['label'] for row in rows if row.get('read_back')) + '. Seconds per '
+                     'iteration come from the training logs, with whatever else ran on the machine then.')
+    lines.append('')
     sensitive = [row for row in rows if row.get('mask_sensitivity')]
     if sensitive:
         names = list(sensitive[0]['mask_sensitivity'])
