@@ -17,18 +17,25 @@ command trains ``SLFlowWarper`` on LR frame pairs with known flow and evaluates 
       (``--real-scale``): on the held-out synthetic clips that reference is nearly twice as
       accurate as DIS run on the LR frames themselves (see the ``DIS`` row of the table).
 
-    Loss: Charbonnier of the end-point error (``sqrt(|flow - gt|^2 + eps^2)``) on the final flow
-    plus, with weight ``--multiscale ** k``, on the flow of the level ``k`` steps coarser (against
-    the area-averaged ground truth). Random crops and flips; Adam with a cosine schedule.
+    Loss: Charbonnier of the end-point error, ``sqrt(|flow - gt|^2 + eps^2)`` with ``eps`` 0.5 px
+    (robust to large errors; quadratic below 0.5 px, which gets training off the zero-flow
+    plateau where a smaller ``eps`` stayed for over a thousand iterations), on the final flow and,
+    with ``--multiscale r > 0``, with weight ``r ** k`` on the flow of the level ``k`` steps coarser
+    (against the area-averaged ground truth; off by default: it slowed the start). Random crops
+    and flips; Adam with a cosine schedule. From scratch, the last convolution of every level gets
+    a standard initialisation (``SLFlowWarper`` shrinks it so that an untrained warper predicts
+    almost no motion, which also nearly stops its gradients).
 
     ``--layout tiny`` is the SemanticLens tiny preset's warper (3 levels, channels 16-32-16-8,
-    kernel 5), trained on the 40x24 LR frames of ``datasets/synthetic``; ``--layout spynet`` is
-    SPyNet's own layout (6 levels, 32-64-32-16, kernel 7), which needs larger frames: it trains on
-    64x64 crops of ``datasets/synthetic_flow`` (``sl-prepare --synthetic -o datasets/synthetic_flow
-    --size 320x256 --train-clips 32 --degradation bi``: LR 80x64) and of the demo frames at half
-    the GT size (160x90), with the pyramid's coarsest level drawn from 2 or 4 px per iteration so
-    that both BasicSR's SpyNet (always 6 levels) and ``SLFlowWarper`` (coarsest level >= 4 px)
-    find trained levels.
+    kernel 5), trained on 40x24 crops of LR frames; ``--layout spynet`` is SPyNet's own layout
+    (6 levels, 32-64-32-16, kernel 7), which needs larger frames: it trains on 64x64 crops of
+    ``datasets/synthetic_flow`` (``sl-prepare --synthetic -o datasets/synthetic_flow --size 320x256
+    --train-clips 32 --degradation bi``: LR 80x64) and of the demo frames at half the GT size
+    (160x90, ``--real-scale 2``), with the pyramid's coarsest level drawn from 2 or 4 px per
+    iteration so that both BasicSR's SpyNet (always 6 levels) and ``SLFlowWarper`` (coarsest level
+    >= 4 px) find trained levels. ``--init`` starts it from the tiny weights, widened (net2net:
+    the small kernels and channels embedded in the large ones, the rest small random), which
+    skips the slow start of training from scratch.
 
     The result is a BasicSR checkpoint ``{'params': state_dict, 'flow_train': {...}}`` with
     BasicSR SpyNet's key names, written atomically; saved in float16 when that changes the
@@ -414,11 +421,12 @@ def train(args, argv):
     cpu_start = time.process_time()
     print(f'loading data (layout {args.layout}) ...', flush=True)
     sets, weights = [], []
-    if args.synthetic:
-        synthetic = load_synthetic(args.synthetic, 'train')
+    synthetic_roots = args.synthetic.split(',') if args.synthetic else []
+    for root in synthetic_roots:
+        synthetic = load_synthetic(root, 'train')
         check_crop(synthetic, crop, args.layout)
         sets.append(synthetic)
-        weights.append(1 - args.real_fraction if args.real else 1.0)
+        weights.append((1 - args.real_fraction if args.real else 1.0) / len(synthetic_roots))
     if args.real:
         real = load_real(args.real, 'train', args.real_scale, REAL_STRIDES)
         check_crop(real, crop, args.layout)
@@ -505,8 +513,8 @@ def train(args, argv):
     fp32_epe = fp16_epe = None
     if args.dtype == 'float16':
         dtype = torch.float16
-    elif args.dtype == 'auto' and args.synthetic and osp.isdir(osp.join(args.synthetic, 'val')):
-        held_out = load_synthetic(args.synthetic, 'val')
+    elif args.dtype == 'auto' and synthetic_roots and osp.isdir(osp.join(synthetic_roots[0], 'val')):
+        held_out = load_synthetic(synthetic_roots[0], 'val')
         fp32_epe = mean_epe(warper, held_out)
         rounded = build_warper(args.layout)
         rounded.load_state_dict({k: v.half().float() for k, v in warper.state_dict().items()})
@@ -517,8 +525,7 @@ def train(args, argv):
         print(f'held-out EPE ({held_out.name}): float32 {fp32_epe:.4f}, float16 {fp16_epe:.4f} -> saving '
               f'{str(dtype).replace("torch.", "")}', flush=True)
     data = []
-    if args.synthetic:
-        data.append(f'{args.synthetic}/train (exact flow)')
+    data += [f'{root}/train (exact flow)' for root in synthetic_roots]
     if args.real:
         data.append(f'{args.real}/train (DIS on GT, x1/{args.real_scale})')
     meta = dict(layout=dict(LAYOUTS[args.layout]), layout_name=args.layout, iterations=args.iters,
@@ -526,7 +533,8 @@ def train(args, argv):
                 dtype=str(dtype).replace('torch.', ''), batch=args.batch, crop=f'{crop[0]}x{crop[1]}',
                 torch_threads=torch.get_num_threads())
     if args.init:
-        meta.update(init=args.init, init_cpu_seconds=init_meta.get('cpu_seconds'), init_iterations=init_meta.get('iterations'))
+        meta.update(init=args.init, init_cpu_seconds=init_meta.get('cpu_seconds'),
+                    init_iterations=init_meta.get('iterations'))
     if fp32_epe is not None:
         meta.update(heldout_epe_float32=round(fp32_epe, 5), heldout_epe_float16=round(fp16_epe, 5))
     atomic_torch_save({'params': state_dict_for_saving(warper, dtype), 'flow_train': meta}, args.out)
@@ -602,8 +610,11 @@ def evaluate(args, argv):
             if is_spynet:
                 add('BasicSR SpyNet, untrained', basicsr_spynet())
         size = f'{osp.getsize(path) / 1024:.0f}'
-        common = dict(data=meta.get('data', '?'), iterations=meta.get('iterations', '?'),
-                      cpu=meta.get('cpu_seconds', '?'), size=size, name=f'`{path}`',
+        cpu, iterations = meta.get('cpu_seconds', '?'), meta.get('iterations', '?')
+        if meta.get('init'):  # started from other weights: their cost too
+            cpu = f'{cpu} + {meta.get("init_cpu_seconds")} for `{meta["init"]}`'
+            iterations = f'{iterations} + {meta.get("init_iterations")}'
+        common = dict(data=meta.get('data', '?'), iterations=iterations, cpu=cpu, size=size, name=f'`{path}`',
                       command=f'`{meta["command"]}`' if 'command' in meta else '?')
         add(f'SLFlowWarper {shape}, pretrained ({meta.get("dtype", "?")})', build_warper(layout, load_path=path).eval(),
             **common)
@@ -626,17 +637,36 @@ def evaluate(args, argv):
     return headers, rows
 
 
+def load_snippet(path, layout):
+    """Python lines that load the weights ``path`` of ``layout`` into our models and BasicSR's."""
+    channels = ', '.join(map(str, layout['channels']))
+    lines = [f"# {path}: {layout['num_levels']} levels, channels {channels}, kernel {layout['kernel_size']}"]
+    for name, preset in (('tiny', 'tiny'), ('spynet', 'paper')):
+        if layout == LAYOUTS[name]:
+            lines.append(f"net = build_network({{'type': 'SemanticLens', **PRESETS['{preset}'],\n"
+                         f"                     'flow_load_path': '{path}'}})")
+    lines.append(f"warper = SLFlowWarper({layout['num_levels']}, ({channels}), {layout['kernel_size']}, "
+                 f"load_path='{path}')")
+    if layout == LAYOUTS['spynet']:
+        lines.append("net = build_network({'type': 'BasicVSR', 'num_feat': 64, 'num_block': 30,\n"
+                     f"                     'spynet_path': '{path}'}})  # IconVSR, BasicVSRPlusPlus alike")
+        lines.append(f"spynet = SpyNet(load_path='{path}')")
+    return '\n'.join(lines)
+
+
 def readme_text(table, command, weights):
+    """``model_zoo/README.md``: what the files are, how to load them, the EPE table and its command."""
     files = '\n'.join(f'- `{path}`' for path in weights)
+    snippets = '\n'.join(load_snippet(path, load_meta(path)[0]) for path in weights)
     return f"""# model_zoo: flow weights we made ourselves
 
-Pretrained weights for the flow networks of our models, trained here on CPU by
+Pretrained weights for the flow networks of our models, trained here on one CPU thread by
 `python -m sl_arch.bench.flow train` (no downloaded weights or data): `SLFlowWarper` on LR frame
 pairs with known flow, half from the synthetic clips of `sl-prepare --synthetic` (exact flow) and
 half from the training frames of the demo clip (`sl-prepare --demo`) with OpenCV's DIS flow
 (medium preset, run on the GT frames and area-averaged to the LR pixels) as pseudo ground truth.
-Loss: Charbonnier end-point error, multi-scale; random crops and flips; Adam, cosine schedule.
-See the docstring of `sl_arch/bench/flow.py` for every choice.
+Loss: Charbonnier end-point error; random crops and flips; Adam, cosine schedule. See the
+docstring of `sl_arch/bench/flow.py` for every choice.
 
 {files}
 
@@ -650,19 +680,15 @@ network's float32 parameters.
 ```python
 import sl_arch
 from basicsr.archs import build_network
-# SemanticLens, tiny preset (3 flow levels, 16-32-16-8, kernel 5):
-net = build_network({{'type': 'SemanticLens', **PRESETS['tiny'], 'flow_load_path': 'model_zoo/slflow_tiny_synthetic_dis.pth'}})
-# SemanticLens, paper preset (SPyNet layout):
-net = build_network({{'type': 'SemanticLens', **PRESETS['paper'], 'flow_load_path': 'model_zoo/spynet_synthetic_dis.pth'}})
-# the warper alone:
+from basicsr.archs.spynet_arch import SpyNet
 from sl_arch.archs.prealign_arch import SLFlowWarper
-warper = SLFlowWarper(3, (16, 32, 16, 8), 5, load_path='model_zoo/slflow_tiny_synthetic_dis.pth')
-# BasicSR's BasicVSR / IconVSR / BasicVSR++ (their SpyNet): the spynet_path option
-net = build_network({{'type': 'BasicVSR', 'num_feat': 64, 'num_block': 30, 'spynet_path': 'model_zoo/spynet_synthetic_dis.pth'}})
+from sl_arch.archs.semantic_lens_arch import PRESETS
+{snippets}
 ```
 
-(`PRESETS` from `sl_arch.archs.semantic_lens_arch`.) In an option file: `network_g: {{..., flow_load_path: model_zoo/...}}`
-or `network_g: {{type: BasicVSR, ..., spynet_path: model_zoo/spynet_synthetic_dis.pth}}`.
+In an option file: `network_g: {{type: SemanticLens, ..., flow_load_path: <file>}}` (with the
+preset's `flow_levels`, `flow_channels`, `flow_kernel_size`), or
+`network_g: {{type: BasicVSR, ..., spynet_path: <SPyNet-layout file>}}`.
 
 ## End-point error on held-out data
 
@@ -692,10 +718,13 @@ def build_parser():
     commands = parser.add_subparsers(dest='command', required=True)
     tr = commands.add_parser('train', help='train SLFlowWarper on synthetic exact flow + DIS on real frames')
     tr.add_argument('--layout', choices=sorted(LAYOUTS), default='tiny',
-                    help='tiny: SemanticLens tiny (3 levels, 16-32-16-8, k5); spynet: SPyNet (6 levels, 32-64-32-16, k7)')
-    tr.add_argument('--synthetic', help='synthetic set with train/ (and val/ for --dtype auto); default per layout: '
+                    help='tiny: SemanticLens tiny (3 levels, 16-32-16-8, k5); '
+                    'spynet: SPyNet (6 levels, 32-64-32-16, k7)')
+    tr.add_argument('--synthetic', help='synthetic sets (comma-separated) with train/ (the first one\'s val/ decides '
+                    '--dtype auto); default per layout: '
                     + ', '.join(f'{k}: {v["synthetic"]}' for k, v in TRAIN_DEFAULTS.items()) + "; '' for none")
-    tr.add_argument('--real', default=REAL_ROOT, help=f"real footage with train/GT/<clip> (default {REAL_ROOT}; '' for none)")
+    tr.add_argument('--real', default=REAL_ROOT,
+                    help=f"real footage with train/GT/<clip> (default {REAL_ROOT}; '' for none)")
     tr.add_argument('--real-scale', type=int, help='LR scale of the real frames (default: tiny 4, spynet 2)')
     tr.add_argument('--real-fraction', type=float, default=0.5, help='share of real pairs in a batch (default 0.5)')
     tr.add_argument('--iters', type=int, default=2000, help='iterations (default 2000)')
@@ -719,9 +748,11 @@ def build_parser():
     tr.add_argument('--log-every', type=int, default=100, help='print a log line every N iterations')
     ev = commands.add_parser('evaluate', help='EPE table on held-out data')
     ev.add_argument('--weights', nargs='+', required=True, help='weights files (SPyNet format)')
-    ev.add_argument('--synthetic', default='datasets/synthetic', help='synthetic set with val/ (default datasets/synthetic)')
+    ev.add_argument('--synthetic', default='datasets/synthetic',
+                    help='synthetic set with val/ (default datasets/synthetic)')
     ev.add_argument('--synthetic-large', default=None, help='a second synthetic set with larger frames (val/)')
-    ev.add_argument('--real', default=REAL_ROOT, help=f"real footage with val/GT/<clip> (default {REAL_ROOT}; '' for none)")
+    ev.add_argument('--real', default=REAL_ROOT,
+                    help=f"real footage with val/GT/<clip> (default {REAL_ROOT}; '' for none)")
     ev.add_argument('--readme', help='write the table into this markdown file (e.g. model_zoo/README.md)')
     return parser
 
