@@ -183,7 +183,7 @@ def test_flow_warper_loads_spynet_weights_and_reproduces_spynet_flow(tmp_path):
 def test_flow_warper_refuses_spynet_weights_of_another_size_with_a_clear_error(tmp_path):
     path = tmp_path / 'spynet.pth'
     torch.save({'params': SpyNet().state_dict()}, path)
-    with pytest.raises(SLError, match='channels=\\(32, 64, 32, 16\\)'):
+    with pytest.raises(SLError, match='channels=\\[32, 64, 32, 16\\]'):
         SLFlowWarper(num_levels=3, channels=(8, 8, 8, 8), load_path=str(path))
 
 
