@@ -317,3 +317,19 @@ def test_test_dataset_without_gt_serves_lr_only_folders(real_root):
 def test_missing_required_options_are_named_in_one_error(tmp_path):
     with pytest.raises(SLError, match='needs the option\\(s\\) dataroot_gt, gt_size'):
         build_dataset(dict(name='t', type='SLVideoRecurrentDataset', dataroot_lq=str(tmp_path), num_frame=3))
+
+
+def test_clip_folders_may_be_symbolic_links_and_a_link_loop_ends(tmp_path):
+    from sl_arch.data.video_io import find_clip_folders
+    import cv2
+    import numpy as np
+    real = tmp_path / 'elsewhere' / 'clip_a'
+    real.mkdir(parents=True)
+    for index in range(2):
+        cv2.imwrite(str(real / f'{index:08d}.png'), np.zeros((4, 4, 3), np.uint8))
+    root = tmp_path / 'mix'
+    root.mkdir()
+    (root / 'clip_a').symlink_to(real)
+    (real / 'loop').symlink_to(root)
+
+    assert find_clip_folders(str(root)) == {'clip_a': ['00000000.png', '00000001.png']}

@@ -47,12 +47,19 @@ def find_clip_folders(root):
 
     Handles the REDS layout (``root/000/*.png``) as well as the nested Vimeo-90K layout
     (``root/00001/0001/im1.png``); ``root`` itself counts as a clip named ``'.'`` if it holds frames.
+    Clip folders may be symbolic links (each real folder is read once, so a link loop ends).
 
     Returns:
         dict[str, list[str]]: Clip name (relative path with ``/``) -> frame file names.
     """
     clips = {}
-    for folder, subfolders, files in os.walk(root):
+    seen = set()  # real paths walked: clip folders may be symbolic links (to combine data sets), never twice
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            subfolders[:] = []
+            continue
+        seen.add(real)
         subfolders.sort()
         names = sorted((name for name in files if is_image_file(name)), key=natural_key)
         if names:
