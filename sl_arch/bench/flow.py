@@ -686,6 +686,11 @@ from sl_arch.archs.semantic_lens_arch import PRESETS
 {snippets}
 ```
 
+Data (none of it downloaded): `sl-prepare --demo` (demo clip, 100 training and 2 x 16 held-out
+frames), `sl-prepare --synthetic` (`datasets/synthetic`, LR 40x24) and, for the SPyNet layout,
+`sl-prepare --synthetic -o datasets/synthetic_flow --size 320x256 --train-clips 32 --degradation bi`
+(LR 80x64). The training command of each file is in the table (and in the file's `flow_train`).
+
 In an option file: `network_g: {{type: SemanticLens, ..., flow_load_path: <file>}}` (with the
 preset's `flow_levels`, `flow_channels`, `flow_kernel_size`), or
 `network_g: {{type: BasicVSR, ..., spynet_path: <SPyNet-layout file>}}`.
