@@ -58,8 +58,11 @@ def test_an_existing_local_rank_variable_is_kept(monkeypatch):
     assert os.environ['LOCAL_RANK'] == '0'
 
 
-def test_the_backend_is_gloo_without_cuda_and_nccl_with_it():
-    assert default_backend() == ('nccl' if torch.cuda.is_available() else 'gloo')
+def test_the_backend_is_gloo_without_cuda_and_nccl_with_it(monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    assert default_backend() == 'gloo'
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    assert default_backend() == 'nccl'
 
 
 def test_launcher_pytorch_outside_torchrun_names_the_missing_variables(monkeypatch):

@@ -4,7 +4,7 @@
 ``train_pipeline``/``test_pipeline``) and changes only where BasicSR falls short:
 
 * validation and test run on the CPU as well as on CUDA (no ``cuda`` metric buffers), in one or
-  many processes, on whole clips or on chunks of a clip (``frame_offset`` / ``num_frames_total``);
+  many processes, on whole clips or on chunks of a clip (``frame_offset``);
 * the EMA network is used for validation when there is one;
 * test-time temporal windows and spatial tiles (``val.tile``) bound the memory of long or large clips;
 * ``train.fix_flow`` freezes the pre-alignment (flow) parameters for the first iterations, decided
@@ -28,7 +28,7 @@ from basicsr.utils import get_root_logger, imwrite, tensor2img
 from basicsr.utils.dist_util import get_dist_info, master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 from sl_arch.utils.checkpoint import (NETWORK_OPT_KEY, atomic_torch_save, load_state_strict, network_state_dict,
-                                      read_checkpoint)
+                                      read_checkpoint, strip_module_prefix)
 from sl_arch.utils.errors import SLError
 from sl_arch.utils.resume import restore_rng_state, rng_state
 from sl_arch.utils.tiling import forward_video
@@ -43,12 +43,12 @@ def is_flow_parameter(name):
     return any(key in name for key in FLOW_MODULE_KEYS)
 
 
-def _plain(value):
+def plain_options(value):
     """Option dicts (OrderedDict from BasicSR's YAML loader) as plain dicts, for portable checkpoints."""
     if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
+        return {key: plain_options(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
+        return [plain_options(item) for item in value]
     return value
 
 
@@ -111,7 +111,7 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
             load_state_strict(net, state_dict, load_path)
             return
         own = net.state_dict()
-        state_dict = {key[7:] if key.startswith('module.') else key: value for key, value in state_dict.items()}
+        state_dict = strip_module_prefix(state_dict)
         skipped = [key for key, value in state_dict.items() if key in own and value.shape != own[key].shape]
         if skipped:
             get_root_logger().warning(f'Not loaded (shape differs): {", ".join(skipped)}')
@@ -132,11 +132,11 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
         checkpoint = {}
         for net_, key in zip(nets, param_keys):
             state_dict = self.get_bare_model(net_).state_dict()
-            checkpoint[key] = OrderedDict((name[7:] if name.startswith('module.') else name, value.detach().cpu())
-                                          for name, value in state_dict.items())
+            checkpoint[key] = OrderedDict((name, value.detach().cpu())
+                                          for name, value in strip_module_prefix(state_dict).items())
         network_opt = self.opt.get(net_label.replace('net_', 'network_'))
         if network_opt is not None:
-            checkpoint[NETWORK_OPT_KEY] = _plain(network_opt)
+            checkpoint[NETWORK_OPT_KEY] = plain_options(network_opt)
         label = 'latest' if current_iter == -1 else current_iter
         atomic_torch_save(checkpoint, osp.join(self.opt['path']['models'], f'{net_label}_{label}.pth'))
 
@@ -353,7 +353,7 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
 
         Args:
             dataloader (DataLoader): Its ``dataset`` yields ``lq`` (t, c, h, w), ``gt``, ``folder``,
-                optionally ``masks`` (t, h, w), ``frame_offset`` and ``num_frames_total``.
+                optionally ``masks`` (t, h, w) and ``frame_offset`` (first frame of a chunk).
             current_iter (int | str): Iteration (training) or the run name (test).
             tb_logger: TensorBoard logger or None.
             save_img (bool): Save SR frames to ``visualization/<dataset>/<folder>/<frame>_<tag>.png``.

@@ -66,7 +66,8 @@ def network_state_dict(checkpoint, param_key='params', path='checkpoint'):
     raise CheckpointError(f'{path} has no network weights under {keys}; its keys are {sorted(checkpoint)[:8]}.')
 
 
-def _clean(state_dict):
+def strip_module_prefix(state_dict):
+    """Drop the ``'module.'`` prefix (DataParallel / DistributedDataParallel) from the keys of a state dict."""
     return {(key[7:] if key.startswith('module.') else key): value for key, value in state_dict.items()}
 
 
@@ -76,7 +77,7 @@ def load_state_strict(net, state_dict, path='checkpoint', limit=6):
     Raises:
         CheckpointError: missing, unexpected, or shape-mismatched keys, with the first few of each.
     """
-    state_dict = _clean(state_dict)
+    state_dict = strip_module_prefix(state_dict)
     own = net.state_dict()
     missing = [key for key in own if key not in state_dict]
     unexpected = [key for key in state_dict if key not in own]
