@@ -24,7 +24,6 @@ import numpy as np
 import torch
 import yaml
 
-import sl_arch  # noqa: F401  (registers archs and datasets; must precede basicsr)
 from basicsr.archs import build_network
 from basicsr.data import build_dataset
 from basicsr.utils import tensor2img

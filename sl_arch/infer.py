@@ -159,7 +159,6 @@ def build_network(net_opt, weights, checkpoint, param_key, source):
     ``*_path`` options (pretrained SPyNet/EDVR sub-networks) are dropped: the checkpoint holds
     every weight, so the files they point to are not needed for inference.
     """
-    import sl_arch  # noqa: F401  (registers SemanticLens before basicsr builds it)
     from basicsr.archs import build_network as basicsr_build_network
     kwargs = {key: value for key, value in net_opt.items() if not key.endswith('_path')}
     try:

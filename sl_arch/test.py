@@ -11,7 +11,6 @@ bad input ends with one ``error:`` line and exit code 2.
 """
 import sys
 
-import sl_arch  # noqa: F401  (registers archs, datasets, models; must precede basicsr)
 from basicsr.test import test_pipeline
 from sl_arch.train import run_pipeline
 from sl_arch.utils.errors import cli_entry

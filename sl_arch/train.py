@@ -16,7 +16,6 @@ import argparse
 import os
 import sys
 
-import sl_arch  # noqa: F401  (registers archs, datasets, models; must precede basicsr)
 import basicsr.train as basicsr_train
 import basicsr.utils.options as basicsr_options
 from sl_arch.utils import resume

@@ -31,7 +31,6 @@ def network_options(arch_type, size):
 
 def measure(payload):
     """Measure one model in this process; returns a dict of figures."""
-    import sl_arch  # noqa: F401
     from basicsr.archs import build_network
 
     from sl_arch.bench.common import count_flops, count_parameters, max_rss_mib, median_seconds

@@ -98,7 +98,6 @@ def parameter_counts(network_opt):
     """``(total, without SPyNet)`` parameter counts of a network option dict (built on the meta device)."""
     import torch
 
-    import sl_arch  # noqa: F401
     from basicsr.archs import build_network
     try:
         with torch.device('meta'):
@@ -325,7 +324,6 @@ def measure(payload):
     import numpy as np
     import torch
 
-    import sl_arch  # noqa: F401
     from basicsr.data import build_dataset
     from basicsr.utils import tensor2img
     from sl_arch.bench.common import count_flops, max_rss_mib, median_seconds

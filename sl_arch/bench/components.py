@@ -26,7 +26,6 @@ COMPONENTS = {
 
 def build(preset, overrides):
     """SemanticLens of ``preset`` with ``overrides``, seeded, on the CPU."""
-    import sl_arch  # noqa: F401  (registers SemanticLens)
     from basicsr.archs import build_network
 
     from sl_arch.archs.semantic_lens_arch import PRESETS

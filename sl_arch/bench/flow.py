@@ -360,7 +360,6 @@ def dis_on_frames(ref, supp):
 
 def basicsr_spynet(load_path=None, seed=0):
     """BasicSR's own ``SpyNet`` (as BasicVSR / IconVSR / BasicVSR++ build it from ``spynet_path``)."""
-    import sl_arch  # noqa: F401  (torchvision shim before basicsr)
     from basicsr.archs.spynet_arch import SpyNet
     torch.manual_seed(seed)
     return SpyNet(load_path=load_path).eval()

@@ -57,7 +57,6 @@ def make_video(path, num_frames, width, height):
 
 def make_checkpoint(path):
     """A SemanticLens ``tiny`` checkpoint with random weights and ``network_g`` metadata."""
-    import sl_arch  # noqa: F401
     import torch
     from basicsr.archs import build_network
     from sl_arch.archs.semantic_lens_arch import PRESETS
