@@ -43,13 +43,6 @@ MIN_SIZE = {'BasicVSR': 64, 'IconVSR': 64, 'SemanticLens': 16}
 # Smallest clip (IconVSR reflects 2 * temporal_padding frames at both ends).
 MIN_FRAMES = {'IconVSR': lambda opt: 2 * opt.get('temporal_padding', 2) + 1}
 
-# Fixed palette for instance ids (id 0, 1, ... -> colour), RGB.
-MASK_PALETTE = np.array([
-    [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48], [145, 30, 180],
-    [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212], [0, 128, 128], [220, 190, 255],
-    [170, 110, 40], [255, 250, 200], [128, 0, 0], [170, 255, 195], [128, 128, 0], [255, 215, 180],
-    [0, 0, 128], [128, 128, 128]], dtype=np.uint8)
-
 
 def parse_args(argv=None):
     """Command-line options of ``sl-infer``."""
@@ -326,10 +319,11 @@ def colour_masks(masks):
         masks (Tensor): ``(n, h, w)`` distribution over ``n`` instances per pixel.
 
     Returns:
-        ndarray: ``(h, w, 3)`` uint8 RGB, instance ``i`` in ``MASK_PALETTE[i % len(MASK_PALETTE)]``.
+        ndarray: ``(h, w, 3)`` uint8 RGB, instance ``i`` in the colour of the demo's figures
+        (:func:`sl_arch.utils.visualize.instance_palette`).
     """
-    ids = masks.argmax(0).numpy()
-    return MASK_PALETTE[ids % len(MASK_PALETTE)]
+    from sl_arch.utils.visualize import instance_palette
+    return instance_palette(masks.shape[0])[masks.argmax(0).numpy()]
 
 
 def to_uint8(frame):

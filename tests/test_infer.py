@@ -17,6 +17,7 @@ from basicsr.archs import build_network
 from sl_arch import infer
 from sl_arch.archs.semantic_lens_arch import PRESETS
 from sl_arch.utils.video_stream import FrameFolderWriter, frame_name
+from sl_arch.utils.visualize import instance_palette
 
 NUM_FRAMES = 8
 SL_OPT = {'type': 'SemanticLens', **PRESETS['tiny']}
@@ -121,7 +122,8 @@ def test_video_in_gives_video_out_with_same_frame_count_rate_and_x4_size_plus_co
     assert written == [frame_name(index) for index in range(NUM_FRAMES)]
     mask = cv2.cvtColor(cv2.imread(str(masks / frame_name(0))), cv2.COLOR_BGR2RGB)
     assert mask.shape == (24, 32, 3)
-    assert {tuple(colour) for colour in mask.reshape(-1, 3)} <= {tuple(colour) for colour in infer.MASK_PALETTE}
+    palette = instance_palette(SL_OPT['num_video_instances'])
+    assert {tuple(colour) for colour in mask.reshape(-1, 3)} <= {tuple(colour) for colour in palette}
     assert not [name for name in os.listdir(data['root']) if name.startswith('.sl-tmp-')]
 
 
