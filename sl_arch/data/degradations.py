@@ -9,30 +9,17 @@
 
 Both take and return ``(h, w, c)`` (or ``(h, w)``) numpy images; ``uint8`` in gives ``uint8`` out
 (rounded), float in ``[0, 1]`` gives float out. ``h`` and ``w`` must be multiples of ``scale``
-(see :func:`mod_crop`).
+(crop with BasicSR's ``mod_crop``, importable from here).
 """
 import cv2
 import numpy as np
+from basicsr.data.transforms import mod_crop  # noqa: F401  (BasicSR's bottom/right crop to a multiple of scale)
 from basicsr.utils.matlab_functions import imresize
 
 from sl_arch.utils.errors import SLError
 
 BD_SIGMA = 1.6
 BD_KERNEL_SIZE = 13
-
-
-def mod_crop(img, scale):
-    """Crop the bottom and right borders so that height and width are multiples of ``scale``.
-
-    Args:
-        img (ndarray): Image, shape (h, w) or (h, w, c).
-        scale (int): Scale factor.
-
-    Returns:
-        ndarray: Image of shape (h - h % scale, w - w % scale[, c]).
-    """
-    h, w = img.shape[:2]
-    return img[:h - h % scale, :w - w % scale, ...]
 
 
 def _check(img, scale):
