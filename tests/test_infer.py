@@ -58,15 +58,6 @@ def save_checkpoint(path, net_opt, with_metadata=True, seed=0):
     return str(path)
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """Tiny tensors gain nothing from threads, and OpenMP spinning on a busy 2-core machine costs 10-100x."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope='module')
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp('infer')
