@@ -80,9 +80,10 @@ def test_tiles_are_padded_to_the_required_multiple_and_cropped_back():
     torch.testing.assert_close(output, pointwise_sr(lqs), rtol=0, atol=1e-6)
 
 
-def test_windows_cover_every_frame_and_depend_only_on_their_arguments():
+def test_windows_cover_every_frame_and_neighbours_share_at_least_the_overlap():
     windows = plan_windows(23, chunk=8, overlap=3)
-    assert windows == plan_windows(23, chunk=8, overlap=3)
+    assert all(later.start > earlier.start and earlier.stop - later.start >= 3
+               for earlier, later in zip(windows, windows[1:]))
     assert windows[0].start == 0 and windows[-1].stop == 23
     assert all(window.stop - window.start == 8 for window in windows)
     assert set().union(*(range(w.start, w.stop) for w in windows)) == set(range(23))
