@@ -172,11 +172,16 @@ def load_synthetic(root, split, kind='BI'):
                     raise SLError(f'{flow_path} is missing: {root} is not a complete synthetic set; '
                                   f'make it with sl-prepare --synthetic -o {root}.')
                 pairs.pairs.append((clip, ref, supp, np.load(flow_path).astype(np.float32), tag))
+    return checked(pairs, lr_root)
+
+
+def checked(pairs, root):
+    """``pairs`` after checking that it holds pairs, all of one frame size (``root`` names it in errors)."""
     sizes = {frames.shape[1:3] for frames in pairs.frames.values()}
     if len(sizes) > 1:
-        raise SLError(f'{lr_root} holds frames of several sizes {sorted(sizes)}; one size per set is supported.')
+        raise SLError(f'{root} holds frames of several sizes {sorted(sizes)}; one size per set is supported.')
     if not pairs.pairs:
-        raise SLError(f'{lr_root} has no clip of two frames or more.')
+        raise SLError(f'{root} has no clip of two frames or more.')
     return pairs
 
 
@@ -206,12 +211,7 @@ def load_real(root, split, scale, strides):
                 for ref, supp in ((t, t + stride), (t + stride, t)):
                     flow = downscale_flow(dis_flow(gts[ref], gts[supp]), scale)
                     pairs.pairs.append((clip, ref, supp, flow, f'stride{stride}'))
-    sizes = {frames.shape[1:3] for frames in pairs.frames.values()}
-    if len(sizes) > 1:
-        raise SLError(f'{gt_root} holds frames of several sizes {sorted(sizes)}; one size per set is supported.')
-    if not pairs.pairs:
-        raise SLError(f'{gt_root} has no clip of two frames or more.')
-    return pairs
+    return checked(pairs, gt_root)
 
 
 def sample_batch(sets, weights, batch, crop, rng):
