@@ -18,6 +18,7 @@ import sys
 
 import basicsr.train as basicsr_train
 import basicsr.utils.options as basicsr_options
+from basicsr.utils import set_random_seed
 from sl_arch.utils import resume
 from sl_arch.utils.dist import destroy_distributed, install_basicsr_launcher, normalize_local_rank_args
 from sl_arch.utils.errors import SLError, cli_entry
@@ -97,8 +98,14 @@ def check_output_folders(opt, root_path):
 
 
 def parse_options_checked(root_path, is_train=True):
-    """BasicSR's ``parse_options``, then :func:`check_output_folders` on its result."""
+    """BasicSR's ``parse_options``, then :func:`check_output_folders` on its result.
+
+    BasicSR seeds the generators before it applies ``--force_yml``, so ``--force_yml
+    manual_seed=1`` was logged but trained with the file's seed; they are seeded again here with
+    the final ``manual_seed`` (the same state as BasicSR's when the seed did not change).
+    """
     opt, args = basicsr_options.parse_options(root_path, is_train)
+    set_random_seed(opt['manual_seed'] + opt['rank'])
     check_output_folders(opt, root_path)
     return opt, args
 

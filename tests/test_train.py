@@ -198,3 +198,16 @@ def test_sl_test_then_demo_write_frames_metrics_table_and_figures_under_results(
     for figure in ('crops.png', 'psnr_per_frame.png', 'instance_masks.png'):
         assert cv2.imread(str(results / figure)) is not None, figure
     assert not list(results.glob('.tmp_*'))
+
+
+def test_a_seed_given_with_force_yml_is_the_seed_training_uses(tmp_path):
+    options = make_options(tmp_path / 'data', total_iter=2, save_freq=2, val=False)
+    seeds = {}
+    for name, seed, force in (('file0', 0, []), ('file1', 1, []), ('forced1', 0, ['--force_yml', 'manual_seed=1'])):
+        option_file = write_options(tmp_path / f'{name}.yml', dict(options, name=name, manual_seed=seed))
+        assert run_cli('sl_arch.train', '-opt', option_file, *force, cwd=tmp_path).returncode == 0
+        seeds[name] = torch.load(tmp_path / 'experiments' / name / 'models' / 'net_g_latest.pth',
+                                 weights_only=False)['params']
+
+    assert all(torch.equal(value, seeds['file1'][key]) for key, value in seeds['forced1'].items())
+    assert not all(torch.equal(value, seeds['file0'][key]) for key, value in seeds['forced1'].items())
