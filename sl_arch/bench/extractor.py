@@ -31,21 +31,9 @@ def load_split(root, split, meta='meta_info.txt'):
     from sl_arch.data.video_io import read_meta_info
     clips = []
     for clip, num_frames, _ in read_meta_info(osp.join(root, split, meta)):
-        frames, ids = read_clip(root, clip, num_frames) if split == 'val' else _read_train(root, clip, num_frames)
+        frames, ids = read_clip(root, clip, num_frames, split=split)
         clips.append((frames_to_tensor(frames), torch.from_numpy(ids)))
     return clips
-
-
-def _read_train(root, clip, num_frames):
-    import os.path as osp
-
-    import cv2
-
-    from sl_arch.data.video_io import read_image
-    frames = [read_image(osp.join(root, 'train', 'BI', clip, f'{t:08d}.png')) for t in range(num_frames)]
-    ids = np.stack([cv2.imread(osp.join(root, 'train', 'masks', clip, f'{t:08d}.png'), cv2.IMREAD_UNCHANGED)
-                    for t in range(num_frames)]).astype(np.int64)
-    return frames, ids
 
 
 def train_and_score(root, iters, motion, num_frame=7, batch=2, seed=0):

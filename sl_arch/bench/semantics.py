@@ -179,25 +179,30 @@ def load_checkpoint_network(checkpoint):
     return build_network(network_options(checkpoint, None, weights), checkpoint, weights, 'params', checkpoint)
 
 
-def read_clip(synthetic_root, clip, num_frames, kind='BI'):
-    """Frames (BGR uint8) of a held-out synthetic clip, and its true instance ids (t, h, w) int64."""
+def read_frames(synthetic_root, clip, num_frames, kind='BI', split='val'):
+    """Frames (BGR uint8) of a synthetic clip: ``kind`` is ``'BI'``, ``'BD'`` or ``'GT'``."""
     from sl_arch.data.video_io import read_image
-    frames = [read_image(osp.join(synthetic_root, 'val', kind, clip, f'{t:08d}.png')) for t in range(num_frames)]
-    ids = np.stack([cv2.imread(osp.join(synthetic_root, 'val', 'masks', clip, f'{t:08d}.png'), cv2.IMREAD_UNCHANGED)
-                    for t in range(num_frames)]).astype(np.int64)
-    return frames, ids
+    return [read_image(osp.join(synthetic_root, split, kind, clip, f'{t:08d}.png')) for t in range(num_frames)]
 
 
-def learned_masks(checkpoint, synthetic_root, clip, num_frames):
-    """LR frames (BGR uint8) and the learned masks (t, n, h, w) of a held-out clip."""
+def read_clip(synthetic_root, clip, num_frames, split='val'):
+    """LR (BI) frames of a synthetic clip and its true instance ids (t, h, w) int64."""
+    from sl_arch.data.clips import read_clip_masks
+    frames = read_frames(synthetic_root, clip, num_frames, 'BI', split)
+    ids = read_clip_masks(osp.join(synthetic_root, split, 'masks'), clip,
+                          [f'{t:08d}.png' for t in range(num_frames)], frames[0].shape[:2])
+    return frames, ids.astype(np.int64)
+
+
+def learned_masks(net, synthetic_root, clip, num_frames):
+    """LR frames (BGR uint8), true ids (t, h, w) and ``net``'s learned masks (t, n, h, w) of a held-out clip."""
     import torch
 
     from sl_arch.data.clips import frames_to_tensor
-    net = load_checkpoint_network(checkpoint)
-    frames, _ = read_clip(synthetic_root, clip, num_frames)
+    frames, ids = read_clip(synthetic_root, clip, num_frames)
     with torch.no_grad():
         _, masks = net(frames_to_tensor(frames).unsqueeze(0), return_masks=True)
-    return frames, masks[0].numpy()
+    return frames, ids, masks[0].numpy()
 
 
 def mask_sensitivity(checkpoint, synthetic_root):
@@ -213,7 +218,7 @@ def mask_sensitivity(checkpoint, synthetic_root):
     scores = {'true': [], 'one instance': [], 'shifted 6 px': []}
     for clip, num_frames, _ in read_meta_info(osp.join(synthetic_root, 'val', 'meta_info_crossing.txt')):
         frames, ids = read_clip(synthetic_root, clip, num_frames)
-        gts, _ = read_clip(synthetic_root, clip, num_frames, 'GT')
+        gts = read_frames(synthetic_root, clip, num_frames, 'GT')
         ids = torch.from_numpy(ids).unsqueeze(0)
         lq = frames_to_tensor(frames).unsqueeze(0)
         for name, masks in (('true', ids), ('one instance', torch.zeros_like(ids)),
@@ -228,11 +233,11 @@ def mask_sensitivity(checkpoint, synthetic_root):
 def mask_quality(checkpoint, synthetic_root):
     """Matched mean IoU of the learned masks on every held-out crossing clip, per clip and per frame."""
     from sl_arch.data.video_io import read_meta_info
+    net = load_checkpoint_network(checkpoint)
     rows = {}
     for clip, num_frames, _ in read_meta_info(osp.join(synthetic_root, 'val', 'meta_info_crossing.txt')):
-        _, masks = learned_masks(checkpoint, synthetic_root, clip, num_frames)
+        _, true, masks = learned_masks(net, synthetic_root, clip, num_frames)
         pred = masks.argmax(1)
-        _, true = read_clip(synthetic_root, clip, num_frames)
         per_clip = matched_iou(pred, true, masks.shape[1])
         per_frame = [matched_iou(pred[t], true[t], masks.shape[1]) for t in range(num_frames)]
         rows[clip] = {
@@ -254,9 +259,8 @@ def save_mask_figure(checkpoint, synthetic_root, clip, path, columns=6):
     from sl_arch.utils.visualize import instance_palette
     num_frames = dict((name, count) for name, count, _ in
                       read_meta_info(osp.join(synthetic_root, 'val', 'meta_info.txt')))[clip]
-    frames, masks = learned_masks(checkpoint, synthetic_root, clip, num_frames)
+    frames, true, masks = learned_masks(load_checkpoint_network(checkpoint), synthetic_root, clip, num_frames)
     pred = masks.argmax(1)
-    _, true = read_clip(synthetic_root, clip, num_frames)
     match = matched_iou(pred, true, masks.shape[1])['match']
     palette = instance_palette(masks.shape[1] + int(true.max()) + 1)
     colour_of_slot = {slot: true_id for true_id, slot in match.items()}
