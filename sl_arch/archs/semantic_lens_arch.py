@@ -131,19 +131,17 @@ class SemanticLens(nn.Module):
         if use_semantics:
             extractor_opt = dict(semantic_extractor or {'type': 'SLSemanticExtractor'})
             extractor_type = extractor_opt.pop('type', None)
-            if extractor_type == 'SLSemanticExtractor':
-                extractor_opt = dict(dict(num_in_ch=num_in_ch, dim=sem_dim, num_instances=num_instances,
-                                          num_video_instances=num_video_instances, num_classes=num_classes,
-                                          detector_layers=detector_layers, encoder_layers=encoder_layers,
-                                          decoder_layers=decoder_layers, num_heads=num_heads), **extractor_opt)
-            elif extractor_type in ARCH_REGISTRY:  # sizes it shares with the network, where it takes them
-                shared = dict(num_in_ch=num_in_ch, dim=sem_dim, num_video_instances=num_video_instances)
-                accepted = inspect.signature(ARCH_REGISTRY.get(extractor_type).__init__).parameters
-                extractor_opt = dict({key: value for key, value in shared.items() if key in accepted}, **extractor_opt)
-            else:
+            if extractor_type not in ARCH_REGISTRY:
                 raise OptionError(f'network_g.semantic_extractor type {extractor_type!r} is not registered; use '
                                   'SLSemanticExtractor (learned), SLPrecomputedSemantics (given masks) or '
                                   'SLHFSegmenterSemantics (a pretrained transformers segmenter).')
+            # the sizes the extractor shares with the network, those its constructor takes
+            shared = dict(num_in_ch=num_in_ch, dim=sem_dim, num_instances=num_instances,
+                          num_video_instances=num_video_instances, num_classes=num_classes,
+                          detector_layers=detector_layers, encoder_layers=encoder_layers,
+                          decoder_layers=decoder_layers, num_heads=num_heads)
+            accepted = inspect.signature(ARCH_REGISTRY.get(extractor_type).__init__).parameters
+            extractor_opt = dict({key: value for key, value in shared.items() if key in accepted}, **extractor_opt)
             self.semantic_extractor = ARCH_REGISTRY.get(extractor_type)(**extractor_opt)
 
         # Pixel Enhancer
