@@ -20,11 +20,13 @@ setup(
         'tqdm',
         'matplotlib',
         'scikit-video',
+        'av',  # PyAV: FFmpeg decoding/encoding of videos with their audio (sl-infer, sl-prepare)
     ],
     extras_require={
-        'test': ['pytest', 'transformers'],
+        'test': ['pytest', 'transformers', 'onnx', 'onnxruntime', 'onnxscript'],
         'mmcv': ['mmcv'],
-        'segmenter': ['transformers'],  # SLHFSegmenterSemantics: a pretrained segmenter as the extractor
+        'segmenter': ['transformers'],
+        'export': ['onnx', 'onnxruntime', 'onnxscript'],  # sl-export: ONNX export and its parity check  # SLHFSegmenterSemantics: a pretrained segmenter as the extractor
     },
     entry_points={
         'console_scripts': [
@@ -33,6 +35,7 @@ setup(
             'sl-test=sl_arch.test:main',
             'sl-infer=sl_arch.infer:main',
             'sl-bench=sl_arch.bench.compare:main',
+            'sl-export=sl_arch.export:main',
         ],
     },
 )
