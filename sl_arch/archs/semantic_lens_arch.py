@@ -14,7 +14,7 @@ from torch.nn import functional as F
 from basicsr.archs.arch_util import ResidualBlockNoBN, default_init_weights, flow_warp, make_layer
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from sl_arch.archs.prealign_arch import SLFlowWarper, SLMaskedPreAlign
+from sl_arch.archs.prealign_arch import SLFlowWarper, SLMaskedPreAlign, instance_motion_flow
 from sl_arch.archs import semantic_extractor_arch  # noqa: F401  (registers the extractors)
 from sl_arch.archs.space_arch import SLMultiFrameSelfAttention, SLSPACEBlock
 from sl_arch.utils.errors import SLError
@@ -82,6 +82,12 @@ class SemanticLens(nn.Module):
             warped neighbour's: where the flow brings features of another instance (occlusion,
             objects crossing) they are suppressed and the step relies on the current frame. Ours,
             not the paper's; no parameters. Default: False.
+        instance_motion (bool): Instance-centric motion: every instance moves by whichever of
+            the pixel flow, its instance-wise affine fit and the shift of its mask between the
+            two frames best explains its pixels (:func:`instance_motion_flow`). Fast small objects
+            that the flow pyramid misses get their motion from their masks. Needs the flow warper
+            and the instance masks (learned or given). Ours, not the paper's; no parameters.
+            Default: False.
     """
 
     def __init__(self,
@@ -114,6 +120,7 @@ class SemanticLens(nn.Module):
                  use_isee=True,
                  use_mfsab=True,
                  use_mask_gate=False,
+                 instance_motion=False,
                  **unknown_options):
         super().__init__()
         reject_unknown_options(type(self), unknown_options)
@@ -125,6 +132,10 @@ class SemanticLens(nn.Module):
         self.use_gps = use_gps and use_semantics
         self.use_isee = use_isee and use_semantics
         self.use_mask_gate = use_mask_gate
+        if instance_motion and not (use_flow and use_semantics):
+            raise OptionError('SemanticLens instance_motion needs the flow warper and the instance masks: '
+                              'set use_flow and use_semantics to true, or instance_motion to false.')
+        self.instance_motion = instance_motion
 
         # Semantic Extractor
         self.semantic_extractor = None
@@ -178,10 +189,6 @@ class SemanticLens(nn.Module):
         upsample += [nn.Conv2d(in_ch, in_ch, 3, 1, 1), nn.LeakyReLU(0.1, inplace=True)]  # HR refinement
         self.upsample = nn.Sequential(*upsample)
         self.conv_last = nn.Conv2d(in_ch, num_out_ch, 3, 1, 1)
-        # Small initial residuals (as BasicSR's MSRResNet): the untrained network starts close to
-        # bicubic upsampling and to an identity propagation, which makes the first minutes of
-        # training count.
-
         # He-initialised main path and a small last layer: the untrained network starts close to
         # bicubic upsampling while its early layers still receive useful gradients (measured on
         # the demo data: +0.33 dB over bicubic after 150 iterations, against +0.00 with every
@@ -215,15 +222,23 @@ class SemanticLens(nn.Module):
         raise InputShapeError(f'masks must be instance ids (b, t, h, w) or soft masks (b, t, n, h, w) for an input '
                               f'of {(b, t, h, w)}, got {tuple(masks.shape)}.')
 
-    def _flows(self, lqs):
-        """Flows between neighbours: backward[i] aligns frame i+1 to i, forward[i] aligns frame i to i+1."""
+    def _flows(self, lqs, masks=None):
+        """Flows between neighbours: backward[i] aligns frame i+1 to i, forward[i] aligns frame i to i+1.
+
+        With ``instance_motion`` and ``masks`` (b, t, n, h, w), each flow is refined instance by
+        instance (:func:`instance_motion_flow`).
+        """
         b, t, c, h, w = lqs.shape
         if self.flow_warper is None or t == 1:
             return None, None
         current, following = lqs[:, :-1].flatten(0, 1), lqs[:, 1:].flatten(0, 1)
-        flows_backward = self.flow_warper(current, following).view(b, t - 1, 2, h, w)
-        flows_forward = self.flow_warper(following, current).view(b, t - 1, 2, h, w)
-        return flows_backward, flows_forward
+        flows_backward = self.flow_warper(current, following)
+        flows_forward = self.flow_warper(following, current)
+        if self.instance_motion and masks is not None:
+            current_masks, following_masks = masks[:, :-1].flatten(0, 1), masks[:, 1:].flatten(0, 1)
+            flows_backward = instance_motion_flow(flows_backward, current, following, current_masks, following_masks)
+            flows_forward = instance_motion_flow(flows_forward, following, current, following_masks, current_masks)
+        return flows_backward.view(b, t - 1, 2, h, w), flows_forward.view(b, t - 1, 2, h, w)
 
     def _align(self, direction, ref_feat, hidden, flow, semantics, masks, frame, neighbour):
         """Align the propagated features ``hidden`` (from ``neighbour``) to ``frame``."""
@@ -294,7 +309,7 @@ class SemanticLens(nn.Module):
             masks = semantics['masks'] if masks is None else masks
 
         feats = self.feat_extract(lqs.flatten(0, 1)).view(b, t, -1, h, w)
-        flows_backward, flows_forward = self._flows(lqs)
+        flows_backward, flows_forward = self._flows(lqs, masks)
         backward_feats = self._propagate('backward', feats, flows_backward, semantics, masks)
         forward_feats = self._propagate('forwards', feats, flows_forward, semantics, masks, backward_feats)
 

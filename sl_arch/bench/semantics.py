@@ -46,6 +46,8 @@ BUDGET = dict(total_iter=300, batch_size=2, num_frame=7, gt_size=96, lr=1e-3, et
               flow_lr_mul=0.25, seed=0)
 
 
+#: Pretrained flow of the tiny warper (model_zoo/README.md): rows ending ``_pf`` / ``_motion`` start from it.
+PRETRAINED_FLOW = 'model_zoo/slflow_tiny_synthetic_dis.pth'
 MASK_LOSS = {'type': 'SLInstanceMaskLoss', 'loss_weight': 0.1}
 MASK_CONSISTENCY = {'type': 'SLMaskConsistencyLoss', 'loss_weight': 0.1, 'balance_weight': 0.01,
                     'sharpness_weight': 0.01}
@@ -55,6 +57,8 @@ def variants():
     """Rows of the oracle test: key -> label, ``network_g``, ``masks`` (``'input'``: the ground truth is
     fed to the network, ``'target'``: it supervises the learned masks, None: unused) and extra ``train`` options."""
     tiny = compare.semantic_lens_options('tiny')
+    pooled = dict(tiny, semantic_extractor={'type': 'SLPrecomputedSemantics'})
+    flow = osp.abspath(PRETRAINED_FLOW)
     return {
         'SL_gt_masks': dict(label='SemanticLens, ground-truth masks (oracle)', network_g=tiny, masks='input'),
         'SL_gt_masks_pooled': dict(label='SemanticLens, ground-truth masks, tokens pooled under them (oracle)',
@@ -72,6 +76,17 @@ def variants():
         'SL_no_semantics': dict(label='SemanticLens w/o semantic branch',
                                 network_g=compare.semantic_lens_options('tiny', {'use_semantics': False})),
         'single_frame': dict(label='single-frame SRResNet, equal size', network_g={'type': 'SLFrameWise'}),
+        # the same questions with the flow warper starting pretrained, and instance-centric motion
+        'SL_no_semantics_pf': dict(label='SemanticLens w/o semantic branch, pretrained flow',
+                                   network_g=dict(compare.semantic_lens_options('tiny', {'use_semantics': False}),
+                                                  flow_load_path=flow)),
+        'SL_gt_masks_pf': dict(label='SemanticLens, ground-truth masks, tokens pooled (oracle), pretrained flow',
+                               network_g=dict(pooled, flow_load_path=flow), masks='input'),
+        'SL_gt_masks_motion': dict(label='SemanticLens, ground-truth masks, tokens pooled + instance motion (oracle), '
+                                   'pretrained flow', network_g=dict(pooled, flow_load_path=flow, instance_motion=True),
+                                   masks='input'),
+        'SL_learned_motion': dict(label='SemanticLens, learned masks + instance motion, pretrained flow',
+                                  network_g=dict(tiny, flow_load_path=flow, instance_motion=True)),
     }
 
 
