@@ -15,7 +15,6 @@ tested checkpoint, and writes into ``results/<name>/``:
   return them, i.e. SemanticLens).
 """
 import argparse
-import inspect
 import os
 import os.path as osp
 
@@ -24,12 +23,11 @@ import numpy as np
 import torch
 import yaml
 
-from basicsr.archs import build_network
 from basicsr.data import build_dataset
 from basicsr.utils import tensor2img
 from basicsr.utils.matlab_functions import imresize
 from basicsr.utils.options import ordered_yaml
-from sl_arch.utils.checkpoint import NETWORK_OPT_KEY, load_state_strict, network_state_dict, read_checkpoint
+from sl_arch.utils.checkpoint import load_network
 from sl_arch.utils.errors import SLError, cli_entry
 from sl_arch.utils.files import atomic_write
 from sl_arch.utils.metrics import MetricTable, psnr_ssim_y
@@ -77,18 +75,17 @@ def write_text(path, text):
     write_atomic(path, writer)
 
 
-def load_network(opt):
-    """Build the tested network from its checkpoint (``network_g`` in it, else in the options).
+def load_tested_network(opt, option_file):
+    """Build the network sl-test tested: ``option_file``'s ``network_g`` (the options sl-test built it
+    from; they win over the checkpoint's metadata, :func:`sl_arch.utils.checkpoint.load_network`), the
+    weights of ``path.pretrain_network_g`` under ``path.param_key_g`` (default ``params``, as sl-test).
 
     Returns:
-        tuple[nn.Module, str]: The network in eval mode on the CPU, and its type name.
+        LoadedNetwork: ``(net, net_opt, spec, source, param_key)``, the network in eval mode on the CPU.
     """
-    path = opt['path']['pretrain_network_g']
-    checkpoint = read_checkpoint(path)
-    network_opt = dict(checkpoint.get(NETWORK_OPT_KEY) or opt['network_g'])
-    net = build_network(dict(network_opt))
-    load_state_strict(net, network_state_dict(checkpoint, opt['path'].get('param_key_g', 'params'), path), path)
-    return net.eval(), network_opt['type']
+    return load_network(opt['path']['pretrain_network_g'], opt_path=option_file,
+                        param_key=opt['path'].get('param_key_g', 'params'),
+                        names={'weights': 'path.pretrain_network_g', 'opt': '-opt', 'param_key': 'path.param_key_g'})
 
 
 def sr_frame_path(opt, dataset_name, folder, index):
@@ -125,7 +122,8 @@ def write_results(option_file, num_crop_rows=3, num_mask_frames=4, crop_size=96)
     dataset_opt = dict(sorted(opt['datasets'].items())[0][1], phase='test', scale=scale)
     dataset_opt.pop('chunk_size', None)
     dataset = build_dataset(dataset_opt)
-    net, method = load_network(opt)
+    loaded = load_tested_network(opt, option_file)
+    net, method = loaded.net, loaded.net_opt['type']
     results_folder = osp.join('results', opt['name'])
     os.makedirs(results_folder, exist_ok=True)
 
@@ -148,7 +146,7 @@ def write_results(option_file, num_crop_rows=3, num_mask_frames=4, crop_size=96)
                                method: psnr_ssim_y(sr_img, gt_img, crop_border)})
             if len(crop_rows) < num_crop_rows and index == len(lq_imgs) // 2:
                 crop_rows.append((f'{folder} #{index}', [bicubic_img, sr_img, gt_img]))
-        if mask_figure is None and 'return_masks' in inspect.signature(net.forward).parameters:
+        if mask_figure is None and loaded.spec.makes_masks:
             print(f'[demo] computing instance masks of {folder}', flush=True)
             clip = item['lq'][:MASK_CLIP_FRAMES]  # bounded memory on long sequences
             with torch.no_grad():
