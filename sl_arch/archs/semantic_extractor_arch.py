@@ -147,6 +147,11 @@ class SLSemanticExtractor(nn.Module):
         encoder_layers (int): Instance encoder layers. Default: 1.
         decoder_layers (int): Instance decoder layers. Default: 1.
         num_heads (int): Attention heads. Default: 2.
+        fine_masks (bool): Masks at the full LR resolution: a two-layer convolution of the frames
+            adds full-resolution detail to the upsampled 1/4-resolution pixel embedding before the
+            dot product with the instance tokens (as Mask2Former's pixel decoder adds its fine
+            level). Without it an object of a few LR pixels falls inside one embedding cell.
+            Default: False.
     """
 
     def __init__(self,
@@ -158,28 +163,37 @@ class SLSemanticExtractor(nn.Module):
                  detector_layers=1,
                  encoder_layers=1,
                  decoder_layers=1,
-                 num_heads=2):
+                 num_heads=2,
+                 fine_masks=False):
         super().__init__()
-        self.dim = dim
         self.frame_encoder = FrameEncoder(num_in_ch, dim)
+        self.fine_embed = nn.Sequential(
+            nn.Conv2d(num_in_ch, dim, 3, 1, 1), nn.LeakyReLU(0.1, inplace=True),
+            nn.Conv2d(dim, dim, 3, 1, 1)) if fine_masks else None
         self.detector = FrameLevelDetector(dim, num_instances, num_classes, detector_layers, num_heads)
         self.instance_encoder = InstanceEncoder(dim, encoder_layers, num_heads)
         self.instance_decoder = InstanceDecoder(dim, num_video_instances, decoder_layers, num_heads)
 
-    @staticmethod
-    def instance_masks(video_instance_tokens, pixel_embedding, size):
-        """Video instance masks M_{t,i} = softmax_i(O_{V,i} . f~_t), upsampled to the LR size.
+    def instance_masks(self, video_instance_tokens, pixel_embedding, lqs):
+        """Video instance masks M_{t,i} = softmax_i(O_{V,i} . f~_t) at the LR size.
 
         Args:
             video_instance_tokens (Tensor): (b, N_v, dim).
             pixel_embedding (Tensor): (b, t, dim, h4, w4).
-            size (tuple[int]): (h, w) of the LR frames.
+            lqs (Tensor): (b, t, c, h, w) the LR clip.
 
         Returns:
             Tensor: (b, t, N_v, h, w); non-negative and summing to 1 over N_v at each pixel
-            (bilinear upsampling is a convex combination, so it keeps both properties).
+            (without ``fine_masks`` the masks are computed at 1/4 resolution and upsampled
+            bilinearly, a convex combination, which keeps both properties).
         """
         b, t, dim, h4, w4 = pixel_embedding.shape
+        size = lqs.shape[-2:]
+        if self.fine_embed is not None:
+            coarse = F.interpolate(pixel_embedding.flatten(0, 1), size=size, mode='bilinear', align_corners=False)
+            fine = (coarse + self.fine_embed(lqs.flatten(0, 1))).view(b, t, dim, *size)
+            logits = torch.einsum('bnd,btdhw->btnhw', video_instance_tokens, fine) / math.sqrt(dim)
+            return logits.softmax(dim=2)
         logits = torch.einsum('bnd,btdhw->btnhw', video_instance_tokens, pixel_embedding) / math.sqrt(dim)
         masks = logits.softmax(dim=2).flatten(0, 1)
         masks = F.interpolate(masks, size=size, mode='bilinear', align_corners=False)
@@ -204,7 +218,7 @@ class SLSemanticExtractor(nn.Module):
             'global_tokens': global_tokens,
             'frame_instance_tokens': frame_instance_tokens,
             'video_instance_tokens': video_instance_tokens,
-            'masks': self.instance_masks(video_instance_tokens, pixel_embedding, (h, w)),
+            'masks': self.instance_masks(video_instance_tokens, pixel_embedding, lqs),
         }
 
 
