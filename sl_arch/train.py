@@ -11,6 +11,11 @@ Usage::
 uses gloo on the CPU and NCCL on CUDA and accepts ``--local-rank``, ``--local_rank`` or
 ``LOCAL_RANK``; the option file, ``--force_yml`` and the output folders are checked before
 anything is written, and bad input ends with one ``error:`` line and exit code 2.
+
+Time budgets: with ``train.cpu_seconds: N`` (or ``gpu_seconds`` on CUDA) in the option file,
+training ends after the iteration in which the training process has used N CPU seconds (GPU
+seconds), as it would at ``total_iter``: the final checkpoint is saved and the validation sets
+are tested. ``experiments/<name>/train_time.json`` records the seconds and iterations.
 """
 import argparse
 import os
@@ -31,6 +36,63 @@ NOT_FOLDER_PATH_KEYS = ('strict_load', 'pretrain_network', 'resume', 'param_key'
 #: ``path`` keys BasicSR's ``parse_options`` sets itself from the current folder and ``name``.
 DERIVED_PATH_KEYS = {True: ('experiments_root', 'models', 'training_states', 'log', 'visualization'),
                      False: ('results_root', 'log', 'visualization')}
+
+
+class BudgetedLoader:
+    """A training data loader that yields nothing more once the model's time budget is spent.
+
+    BasicSR's loop fetches the next batch after every iteration (after its logging, checkpoint
+    and validation); when the budget is spent the epoch ends there and every later epoch is
+    empty, so the loop falls through to its final save and validation.
+
+    Args:
+        loader (DataLoader): BasicSR's training loader.
+        spent (callable): Returns True once the budget is spent.
+    """
+
+    def __init__(self, loader, spent):
+        self.loader, self.spent = loader, spent
+
+    def __iter__(self):
+        if self.spent():
+            return
+        for batch in self.loader:
+            yield batch
+            if self.spent():
+                return
+
+    def __len__(self):
+        return len(self.loader)
+
+
+def install_time_budget(basicsr_train):
+    """Make BasicSR's ``train_pipeline`` end training when the model says its budget is spent.
+
+    Wraps ``build_model`` (to keep the model of the run) and ``create_train_val_dataloader``
+    (to wrap the training loader in :class:`BudgetedLoader`) in ``basicsr.train``. Models without
+    ``budget_spent`` (BasicSR's own) train to ``total_iter`` as before. Installing twice does nothing.
+    """
+    if getattr(basicsr_train, '_sl_time_budget', False):
+        return
+    run = {}
+    build_model, create_loaders = basicsr_train.build_model, basicsr_train.create_train_val_dataloader
+
+    def build_and_keep(opt):
+        run['model'] = build_model(opt)
+        return run['model']
+
+    def spent():
+        budget_spent = getattr(run.get('model'), 'budget_spent', None)
+        return budget_spent is not None and budget_spent()
+
+    def create_budgeted_loaders(opt, logger):
+        run.clear()
+        train_loader, *others = create_loaders(opt, logger)
+        return (BudgetedLoader(train_loader, spent), *others)
+
+    basicsr_train.build_model = build_and_keep
+    basicsr_train.create_train_val_dataloader = create_budgeted_loaders
+    basicsr_train._sl_time_budget = True
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -142,6 +204,7 @@ def run_pipeline(pipeline, argv, is_train, prog, doc):
 def main(argv=None):
     """Train with BasicSR's ``train_pipeline``; see the module docstring for the options."""
     resume.install(basicsr_train)
+    install_time_budget(basicsr_train)
     run_pipeline(basicsr_train.train_pipeline, sys.argv[1:] if argv is None else argv, True, 'sl-train', __doc__)
 
 

@@ -1,52 +1,78 @@
-"""sl-bench trains and tests through sl-train / sl-test and writes one report from measured numbers."""
+"""sl-bench gives every model the same time budget through sl-train / sl-test and writes one report from measured numbers."""
 import json
+import os
 import re
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+import yaml
 
-from sl_arch.bench import compare
+from sl_arch.bench import compare, options, report
+from sl_arch.bench.common import run_in_child
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def write_prepared_root(root, seed=0):
-    """An ``sl-prepare``-style root of moving textures: train/ one 8-frame clip, val/ two 4-frame clips.
-
-    GT 64x64, LR (``BI``) 16x16 by area downsampling.
-    """
+def write_clip_folder(folder, clips, frames, seed):
+    """Moving-texture clips ``folder/{GT,BI}/<clip>/<frame>.png``: GT 64x64, BI 16x16 by area downsampling."""
     rng = np.random.default_rng(seed)
-    texture = cv2.resize(rng.uniform(0, 255, (40, 40, 3)).astype(np.uint8), (160, 160),
-                         interpolation=cv2.INTER_CUBIC)
-    for split, clips, frames in (('train', ['clip'], 8), ('val', ['seq_a', 'seq_b'], 4)):
-        for clip_index, clip in enumerate(clips):
-            for frame in range(frames):
-                shift = 4 * frame + 7 * clip_index
-                gt = np.ascontiguousarray(texture[shift:shift + 64, 2 * shift:2 * shift + 64])
-                lq = cv2.resize(gt, (16, 16), interpolation=cv2.INTER_AREA)
-                for kind, image in (('GT', gt), ('BI', lq)):
-                    folder = Path(root, split, kind, clip)
-                    folder.mkdir(parents=True, exist_ok=True)
-                    cv2.imwrite(str(folder / f'{frame:08d}.png'), image)
+    texture = cv2.resize(rng.uniform(0, 255, (40, 40, 3)).astype(np.uint8), (160, 160), interpolation=cv2.INTER_CUBIC)
+    for clip_index, clip in enumerate(clips):
+        for frame in range(frames):
+            shift = 4 * frame + 7 * clip_index
+            gt = np.ascontiguousarray(texture[shift:shift + 64, 2 * shift:2 * shift + 64])
+            for kind, image in (('GT', gt), ('BI', cv2.resize(gt, (16, 16), interpolation=cv2.INTER_AREA))):
+                path = Path(folder, kind, clip)
+                path.mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(path / f'{frame:08d}.png'), image)
+
+
+def write_benchmark_data(root):
+    """The layout of ``scripts/zoo_data.sh`` in miniature: training clips and the four held-out sets."""
+    write_clip_folder(Path(root, 'zoo_mix', 'train'), ['clip'], 8, seed=0)
+    write_clip_folder(Path(root, 'demo_bbb', 'val'), ['demo_000', 'demo_001'], 4, seed=1)
+    Path(root, 'demo_bbb', 'val', 'meta_info.txt').write_text('demo_000 4 (64,64,3)\ndemo_001 4 (64,64,3)\n')
+    write_clip_folder(Path(root, 'real_heldout', 'train'), ['bikes'], 4, seed=2)
+    write_clip_folder(Path(root, 'synthetic', 'val'), ['pan_000', 'crossing_000'], 4, seed=3)
+    for regime in ('pan', 'crossing'):
+        Path(root, 'synthetic', 'val', f'meta_info_{regime}.txt').write_text(f'{regime}_000 4 (64,64,3)\n')
     return str(root)
 
 
-def test_test_log_parser_reads_mean_and_every_sequence_of_basicsr_validation_record():
-    log = ('2024 INFO: Validation demo_val\n\t # psnr: 27.5000\t # seq_a: 27.0000\t # seq_b: 28.0000\n'
-           '\t    Best: 27.5000 @ bench iter\n\t # ssim: 0.8000\t # seq_a: 0.7000\t # seq_b: 0.9000\n'
-           '\t    Best: 0.8000 @ bench iter\n\n')
-    metrics = compare.test_metrics(log, 'demo_val')
-    assert metrics['psnr'] == {'mean': 27.5, 'sequences': {'seq_a': 27.0, 'seq_b': 28.0}}
-    assert metrics['ssim']['sequences']['seq_b'] == 0.9
-    assert compare.seconds_per_iteration('[time (data): 0.500 (0.01)] x\n[time (data): 0.250 (0.01)]') == 0.25
-
-
-def test_baselines_are_sized_to_semantic_lens_parameter_count_without_spynet():
-    target = compare.sl_parameter_count('tiny')
-    for arch_type in ('BasicVSR', 'EDVR'):
-        total, without_spynet = compare.parameter_counts(compare.size_baseline(arch_type, target))
-        assert abs(without_spynet - target) / target < 0.15
+def test_baselines_are_sized_to_semantic_lens_parameter_count_and_start_from_the_pretrained_flow():
+    target = options.sl_parameter_count('tiny')
+    for key in ('SingleFrame', 'BasicVSR', 'EDVR'):
+        network_opt = options.network_options(key, 'tiny', pretrained_flow=True)
+        total, without_spynet = options.parameter_counts(network_opt)
+        assert abs(without_spynet - target) / target < 0.15, key
     assert total == without_spynet  # EDVR has no SPyNet
+    basicvsr = options.network_options('BasicVSR', 'tiny', pretrained_flow=True)
+    assert basicvsr['spynet_path'] == str(ROOT / options.PRETRAINED_SPYNET)
+    assert options.min_input_size(basicvsr) == 33
+    semantic_lens = options.network_options('SemanticLens', 'tiny', pretrained_flow=True)
+    assert semantic_lens['flow_load_path'] == str(ROOT / options.PRETRAINED_SL_FLOW['tiny'])
+    assert 'flow_load_path' not in options.network_options('SL_no_flow', 'tiny', pretrained_flow=True)
+    assert options.network_options('BasicVSR', 'tiny', pretrained_flow=False)['spynet_path'] is None
+
+
+def test_edvr_takes_the_training_clip_length_and_is_tested_on_sliding_windows_of_it(tmp_path):
+    edvr = options.network_options('EDVR', 'tiny', pretrained_flow=True, num_frame=7)
+    assert edvr['num_frame'] == 7
+    test_opt = options.test_options('bench_EDVR', edvr, {'demo': {'name': 'demo'}}, 'net.pth')
+    assert test_opt['val']['tile'] == {'padding': 'reflection_circle', 'multiple': 4, 'num_neighbours': 7}
+    assert list(test_opt['datasets']) == ['test_1'] and 'min_input_size' not in test_opt
+
+
+def test_a_preset_without_pretrained_flow_is_one_line_error_before_any_work(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        compare.main(['--models', 'SemanticLens', '--pretrained-flow', '--data-root', str(tmp_path / 'nodata'),
+                      '--out', str(tmp_path / 'out'), '--work-dir', str(tmp_path / 'work')])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "no pretrained flow of SemanticLens 'paper'" in error[0]
+    assert not (tmp_path / 'work').exists()
 
 
 def test_unknown_model_is_one_line_error(capsys):
@@ -54,6 +80,16 @@ def test_unknown_model_is_one_line_error(capsys):
         compare.main(['--quick', '--models', 'SemanticLens,NoSuchNet'])
     assert exit_info.value.code == 2
     assert 'NoSuchNet' in capsys.readouterr().err
+
+
+def test_missing_benchmark_data_names_the_folder_and_the_script(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        compare.main(['--quick', '--models', 'bicubic', '--data-root', str(tmp_path / 'nodata'),
+                      '--out', str(tmp_path / 'out'), '--work-dir', str(tmp_path / 'work')])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and 'zoo_mix/train/GT is missing' in error[0] and 'scripts/zoo_data.sh' in error[0]
+    assert not (tmp_path / 'work').exists() and not (tmp_path / 'out').exists()
 
 
 def test_a_report_folder_holding_files_sl_bench_did_not_write_is_refused_before_any_work(tmp_path, capsys):
@@ -71,43 +107,74 @@ def test_a_report_folder_holding_files_sl_bench_did_not_write_is_refused_before_
     assert (out / 'report.md').read_text() == 'my report' and not (tmp_path / 'work').exists()
 
 
-def test_micro_benchmark_writes_report_with_one_measured_row_per_model(tmp_path, monkeypatch):
+def test_a_child_process_gets_the_payload_and_returns_its_result_or_its_error():
+    assert run_in_child('json:loads', '[1, {"a": 2}]') == [1, {'a': 2}]
+    failed = run_in_child('json:loads', 'not json')
+    assert set(failed) == {'error'} and 'JSONDecodeError' in failed['error']
+
+
+def test_verdict_states_margins_computed_from_the_rows():
+    def row(key, label, psnrs, seconds_per_iteration, iterations):
+        metrics = {name: {'psnr': {'mean': value, 'sequences': {}}, 'ssim': {'mean': 0.8, 'sequences': {}}}
+                   for name, value in zip(options.TEST_SETS, psnrs)}
+        return {'key': key, 'label': label, 'metrics': metrics, 'params': 490000, 'params_no_spynet': 480000,
+                'ms_per_frame': 10.0, 'train': {'seconds_per_iteration': seconds_per_iteration,
+                                                'iterations': iterations}}
+
+    rows = [row('SemanticLens', 'SemanticLens', [28.0, 33.0, 28.5, 31.0], 0.8, 375),
+            row('SingleFrame', 'Single-frame', [27.9, 32.5, 28.0, 31.2], 0.2, 1500),
+            row('BasicVSR', 'BasicVSR', [28.2, 33.4, 28.0, 31.0], 2.0, 150)]
+    text = '\n'.join(report.verdict(rows))
+    assert 'SemanticLens is **ahead by 0.30 dB PSNR-Y on real held-out footage**' in text
+    assert '-0.20 dB on synthetic crossing' in text and '375 iterations' in text and '1500.' in text
+    assert 'Against BasicVSR (150 iterations in the same budget): SemanticLens behind by 0.30 dB' in text
+    assert 'a ratio of 0.40' in text
+
+
+def test_micro_benchmark_trains_every_model_for_the_same_cpu_seconds_and_reports_measured_rows(tmp_path,
+                                                                                                  monkeypatch):
     monkeypatch.chdir(tmp_path)
-    data_root = write_prepared_root(tmp_path / 'data')
+    os.symlink(ROOT / 'model_zoo', tmp_path / 'model_zoo')
+    data_root = write_benchmark_data(tmp_path / 'data')
     out = tmp_path / 'report'
     earlier = tmp_path / 'work' / 'experiments' / 'bench_SemanticLens'  # a folder in the way is archived, not removed
     earlier.mkdir(parents=True)
     (earlier / 'notes.txt').write_text('mine')
-    compare.main(['--quick', '--models', 'bicubic,SemanticLens,EDVR', '--data-root', data_root, '--iters', '2',
-                  '--gt-size', '64', '--repeats', '1', '--work-dir', str(tmp_path / 'work'), '--out', str(out)])
+    compare.main(['--quick', '--models', 'bicubic,SemanticLens,BasicVSR', '--data-root', data_root,
+                  '--cpu-seconds', '1', '--gt-size', '64', '--num-frame', '3', '--batch-size', '1', '--repeats', '1',
+                  '--work-dir', str(tmp_path / 'work'), '--out', str(out)])
 
     assert [path.read_text() for path in (tmp_path / 'work' / 'experiments').glob('*/notes.txt')] == ['mine']
-
     for name in ('report.md', 'psnr_vs_ms.png', 'results.json'):
         assert (out / name).stat().st_size > 0
     rows = json.loads((out / 'results.json').read_text())['rows']
-    assert [row['key'] for row in rows] == ['bicubic', 'SemanticLens', 'EDVR']
+    assert [row['key'] for row in rows] == ['bicubic', 'SemanticLens', 'BasicVSR']
     for row in rows:
-        assert 'error' not in row
-        assert row['ms_per_frame'] > 0
-        assert set(row['metrics']['psnr']['sequences']) == {'seq_a', 'seq_b'}
-        assert 5 < row['metrics']['psnr']['mean'] < 60
-    trained = [row for row in rows if row['key'] != 'bicubic']
+        assert 'error' not in row and row['ms_per_frame'] > 0
+        assert list(row['metrics']) == list(options.TEST_SETS)
+        assert set(row['metrics']['demo_bbb_val']['psnr']['sequences']) == {'demo_000', 'demo_001'}
+        assert all(5 < metrics['psnr']['mean'] < 60 for metrics in row['metrics'].values())
+    trained = rows[1:]
     for row in trained:
-        assert row['s_per_iter'] > 0 and row['gflops_per_frame'] > 0 and row['params'] > 0
+        train = row['train']
+        assert train['clock'] == 'cpu' and train['budget_seconds'] == 1 and train['budget_spent'] and train['final']
+        assert train['seconds'] >= 1 and train['iterations'] >= 1 and row['gflops_per_frame'] > 0
         assert Path(row['checkpoint']).is_file()
-    # every model was trained from the same template: only name and network_g differ
-    options = [compare.yaml.safe_load(Path(tmp_path, 'work', 'options', f'train_bench_{row["key"]}.yml').read_text())
-               for row in trained]
-    for option in options:
-        option.pop('name')
-        option.pop('network_g')
-    assert options[0] == options[1]
+    # one template: only name, network_g and min_input_size differ; BasicVSR's 16-px clips are padded to 33
+    option_files = [yaml.safe_load(Path(tmp_path, 'work', 'options', f'train_bench_{row["key"]}.yml').read_text())
+                    for row in trained]
+    assert [option.get('min_input_size') for option in option_files] == [None, 33]
+    assert option_files[0]['network_g']['flow_load_path'].endswith('slflow_tiny_synthetic_dis.pth')
+    assert option_files[1]['network_g']['spynet_path'].endswith('spynet_synthetic_dis.pth')
+    for option in option_files:
+        for key in ('name', 'network_g', 'min_input_size'):
+            option.pop(key, None)
+    assert option_files[0] == option_files[1]
+    assert option_files[0]['train']['cpu_seconds'] == 1
 
-    report = (out / 'report.md').read_text()
-    table_rows = [line for line in report.splitlines() if line.startswith('| ') and not line.startswith('| model')]
-    assert [line.split('|')[1].strip() for line in table_rows] == ['Bicubic', 'SemanticLens', 'EDVR']
+    text = (out / 'report.md').read_text()
+    table_rows = [line for line in text.splitlines() if line.startswith('| ') and not line.startswith('| model')]
+    assert [line.split('|')[1].strip() for line in table_rows] == ['Bicubic', 'SemanticLens', 'BasicVSR']
     for row, line in zip(rows, table_rows):
-        assert f'{row["metrics"]["psnr"]["mean"]:.2f}' in line
-        assert re.search(r'\d+\.\d+ / 0\.\d{4}', line)
-    assert 'sl-bench --quick' in report and 'from this one run on this one machine' in report.replace('\n', ' ')
+        assert f'{report.real_psnr(row):.2f}' in line and re.search(r'\d+\.\d+ / 0\.\d{4}', line)
+    assert 'Against BasicVSR' in text and 'sl-bench --quick' in text and '1 CPU seconds of training' in text

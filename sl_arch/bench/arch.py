@@ -6,8 +6,6 @@ its own process so that peak memory is its own; timings come from one run on one
 ratios between rows are meaningful, absolute numbers depend on the machine.
 """
 import argparse
-import json
-import os
 import platform
 
 import torch
@@ -21,8 +19,8 @@ MODELS = {
 }
 
 
-def network_options(arch_type, size):
-    """Option dict for ``build_network`` of a benchmark row."""
+def row_network_options(arch_type, size):
+    """Option dict for ``build_network`` of a benchmark row of :data:`MODELS`."""
     if arch_type == 'SemanticLens':
         from sl_arch.archs.semantic_lens_arch import PRESETS
         return dict(PRESETS[size], type='SemanticLens')
@@ -37,7 +35,7 @@ def measure(payload):
 
     torch.set_num_threads(payload['threads'])
     torch.manual_seed(0)
-    net = build_network(network_options(payload['type'], payload['size'])).eval()
+    net = build_network(row_network_options(payload['type'], payload['size'])).eval()
     frames, side = payload['frames'], payload['side']
     if payload['type'] == 'EDVR':
         # sliding window: one forward per output frame, on the 5 frames around it
@@ -66,12 +64,12 @@ def main():
     parser.add_argument('--repeats', type=int, default=3)
     args = parser.parse_args()
 
-    from sl_arch.bench.common import markdown_table, run_isolated
+    from sl_arch.bench.common import markdown_table, run_in_child
     rows = []
     for label, (arch_type, size) in MODELS.items():
-        result = run_isolated('sl_arch.bench.arch', {
+        result = run_in_child('sl_arch.bench.arch:measure', {
             'type': arch_type, 'size': size, 'frames': args.frames, 'side': args.size, 'threads': args.threads,
-            'repeats': args.repeats})
+            'repeats': args.repeats}, threads=args.threads)
         if 'error' in result:
             rows.append([label, result['error'], '', '', ''])
             continue
@@ -84,7 +82,4 @@ def main():
 
 
 if __name__ == '__main__':
-    if 'SL_BENCH_PAYLOAD' in os.environ:
-        print(json.dumps(measure(json.loads(os.environ['SL_BENCH_PAYLOAD']))))
-    else:
-        main()
+    main()

@@ -1,10 +1,18 @@
-"""Measurement helpers shared by the benchmarks: parameters, FLOPs, CPU time and peak memory."""
+"""Helpers shared by the benchmarks: parameters, FLOPs, CPU time, peak memory, child processes.
+
+:func:`run_in_child` is the benchmarks' one way to run something in a fresh process (so that its
+peak memory and thread count are its own): ``python -m sl_arch.bench.common MODULE:FUNCTION
+RESULT.json`` reads a JSON payload on its standard input, calls ``FUNCTION(payload)`` and writes
+the JSON-serialisable result to ``RESULT.json``.
+"""
+import importlib
 import json
 import os
 import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import torch
@@ -51,14 +59,43 @@ def max_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_isolated(module, payload, timeout=1800):
-    """Run ``python -m module`` with a JSON payload in a fresh process (so peak memory is its own)
-    and return the JSON dict it prints on its last line."""
-    env = dict(os.environ, SL_BENCH_PAYLOAD=json.dumps(payload))
-    result = subprocess.run([sys.executable, '-m', module], env=env, capture_output=True, text=True, timeout=timeout)
-    if result.returncode != 0:
-        return {'error': (result.stderr.strip().splitlines() or ['failed'])[-1]}
-    return json.loads(result.stdout.strip().splitlines()[-1])
+def child_env(threads):
+    """The environment of a benchmark child process: ``threads`` OpenMP/MKL threads, unbuffered output."""
+    return dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTHONUNBUFFERED='1')
+
+
+def run_in_child(function, payload, threads=1, timeout=3600):
+    """Call ``function(payload)`` in a fresh Python process and return its result.
+
+    Args:
+        function (str): ``'module:name'`` of a module-level function that takes the payload dict
+            and returns a JSON-serialisable dict, e.g. ``'sl_arch.bench.measure:measure'``.
+        payload (dict): JSON-serialisable input.
+        threads (int): OpenMP threads of the child (:func:`child_env`).
+        timeout (float): Seconds before the child is killed (:class:`subprocess.TimeoutExpired`).
+
+    Returns:
+        dict: The function's result, or ``{'error': <last line of the child's error output>}``
+        when the child failed.
+    """
+    with tempfile.TemporaryDirectory(prefix='.sl-tmp-bench-') as folder:
+        result_path = os.path.join(folder, 'result.json')
+        process = subprocess.run([sys.executable, '-m', 'sl_arch.bench.common', function, result_path],
+                                 input=json.dumps(payload), env=child_env(threads), capture_output=True, text=True,
+                                 timeout=timeout)
+        if process.returncode != 0 or not os.path.isfile(result_path):
+            return {'error': (process.stderr.strip().splitlines() or ['failed without output'])[-1]}
+        with open(result_path, encoding='utf-8') as handle:
+            return json.load(handle)
+
+
+def _child_main(function, result_path):
+    """The child side of :func:`run_in_child`: payload from standard input, result to ``result_path``."""
+    module, name = function.split(':')
+    payload = json.loads(sys.stdin.read())
+    result = getattr(importlib.import_module(module), name)(payload)
+    with open(result_path, 'w', encoding='utf-8') as handle:
+        json.dump(result, handle)
 
 
 def markdown_table(headers, rows):
@@ -66,3 +103,7 @@ def markdown_table(headers, rows):
     lines = ['| ' + ' | '.join(headers) + ' |', '|' + '|'.join('---' for _ in headers) + '|']
     lines += ['| ' + ' | '.join(str(cell) for cell in row) + ' |' for row in rows]
     return '\n'.join(lines)
+
+
+if __name__ == '__main__':
+    _child_main(*sys.argv[1:3])

@@ -11,12 +11,23 @@
   from the current iteration so that a resumed run freezes exactly what it should;
 * precomputed instance masks from the dataset (``masks``) reach the network's forward;
 * checkpoints are written atomically, carry the ``network_g`` options, and load strictly with an
-  error that names the mismatched keys; DistributedDataParallel also runs on the CPU (gloo).
+  error that names the mismatched keys; DistributedDataParallel also runs on the CPU (gloo);
+* training time is measured (CPU seconds, or synchronized GPU seconds on CUDA) and can be the
+  budget: ``train.cpu_seconds`` / ``train.gpu_seconds`` end training after the iteration that
+  passes it (``sl-train`` stops BasicSR's loop there), and ``BudgetCosineLR`` anneals the
+  learning rate over that time instead of over iterations;
+* ``train.autocast`` trains in bfloat16 or float16 mixed precision;
+* validation metrics (per dataset, per sequence, mean) and the training time are written as JSON
+  beside BasicSR's log: ``metrics_<dataset>.json`` and ``train_time.json``.
 """
+import json
+import math
 import os.path as osp
+import time
 from collections import OrderedDict
 
 import torch
+from torch.nn import functional as F
 from torch import distributed as dist
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 from tqdm import tqdm
@@ -30,6 +41,9 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from sl_arch.utils.checkpoint import (NETWORK_OPT_KEY, atomic_torch_save, load_state_strict, network_state_dict,
                                       read_checkpoint, strip_module_prefix)
 from sl_arch.utils.errors import SLError
+from sl_arch.utils.files import atomic_write
+from sl_arch.utils.metrics import average_over_sequences
+from sl_arch.utils.options import OptionError
 from sl_arch.utils.resume import restore_rng_state, rng_state
 from sl_arch.utils.tiling import forward_video
 
@@ -52,6 +66,125 @@ def plain_options(value):
     return value
 
 
+#: ``train.autocast`` values: the lower-precision dtype of mixed-precision training.
+AUTOCAST_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+#: File beside BasicSR's training log with the time and iterations training took.
+TRAIN_TIME_FILE = 'train_time.json'
+
+
+def metrics_file_name(dataset_name):
+    """Name of the JSON file with the validation metrics of dataset ``dataset_name``."""
+    return f'metrics_{dataset_name}.json'
+
+
+def write_json(path, data):
+    """Write ``data`` as indented JSON to ``path`` atomically."""
+
+    def write(tmp_path):
+        with open(tmp_path, 'w', encoding='utf-8') as handle:
+            json.dump(data, handle, indent=2)
+            handle.write('\n')
+
+    atomic_write(path, write)
+
+
+class TrainingClock:
+    """Seconds spent training and iterations done: the measure of a time budget.
+
+    ``'cpu'`` counts the CPU seconds of this process (``time.process_time``: all its threads,
+    data loading in the process included), which stays a fair measure on a shared machine;
+    ``'gpu'`` counts wall seconds with CUDA synchronized before each reading. The clock starts at
+    the first training iteration; a resumed run continues from the saved seconds and iterations.
+
+    Args:
+        kind (str): ``'cpu'`` or ``'gpu'``.
+        budget (float | None): Seconds training may take, or None for no limit.
+    """
+
+    def __init__(self, kind, budget=None):
+        self.kind, self.budget = kind, budget
+        self.iterations, self.offset, self.wall_offset = 0, 0.0, 0.0
+        self._start = self._wall_start = None
+
+    def _now(self):
+        if self.kind == 'gpu':
+            torch.cuda.synchronize()
+            return time.perf_counter()
+        return time.process_time()
+
+    def start(self):
+        """Start counting (a second call does nothing)."""
+        if self._start is None:
+            self._start, self._wall_start = self._now(), time.perf_counter()
+
+    def seconds(self):
+        """Seconds counted so far (0 before :meth:`start`)."""
+        return self.offset + (0.0 if self._start is None else self._now() - self._start)
+
+    def wall_seconds(self):
+        """Wall seconds since :meth:`start`, resumed runs included."""
+        return self.wall_offset + (0.0 if self._wall_start is None else time.perf_counter() - self._wall_start)
+
+    def fraction(self):
+        """Part of the budget spent, 0 to 1 (0 without a budget)."""
+        return min(1.0, self.seconds() / self.budget) if self.budget else 0.0
+
+    def spent(self):
+        """Whether the budget is spent (never without one)."""
+        return self.budget is not None and self.seconds() >= self.budget
+
+    def state_dict(self):
+        return {'kind': self.kind, 'seconds': self.seconds(), 'wall_seconds': self.wall_seconds(),
+                'iterations': self.iterations}
+
+    def load_state_dict(self, state):
+        """Continue from a saved state (seconds of another kind of clock are not carried over)."""
+        if state.get('kind') == self.kind:
+            self.offset = state['seconds']
+        self.wall_offset, self.iterations = state['wall_seconds'], state['iterations']
+        self._start = self._wall_start = None
+
+
+def training_clock(opt):
+    """The :class:`TrainingClock` that ``train.cpu_seconds`` / ``train.gpu_seconds`` ask for.
+
+    Without either, a GPU clock on CUDA and a CPU clock otherwise, without a budget.
+
+    Raises:
+        OptionError: both keys, a budget that is not a positive number, or ``gpu_seconds`` without CUDA.
+    """
+    train_opt = opt.get('train') or {}
+    cpu_seconds, gpu_seconds = train_opt.get('cpu_seconds'), train_opt.get('gpu_seconds')
+    on_cuda = opt.get('num_gpu', 0) != 0 and torch.cuda.is_available()
+    if cpu_seconds is not None and gpu_seconds is not None:
+        raise OptionError('train.cpu_seconds and train.gpu_seconds are both set; keep one budget.')
+    budget = cpu_seconds if cpu_seconds is not None else gpu_seconds
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0):
+        raise OptionError(f'train.{"cpu" if cpu_seconds is not None else "gpu"}_seconds: {budget!r} is not a '
+                          'positive number of seconds; fix it in the option file.')
+    if gpu_seconds is not None and not on_cuda:
+        raise OptionError('train.gpu_seconds needs CUDA (num_gpu > 0 on a machine with a GPU); use '
+                          'train.cpu_seconds on the CPU.')
+    kind = 'cpu' if cpu_seconds is not None else 'gpu' if gpu_seconds is not None or on_cuda else 'cpu'
+    return TrainingClock(kind, None if budget is None else float(budget))
+
+
+def pad_to_min_size(tensor, min_size):
+    """Replicate-pad the last two dims of ``tensor`` (b, t, [c,] h, w) at the bottom and right to at least ``min_size``.
+
+    Returns:
+        Tensor: The padded tensor (``tensor`` itself when it is large enough), same dtype.
+    """
+    height, width = tensor.shape[-2:]
+    pad_h, pad_w = max(0, min_size - height), max(0, min_size - width)
+    if not pad_h and not pad_w:
+        return tensor
+    flat = tensor.reshape(-1, *tensor.shape[-3:]) if tensor.dim() == 5 else tensor
+    padded = F.pad(flat.float(), (0, pad_w, 0, pad_h), mode='replicate').to(tensor.dtype)
+    return padded.reshape(*tensor.shape[:-2], height + pad_h, width + pad_w)
+
+
 @MODEL_REGISTRY.register()
 class SLVideoRecurrentModel(VideoRecurrentModel):
     """Recurrent video SR model for SemanticLens and BasicSR's recurrent networks.
@@ -61,6 +194,19 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
     * ``train.fix_flow`` (int): parameters whose names contain one of :data:`FLOW_MODULE_KEYS`
       are frozen for iterations ``1 .. fix_flow - 1``.
     * ``train.flow_lr_mul`` (float): learning-rate multiplier of those parameters.
+    * ``train.cpu_seconds`` / ``train.gpu_seconds`` (number): the training budget, in CPU seconds
+      of the training process or synchronized GPU seconds (see :class:`TrainingClock`); ``sl-train``
+      ends training after the iteration that passes it, saves the final checkpoint and validates.
+      ``total_iter`` stays an upper bound.
+    * ``train.scheduler.type: BudgetCosineLR`` (with ``eta_min``): cosine annealing over the time
+      budget instead of over iterations; needs ``cpu_seconds`` or ``gpu_seconds``.
+    * ``train.autocast`` (``bf16`` | ``fp16`` | false): mixed-precision training; the forward runs
+      under ``torch.autocast``, the loss in float32 on its output; fp16 scales the loss
+      (``torch.amp.GradScaler``). Validation runs in float32. Default: false.
+    * ``min_input_size`` (int, top level): LR clips smaller than this are replicate-padded at the
+      bottom and right before the network, in training and testing, and its output cropped back:
+      for networks with a smallest input (BasicSR's SPyNet needs more than 32 px per side,
+      BasicVSR++ asserts 64).
     * ``val.tile`` (dict, optional): keyword arguments of :func:`sl_arch.utils.tiling.forward_video`
       (``chunk``/``overlap`` frames, ``tile``/``tile_overlap`` pixels, ``num_neighbours`` for a
       centre-frame network such as EDVR).
@@ -72,6 +218,9 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
 
     def __init__(self, opt):
         self.flow_frozen = None
+        self.clock = training_clock(opt)
+        self.grad_scaler = self.autocast = None
+        self.min_input_size = opt.get('min_input_size') or 0
         super().__init__(opt)
 
     # ------------------------------------------------------------------ device and checkpoints
@@ -144,8 +293,8 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
         """Atomically save what ``--auto_resume`` needs to continue exactly where this run is.
 
         Epoch, iteration, optimizer and scheduler states as BasicSR saves them, plus the
-        random-number generators of every process (``rng``, one entry per rank). Called on every
-        rank; rank 0 writes.
+        random-number generators of every process (``rng``, one entry per rank) and the training
+        clock (``clock``: seconds and iterations so far). Called on every rank; rank 0 writes.
 
         Args:
             epoch (int): Current epoch.
@@ -166,16 +315,52 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
             'optimizers': [optimizer.state_dict() for optimizer in self.optimizers],
             'schedulers': [scheduler.state_dict() for scheduler in self.schedulers],
             'rng': states,
+            'clock': self.clock.state_dict(),
         }
         atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 
+    def save(self, epoch, current_iter):
+        """BasicSR's save (networks, training state), then :meth:`save_training_time`."""
+        super().save(epoch, current_iter)
+        self.save_training_time(final=current_iter == -1)
+
+    @master_only
+    def save_training_time(self, final=False):
+        """Write ``train_time.json`` beside the training log: what training has taken so far.
+
+        Keys: ``iterations``, ``seconds`` (of the ``clock``: ``'cpu'`` or ``'gpu'``),
+        ``seconds_per_iteration``, ``wall_seconds``, ``budget_seconds`` (None without a budget),
+        ``budget_spent``, ``autocast``, ``final`` (written by the save at the end of training).
+
+        Args:
+            final (bool): This is the last save of the run.
+        """
+        seconds, iterations = self.clock.seconds(), self.clock.iterations
+        record = {'name': self.opt['name'], 'clock': self.clock.kind, 'iterations': iterations, 'seconds': seconds,
+                  'seconds_per_iteration': seconds / iterations if iterations else None,
+                  'wall_seconds': self.clock.wall_seconds(), 'budget_seconds': self.clock.budget,
+                  'budget_spent': self.clock.spent(), 'autocast': self.autocast or False, 'final': final}
+        write_json(osp.join(self.record_folder(), TRAIN_TIME_FILE), record)
+
+    def record_folder(self):
+        """Where the JSON records go: BasicSR's log folder (``experiments/<name>`` or ``results/<name>``)."""
+        paths = self.opt['path']
+        return paths.get('log') or paths.get('experiments_root') or paths['results_root']
+
+    def budget_spent(self):
+        """Whether training has used its ``train.cpu_seconds`` / ``gpu_seconds`` (False without one)."""
+        return self.clock.spent()
+
     def resume_training(self, resume_state):
-        """Reload optimizers and schedulers (BasicSR) and this rank's random-number generators.
+        """Reload optimizers and schedulers (BasicSR), this rank's random-number generators and the clock.
 
         States saved before the generators were (no ``rng`` key) or by another number of processes
         resume as BasicSR does, with a warning that the run will not repeat an uninterrupted one.
+        The training clock continues from the saved seconds and iterations.
         """
         super().resume_training(resume_state)
+        if 'clock' in resume_state:
+            self.clock.load_state_dict(resume_state['clock'])
         rank, world_size = get_dist_info()
         states = resume_state.get('rng')
         if states is not None and len(states) == world_size:
@@ -204,6 +389,36 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
         get_root_logger().info(f'Learning-rate multiplier of the flow parameters: {flow_lr_mul}.')
         self.optimizer_g = self.get_optimizer(optim_type, params, **optim_opt)
         self.optimizers.append(self.optimizer_g)
+
+    def setup_schedulers(self):
+        """BasicSR's schedulers, plus ``BudgetCosineLR``: cosine annealing over the time budget.
+
+        ``BudgetCosineLR`` sets every parameter group's learning rate to
+        ``eta_min + (lr - eta_min) * (1 + cos(pi * f)) / 2``, ``f`` the part of the budget spent
+        when the iteration starts (:meth:`TrainingClock.fraction`), so every model of a
+        fixed-time comparison ends its run annealed whatever its speed.
+        """
+        scheduler_opt = dict(self.opt['train']['scheduler'])
+        if scheduler_opt.get('type') != 'BudgetCosineLR':
+            super().setup_schedulers()
+            return
+        if self.clock.budget is None:
+            raise OptionError('train.scheduler BudgetCosineLR anneals over a time budget: set train.cpu_seconds '
+                              '(or gpu_seconds on CUDA), or use CosineAnnealingRestartLR.')
+        eta_min = scheduler_opt.get('eta_min', 0)
+        for optimizer in self.optimizers:
+            factors = [self._budget_cosine(group['lr'], eta_min) for group in optimizer.param_groups]
+            self.schedulers.append(torch.optim.lr_scheduler.LambdaLR(optimizer, factors))
+
+    def _budget_cosine(self, base_lr, eta_min):
+        """The learning-rate factor of ``BudgetCosineLR`` for a group starting at ``base_lr``."""
+        floor = min(eta_min / base_lr, 1.0) if base_lr else 0.0
+        return lambda _: floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * self.clock.fraction()))
+
+    def update_learning_rate(self, current_iter, warmup_iter=-1):
+        """BasicSR's learning-rate step; the first call of a run starts the training clock."""
+        self.clock.start()
+        super().update_learning_rate(current_iter, warmup_iter)
 
     def apply_flow_freeze(self, current_iter):
         """Freeze the flow parameters while ``current_iter < fix_flow``, train them afterwards.
@@ -239,6 +454,15 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
         self.cri_mask = build_loss(train_opt['mask_opt']).to(self.device) if train_opt.get('mask_opt') else None
         self.cri_mask_consistency = (build_loss(train_opt['mask_consistency_opt']).to(self.device)
                                      if train_opt.get('mask_consistency_opt') else None)
+        if self.min_input_size and (self.cri_mask is not None or self.cri_mask_consistency is not None):
+            raise OptionError('min_input_size pads the network input, which the mask losses do not follow; '
+                              'remove min_input_size or train.mask_opt / mask_consistency_opt.')
+        self.autocast = train_opt.get('autocast') or None
+        if self.autocast is not None and self.autocast not in AUTOCAST_DTYPES:
+            raise OptionError(f'train.autocast: {self.autocast!r} is not one of bf16, fp16, false; fix it in the '
+                              'option file.')
+        if self.autocast == 'fp16':
+            self.grad_scaler = torch.amp.GradScaler(self.device.type)
 
     def feed_data(self, data):
         """Take a batch: ``lq`` (b, t, c, h, w), optional ``gt`` (b, t, c, sh, sw), optional ``masks`` (b, t, h, w).
@@ -252,52 +476,81 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
         if getattr(self, 'cri_mask', None) is not None:
             self.mask_targets, self.masks = self.masks, None
 
-    @staticmethod
-    def _forward(net, lq, masks):
-        """Run ``net`` on ``lq`` (b, t, c, h, w), passing instance ``masks`` (b, t, h, w) when given."""
-        return net(lq) if masks is None else net(lq, masks=masks)
+    def _forward(self, net, lq, masks):
+        """Run ``net`` on ``lq`` (b, t, c, h, w), passing instance ``masks`` (b, t, h, w) when given.
+
+        Clips smaller than ``min_input_size`` are padded first (:func:`pad_to_min_size`) and the
+        output (b, t, c, s*h, s*w) cropped back to ``scale`` times the clip.
+        """
+        height, width = lq.shape[-2:]
+        if self.min_input_size:
+            lq = pad_to_min_size(lq, self.min_input_size)
+            masks = None if masks is None else pad_to_min_size(masks, self.min_input_size)
+        output = net(lq) if masks is None else net(lq, masks=masks)
+        if lq.shape[-2:] != (height, width):
+            scale = self.opt['scale']
+            output = output[..., :height * scale, :width * scale]
+        return output
 
     def optimize_parameters(self, current_iter):
-        """One optimisation step: flow freeze, forward (with masks), losses, step, EMA update."""
+        """One optimisation step: flow freeze, forward (with masks, under autocast), losses, step, EMA update."""
         self.apply_flow_freeze(current_iter)
         self.optimizer_g.zero_grad()
-        aux = None
-        if self.cri_mask is not None or self.cri_mask_consistency is not None:
-            self.output, aux = self.net_g(self.lq, return_aux=True)
-            if aux['masks'] is None:
-                raise SLError('train.mask_opt / mask_consistency_opt need a network with its semantic branch '
-                              '(use_semantics: true); remove them or switch the branch on.')
+        dtype = AUTOCAST_DTYPES.get(self.autocast)
+        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+            aux = self._training_forward()
+        self.output = self.output.float()
+        l_total, loss_dict = self._losses(aux)
+        if self.grad_scaler is not None:
+            self.grad_scaler.scale(l_total).backward()
+            self.grad_scaler.step(self.optimizer_g)
+            self.grad_scaler.update()
         else:
-            self.output = self._forward(self.net_g, self.lq, self.masks)
+            l_total.backward()
+            self.optimizer_g.step()
+        self.log_dict = self.reduce_loss_dict(loss_dict)
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+        self.clock.iterations += 1
 
-        # a centre-frame network (EDVR) is trained on the centre frame of the clip's GT
+    def _training_forward(self):
+        """Forward of the training batch into ``self.output``; returns the network's aux dict for the mask losses."""
+        if self.cri_mask is None and self.cri_mask_consistency is None:
+            self.output = self._forward(self.net_g, self.lq, self.masks)
+            return None
+        self.output, aux = self.net_g(self.lq, return_aux=True)
+        if aux['masks'] is None:
+            raise SLError('train.mask_opt / mask_consistency_opt need a network with its semantic branch '
+                          '(use_semantics: true); remove them or switch the branch on.')
+        return aux
+
+    def _losses(self, aux):
+        """The total loss and the named losses of ``self.output`` against ``self.gt`` (and the mask losses).
+
+        A centre-frame network (EDVR; output (b, c, h, w)) is trained on the centre frame of the clip's GT.
+        """
         gt = self.gt[:, self.gt.size(1) // 2] if self.output.dim() == 4 and self.gt.dim() == 5 else self.gt
         l_total = 0
         loss_dict = OrderedDict()
         if self.cri_pix:
-            l_pix = self.cri_pix(self.output, gt)
-            l_total += l_pix
-            loss_dict['l_pix'] = l_pix
+            loss_dict['l_pix'] = self.cri_pix(self.output, gt)
         if self.cri_perceptual:
-            l_percep, l_style = self.cri_perceptual(self.output.reshape(-1, *gt.shape[-3:]), gt.reshape(-1, *gt.shape[-3:]))
-            for name, loss in (('l_percep', l_percep), ('l_style', l_style)):
-                if loss is not None:
-                    l_total += loss
-                    loss_dict[name] = loss
+            l_percep, l_style = self.cri_perceptual(self.output.reshape(-1, *gt.shape[-3:]),
+                                                    gt.reshape(-1, *gt.shape[-3:]))
+            loss_dict.update((name, loss) for name, loss in (('l_percep', l_percep), ('l_style', l_style))
+                             if loss is not None)
         if self.cri_mask is not None:
             if self.mask_targets is None:
                 raise SLError('train.mask_opt needs ground-truth instance ids: set semantics_root in datasets.train '
                               '(e.g. the masks/ folder of sl-prepare --synthetic), or remove mask_opt.')
-            loss_dict['l_mask'] = self.cri_mask(aux['masks'], self.mask_targets)
-            l_total += loss_dict['l_mask']
+            loss_dict['l_mask'] = self.cri_mask(aux['masks'].float(), self.mask_targets)
         if self.cri_mask_consistency is not None:
-            loss_dict['l_mask_consistency'] = self.cri_mask_consistency(aux['masks'], aux['flows_backward'])
-            l_total += loss_dict['l_mask_consistency']
-        l_total.backward()
-        self.optimizer_g.step()
-        self.log_dict = self.reduce_loss_dict(loss_dict)
-        if self.ema_decay > 0:
-            self.model_ema(decay=self.ema_decay)
+            flows = aux['flows_backward']
+            loss_dict['l_mask_consistency'] = self.cri_mask_consistency(aux['masks'].float(),
+                                                                        None if flows is None else flows.float())
+        for loss in loss_dict.values():
+            l_total += loss
+        return l_total, loss_dict
 
     # ------------------------------------------------------------------ testing
     def test(self):
@@ -334,7 +587,7 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
         the matching crop of them.
         """
         if masks is None:
-            return forward_video(net, lq, **tile_opt)
+            return forward_video(lambda clip: self._forward(net, clip, None), lq, **tile_opt)
         if masks.dim() != 4:
             raise SLError('val.tile supports instance-id masks (b, t, h, w) only; drop val.tile for soft masks.')
         packed = torch.cat([lq, masks.unsqueeze(2).to(lq.dtype)], dim=2)
@@ -349,7 +602,8 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
         """Super-resolve every clip (or chunk) of the dataset, compute metrics, log them, save images.
 
         Each process takes every ``world_size``-th item; per-frame metric rows are gathered on
-        rank 0, which logs the per-clip and average values as BasicSR does (and TensorBoard).
+        rank 0, which logs the per-clip and average values as BasicSR does (and TensorBoard) and
+        writes them to ``metrics_<dataset>.json`` (:meth:`_log_validation_metric_values`).
 
         Args:
             dataloader (DataLoader): Its ``dataset`` yields ``lq`` (t, c, h, w), ``gt``, ``folder``,
@@ -409,6 +663,42 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
             self.metric_results = self._metric_tables(rows, len(metrics_opt))
             if self.metric_results:
                 self._log_validation_metric_values(current_iter, dataset_name, tb_logger)
+
+    def _log_validation_metric_values(self, current_iter, dataset_name, tb_logger):
+        """Average ``self.metric_results``, keep the best values, log them as BasicSR does and write the JSON.
+
+        The average is the mean of the per-sequence means (:func:`~sl_arch.utils.metrics.average_over_sequences`).
+        ``metrics_<dataset>.json`` beside the log (``experiments/<name>/`` in training,
+        ``results/<name>/`` in testing) holds ``dataset``, ``iteration`` (the run name in
+        testing), ``frames`` per sequence and ``metrics``: ``{metric: {'mean': float,
+        'sequences': {folder: float}}}``; a later validation of the same dataset replaces it.
+        """
+        names = list(self.opt['val']['metrics'])
+        summary = {name: average_over_sequences({folder: table[:, index].tolist()
+                                                 for folder, table in self.metric_results.items()})
+                   for index, name in enumerate(names)}
+        for name, result in summary.items():
+            self._update_best_metric_result(dataset_name, name, result['mean'], current_iter)
+        get_root_logger().info(self._validation_log_text(dataset_name, summary))
+        if tb_logger:
+            for name, result in summary.items():
+                tb_logger.add_scalar(f'metrics/{name}', result['mean'], current_iter)
+                for folder, value in result['sequences'].items():
+                    tb_logger.add_scalar(f'metrics/{name}/{folder}', value, current_iter)
+        record = {'name': self.opt['name'], 'dataset': dataset_name, 'iteration': current_iter,
+                  'frames': {folder: len(table) for folder, table in self.metric_results.items()},
+                  'metrics': summary}
+        write_json(osp.join(self.record_folder(), metrics_file_name(dataset_name)), record)
+
+    def _validation_log_text(self, dataset_name, summary):
+        """BasicSR's validation record: per metric the mean, each folder's mean, and the best so far."""
+        text = f'Validation {dataset_name}\n'
+        for name, result in summary.items():
+            text += f'\t # {name}: {result["mean"]:.4f}'
+            text += ''.join(f'\t # {folder}: {value:.4f}' for folder, value in result['sequences'].items())
+            best = self.best_metric_results[dataset_name][name]
+            text += f'\n\t    Best: {best["val"]:.4f} @ {best["iter"]} iter\n'
+        return text
 
     @staticmethod
     def _metric_tables(rows, num_metrics):

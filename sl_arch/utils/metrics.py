@@ -2,6 +2,9 @@
 
 Thin wrappers over BasicSR's ``calculate_psnr`` / ``calculate_ssim`` (``test_y_channel=True``,
 ITU-R BT.601 luma of 8-bit images) plus the per-frame / per-sequence bookkeeping of a results table.
+:func:`average_over_sequences` is the one place where per-frame values become the VSR papers'
+average (the mean of the sequence means): the demo's table, the model's validation and the
+benchmark's bicubic row all use it.
 """
 from collections import OrderedDict
 
@@ -25,6 +28,25 @@ def psnr_ssim_y(img, img2, crop_border=0):
             calculate_ssim(img, img2, crop_border, test_y_channel=True))
 
 
+def average_over_sequences(frame_values):
+    """Per-sequence means of per-frame values and the mean of those means.
+
+    Every sequence weighs the same whatever its length, as in the VSR papers' tables (and
+    BasicSR's validation log).
+
+    Args:
+        frame_values (dict[str, Sequence[float]]): Sequence name -> the values of its frames
+            (at least one per sequence, at least one sequence).
+
+    Returns:
+        dict: ``{'mean': float, 'sequences': {name: float}}``, sequences in the given order.
+    """
+    if not frame_values or not all(len(values) for values in frame_values.values()):
+        raise ValueError('average_over_sequences needs at least one sequence and one frame per sequence.')
+    sequences = {name: float(sum(values) / len(values)) for name, values in frame_values.items()}
+    return {'mean': sum(sequences.values()) / len(sequences), 'sequences': sequences}
+
+
 class MetricTable:
     """Per-frame PSNR-Y / SSIM-Y of several methods over several sequences.
 
@@ -40,17 +62,19 @@ class MetricTable:
         """Record one frame of ``sequence``; ``values`` maps every method to ``(psnr, ssim)``."""
         self.frames.setdefault(sequence, []).append({method: values[method] for method in self.methods})
 
+    def _summary(self, method, metric):
+        """:func:`average_over_sequences` of one method's PSNR (``metric`` 0) or SSIM (1)."""
+        return average_over_sequences({sequence: [row[method][metric] for row in rows]
+                                       for sequence, rows in self.frames.items()})
+
     def sequence_means(self, sequence):
         """``{method: (mean psnr, mean ssim)}`` over the frames of ``sequence``."""
-        rows = self.frames[sequence]
-        return {method: tuple(sum(row[method][k] for row in rows) / len(rows) for k in (0, 1))
+        return {method: tuple(self._summary(method, k)['sequences'][sequence] for k in (0, 1))
                 for method in self.methods}
 
     def average(self):
         """``{method: (psnr, ssim)}``: the mean of the sequence means (the VSR papers' average)."""
-        means = [self.sequence_means(sequence) for sequence in self.frames]
-        return {method: tuple(sum(mean[method][k] for mean in means) / len(means) for k in (0, 1))
-                for method in self.methods}
+        return {method: tuple(self._summary(method, k)['mean'] for k in (0, 1)) for method in self.methods}
 
     def per_frame(self, method, metric=0):
         """List of ``(sequence, frame number, value)`` for ``method``; ``metric`` 0 = PSNR, 1 = SSIM."""

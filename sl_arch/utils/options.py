@@ -28,13 +28,16 @@ SL_MODEL_TYPE = 'SLVideoRecurrentModel'
 #: ``network_*`` key is accepted as well.
 TOP_LEVEL_KEYS = ('name', 'model_type', 'scale', 'num_gpu', 'manual_seed', 'datasets', 'network_g', 'path', 'train',
                   'val', 'logger', 'dist_params', 'find_unused_parameters', 'is_train', 'dist', 'rank', 'world_size',
-                  'auto_resume', 'root_path')
+                  'auto_resume', 'root_path', 'min_input_size')
 
 #: ``train`` keys read by SLVideoRecurrentModel and BasicSR's VideoRecurrentModel, SRModel,
 #: BaseModel and ``train_pipeline``. A key the model starts to read belongs here too (a test
 #: compares the ``train`` and ``val`` lists with the model's source).
 TRAIN_KEYS = ('ema_decay', 'optim_g', 'scheduler', 'total_iter', 'warmup_iter', 'pixel_opt', 'perceptual_opt',
-              'fix_flow', 'flow_lr_mul', 'mask_opt', 'mask_consistency_opt')
+              'fix_flow', 'flow_lr_mul', 'mask_opt', 'mask_consistency_opt', 'cpu_seconds', 'gpu_seconds', 'autocast')
+
+#: ``train.autocast`` values SLVideoRecurrentModel accepts (false: float32 training).
+AUTOCAST_VALUES = ('bf16', 'fp16')
 
 #: ``val`` keys read by SLVideoRecurrentModel, BasicSR's models and pipelines.
 VAL_KEYS = ('val_freq', 'save_img', 'metrics', 'suffix', 'flip_seq', 'center_frame_only', 'tile', 'pbar')
@@ -308,6 +311,8 @@ def check_options(opt, path, is_train, check_paths=True):
                       'add one, e.g. as in options/.')
     for phase, dataset in opt['datasets'].items():
         _check_dataset_phase(phase, dataset, path, is_train, check_paths)
+    if opt['model_type'] == SL_MODEL_TYPE:
+        _check_sl_model_values(opt, path, is_train)
     for section, keys in (REQUIRED_TRAIN_KEYS if is_train else REQUIRED_TEST_KEYS).items():
         mapping = opt.get(section) or {}
         missing = [key for key in keys if mapping.get(key) is None]
@@ -326,6 +331,36 @@ def check_options(opt, path, is_train, check_paths=True):
                 raise SLError(f'option file {path}: path.{key} {file} does not exist; fix the path'
                               + (' (e.g. experiments/<name>/models/net_g_latest.pth) or set it to ~.'
                                  if key == 'pretrain_network_g' else ' or set it to ~.'))
+
+
+def _check_sl_model_values(opt, path, is_train):
+    """Values of SLVideoRecurrentModel's own keys: time budgets, autocast, min_input_size, BudgetCosineLR."""
+    check_option_types(opt, {'min_input_size': 'int>0'}, f'option file {path}')
+    train = opt.get('train') or {}
+    if not is_train or not isinstance(train, dict):
+        return
+    where = f'option file {path}: train'
+    budgets = [key for key in ('cpu_seconds', 'gpu_seconds') if train.get(key) is not None]
+    wrong = [f'{key}: {train[key]!r} is not a positive number of seconds' for key in budgets
+             if not KINDS['number'][1](train[key]) or train[key] <= 0]
+    if wrong:
+        raise OptionError(f'{where}: {"; ".join(wrong)}; fix the value(s).')
+    if len(budgets) == 2:
+        raise OptionError(f'{where} has both cpu_seconds and gpu_seconds; keep one budget.')
+    if budgets == ['gpu_seconds'] and not _cuda_available():
+        raise OptionError(f'{where}.gpu_seconds needs CUDA, which this machine does not have; use cpu_seconds.')
+    if train.get('autocast') not in (None, False, *AUTOCAST_VALUES):
+        raise OptionError(f'{where}.autocast: {train["autocast"]!r} is not one of {", ".join(AUTOCAST_VALUES)}, '
+                          'false; fix it.')
+    scheduler = train.get('scheduler')
+    if isinstance(scheduler, dict) and scheduler.get('type') == 'BudgetCosineLR' and not budgets:
+        raise OptionError(f'{where}.scheduler BudgetCosineLR anneals over a time budget: set train.cpu_seconds '
+                          '(or gpu_seconds on CUDA), or use CosineAnnealingRestartLR.')
+
+
+def _cuda_available():
+    import torch
+    return torch.cuda.is_available()
 
 
 def _require_registered(registry, name, key, path):

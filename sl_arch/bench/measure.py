@@ -1,0 +1,148 @@
+"""Measurements of one benchmark row in a fresh process: GFLOPs and time per frame, peak memory.
+
+:func:`measure` runs in a child process (:func:`sl_arch.bench.common.run_in_child`), one row after
+another, so that each peak memory is its own and no training competes with the timing. The
+bicubic row also gets its PSNR-Y / SSIM-Y here, computed as the test pipeline computes them.
+"""
+import os
+import os.path as osp
+import platform
+import subprocess
+
+
+def measure(payload):
+    """Measure one row on the first clip of the first test set.
+
+    Args:
+        payload (dict): ``network_g`` (None for bicubic), ``checkpoint``, ``test_sets`` (name ->
+            dataset options), ``threads``, ``repeats``, ``tile`` (``val.tile`` of the row or None),
+            ``min_input_size`` (or None).
+
+    Returns:
+        dict: ``gflops_per_frame`` (None for bicubic), ``ms_per_frame``, ``peak_mib`` (peak memory of
+        the test forward: resident-set growth on the CPU, peak allocation on CUDA), ``frames``,
+        ``lr_size``, ``device``; for bicubic also ``metrics`` (dataset -> metric -> mean and sequences).
+    """
+    import torch
+
+    torch.set_num_threads(payload['threads'])
+    torch.manual_seed(0)
+    first = first_clip(next(iter(payload['test_sets'].values())))
+    lq = first['lq'].unsqueeze(0)
+    result = {'frames': lq.shape[1], 'lr_size': f'{lq.shape[-1]}x{lq.shape[-2]}'}
+    if payload['network_g'] is None:
+        result.update(time_bicubic(first['lq'], payload['repeats']))
+        result['metrics'] = {name: bicubic_metrics(test_set) for name, test_set in payload['test_sets'].items()}
+    else:
+        result.update(time_network(payload, lq))
+    return result
+
+
+def test_dataset(test_set):
+    """The ``SLVideoTestDataset`` of a test set's options (items: ``lq`` (t, c, h, w), ``gt``, ``folder``)."""
+    from basicsr.data import build_dataset
+    return build_dataset(dict(test_set, phase='test', scale=4))
+
+
+def first_clip(test_set):
+    """The first item of a test set."""
+    return test_dataset(test_set)[0]
+
+
+def bicubic_frame(lq_frame):
+    """MATLAB-bicubic x4 upsampling (BasicSR's ``imresize``) of one LR frame (c, h, w) in [0, 1], RGB.
+
+    Returns:
+        ndarray: (4h, 4w, 3) uint8 BGR, as ``tensor2img`` gives the network outputs.
+    """
+    import numpy as np
+
+    from basicsr.utils import tensor2img
+    from basicsr.utils.matlab_functions import imresize
+    upsampled = imresize(tensor2img([lq_frame]).astype(np.float32) / 255.0, 4)
+    return (np.clip(upsampled, 0, 1) * 255.0).round().astype(np.uint8)
+
+
+def time_bicubic(lqs, repeats):
+    """Time per frame and peak memory of bicubic upsampling of ``lqs`` (t, c, h, w)."""
+    from sl_arch.bench.common import max_rss_mib, median_seconds
+    rss_before = max_rss_mib()
+    seconds = median_seconds(lambda: [bicubic_frame(frame) for frame in lqs], repeats)
+    return {'gflops_per_frame': None, 'ms_per_frame': seconds / len(lqs) * 1000,
+            'peak_mib': max_rss_mib() - rss_before, 'device': 'cpu'}
+
+
+def bicubic_metrics(test_set):
+    """PSNR-Y / SSIM-Y of bicubic upsampling on every frame of a test set: ``{metric: {'mean', 'sequences'}}``."""
+    from basicsr.utils import tensor2img
+    from sl_arch.utils.metrics import average_over_sequences, psnr_ssim_y
+    dataset = test_dataset(test_set)
+    frames = {}
+    for index in range(len(dataset)):
+        item = dataset[index]
+        frames.setdefault(item['folder'], []).extend(
+            psnr_ssim_y(bicubic_frame(lq), tensor2img([gt])) for lq, gt in zip(item['lq'], item['gt']))
+    return {metric: average_over_sequences({folder: [value[k] for value in values]
+                                            for folder, values in frames.items()})
+            for k, metric in enumerate(('psnr', 'ssim'))}
+
+
+def load_row_network(network_opt, checkpoint, device):
+    """The row's network with its trained weights (``params``), in eval mode on ``device``."""
+    from basicsr.archs import build_network
+    from sl_arch.utils.checkpoint import load_state_strict, network_state_dict, read_checkpoint
+    net = build_network(dict(network_opt))
+    if checkpoint:
+        load_state_strict(net, network_state_dict(read_checkpoint(checkpoint), 'params'), checkpoint)
+    return net.to(device).eval()
+
+
+def time_network(payload, lq):
+    """GFLOPs, time per frame and peak memory of one test forward of the row's network over ``lq`` (1, t, c, h, w)."""
+    import torch
+
+    from sl_arch.bench.common import count_flops, max_rss_mib, median_seconds
+    from sl_arch.models.sl_video_recurrent_model import pad_to_min_size
+    from sl_arch.utils.tiling import forward_video
+    device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    net = load_row_network(payload['network_g'], payload.get('checkpoint'), device)
+    clip = pad_to_min_size(lq, payload['min_input_size']) if payload.get('min_input_size') else lq
+    clip, tile = clip.to(device), payload.get('tile')
+
+    def forward():
+        output = forward_video(net, clip, **tile) if tile else net(clip)
+        if device.type == 'cuda':
+            torch.cuda.synchronize()
+        return output
+
+    if device.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    rss_before = max_rss_mib()
+    seconds = median_seconds(forward, payload['repeats'])
+    peak = (torch.cuda.max_memory_allocated() - base) / 2**20 if device.type == 'cuda' else max_rss_mib() - rss_before
+    frames = lq.shape[1]
+    result = {'gflops_per_frame': count_flops(net, forward) / frames / 1e9, 'ms_per_frame': seconds / frames * 1000,
+              'peak_mib': peak, 'device': device.type}
+    if payload['network_g']['type'].endswith('BasicVSRPlusPlus'):  # ours and BasicSR's
+        result['deformable_alignment'] = len(net.deform_align) > 0
+    return result
+
+
+def versions():
+    """Versions of Python, torch, BasicSR and sl_arch, the commit, the CPU or GPU and the platform."""
+    import basicsr
+    import torch
+
+    import sl_arch
+    commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True,
+                            cwd=osp.dirname(osp.abspath(__file__))).stdout.strip()
+    cpu = platform.processor() or platform.machine()
+    if osp.isfile('/proc/cpuinfo'):
+        with open('/proc/cpuinfo', encoding='utf-8') as handle:
+            names = [line.split(':', 1)[1].strip() for line in handle if line.startswith('model name')]
+        cpu = names[0] if names else cpu
+    return {'python': platform.python_version(), 'torch': torch.__version__, 'basicsr': basicsr.__version__,
+            'sl_arch': sl_arch.__version__, 'commit': commit or 'unknown', 'cpu': cpu, 'cpu_count': os.cpu_count(),
+            'cuda': torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            'platform': platform.platform()}

@@ -1,0 +1,340 @@
+"""The option files of ``sl-bench``: which models, their sizes, the data and the shared training budget.
+
+Every trained row gets one training and one test option file from :func:`train_options` and
+:func:`test_options`: only ``name``, ``network_g`` and ``min_input_size`` differ between rows.
+"""
+import functools
+import itertools
+import os.path as osp
+
+import yaml
+
+from sl_arch.utils.errors import SLError
+from sl_arch.utils.files import atomic_write
+
+#: Benchmark rows: key -> (label, kind, ablation options). Kinds: 'SemanticLens', a registered
+#: architecture name, or 'bicubic'.
+MODELS = {
+    'bicubic': ('Bicubic', 'bicubic', None),
+    'SemanticLens': ('SemanticLens', 'SemanticLens', {}),
+    'SingleFrame': ('Single-frame SRResNet, equal size', 'SLFrameWise', None),
+    'BasicVSR': ('BasicVSR', 'BasicVSR', None),
+    'IconVSR': ('IconVSR', 'IconVSR', None),
+    'BasicVSRPP': ('BasicVSR++', 'SLBasicVSRPlusPlus', None),  # BasicSR's, with its deformable alignment on the CPU too
+    'EDVR': ('EDVR', 'EDVR', None),
+    'SL_no_semantics': ('SemanticLens w/o semantic branch', 'SemanticLens', {'use_semantics': False}),
+    'SL_no_flow': ('SemanticLens w/o flow pre-alignment', 'SemanticLens', {'use_flow': False}),
+    'SL_no_image': ('SemanticLens w/o IMAGE', 'SemanticLens', {'use_image': False}),
+    'SL_no_gps': ('SemanticLens w/o GPS', 'SemanticLens', {'use_gps': False}),
+    'SL_no_isee': ('SemanticLens w/o ISEE', 'SemanticLens', {'use_isee': False}),
+}
+#: The rows ``sl-bench`` runs without ``--models``.
+DEFAULT_MODELS = ('bicubic', 'SemanticLens', 'SingleFrame', 'BasicVSR', 'IconVSR', 'BasicVSRPP', 'EDVR',
+                  'SL_no_semantics', 'SL_no_flow')
+#: Rows compared with SemanticLens in the verdict (the single-frame reference first).
+BASELINES = ('SingleFrame', 'BasicVSR', 'IconVSR', 'BasicVSRPP', 'EDVR')
+
+#: Budgets of the two modes. ``seconds`` of training per model, on the ``clock`` (``'cpu'``: CPU
+#: seconds of the one-thread training process; ``'gpu'``: synchronized GPU seconds, CUDA only);
+#: ``max_iter`` only bounds a run. ``pretrained_flow``: flow-using models start from model_zoo's flow.
+MODES = {
+    'quick': dict(preset='tiny', clock='cpu', seconds=300, max_iter=100000, batch_size=2, num_frame=7, gt_size=96,
+                  lr=1e-3, eta_min=1e-5, flow_lr_mul=0.25, seed=0, pretrained_flow=True, jobs=2, repeats=2,
+                  out='results/benchmark'),
+    'full': dict(preset='paper', clock='gpu', seconds=7200, max_iter=1000000, batch_size=8, num_frame=15, gt_size=96,
+                 lr=2e-4, eta_min=1e-7, flow_lr_mul=0.125, seed=0, pretrained_flow=False, jobs=1, repeats=5,
+                 out='results/benchmark/full'),
+}
+
+#: Pretrained flow (model_zoo/README.md), relative to the folder sl-bench runs in: BasicSR's SPyNet
+#: layout for BasicVSR, IconVSR and BasicVSR++ (``spynet_path``), and SemanticLens' flow warper of
+#: each preset that has one (``flow_load_path``).
+PRETRAINED_SPYNET = 'model_zoo/spynet_synthetic_dis.pth'
+PRETRAINED_SL_FLOW = {'tiny': 'model_zoo/slflow_tiny_synthetic_dis.pth'}
+SPYNET_ARCHS = ('BasicVSR', 'IconVSR', 'SLBasicVSRPlusPlus')
+
+#: Smallest LR side each architecture takes; smaller clips and patches are padded (``min_input_size``
+#: of SLVideoRecurrentModel). BasicSR's SPyNet rounds sides up to a multiple of 32 and halves them
+#: five times, so a side of 32 px or less reaches 0 px; BasicVSR++ asserts 64 px.
+MIN_INPUT_SIZE = {'BasicVSR': 33, 'IconVSR': 33, 'SLBasicVSRPlusPlus': 64}
+
+#: How each baseline is sized: (options of a grid point, searched axes, the width axis first).
+SIZE_GRIDS = {
+    'SLFrameWise': (lambda **size: {'type': 'SLFrameWise', 'network': dict(type='MSRResNet', upscale=4, **size)},
+                    {'num_feat': tuple(range(16, 129, 8)), 'num_block': tuple(range(1, 31))}),
+    'BasicVSR': (lambda **size: dict(type='BasicVSR', spynet_path=None, **size),
+                 {'num_feat': (16, 24, 32, 48, 64), 'num_block': tuple(range(1, 31))}),
+    'IconVSR': (lambda **size: dict(type='IconVSR', keyframe_stride=5, temporal_padding=2, spynet_path=None,
+                                    edvr_path=None, **size),
+                {'num_feat': (16, 24, 32, 48, 64), 'num_block': tuple(range(1, 31))}),
+    # widths multiples of 8: the 16 deformable groups of its alignment take 2 * mid_channels channels
+    'SLBasicVSRPlusPlus': (lambda **size: dict(type='SLBasicVSRPlusPlus', max_residue_magnitude=10,
+                                               is_low_res_input=True, spynet_path=None, **size),
+                           {'mid_channels': (16, 24, 32, 48, 64), 'num_blocks': tuple(range(1, 21))}),
+    # widths multiples of its 8 deformable groups
+    'EDVR': (lambda **size: dict(type='EDVR', num_in_ch=3, num_out_ch=3, num_frame=5, deformable_groups=8,
+                                 hr_in=False, with_predeblur=False, with_tsa=True, **size),
+             {'num_feat': (16, 24, 32, 48, 64), 'num_extract_block': (1, 2, 3, 5),
+              'num_reconstruct_block': (1, 2, 3, 5, 10)}),
+}
+#: EDVR predicts the centre of its ``num_frame`` frames (the training clip length here): tested on
+#: sliding windows of that many frames, padded to a multiple of 4 (:func:`val_tile`).
+EDVR_TILE = {'padding': 'reflection_circle', 'multiple': 4}
+METRICS = {
+    'psnr': {'type': 'calculate_psnr', 'crop_border': 0, 'test_y_channel': True},
+    'ssim': {'type': 'calculate_ssim', 'crop_border': 0, 'test_y_channel': True},
+}
+
+#: The data ``scripts/zoo_data.sh`` makes under ``--data-root``: training clips (synthetic clips and
+#: the demo footage's training frames, side by side) and the held-out test sets: name -> folder,
+#: meta_info file (or None), whether it is real footage, label.
+TRAIN_FOLDER = 'zoo_mix/train'
+TEST_SETS = {
+    'demo_bbb_val': dict(folder='demo_bbb/val', meta='meta_info.txt', real=True, label='demo held-out (real)'),
+    'real_heldout': dict(folder='real_heldout/train', meta=None, real=True, label='bikes + carphone (real)'),
+    'synthetic_pan': dict(folder='synthetic/val', meta='meta_info_pan.txt', real=False, label='synthetic pan'),
+    'synthetic_crossing': dict(folder='synthetic/val', meta='meta_info_crossing.txt', real=False,
+                               label='synthetic crossing'),
+}
+DATA_SCRIPT = 'bash scripts/zoo_data.sh'
+
+
+# ---------------------------------------------------------------------------------- sizes
+def parameter_counts(network_opt):
+    """``(total, without SPyNet)`` parameter counts of a network option dict (built on the meta device).
+
+    Pretrained-weight files (``*_path`` options) are not read: they do not change the counts.
+    """
+    import torch
+
+    from basicsr.archs import build_network
+    network_opt = {key: value for key, value in network_opt.items() if not key.endswith('_path')}
+    try:
+        with torch.device('meta'):
+            net = build_network(network_opt)
+    except Exception:  # a constructor that needs real tensors: build it on the CPU
+        net = build_network(network_opt)
+    total = sum(p.numel() for p in net.parameters())
+    spynet = sum(p.numel() for name, p in net.named_parameters() if 'spynet' in name)
+    return total, total - spynet
+
+
+def semantic_lens_options(preset, ablation=None):
+    """``network_g`` of SemanticLens ``PRESETS[preset]`` with the ``ablation`` switches."""
+    from sl_arch.archs.semantic_lens_arch import PRESETS
+    if preset not in PRESETS:
+        raise SLError(f'unknown SemanticLens preset {preset!r}; choose one of {", ".join(PRESETS)}.')
+    return dict(type='SemanticLens', **PRESETS[preset], **(ablation or {}))
+
+
+@functools.lru_cache(maxsize=None)
+def sl_parameter_count(preset):
+    """Parameter count of the full SemanticLens ``preset``: the size every baseline is matched to."""
+    return parameter_counts(semantic_lens_options(preset))[0]
+
+
+def size_baseline(arch_type, target, **fixed):
+    """The grid point of ``arch_type`` whose parameter count without SPyNet is closest to ``target``.
+
+    The first grid axis is the width; counts grow linearly along the others (stacks of identical
+    blocks), so each width is built with every block count at 1 and with each at 2, and the rest of
+    the grid follows. Ties go to the smaller network. ``fixed`` options (e.g. EDVR's
+    ``num_frame``) replace the grid's. Returns the option dict for ``network_g``.
+    """
+    grid_make, axes = SIZE_GRIDS[arch_type]
+
+    def make(**size):
+        return dict(grid_make(**size), **fixed)
+
+    width_axis, *block_axes = axes
+    best = None
+    for width in axes[width_axis]:
+        ones = {width_axis: width, **{axis: 1 for axis in block_axes}}
+        base_total, base = parameter_counts(make(**ones))
+        steps = {axis: parameter_counts(make(**dict(ones, **{axis: 2})))[1] - base for axis in block_axes}
+        for blocks in itertools.product(*(axes[axis] for axis in block_axes)):
+            matched = base + sum(steps[axis] * (count - 1) for axis, count in zip(block_axes, blocks))
+            key = (abs(matched - target), base_total - base + matched)
+            if best is None or key < best[0]:
+                best = (key, make(**dict(ones, **dict(zip(block_axes, blocks)))))
+    return best[1]
+
+
+def network_options(key, preset, pretrained_flow, num_frame=5):
+    """``network_g`` of benchmark row ``key`` (None for bicubic), with the pretrained flow where it has one.
+
+    ``num_frame`` is the training clip length: EDVR is built to take that many frames.
+
+    Raises:
+        SLError: a pretrained flow file is missing, or SemanticLens ``preset`` has none.
+    """
+    _, kind, ablation = MODELS[key]
+    if kind == 'bicubic':
+        return None
+    if kind == 'SemanticLens':
+        network_opt = semantic_lens_options(preset, ablation)
+        if pretrained_flow and network_opt.get('use_flow', True):
+            if preset not in PRETRAINED_SL_FLOW:
+                raise SLError(f'model_zoo has no pretrained flow of SemanticLens {preset!r} '
+                              f'(only {", ".join(PRETRAINED_SL_FLOW)}); pass --no-pretrained-flow.')
+            network_opt['flow_load_path'] = pretrained_file(PRETRAINED_SL_FLOW[preset])
+        return network_opt
+    network_opt = size_baseline(kind, sl_parameter_count(preset), **({'num_frame': num_frame} if kind == 'EDVR' else {}))
+    if pretrained_flow and kind in SPYNET_ARCHS:
+        network_opt['spynet_path'] = pretrained_file(PRETRAINED_SPYNET)
+    return network_opt
+
+
+def pretrained_file(path):
+    """Absolute path of a model_zoo file, which must exist."""
+    if not osp.isfile(path):
+        raise SLError(f'{path} is missing; run sl-bench from the repository root (where model_zoo/ is) or pass '
+                      '--no-pretrained-flow.')
+    return osp.abspath(path)
+
+
+# ---------------------------------------------------------------------------------- data
+def dataset_options(data_root):
+    """Training set and held-out test sets under ``data_root`` (as ``scripts/zoo_data.sh`` makes them).
+
+    Returns:
+        tuple[dict, dict]: BasicSR options of the training set (``SLVideoRecurrentDataset``, no
+        augmentation or batch settings yet) and ``{name: options}`` of the test sets
+        (``SLVideoTestDataset``), in :data:`TEST_SETS` order.
+
+    Raises:
+        SLError: naming the first missing folder or file and the command that makes it.
+    """
+    root = osp.abspath(data_root)
+    train = osp.join(root, TRAIN_FOLDER)
+    tests = {}
+    for name, test_set in TEST_SETS.items():
+        folder = osp.join(root, test_set['folder'])
+        tests[name] = {'name': name, 'type': 'SLVideoTestDataset', 'dataroot_gt': osp.join(folder, 'GT'),
+                       'dataroot_lq': osp.join(folder, 'BI'), 'io_backend': {'type': 'disk'}}
+        if test_set['meta']:
+            tests[name]['meta_info_file'] = osp.join(folder, test_set['meta'])
+    needed = [osp.join(train, 'GT'), osp.join(train, 'BI')]
+    needed += [path for test in tests.values() for path in (test['dataroot_gt'], test['dataroot_lq'],
+                                                              test.get('meta_info_file'))]
+    for path in needed:
+        if path and not osp.exists(path):
+            raise SLError(f'{path} is missing; make the benchmark data with {DATA_SCRIPT} or pass --data-root.')
+    train_set = {'name': osp.basename(osp.dirname(train)), 'type': 'SLVideoRecurrentDataset',
+                 'dataroot_gt': osp.join(train, 'GT'), 'dataroot_lq': osp.join(train, 'BI'),
+                 'io_backend': {'type': 'disk'}}
+    return train_set, tests
+
+
+def prepared_dataset_options(data_root):
+    """Training set and validation set of one ``sl-prepare`` output root (train/ and val/, GT and BI).
+
+    Returns:
+        tuple[dict, dict]: Options of ``SLVideoRecurrentDataset`` (train/) and ``SLVideoTestDataset`` (val/).
+    """
+    root = osp.abspath(data_root)
+    for sub in ('train/GT', 'train/BI', 'val/GT', 'val/BI'):
+        if not osp.isdir(osp.join(root, sub)):
+            raise SLError(f'{osp.join(root, sub)} is missing; make the data with sl-prepare or pass another folder.')
+    sets = []
+    for split, kind, name in (('train', 'SLVideoRecurrentDataset', osp.basename(root)),
+                              ('val', 'SLVideoTestDataset', osp.basename(root) + '_val')):
+        options = {'name': name, 'type': kind, 'dataroot_gt': osp.join(root, split, 'GT'),
+                   'dataroot_lq': osp.join(root, split, 'BI'), 'io_backend': {'type': 'disk'}}
+        if osp.isfile(osp.join(root, split, 'meta_info.txt')):
+            options['meta_info_file'] = osp.join(root, split, 'meta_info.txt')
+        sets.append(options)
+    return tuple(sets)
+
+
+def real_test_sets():
+    """Names of the held-out sets of real footage (the verdict's headline sets)."""
+    return [name for name, test_set in TEST_SETS.items() if test_set['real']]
+
+
+# ---------------------------------------------------------------------------------- option files
+def min_input_size(network_opt):
+    """The ``min_input_size`` option of a network (None where it takes any size)."""
+    return MIN_INPUT_SIZE.get(network_opt['type'])
+
+
+def with_min_input_size(options, network_opt):
+    """``options`` with ``min_input_size`` set when the network needs it."""
+    size = min_input_size(network_opt)
+    return dict(options, min_input_size=size) if size else options
+
+
+def train_options(name, network_opt, budget, train_set):
+    """The shared training template: only ``name``, ``network_g`` and ``min_input_size`` differ between rows.
+
+    Args:
+        name (str): Run name (``experiments/<name>``).
+        network_opt (dict): ``network_g``.
+        budget (dict): A time budget as in :data:`MODES` (``clock``, ``seconds``, ``max_iter``,
+            batch, ...), or an iteration budget: ``total_iter`` (and ``fix_flow_fraction``)
+            instead of ``clock`` / ``seconds`` / ``max_iter``, the cosine then running over the iterations.
+        train_set (dict): From :func:`dataset_options` or :func:`prepared_dataset_options`.
+    """
+    train = {
+        'ema_decay': 0,
+        'optim_g': {'type': 'Adam', 'lr': budget['lr'], 'weight_decay': 0, 'betas': [0.9, 0.99]},
+        'warmup_iter': -1,
+        'fix_flow': 0,
+        'flow_lr_mul': budget['flow_lr_mul'],
+        'pixel_opt': {'type': 'CharbonnierLoss', 'loss_weight': 1.0, 'reduction': 'mean'},
+    }
+    if budget.get('seconds') is not None:
+        train.update({'scheduler': {'type': 'BudgetCosineLR', 'eta_min': budget['eta_min']},
+                      'total_iter': budget['max_iter'], f'{budget["clock"]}_seconds': budget['seconds']})
+    else:
+        total_iter = budget['total_iter']
+        train.update({'scheduler': {'type': 'CosineAnnealingRestartLR', 'periods': [total_iter],
+                                    'restart_weights': [1], 'eta_min': budget['eta_min']},
+                      'total_iter': total_iter, 'fix_flow': int(total_iter * budget.get('fix_flow_fraction', 0))})
+    options = {
+        'name': name, 'model_type': 'SLVideoRecurrentModel', 'scale': 4, 'num_gpu': 'auto',
+        'manual_seed': budget['seed'],
+        'datasets': {'train': dict(
+            train_set, num_frame=budget['num_frame'], gt_size=budget['gt_size'], interval_list=[1],
+            random_reverse=False, use_hflip=True, use_rot=True, num_worker_per_gpu=0,
+            batch_size_per_gpu=budget['batch_size'], dataset_enlarge_ratio=1, prefetch_mode=None)},
+        'network_g': network_opt,
+        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
+        'train': train,
+        'logger': {'print_freq': 10, 'save_checkpoint_freq': train['total_iter'], 'use_tb_logger': False,
+                   'wandb': {'project': None, 'resume_id': None}},
+        'dist_params': {'backend': 'gloo', 'port': 29500},
+    }
+    return with_min_input_size(options, network_opt)
+
+
+def val_tile(network_opt):
+    """``val.tile`` of a network: EDVR's sliding windows (:data:`EDVR_TILE`), None for the others (and bicubic)."""
+    if not network_opt or network_opt['type'] != 'EDVR':
+        return None
+    return dict(EDVR_TILE, num_neighbours=network_opt.get('num_frame', 5))
+
+
+def test_options(name, network_opt, test_sets, checkpoint):
+    """Test options of one row: every held-out set, PSNR-Y / SSIM-Y, EDVR on sliding windows."""
+    val = {'save_img': False, 'flip_seq': False, 'center_frame_only': False, 'metrics': METRICS}
+    if val_tile(network_opt):
+        val['tile'] = val_tile(network_opt)
+    options = {
+        'name': name, 'model_type': 'SLVideoRecurrentModel', 'scale': 4, 'num_gpu': 'auto', 'manual_seed': 0,
+        'datasets': {f'test_{number}': dict(test) for number, test in enumerate(test_sets.values(), 1)},
+        'network_g': network_opt,
+        'path': {'pretrain_network_g': checkpoint, 'param_key_g': 'params', 'strict_load_g': True},
+        'val': val,
+    }
+    return with_min_input_size(options, network_opt)
+
+
+def write_yaml(path, options):
+    """Write ``options`` as a YAML option file, atomically."""
+
+    def write(tmp_path):
+        with open(tmp_path, 'w', encoding='utf-8') as handle:
+            yaml.safe_dump(options, handle, sort_keys=False)
+
+    atomic_write(path, write)

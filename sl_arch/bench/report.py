@@ -1,0 +1,278 @@
+"""The ``sl-bench`` report: a markdown table, the verdict in plain sentences, a plot, the raw JSON.
+
+Everything here is computed from the measured rows (``results.json``); nothing is typed in by hand.
+"""
+import json
+import os
+import os.path as osp
+
+from sl_arch.bench.common import markdown_table
+from sl_arch.bench.options import BASELINES, TEST_SETS, real_test_sets
+from sl_arch.utils.errors import SLError
+from sl_arch.utils.files import atomic_write, check_writable
+
+REPORT_FILES = ('results.json', 'psnr_vs_ms.png', 'report.md')
+
+
+def format_number(value, digits):
+    """``value`` with ``digits`` decimals, or a dash for a missing value."""
+    return '—' if value is None else f'{value:.{digits}f}'
+
+
+def psnr(row, dataset):
+    """Mean PSNR-Y of ``row`` on ``dataset``, or None."""
+    metrics = (row.get('metrics') or {}).get(dataset)
+    return metrics['psnr']['mean'] if metrics else None
+
+
+def real_psnr(row):
+    """Mean PSNR-Y over the held-out real-footage sets (each set weighs the same), or None."""
+    values = [psnr(row, name) for name in real_test_sets()]
+    return None if not values or None in values else sum(values) / len(values)
+
+
+def seconds_per_iteration(row):
+    """Training seconds per iteration of ``row`` (its clock's seconds), or None."""
+    return (row.get('train') or {}).get('seconds_per_iteration')
+
+
+def iterations(row):
+    return (row.get('train') or {}).get('iterations')
+
+
+# ---------------------------------------------------------------------------------- verdict
+def verdict(rows, clock='CPU'):
+    """Plain sentences computed from the measured rows: SemanticLens against each reference."""
+    by_key = {row['key']: row for row in rows if not row.get('error')}
+    sl = by_key.get('SemanticLens')
+    if sl is None or real_psnr(sl) is None:
+        return ['- SemanticLens has no result in this run, so there is no verdict.']
+    lines = []
+    if 'SingleFrame' in by_key:
+        lines.append(single_frame_sentence(sl, by_key['SingleFrame'], clock))
+    lines += [baseline_sentence(sl, by_key[key]) for key in BASELINES[1:] if key in by_key]
+    if 'BasicVSR' in by_key:
+        lines.append(speed_sentence(sl, by_key['BasicVSR'], clock))
+    if 'bicubic' in by_key:
+        lines.append(bicubic_sentence(sl, by_key['bicubic'], [by_key[key] for key in BASELINES if key in by_key]))
+    lines += [ablation_sentence(sl, row) for row in rows if row['key'].startswith('SL_') and row['key'] in by_key]
+    lines.append('- One seed per model: the run-to-run spread was not measured, so margins of a few hundredths '
+                 'of a dB are within noise.')
+    return lines
+
+
+def margins(sl, other):
+    """``{dataset: SemanticLens PSNR-Y - other's}`` over the test sets both have."""
+    return {name: psnr(sl, name) - psnr(other, name) for name in TEST_SETS
+            if psnr(sl, name) is not None and psnr(other, name) is not None}
+
+
+def margin_text(deltas):
+    return ', '.join(f'{delta:+.2f} dB on {TEST_SETS[name]["label"]}' for name, delta in deltas.items())
+
+
+def single_frame_sentence(sl, single, clock):
+    deltas = margins(sl, single)
+    real = real_psnr(sl) - real_psnr(single)
+    return (f'- **Against the equal-size single-frame network at equal {clock} time**: SemanticLens is '
+            f'**{"ahead" if real > 0 else "behind"} by {abs(real):.2f} dB PSNR-Y on real held-out footage** '
+            f'({margin_text(deltas)}). It did {iterations(sl)} iterations, the single-frame network '
+            f'{iterations(single)}.')
+
+
+def baseline_sentence(sl, row):
+    real = real_psnr(sl) - real_psnr(row)
+    return (f'- Against {row["label"]} ({iterations(row)} iterations in the same budget): SemanticLens '
+            f'{"ahead" if real > 0 else "behind"} by {abs(real):.2f} dB on real footage '
+            f'({margin_text(margins(sl, row))}).')
+
+
+def speed_sentence(sl, basicvsr, clock):
+    ratio = seconds_per_iteration(sl) / seconds_per_iteration(basicvsr)
+    return (f'- Training cost: SemanticLens takes {seconds_per_iteration(sl):.2f} {clock} s per iteration, '
+            f'BasicVSR {seconds_per_iteration(basicvsr):.2f} at matched parameters outside SPyNet '
+            f'({sl["params"] / 1e6:.3f}M vs {basicvsr["params_no_spynet"] / 1e6:.3f}M): a ratio of {ratio:.2f}; '
+            f'test time per frame {sl["ms_per_frame"] / basicvsr["ms_per_frame"]:.2f}x BasicVSR\'s.')
+
+
+def bicubic_sentence(sl, bicubic, baselines):
+    below = [row['label'] for row in baselines if real_psnr(row) is not None and real_psnr(row) <= real_psnr(bicubic)]
+    return (f'- SemanticLens − bicubic on real footage: {real_psnr(sl) - real_psnr(bicubic):+.2f} dB.'
+            + (f' Not above bicubic on real footage after this budget: {", ".join(below)}.' if below else ''))
+
+
+def ablation_sentence(sl, row):
+    ratio = seconds_per_iteration(row) / seconds_per_iteration(sl)
+    return (f'- {row["label"]}: {real_psnr(row) - real_psnr(sl):+.2f} dB on real footage against the full model '
+            f'({margin_text(margins(row, sl))}), {ratio:.2f}x its time per iteration.')
+
+
+# ---------------------------------------------------------------------------------- report text
+def results_table(rows, info):
+    """The markdown table: sizes, training iterations and cost, test cost, PSNR-Y / SSIM-Y per held-out set."""
+    clock = info['budget']['clock'].upper()
+    device = 'GPU' if info['versions']['cuda'] else 'CPU'
+    headers = (['model', 'params (M)', 'iterations', f'train {clock} s / iter', 'GFLOPs / frame',
+                f'{device} ms / frame', 'peak test MiB']
+               + [f'{test_set["label"]} PSNR-Y / SSIM-Y' for test_set in TEST_SETS.values()]
+               + ['**real mean PSNR-Y**'])
+    table = []
+    for row in rows:
+        if row.get('error'):
+            table.append([row['label'], f'failed: {row["error"]}'] + [''] * (len(headers) - 2))
+            continue
+        cells = [row['label'], format_number(row['params'] / 1e6 if row['params'] else None, 3),
+                 str(iterations(row) or '—'), format_number(seconds_per_iteration(row), 2),
+                 format_number(row.get('gflops_per_frame'), 2), format_number(row.get('ms_per_frame'), 1),
+                 format_number(row.get('peak_mib'), 0)]
+        for name in TEST_SETS:
+            metrics = row['metrics'].get(name)
+            cells.append(f'{metrics["psnr"]["mean"]:.2f} / {metrics["ssim"]["mean"]:.4f}' if metrics else '—')
+        cells.append(f'**{format_number(real_psnr(row), 2)}**')
+        table.append(cells)
+    return markdown_table(headers, table)
+
+
+def budget_section(rows, info):
+    """What every model shared: data, budget, optimiser, pretrained flow, sizes."""
+    budget = info['budget']
+    sizes = '\n'.join(f'- {row["label"]}: `{json.dumps(network_sizes(row["network_g"]))}`'
+                      + (f', LR input padded to at least {row["min_input_size"]} px' if row.get('min_input_size') else '')
+                      for row in rows if row.get('network_g') and row['kind'] != 'SemanticLens')
+    tests = ', '.join(f'{test["label"]} (`{info["test_sets"][name]}`)' for name, test in TEST_SETS.items())
+    measured = ('CPU time of the one-thread training process, `time.process_time`, data loading included'
+                if budget['clock'] == 'cpu' else 'GPU seconds: wall time with CUDA synchronized')
+    flow = ('every flow-using model starts from the same pretrained flow (model_zoo/README.md): BasicVSR, IconVSR '
+            'and BasicVSR++ load `spynet_synthetic_dis.pth` into BasicSR\'s SPyNet (`spynet_path`), SemanticLens '
+            f'loads `slflow_tiny_synthetic_dis.pth` into its flow warper (`flow_load_path`); EDVR and the '
+            'single-frame network have no flow; IconVSR\'s EDVR feature extractor starts untrained'
+            if budget['pretrained_flow'] else 'every model trains from scratch (no pretrained flow)')
+    return f"""## Same budget for every model
+
+- **{budget['seconds']:g} {budget['clock'].upper()} seconds of training per model**
+  ({measured}): `train.{budget['clock']}_seconds`; training ends after
+  the iteration that passes it, then the final weights are tested. The learning rate follows a cosine from
+  {budget['lr']:g} to {budget['eta_min']:g} over the budget's seconds (`BudgetCosineLR`), so every model ends
+  annealed whatever its speed.
+- Training data: `{info['train_gt']}` (synthetic clips + the demo footage's training frames, `{info['data_script']}`),
+  BI x4; batch {budget['batch_size']}, {budget['num_frame']} frames per clip, GT patch {budget['gt_size']} px (LR
+  {budget['gt_size'] // 4} px), flips and rotations, seed {budget['seed']}; Adam (betas 0.9, 0.99); Charbonnier
+  loss; no EMA; flow / SPyNet learning rate x{budget['flow_lr_mul']}.
+- Held-out test sets, never trained on: {tests}.
+- Pretrained flow: {flow}.
+- SemanticLens: `PRESETS['{budget['preset']}']`; the ablations switch off one part each.
+- Baselines are sized to SemanticLens' total parameter count, not counting BasicSR's SPyNet (1.44M
+  parameters by itself), so BasicVSR, IconVSR and BasicVSR++ are larger in total:
+{sizes}
+"""
+
+
+def network_sizes(network_opt):
+    """The size options of a ``network_g`` (without its type and pretrained-weight paths)."""
+    sizes = {key: value for key, value in network_opt.items() if key != 'type' and not key.endswith('_path')}
+    return network_sizes(sizes['network']) if 'network' in sizes else sizes
+
+
+def markdown_report(rows, info):
+    """The whole ``report.md``."""
+    versions, clock = info['versions'], info['budget']['clock'].upper()
+    return f"""# sl-bench ({info['mode']} mode): SemanticLens against an equal-size single-frame network and BasicSR's video models at equal {clock} time
+
+Command: `{info['command']}` — started {info['started']}, {info['wall_minutes']:.1f} minutes in all
+({info['jobs']} training job(s) at a time, {info['threads']} thread(s) each).
+
+All numbers below were measured by this run, on one machine: {versions['cuda'] or versions['cpu']},
+{versions['cpu_count']} CPU cores ({info['load']}).
+
+{results_table(rows, info)}
+
+PSNR-Y / SSIM-Y: BasicSR's `calculate_psnr` / `calculate_ssim` on the Y channel, crop border 0, of every frame
+of each held-out set, as `sl-test` writes them to `results/<run>/metrics_<set>.json`; each set's value is the
+mean of its sequence means, and "real mean" the mean of the real-footage sets. The bicubic row uses the same
+functions on MATLAB-bicubic upsampling. Iterations and {clock} s / iter come from each run's `train_time.json`.
+GFLOPs / frame, ms / frame and peak memory: one test forward over {info['measure']}, each model alone in a
+fresh process after the training ({info['threads']} thread(s), median of {info['budget']['repeats']} runs after one
+warm-up); EDVR runs one window of its `num_frame` frames per output frame.
+
+## Verdict
+
+{chr(10).join(verdict(rows, clock))}
+
+![PSNR-Y on real footage against time per frame](psnr_vs_ms.png)
+
+{budget_section(rows, info)}
+## Versions
+
+Python {versions['python']}, torch {versions['torch']}, basicsr {versions['basicsr']}, sl_arch {versions['sl_arch']}
+(commit {versions['commit']}), {versions['platform']}. Option files, logs and checkpoints: `{info['work_dir']}/`;
+raw numbers (per sequence too): `results.json`.
+"""
+
+
+# ---------------------------------------------------------------------------------- files
+def save_plot(rows, path):
+    """Scatter of mean real-footage PSNR-Y against test time per frame, one labelled point per row."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(8, 5.5))
+    for row in rows:
+        if row.get('error') or row.get('ms_per_frame') is None or real_psnr(row) is None:
+            continue
+        colour = ('tab:red' if row['key'] == 'SemanticLens' else 'tab:orange' if row['key'].startswith('SL_')
+                  else 'black' if row['key'] in ('bicubic', 'SingleFrame') else 'tab:blue')
+        axes.scatter(row['ms_per_frame'], real_psnr(row), color=colour, s=40, zorder=3)
+        axes.annotate(row['label'], (row['ms_per_frame'], real_psnr(row)), textcoords='offset points',
+                      xytext=(5, 3), fontsize=8)
+    axes.set_xscale('log')
+    axes.set_xlabel('ms per frame (log scale)')
+    axes.set_ylabel('mean PSNR-Y on real held-out footage (dB)')
+    axes.set_title('Equal training time: red SemanticLens, orange ablations, black references, blue BasicSR')
+    axes.grid(True, alpha=0.3, which='both')
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def check_report_folder(out_dir, names=REPORT_FILES):
+    """Refuse an ``--out`` folder where writing the report would replace files we did not write.
+
+    The report files ``names`` are ours when ``results.json`` is one of our results (it holds
+    ``info`` and ``rows``).
+
+    Raises:
+        SLError: naming the folder, the files in the way and the fix.
+    """
+    check_writable(out_dir, '--out')
+    present = [name for name in names if osp.lexists(osp.join(out_dir, name))]
+    if not present:
+        return
+    try:
+        with open(osp.join(out_dir, 'results.json'), encoding='utf-8') as handle:
+            ours = {'info', 'rows'} <= set(json.load(handle))
+    except (OSError, ValueError):
+        ours = False
+    if not ours:
+        raise SLError(f'--out {out_dir} holds {", ".join(present)} that sl_arch did not write; '
+                      'choose another --out folder.')
+
+
+def write_text_file(path, text):
+    """Write ``text`` to ``path`` atomically."""
+
+    def write(tmp_path):
+        with open(tmp_path, 'w', encoding='utf-8') as handle:
+            handle.write(text)
+
+    atomic_write(path, write)
+
+
+def write_outputs(out_dir, rows, info):
+    """Write ``results.json``, ``psnr_vs_ms.png`` and ``report.md`` to ``out_dir``; returns the report text."""
+    os.makedirs(out_dir, exist_ok=True)
+    write_text_file(osp.join(out_dir, 'results.json'), json.dumps({'info': info, 'rows': rows}, indent=2) + '\n')
+    atomic_write(osp.join(out_dir, 'psnr_vs_ms.png'), lambda tmp: save_plot(rows, tmp), suffix='.tmp.png')
+    text = markdown_report(rows, info)
+    write_text_file(osp.join(out_dir, 'report.md'), text)
+    return text

@@ -1,0 +1,97 @@
+"""Training and testing of benchmark rows: ``sl-train`` then ``sl-test`` in child processes.
+
+Each child runs with a fixed number of threads (one by default) in the benchmark's work folder;
+its figures are read back from the JSON records SLVideoRecurrentModel writes beside BasicSR's log:
+``experiments/<name>/train_time.json`` (CPU or GPU seconds, iterations) and
+``results/<name>/metrics_<dataset>.json`` (PSNR-Y / SSIM-Y per sequence and their mean).
+"""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+
+from sl_arch.bench.common import child_env
+from sl_arch.bench.options import test_options, train_options, write_yaml
+from sl_arch.models.sl_video_recurrent_model import TRAIN_TIME_FILE, metrics_file_name
+from sl_arch.utils.errors import SLError
+
+
+def run_command(args, cwd, log_path, threads):
+    """Run ``python -m <args>`` in ``cwd`` with ``threads`` threads, its output going to ``log_path``.
+
+    Raises:
+        SLError: the command failed; names its last output line and the log.
+    """
+    os.makedirs(osp.dirname(log_path), exist_ok=True)
+    with open(log_path, 'w', encoding='utf-8') as log:
+        result = subprocess.run([sys.executable, '-m', *args], cwd=cwd, env=child_env(threads), stdout=log,
+                                stderr=subprocess.STDOUT)
+    if result.returncode != 0:
+        with open(log_path, encoding='utf-8', errors='replace') as log:
+            lines = [line.strip() for line in log if line.strip()]
+        raise SLError(f'{args[0]} failed ({lines[-1] if lines else "no output"}); see {log_path}')
+
+
+def read_record(path):
+    """A JSON record a run wrote; SLError naming it when it is missing."""
+    if not osp.isfile(path):
+        raise SLError(f'{path} was not written; see the run\'s log beside it.')
+    with open(path, encoding='utf-8') as handle:
+        return json.load(handle)
+
+
+def train_then_test(name, train_opt, test_opt, work_dir, threads):
+    """Write the option files of one run, train it with ``sl-train``, test it with ``sl-test``.
+
+    Option files go to ``<work_dir>/options/``, console output to ``<work_dir>/logs/``; BasicSR
+    archives an earlier run's ``experiments/<name>`` and ``results/<name>`` folders, it removes nothing.
+
+    Args:
+        name (str): Run name, also of both option files.
+        train_opt (dict): Training options (``name`` equal to ``name``).
+        test_opt (dict): Test options loading ``experiments/<name>/models/net_g_latest.pth``.
+        work_dir (str): Absolute folder the children run in.
+        threads (int): Threads of each child.
+
+    Returns:
+        dict: ``train`` (``train_time.json``), ``metrics`` (dataset name -> ``{metric: {'mean',
+        'sequences'}}``), ``train_wall_s``, ``test_wall_s``.
+    """
+    train_yml = osp.join(work_dir, 'options', f'train_{name}.yml')
+    test_yml = osp.join(work_dir, 'options', f'test_{name}.yml')
+    write_yaml(train_yml, train_opt)
+    write_yaml(test_yml, test_opt)
+    logs = osp.join(work_dir, 'logs')
+    started = time.perf_counter()
+    run_command(['sl_arch.train', '-opt', train_yml], work_dir, osp.join(logs, f'{name}_train.out'), threads)
+    trained = time.perf_counter()
+    train_record = read_record(osp.join(work_dir, 'experiments', name, TRAIN_TIME_FILE))
+    run_command(['sl_arch.test', '-opt', test_yml], work_dir, osp.join(logs, f'{name}_test.out'), threads)
+    metrics = {}
+    for dataset in test_opt['datasets'].values():
+        record = read_record(osp.join(work_dir, 'results', name, metrics_file_name(dataset['name'])))
+        metrics[dataset['name']] = record['metrics']
+    return {'train': train_record, 'metrics': metrics, 'train_wall_s': trained - started,
+            'test_wall_s': time.perf_counter() - trained}
+
+
+def train_and_test_row(row, budget, train_set, test_sets, work_dir, threads):
+    """Train and test one benchmark row from the shared templates of :mod:`sl_arch.bench.options`.
+
+    Args:
+        row (dict): ``key`` and ``network_g`` of the row.
+        budget (dict): The mode's budget (:data:`sl_arch.bench.options.MODES`, with the command's changes).
+        train_set (dict), test_sets (dict): From :func:`sl_arch.bench.options.dataset_options`.
+        work_dir (str): Absolute folder of option files, logs, experiments and results.
+        threads (int): Threads of each child.
+
+    Returns:
+        dict: What :func:`train_then_test` returns plus ``checkpoint``.
+    """
+    name = f'bench_{row["key"]}'
+    checkpoint = osp.join(work_dir, 'experiments', name, 'models', 'net_g_latest.pth')
+    result = train_then_test(name, train_options(name, row['network_g'], budget, train_set),
+                             test_options(name, row['network_g'], test_sets, checkpoint), work_dir, threads)
+    return dict(result, checkpoint=checkpoint)
