@@ -207,7 +207,7 @@ def capture(net, spec, lqs, dynamic):
 
     Args:
         net (nn.Module): The network (eval mode, CPU).
-        spec (ArchSpec): Its spec (``graph_multiple``, ``min_size``).
+        spec (ArchSpec): Its spec (``graph_multiple``, ``graph_min_size``, ``min_size``).
         lqs (Tensor): (1, t, c, h, w) example input.
         dynamic (bool): Try dynamic height and width.
 
@@ -218,14 +218,17 @@ def capture(net, spec, lqs, dynamic):
     from torch.nn.attention import SDPBackend, sdpa_kernel
     multiple = spec.graph_multiple
     height, width = lqs.shape[-2:]
+    smallest = math.ceil(max(spec.min_size, spec.graph_min_size) / multiple) * multiple
     reason = None
     if not dynamic:
         reason = 'fixed by --fixed-size'
     elif height % multiple or width % multiple:
         reason = f'{width}x{height} is not a multiple of {multiple} (the sizes the graph is uniform over)'
+    elif min(height, width) < smallest:
+        reason = f'{width}x{height} is below {smallest}, the side from which the graph is uniform'
     with _quiet(), sdpa_kernel(SDPBackend.MATH):
         if reason is None:
-            blocks = max(1, math.ceil(spec.min_size / multiple))
+            blocks = smallest // multiple
             shapes = {'height': torch.export.Dim('height_blocks', min=blocks),
                       'width': torch.export.Dim('width_blocks', min=blocks)}
             try:
@@ -364,7 +367,8 @@ def export(args):
     axes = {'batch': 'fixed 1',
             'frames': f'fixed {frames}' + (' (the network\'s window)' if spec.is_sliding_window else
                                            ' (the recurrence is unrolled over the frames)'),
-            'height/width': (f'dynamic: any multiples of {multiple} from {max(multiple, spec.min_size)}' if dynamic
+            'height/width': (f'dynamic: any multiples of {multiple} from '
+                             f'{math.ceil(max(spec.min_size, spec.graph_min_size) / multiple) * multiple}' if dynamic
                              else f'fixed {width}x{height}: {fixed_reason}')}
     metadata = {'sl_arch.network_g': net_opt, 'sl_arch.scale': spec.scale, 'sl_arch.frames': frames,
                 'sl_arch.axes': axes, 'sl_arch.weights': os.path.basename(args.weights)}

@@ -187,6 +187,13 @@ def test_semantic_lens_spec_matches_what_the_network_accepts():
     assert (spec.scale, spec.min_size, spec.makes_masks, spec.needs_masks, spec.is_sliding_window) == (4, 16, True,
                                                                                                        False, False)
     assert spec.graph_multiple == TINY_NET['window_size']
+    # from this side on the flow pyramid uses all its levels (SLFlowWarper's min_level_size 4 px at the coarsest)
+    from sl_arch.archs.semantic_lens_arch import PRESETS
+    for name in ('tiny', 'paper'):
+        side = arch_spec(dict(PRESETS[name], type='SemanticLens')).graph_min_size
+        warper = build_network(dict(PRESETS[name], type='SemanticLens', use_semantics=False)).flow_warper
+        assert warper.levels_for(side, side) == warper.num_levels > warper.levels_for(side - 1, side)
+    assert arch_spec(dict(PRESETS['paper'], type='SemanticLens')).graph_min_size == 128
     assert runs(TINY_NET, 1, 16, 16) and not runs(TINY_NET, 2, 15, 40)
     assert arch_spec(dict(TINY_NET, scale=2)).scale == 2
     assert not arch_spec(dict(TINY_NET, use_semantics=False)).makes_masks

@@ -50,6 +50,8 @@ class ArchSpec:
         needs_masks (bool): ``forward`` needs instance masks given with the frames.
         graph_multiple (int): Sides that are multiples of this take the same code path (no
             padding branch), so a graph traced at one such size holds for the others.
+        graph_min_size (int): Smallest side from which that holds (below it SemanticLens' flow
+            pyramid uses fewer levels, a different graph).
     """
     type: str
     scale: Optional[int] = None
@@ -61,6 +63,7 @@ class ArchSpec:
     makes_masks: bool = False
     needs_masks: bool = False
     graph_multiple: int = 1
+    graph_min_size: int = 1
 
     @property
     def is_sliding_window(self):
@@ -97,8 +100,13 @@ def _semantic_lens(opt):
     extractor = dict(opt['semantic_extractor'] or {'type': 'SLSemanticExtractor'})
     extractor_class = ARCH_REGISTRY.get(extractor['type']) if extractor.get('type') in ARCH_REGISTRY else None
     needs_masks = uses_semantics and bool(getattr(extractor_class, 'needs_masks', False))
+    full_pyramid = 1
+    if opt['use_flow']:  # SLFlowWarper uses all its levels once the coarsest keeps min_level_size px
+        warper = inspect.signature(ARCH_REGISTRY.get('SLFlowWarper').__init__).parameters
+        full_pyramid = warper['min_level_size'].default * 2**(opt['flow_levels'] - 1)
     return dict(scale=opt['scale'], min_size=SEMANTIC_LENS_MIN_SIZE, makes_masks=uses_semantics and not needs_masks,
-                needs_masks=needs_masks, graph_multiple=opt['window_size'])
+                needs_masks=needs_masks, graph_multiple=opt['window_size'],
+                graph_min_size=max(SEMANTIC_LENS_MIN_SIZE, full_pyramid))
 
 
 def _basicvsr(opt):

