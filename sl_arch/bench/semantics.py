@@ -187,11 +187,9 @@ def matched_iou(pred, true, num_slots):
 
 
 def load_checkpoint_network(checkpoint):
-    """The network of an sl-train checkpoint, in eval mode."""
-    from sl_arch.infer import build_network, network_options
-    from sl_arch.utils.checkpoint import read_checkpoint
-    weights = read_checkpoint(checkpoint)
-    return build_network(network_options(checkpoint, None, weights), checkpoint, weights, 'params', checkpoint)
+    """The network of an sl-train checkpoint (its ``network_g``, weights ``params``), in eval mode on the CPU."""
+    from sl_arch.utils.checkpoint import load_network
+    return load_network(checkpoint, param_key='params').net
 
 
 def read_frames(synthetic_root, clip, num_frames, kind='BI', split='val'):
