@@ -62,7 +62,7 @@ def test_edvr_takes_the_training_clip_length_and_is_tested_on_sliding_windows_of
     assert edvr['num_frame'] == 7
     test_opt = options.test_options('bench_EDVR', edvr, {'demo': {'name': 'demo'}}, 'net.pth')
     assert test_opt['val']['tile'] == {'padding': 'reflection_circle', 'multiple': 4, 'num_neighbours': 7}
-    assert list(test_opt['datasets']) == ['test_1'] and 'min_input_size' not in test_opt
+    assert list(test_opt['datasets']) == ['test_1'] and test_opt['min_input_size'] == 4
 
 
 def test_a_preset_without_pretrained_flow_is_one_line_error_before_any_work(tmp_path, capsys):
@@ -163,7 +163,7 @@ def test_micro_benchmark_trains_every_model_for_the_same_cpu_seconds_and_reports
     # one template: only name, network_g and min_input_size differ; BasicVSR's 16-px clips are padded to 33
     option_files = [yaml.safe_load(Path(tmp_path, 'work', 'options', f'train_bench_{row["key"]}.yml').read_text())
                     for row in trained]
-    assert [option.get('min_input_size') for option in option_files] == [None, 33]
+    assert [option.get('min_input_size') for option in option_files] == [16, 33]  # arch_spec's smallest sides
     assert option_files[0]['network_g']['flow_load_path'].endswith('slflow_tiny_synthetic_dis.pth')
     assert option_files[1]['network_g']['spynet_path'].endswith('spynet_synthetic_dis.pth')
     for option in option_files:

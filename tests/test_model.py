@@ -1,5 +1,6 @@
 """SLVideoRecurrentModel: CPU validation, EMA at test time, tiled test, flow freeze, checkpoints, option files."""
 import glob
+import math
 from pathlib import Path
 
 import pytest
@@ -149,3 +150,84 @@ def test_every_option_file_uses_registered_classes_and_builds_its_network(option
     # SemanticLens has `scale`, SRResNet `upscale`; BasicSR's BasicVSR, IconVSR, BasicVSR++ and EDVR are x4 only
     network_scale = getattr(net, 'scale', None) or getattr(inner, 'upscale', None) or 4
     assert opt['scale'] == network_scale
+
+
+def training_batch(opt):
+    return next(iter(build_dataloader(build_dataset(opt['datasets']['train']), opt['datasets']['train'], num_gpu=0)))
+
+
+def test_validation_writes_per_sequence_metrics_and_the_mean_of_sequence_means_as_json(tmp_path):
+    import json
+    model, opt = build(tmp_path)
+    Path(opt['path']['experiments_root']).mkdir(parents=True)
+    model.validation(val_loader(opt, chunk_size=4), current_iter=3, tb_logger=None, save_img=False)
+
+    record = json.loads((Path(opt['path']['experiments_root']) / 'metrics_synthetic_val.json').read_text())
+    assert record['iteration'] == 3 and record['frames'] == {'clip0': 6, 'clip1': 6}
+    for index, metric in enumerate(('psnr', 'ssim')):
+        sequences = {folder: table[:, index].mean().item() for folder, table in model.metric_results.items()}
+        assert record['metrics'][metric]['sequences'] == pytest.approx(sequences)
+        assert record['metrics'][metric]['mean'] == pytest.approx(sum(sequences.values()) / 2)
+    assert record['metrics']['psnr']['mean'] == pytest.approx(model.best_metric_results['synthetic_val']['psnr']['val'])
+
+
+def test_budget_cosine_anneals_over_the_spent_part_of_the_cpu_seconds(tmp_path):
+    model, _ = build(tmp_path)
+    options = dict(model.opt)
+    options['train'] = dict(options['train'], cpu_seconds=100,
+                            scheduler={'type': 'BudgetCosineLR', 'eta_min': 1e-5})
+    model = build_model(options)
+    assert model.clock.kind == 'cpu' and model.clock.budget == 100
+    groups = model.optimizer_g.param_groups  # flow parameters at lr * flow_lr_mul (0.5)
+    for spent, factor in ((0, 1.0), (50, 0.5), (100, 0.0)):
+        model.clock.offset = spent
+        model.update_learning_rate(2)
+        # the clock also counts the CPU time since update_learning_rate started it: well under 0.1 s
+        assert groups[0]['lr'] == pytest.approx(1e-5 + (1e-3 - 1e-5) * factor, abs=1e-6)
+        assert groups[1]['lr'] == pytest.approx(1e-5 + (5e-4 - 1e-5) * factor, abs=1e-6)
+    assert model.budget_spent() and not build_model(dict(options, train=dict(options['train'], cpu_seconds=1e9))) \
+        .budget_spent()
+
+
+def test_a_time_scheduler_without_a_budget_and_both_budgets_are_refused(tmp_path):
+    from sl_arch.utils.options import OptionError
+    model, opt = build(tmp_path)
+    with pytest.raises(OptionError, match='BudgetCosineLR anneals over a time budget'):
+        build_model(dict(opt, train=dict(opt['train'], scheduler={'type': 'BudgetCosineLR', 'eta_min': 0})))
+    with pytest.raises(OptionError, match='both set'):
+        build_model(dict(opt, train=dict(opt['train'], cpu_seconds=1, gpu_seconds=1)))
+
+
+@pytest.mark.parametrize('autocast', ['bf16', 'fp16'])
+def test_mixed_precision_training_step_updates_the_weights_with_a_float32_loss(tmp_path, autocast):
+    model, opt = build(tmp_path)
+    opt = dict(opt, train=dict(opt['train'], autocast=autocast))
+    torch.manual_seed(0)
+    model = build_model(opt)
+    assert (model.grad_scaler is not None) == (autocast == 'fp16')
+    seen = []
+    model.net_g.conv_last.register_forward_hook(lambda module, args, output: seen.append(output.dtype))
+    before = model.net_g.conv_last.weight.detach().clone()
+    model.feed_data(training_batch(opt))
+    model.optimize_parameters(1)
+
+    assert set(seen) == {torch.bfloat16 if autocast == 'bf16' else torch.float16}
+    assert model.output.dtype == torch.float32 and math.isfinite(model.log_dict['l_pix'])
+    assert not torch.equal(before, model.net_g.conv_last.weight) and model.net_g.conv_last.weight.dtype == torch.float32
+    assert model.clock.iterations == 1
+    with pytest.raises(Exception, match="train.autocast: 'bf32' is not one of bf16, fp16, false"):
+        build_model(dict(opt, train=dict(opt['train'], autocast='bf32')))
+
+
+def test_clips_below_min_input_size_are_padded_for_the_network_and_cropped_back(tmp_path):
+    model, opt = build(tmp_path)
+    model.min_input_size = 20
+    seen = []
+    model.net_g.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape)))
+    lq = torch.rand(1, 3, 3, 16, 24)
+    model.feed_data({'lq': lq})
+    model.test()
+    assert seen == [(1, 3, 3, 20, 24)] and model.output.shape == (1, 3, 3, 64, 96)
+    with torch.no_grad():
+        padded = torch.cat([lq, lq[:, :, :, -1:].expand(-1, -1, -1, 4, -1)], dim=3)
+        assert torch.allclose(model.output, model.net_g.eval()(padded)[..., :64, :], atol=1e-5)

@@ -211,3 +211,41 @@ def test_a_seed_given_with_force_yml_is_the_seed_training_uses(tmp_path):
 
     assert all(torch.equal(value, seeds['file1'][key]) for key, value in seeds['forced1'].items())
     assert not all(torch.equal(value, seeds['file0'][key]) for key, value in seeds['forced1'].items())
+
+
+def test_sl_train_with_a_cpu_budget_stops_after_the_iteration_that_spends_it_then_saves_and_validates(tmp_path):
+    import json
+    options = make_options(tmp_path / 'data', total_iter=100000, save_freq=100000)
+    options['train'].update(cpu_seconds=2, scheduler={'type': 'BudgetCosineLR', 'eta_min': 1e-5})
+    option_file = write_options(tmp_path / 'train.yml', options)
+
+    result = run_cli('sl_arch.train', '-opt', option_file, cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    experiment = tmp_path / 'experiments' / 'tiny'
+    record = json.loads((experiment / 'train_time.json').read_text())
+    assert record['clock'] == 'cpu' and record['budget_spent'] and record['final']
+    assert 2 <= record['seconds'] < 2 + 2 * record['seconds_per_iteration'] + 1  # the iteration that passed it, no more
+    assert 1 <= record['iterations'] < 100000
+    assert (experiment / 'models' / 'net_g_latest.pth').is_file()
+    metrics = json.loads((experiment / 'metrics_synthetic_val.json').read_text())
+    assert metrics['iteration'] == record['iterations'] and metrics['metrics']['psnr']['mean'] > 5
+    assert 'End of training' in read_train_log(experiment)
+
+
+def test_sl_train_refuses_two_budgets_and_an_unknown_autocast_in_one_line_before_writing(tmp_path, monkeypatch,
+                                                                                         capsys):
+    import pytest
+
+    from sl_arch.train import main
+    monkeypatch.chdir(tmp_path)
+    for change, message in (({'cpu_seconds': 1, 'gpu_seconds': 1}, 'has both cpu_seconds and gpu_seconds'),
+                            ({'autocast': 'fp8'}, "train.autocast: 'fp8' is not one of bf16, fp16, false"),
+                            ({'cpu_seconds': -3}, 'cpu_seconds: -3 is not a positive number of seconds')):
+        options = make_options(tmp_path / 'data')
+        options['train'].update(change)
+        with pytest.raises(SystemExit) as exit_info:
+            main(['-opt', write_options(tmp_path / 'train.yml', options)])
+        error = capsys.readouterr().err.strip().splitlines()
+        assert exit_info.value.code == 2 and len(error) == 1 and message in error[0]
+        assert not (tmp_path / 'experiments').exists()

@@ -87,25 +87,16 @@ def bicubic_metrics(test_set):
             for k, metric in enumerate(('psnr', 'ssim'))}
 
 
-def load_row_network(network_opt, checkpoint, device):
-    """The row's network with its trained weights (``params``), in eval mode on ``device``."""
-    from basicsr.archs import build_network
-    from sl_arch.utils.checkpoint import load_state_strict, network_state_dict, read_checkpoint
-    net = build_network(dict(network_opt))
-    if checkpoint:
-        load_state_strict(net, network_state_dict(read_checkpoint(checkpoint), 'params'), checkpoint)
-    return net.to(device).eval()
-
-
 def time_network(payload, lq):
     """GFLOPs, time per frame and peak memory of one test forward of the row's network over ``lq`` (1, t, c, h, w)."""
     import torch
 
     from sl_arch.bench.common import count_flops, max_rss_mib, median_seconds
     from sl_arch.models.sl_video_recurrent_model import pad_to_min_size
+    from sl_arch.utils.checkpoint import load_network
     from sl_arch.utils.tiling import forward_video
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    net = load_row_network(payload['network_g'], payload.get('checkpoint'), device)
+    net = load_network(payload['checkpoint'], payload['network_g'], param_key='params', device=device).net
     clip = pad_to_min_size(lq, payload['min_input_size']) if payload.get('min_input_size') else lq
     clip, tile = clip.to(device), payload.get('tile')
 

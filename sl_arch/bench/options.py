@@ -53,15 +53,12 @@ PRETRAINED_SPYNET = 'model_zoo/spynet_synthetic_dis.pth'
 PRETRAINED_SL_FLOW = {'tiny': 'model_zoo/slflow_tiny_synthetic_dis.pth'}
 SPYNET_ARCHS = ('BasicVSR', 'IconVSR', 'SLBasicVSRPlusPlus')
 
-#: Smallest LR side each architecture takes; smaller clips and patches are padded (``min_input_size``
-#: of SLVideoRecurrentModel). BasicSR's SPyNet rounds sides up to a multiple of 32 and halves them
-#: five times, so a side of 32 px or less reaches 0 px; BasicVSR++ asserts 64 px.
-MIN_INPUT_SIZE = {'BasicVSR': 33, 'IconVSR': 33, 'SLBasicVSRPlusPlus': 64}
-
 #: How each baseline is sized: (options of a grid point, searched axes, the width axis first).
 SIZE_GRIDS = {
+    # SRResNet from 48 channels and 5 residual blocks up (the model zoo's reference of SemanticLens tiny
+    # is 48 ch / 7 blocks): no narrow-and-deep or wide-and-shallow extremes of the same count
     'SLFrameWise': (lambda **size: {'type': 'SLFrameWise', 'network': dict(type='MSRResNet', upscale=4, **size)},
-                    {'num_feat': tuple(range(16, 129, 8)), 'num_block': tuple(range(1, 31))}),
+                    {'num_feat': (48, 64, 96, 128, 192), 'num_block': tuple(range(5, 41))}),
     'BasicVSR': (lambda **size: dict(type='BasicVSR', spynet_path=None, **size),
                  {'num_feat': (16, 24, 32, 48, 64), 'num_block': tuple(range(1, 31))}),
     'IconVSR': (lambda **size: dict(type='IconVSR', keyframe_stride=5, temporal_padding=2, spynet_path=None,
@@ -77,9 +74,6 @@ SIZE_GRIDS = {
              {'num_feat': (16, 24, 32, 48, 64), 'num_extract_block': (1, 2, 3, 5),
               'num_reconstruct_block': (1, 2, 3, 5, 10)}),
 }
-#: EDVR predicts the centre of its ``num_frame`` frames (the training clip length here): tested on
-#: sliding windows of that many frames, padded to a multiple of 4 (:func:`val_tile`).
-EDVR_TILE = {'padding': 'reflection_circle', 'multiple': 4}
 METRICS = {
     'psnr': {'type': 'calculate_psnr', 'crop_border': 0, 'test_y_channel': True},
     'ssim': {'type': 'calculate_ssim', 'crop_border': 0, 'test_y_channel': True},
@@ -254,8 +248,15 @@ def real_test_sets():
 
 # ---------------------------------------------------------------------------------- option files
 def min_input_size(network_opt):
-    """The ``min_input_size`` option of a network (None where it takes any size)."""
-    return MIN_INPUT_SIZE.get(network_opt['type'])
+    """The ``min_input_size`` option of a network: its smallest input side (:func:`sl_arch.archs.spec.arch_spec`).
+
+    Clips and training patches below it are padded by SLVideoRecurrentModel: BasicSR's SPyNet
+    (BasicVSR, IconVSR) needs 33 px, BasicVSR++ 64 px, and the synthetic clips are 24 px high.
+    None for networks that take any size.
+    """
+    from sl_arch.archs.spec import arch_spec
+    size = arch_spec(network_opt).min_size
+    return size if size > 1 else None
 
 
 def with_min_input_size(options, network_opt):
@@ -309,10 +310,18 @@ def train_options(name, network_opt, budget, train_set):
 
 
 def val_tile(network_opt):
-    """``val.tile`` of a network: EDVR's sliding windows (:data:`EDVR_TILE`), None for the others (and bicubic)."""
-    if not network_opt or network_opt['type'] != 'EDVR':
+    """``val.tile`` of a network: one window per output frame for a centre-frame network (EDVR).
+
+    The window length and the multiple the sides are padded to come from the network's
+    :func:`sl_arch.archs.spec.arch_spec`; clip ends are padded as BasicSR's EDVR test data are
+    (``reflection_circle``). None for whole-clip networks and bicubic.
+    """
+    from sl_arch.archs.spec import arch_spec
+    spec = arch_spec(network_opt) if network_opt else None
+    if spec is None or not spec.is_sliding_window:
         return None
-    return dict(EDVR_TILE, num_neighbours=network_opt.get('num_frame', 5))
+    return {'num_neighbours': spec.sliding_window_frames, 'padding': 'reflection_circle',
+            'multiple': spec.size_multiple}
 
 
 def test_options(name, network_opt, test_sets, checkpoint):

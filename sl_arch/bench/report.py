@@ -31,6 +31,11 @@ def real_psnr(row):
     return None if not values or None in values else sum(values) / len(values)
 
 
+def plural(count, noun):
+    """``'1 iteration'``, ``'2 iterations'``."""
+    return f'{count} {noun}' + ('' if count == 1 else 's')
+
+
 def seconds_per_iteration(row):
     """Training seconds per iteration of ``row`` (its clock's seconds), or None."""
     return (row.get('train') or {}).get('seconds_per_iteration')
@@ -76,13 +81,13 @@ def single_frame_sentence(sl, single, clock):
     real = real_psnr(sl) - real_psnr(single)
     return (f'- **Against the equal-size single-frame network at equal {clock} time**: SemanticLens is '
             f'**{"ahead" if real > 0 else "behind"} by {abs(real):.2f} dB PSNR-Y on real held-out footage** '
-            f'({margin_text(deltas)}). It did {iterations(sl)} iterations, the single-frame network '
+            f'({margin_text(deltas)}). It did {plural(iterations(sl), "iteration")}, the single-frame network '
             f'{iterations(single)}.')
 
 
 def baseline_sentence(sl, row):
     real = real_psnr(sl) - real_psnr(row)
-    return (f'- Against {row["label"]} ({iterations(row)} iterations in the same budget): SemanticLens '
+    return (f'- Against {row["label"]} ({plural(iterations(row), "iteration")} in the same budget): SemanticLens '
             f'{"ahead" if real > 0 else "behind"} by {abs(real):.2f} dB on real footage '
             f'({margin_text(margins(sl, row))}).')
 
@@ -136,8 +141,11 @@ def results_table(rows, info):
 def budget_section(rows, info):
     """What every model shared: data, budget, optimiser, pretrained flow, sizes."""
     budget = info['budget']
+    patch = budget['gt_size'] // 4
     sizes = '\n'.join(f'- {row["label"]}: `{json.dumps(network_sizes(row["network_g"]))}`'
-                      + (f', LR input padded to at least {row["min_input_size"]} px' if row.get('min_input_size') else '')
+                      + (f'; its smallest input is {row["min_input_size"]} px, so the {patch}-px training patches '
+                         'and smaller test clips are padded to it (`min_input_size`)'
+                         if (row.get('min_input_size') or 0) > patch else '')
                       for row in rows if row.get('network_g') and row['kind'] != 'SemanticLens')
     tests = ', '.join(f'{test["label"]} (`{info["test_sets"][name]}`)' for name, test in TEST_SETS.items())
     measured = ('CPU time of the one-thread training process, `time.process_time`, data loading included'

@@ -205,8 +205,8 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
       (``torch.amp.GradScaler``). Validation runs in float32. Default: false.
     * ``min_input_size`` (int, top level): LR clips smaller than this are replicate-padded at the
       bottom and right before the network, in training and testing, and its output cropped back:
-      for networks with a smallest input (BasicSR's SPyNet needs more than 32 px per side,
-      BasicVSR++ asserts 64).
+      for networks with a smallest input (``sl_arch.archs.spec``: BasicSR's SPyNet needs more than
+      32 px per side, BasicVSR++ asserts 64). Not with the mask losses on patches it would pad.
     * ``val.tile`` (dict, optional): keyword arguments of :func:`sl_arch.utils.tiling.forward_video`
       (``chunk``/``overlap`` frames, ``tile``/``tile_overlap`` pixels, ``num_neighbours`` for a
       centre-frame network such as EDVR).
@@ -454,9 +454,6 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
         self.cri_mask = build_loss(train_opt['mask_opt']).to(self.device) if train_opt.get('mask_opt') else None
         self.cri_mask_consistency = (build_loss(train_opt['mask_consistency_opt']).to(self.device)
                                      if train_opt.get('mask_consistency_opt') else None)
-        if self.min_input_size and (self.cri_mask is not None or self.cri_mask_consistency is not None):
-            raise OptionError('min_input_size pads the network input, which the mask losses do not follow; '
-                              'remove min_input_size or train.mask_opt / mask_consistency_opt.')
         self.autocast = train_opt.get('autocast') or None
         if self.autocast is not None and self.autocast not in AUTOCAST_DTYPES:
             raise OptionError(f'train.autocast: {self.autocast!r} is not one of bf16, fp16, false; fix it in the '
@@ -518,6 +515,10 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
         if self.cri_mask is None and self.cri_mask_consistency is None:
             self.output = self._forward(self.net_g, self.lq, self.masks)
             return None
+        if self.min_input_size > min(self.lq.shape[-2:]):
+            raise OptionError(f'training patches of {self.lq.shape[-1]}x{self.lq.shape[-2]} LR px would be padded to '
+                              f'min_input_size {self.min_input_size}, which the mask losses do not follow; use a larger '
+                              'gt_size or remove train.mask_opt / mask_consistency_opt.')
         self.output, aux = self.net_g(self.lq, return_aux=True)
         if aux['masks'] is None:
             raise SLError('train.mask_opt / mask_consistency_opt need a network with its semantic branch '
