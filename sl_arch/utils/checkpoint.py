@@ -10,7 +10,7 @@ rule, builds the network through BasicSR's registry and loads the weights strict
 """
 import os
 import re
-import warnings
+import sys
 from typing import NamedTuple
 
 import torch
@@ -188,9 +188,6 @@ def resolve_network_options(weights, checkpoint, net_opt=None, opt_path=None, na
        file of the demo): the user named it for this run;
     3. else the ``network_g`` metadata sl-train saves in every checkpoint.
 
-    When an explicit source (1 or 2) differs from the checkpoint's metadata in a key other than
-    ``*_path``, a warning names the keys; the explicit options are used.
-
     Returns:
         tuple[dict, str]: The options (a copy) and their source, for messages.
 
@@ -209,13 +206,15 @@ def resolve_network_options(weights, checkpoint, net_opt=None, opt_path=None, na
     else:
         raise CheckpointError(f'checkpoint {weights} carries no network_g metadata (it was not saved by sl-train); '
                               f'pass the option file it was trained with: {names["opt"]} FILE.yml.')
-    if metadata is not None:
-        ours, theirs = _without_paths(resolved), _without_paths(metadata)
-        differing = sorted(key for key in set(ours) | set(theirs) if ours.get(key) != theirs.get(key))
-        if differing:
-            warnings.warn(f'network_g from {source} differs from the network_g saved in {weights} in '
-                          f'{", ".join(differing)}; using the one from {source}.', stacklevel=3)
     return resolved, source
+
+
+def differing_options(first, second):
+    """The keys whose values differ between two ``network_g`` of the same type, constructor defaults
+    filled in and ``*_path`` keys left out (those name files of pretrained parts, not the network)."""
+    from sl_arch.archs.spec import options_with_defaults
+    first, second = (_without_paths(options_with_defaults(options)) for options in (first, second))
+    return sorted(key for key in set(first) | set(second) if first.get(key) != second.get(key))
 
 
 def build_from_options(net_opt, source='network_g'):
@@ -248,6 +247,10 @@ def load_network(weights, net_opt=None, opt_path=None, param_key=None, device='c
     ``ARCH_REGISTRY`` (importing sl_arch has registered its architectures), loads the weights
     strictly (a ``module.`` prefix is stripped) and moves it to ``device`` in eval mode.
 
+    Explicit options of the checkpoint's type that load but differ from its saved ``network_g``
+    (keys without weights, e.g. ``window_size``, change what the network computes) print one
+    ``warning:`` line on stderr naming the keys.
+
     Args:
         weights (str): Checkpoint file (sl-train or BasicSR), or a bare state dict saved by torch.
         net_opt (dict | None): ``network_g`` options; win over ``opt_path`` and the metadata.
@@ -274,6 +277,12 @@ def load_network(weights, net_opt=None, opt_path=None, param_key=None, device='c
     state_dict = network_state_dict(checkpoint, param_key, weights)
     used_key = next((key for key in ([param_key] if param_key else []) + ['params_ema', 'params']
                      if isinstance(checkpoint.get(key), dict)), None)
+    metadata = checkpoint.get(NETWORK_OPT_KEY)
     del checkpoint
     load_state_strict(net, state_dict, weights)
+    if source != weights and isinstance(metadata, dict) and metadata.get('type') == resolved['type']:
+        differing = differing_options(resolved, metadata)
+        if differing:
+            print(f'warning: network_g from {source} differs from the one saved in {weights} in '
+                  f'{", ".join(differing)}; using the one from {source}.', file=sys.stderr)
     return LoadedNetwork(net.to(device).eval(), resolved, arch_spec(resolved), source, used_key)
