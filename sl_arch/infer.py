@@ -5,6 +5,11 @@ overlapping temporal windows (``--chunk``, ``--overlap``) and overlapping spatia
 ``--tile-overlap``), blended once (:mod:`sl_arch.utils.tiling`), and each output frame is written as
 soon as no later window can change it. A frame-folder output resumes after an interruption.
 
+The input is read once before the work starts (exact frame count, timestamps, and shot cuts,
+:mod:`sl_arch.io.shots`); windows are planned per shot, so no temporal window and no recurrent
+state crosses a cut. A video output keeps the input's timestamps (a variable frame rate too) and
+copies its audio and subtitle streams unchanged (:mod:`sl_arch.io.video`).
+
 Example::
 
     sl-infer -i clip.mp4 -o clip_x4.mp4 --weights experiments/run/models/net_g_latest.pth
@@ -22,17 +27,23 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from sl_arch.data.video_io import VIDEO_EXTENSIONS, natural_key
+from sl_arch.io.images import FrameFolderWriter, finished_frames, frame_name
+from sl_arch.io.listing import VIDEO_EXTENSIONS, is_image_file, natural_key
+from sl_arch.io.shots import DEFAULT_THRESHOLD, MIN_SHOT_FRAMES, ShotDetector
+from sl_arch.io.source import FrameSource
+from sl_arch.io.tensors import frames_to_tensor, tensor_to_frame
+from sl_arch.io.video import (DEFAULT_PIX_FMT, WRITE_FORMATS, EncoderSettings, VideoWriter, check_video_output,
+                              is_video_output, quiet_ffmpeg)
 from sl_arch.utils.checkpoint import NETWORK_OPT_KEY, load_state_strict, network_state_dict, read_checkpoint
 from sl_arch.utils.errors import CheckpointError, SLError, cli_entry
 from sl_arch.utils.files import (atomic_write, check_writable, is_temporary, output_error, path_relation,
                                  remove_stale_temporaries)
 from sl_arch.utils.tiling import (PADDINGS, TemporalBlender, first_window_for, forward_window, plan_windows,
                                   sliding_frame_indices)
-from sl_arch.utils.video_stream import (VIDEO_FOURCC, FrameFolderWriter, FrameSource, VideoFileWriter, finished_frames,
-                                        frame_name, is_video_path)
 
 MANIFEST = '.sl-infer.json'
+PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+VIDEO_OPTIONS = ('codec', 'crf', 'preset', 'pix_fmt')
 
 # Centre-frame (sliding-window) architectures: type -> default number of input frames.
 SLIDING_WINDOW_ARCHS = {'EDVR': 5, 'DUF': 7}
@@ -48,9 +59,10 @@ def parse_args(argv=None):
     """Command-line options of ``sl-infer``."""
     parser = argparse.ArgumentParser(
         prog='sl-infer', description='Upscale a video file or a folder of frames with a trained checkpoint.')
-    parser.add_argument('-i', '--input', required=True, help='video file OpenCV decodes, or a folder of frames')
+    parser.add_argument('-i', '--input', required=True, help='video file FFmpeg decodes, or a folder of frames')
     parser.add_argument('-o', '--output', required=True,
-                        help='output video (.mp4/.avi/.mkv/.mov/.m4v) or a folder for PNG frames (resumable)')
+                        help='output video (.mp4/.mkv/.mov/.m4v/.webm/.avi: timestamps kept, audio and subtitles '
+                        'copied) or a folder for PNG frames (resumable)')
     parser.add_argument('--weights', required=True, help='checkpoint (.pth) from sl-train or BasicSR')
     parser.add_argument('--opt', help='option file (.yml) with a network_g section; needed only when the '
                         'checkpoint does not carry network_g metadata (e.g. BasicSR checkpoints)')
@@ -65,6 +77,23 @@ def parse_args(argv=None):
     parser.add_argument('--padding', default='reflection', choices=PADDINGS,
                         help='clip-border padding for sliding-window networks (EDVR)')
     parser.add_argument('--fps', type=float, default=None, help='frame rate of a frame-folder input (default 25)')
+    video = parser.add_argument_group('video output (-o NAME.mp4 and other video extensions)')
+    video.add_argument('--codec', default=None,
+                       help='video encoder: libx264 (default; libvpx-vp9 for .webm), libx265, libsvtav1, libvpx-vp9')
+    video.add_argument('--crf', type=float, default=None,
+                       help="constant quality, lower is better (default: the encoder's, 23 for libx264)")
+    video.add_argument('--preset', default=None,
+                       help="encoder speed preset, e.g. medium or slow for libx264 (default: the encoder's)")
+    video.add_argument('--pix-fmt', default=None,
+                       help=f'pixel format of the encoded video (default {DEFAULT_PIX_FMT}; its sizes must be even)')
+    shots = parser.add_argument_group('shots: no temporal window or recurrent state crosses a detected cut')
+    shots.add_argument('--no-shot-detect', action='store_true', help='treat the whole input as one shot')
+    shots.add_argument('--shot-threshold', type=float, default=DEFAULT_THRESHOLD,
+                       help=f'smallest frame-to-frame change that counts as a cut: mean absolute Lab difference of '
+                       f'64-px thumbnails, 0-255 (default {DEFAULT_THRESHOLD:g}); shots are at least '
+                       f'{MIN_SHOT_FRAMES} frames')
+    parser.add_argument('--precision', default='fp32', choices=PRECISIONS,
+                        help='arithmetic of the network: fp32 (default), bf16 (CPU or CUDA), fp16 (CUDA only)')
     parser.add_argument('--save-masks', metavar='DIR', help='write the video instance masks as coloured PNGs here')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing output')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu',
@@ -81,6 +110,10 @@ def parse_args(argv=None):
         parser.error(f'--overlap ({args.overlap}) must be smaller than --chunk ({args.chunk})')
     if args.tile and args.tile_overlap >= args.tile:
         parser.error(f'--tile-overlap ({args.tile_overlap}) must be smaller than --tile ({args.tile})')
+    if not args.shot_threshold > 0:
+        parser.error(f'--shot-threshold must be positive (got {args.shot_threshold:g})')
+    if args.crf is not None and args.crf < 0:
+        parser.error(f'--crf must be >= 0 (got {args.crf:g})')
     return args
 
 
@@ -98,6 +131,22 @@ def torch_device(name):
         raise SLError(f'--device {name}: this machine has {torch.cuda.device_count()} usable CUDA GPU(s); '
                       'use --device cpu or another GPU index.')
     return device
+
+
+def autocast_dtype(precision, device):
+    """The ``torch.autocast`` dtype for ``--precision`` on ``device``; None for fp32.
+
+    Raises:
+        SLError: fp16 on a CPU, or bf16 on a GPU without bfloat16 arithmetic.
+    """
+    dtype = PRECISIONS[precision]
+    if dtype is torch.float16 and device.type != 'cuda':
+        raise SLError(f'--precision fp16 needs a CUDA GPU (--device {device}); on a CPU use --precision bf16 '
+                      'or fp32.')
+    if dtype is torch.bfloat16 and device.type == 'cuda' and not torch.cuda.is_bf16_supported():
+        raise SLError(f'--precision bf16: GPU {torch.cuda.get_device_name(device)} has no bfloat16 arithmetic; '
+                      'use --precision fp16 or fp32.')
+    return dtype
 
 
 def load_checkpoint(weights, param_key):
@@ -171,7 +220,7 @@ def _fingerprint(path):
     return {'path': os.path.abspath(path), 'size': stat.st_size, 'mtime': int(stat.st_mtime)}
 
 
-def run_manifest(args, source, net_opt, overlap):
+def run_manifest(args, source, net_opt, overlap, cuts):
     """Everything that determines the output frames; a resumed run must match it exactly."""
     return {
         'input': _fingerprint(args.input) if source.is_video else os.path.abspath(args.input),
@@ -185,6 +234,8 @@ def run_manifest(args, source, net_opt, overlap):
         'tile': args.tile,
         'tile_overlap': args.tile_overlap,
         'padding': args.padding,
+        'precision': args.precision,
+        'shots': None if args.no_shot_detect else {'threshold': args.shot_threshold, 'cuts': cuts},
         'save_masks': os.path.abspath(args.save_masks) if args.save_masks else None,
     }
 
@@ -193,7 +244,8 @@ def check_paths(args):
     """Refuse, before anything is read or written, outputs that would destroy the input or each other.
 
     Input, output and ``--save-masks`` must be distinct paths, none inside another (symbolic links
-    resolved); outputs must be writable; a video output needs an extension OpenCV can write.
+    resolved); outputs must be writable; a video output needs an extension we write
+    (:data:`sl_arch.io.video.WRITE_FORMATS`); video options need a video output, ``--fps`` a folder input.
 
     Raises:
         SLError: naming the option, the path and the fix.
@@ -206,17 +258,25 @@ def check_paths(args):
                 raise SLError(f'{other_option} {other} {relation} {option} {path}; nothing was written: give '
                               f'{other_option} a path apart from it (neither inside it nor containing it).')
     ext = os.path.splitext(args.output)[1].lower()
-    if ext in VIDEO_EXTENSIONS and ext not in VIDEO_FOURCC:
+    if ext in VIDEO_EXTENSIONS and ext not in WRITE_FORMATS:
         raise SLError(f'output {args.output}: sl-infer cannot write {ext} videos; use one of '
-                      f'{", ".join(VIDEO_FOURCC)}, or a folder name without a video extension for PNG frames.')
-    check_writable(args.output, '-o', is_folder=not is_video_path(args.output))
+                      f'{", ".join(WRITE_FORMATS)}, or a folder name without a video extension for PNG frames.')
+    given = [name for name in VIDEO_OPTIONS if getattr(args, name) is not None]
+    if given and not is_video_output(args.output):
+        option = '--' + given[0].replace('_', '-')
+        raise SLError(f'{option} sets how a video is encoded, but -o {args.output} is a folder of PNG frames; '
+                      f'drop {option} or give -o a video name (e.g. out.mp4).')
+    if args.fps is not None and os.path.isfile(args.input):
+        raise SLError(f'--fps sets the frame rate of a frame folder; the video {args.input} keeps its own '
+                      'timestamps: drop --fps.')
+    check_writable(args.output, '-o', is_folder=not is_video_output(args.output))
     if args.save_masks:
         check_writable(args.save_masks, '--save-masks')
 
 
 def output_folders(args):
     """The folders this run writes frames into: ``-o`` unless it is a video, and ``--save-masks``."""
-    return ([] if is_video_path(args.output) else [args.output]) + ([args.save_masks] if args.save_masks else [])
+    return ([] if is_video_output(args.output) else [args.output]) + ([args.save_masks] if args.save_masks else [])
 
 
 def _read_manifest(folder):
@@ -261,7 +321,7 @@ def prepare_outputs(args, manifest):
         SLError: the output exists (and is not an identical unfinished run) without ``--overwrite``,
             or holds files sl-infer did not write.
     """
-    video_out = is_video_path(args.output)
+    video_out = is_video_output(args.output)
     folders = output_folders(args)
     if video_out:
         if os.path.isdir(args.output):
@@ -319,34 +379,38 @@ def colour_masks(masks):
         masks (Tensor): ``(n, h, w)`` distribution over ``n`` instances per pixel.
 
     Returns:
-        ndarray: ``(h, w, 3)`` uint8 RGB, instance ``i`` in the colour of the demo's figures
-        (:func:`sl_arch.utils.visualize.instance_palette`).
+        ndarray: ``(h, w, 3)`` uint8 BGR (for the frame writers), instance ``i`` in the colour of the
+        demo's figures (:func:`sl_arch.utils.visualize.instance_palette`).
     """
     from sl_arch.utils.visualize import instance_palette
-    return instance_palette(masks.shape[0])[masks.argmax(0).numpy()]
+    return np.ascontiguousarray(instance_palette(masks.shape[0])[:, ::-1][masks.float().argmax(0).numpy()])
 
 
-def to_uint8(frame):
-    """``(c, h, w)`` float in [0, 1] -> ``(h, w, c)`` uint8 (BasicSR's rounding)."""
-    return (frame.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+def network_function(net, net_type, save_masks, dtype=None):
+    """Wrap ``net`` as the ``net_fn`` of :func:`sl_arch.utils.tiling.forward_window`.
 
-
-def network_function(net, net_type, save_masks):
-    """Wrap ``net`` as the ``net_fn`` of :func:`sl_arch.utils.tiling.forward_window`."""
-    if not save_masks:
-        return net
-    if 'return_masks' not in inspect.signature(net.forward).parameters:
+    Args:
+        net (nn.Module): The network.
+        net_type (str): Its architecture, for messages.
+        save_masks (bool): Also return the instance masks (SemanticLens).
+        dtype (torch.dtype | None): Run the network under ``torch.autocast`` in this dtype; its
+            outputs come back as float32, so tiles and windows are blended in float32.
+    """
+    if save_masks and 'return_masks' not in inspect.signature(net.forward).parameters:
         raise SLError(f'--save-masks needs an architecture with instance masks (SemanticLens); '
                       f'{net_type} has none: drop --save-masks.')
 
-    def with_masks(lqs):
-        output, masks = net(lqs, return_masks=True)
+    def run(lqs):
+        with torch.autocast(lqs.device.type, dtype=dtype, enabled=dtype is not None):
+            if not save_masks:
+                return net(lqs).float()
+            output, masks = net(lqs, return_masks=True)
         if masks is None:
             raise SLError('--save-masks: this SemanticLens has its semantic branch off, so it makes no masks; '
                           'drop --save-masks.')
-        return output, masks
+        return output.float(), masks.float()
 
-    return with_masks
+    return run
 
 
 def check_input_fits(net_opt, source, windows, tile):
@@ -377,34 +441,63 @@ def _peak_memory(device):
     return text
 
 
+def read_input(args, min_shot):
+    """Check and read the input once (:class:`~sl_arch.io.source.FrameSource`), detecting shot cuts.
+
+    Returns:
+        tuple: (source, cuts), cuts the first frames of every shot but the first (empty with
+        ``--no-shot-detect``).
+    """
+    detector = None if args.no_shot_detect else ShotDetector(args.shot_threshold, min_shot)
+    source = FrameSource(args.input, args.fps, visit=detector.add if detector else None, progress=True)
+    return source, detector.cuts() if detector else []
+
+
+def open_writers(args, source, settings):
+    """The frame writer of ``-o`` (video or PNG folder) and of ``--save-masks`` (or None)."""
+    if settings is not None:
+        writer = VideoWriter(args.output, source.timing, settings, copy_from=args.input if source.is_video else None,
+                             colour=source.video.colour if source.is_video else None)
+    else:
+        writer = FrameFolderWriter(args.output)
+    return writer, FrameFolderWriter(args.save_masks) if args.save_masks else None
+
+
 def upscale(args):
     """Run the inference described by parsed ``args``; returns a summary dict."""
     started = time.time()
     check_paths(args)
     device = torch_device(args.device)
-    source = FrameSource(args.input, args.fps)
+    dtype = autocast_dtype(args.precision, device)
+    settings = None
+    if is_video_output(args.output):
+        settings = EncoderSettings(args.codec, args.pix_fmt or DEFAULT_PIX_FMT, args.crf, args.preset)
+        readable = os.path.isfile(args.input) and not is_image_file(os.path.basename(args.input))
+        settings.codec = check_video_output(args.output, settings, copy_from=args.input if readable else None)
     checkpoint = load_checkpoint(args.weights, args.param_key)
     net_opt = network_options(args.weights, args.opt, checkpoint)
     net_type = net_opt['type']
     net = build_network(net_opt, args.weights, checkpoint, args.param_key, args.opt or args.weights).to(device)
     del checkpoint
-    net_fn = network_function(net, net_type, args.save_masks)
+    net_fn = network_function(net, net_type, args.save_masks, dtype)
 
+    min_frames = MIN_FRAMES[net_type](net_opt) if net_type in MIN_FRAMES else 1
+    source, cuts = read_input(args, max(MIN_SHOT_FRAMES, min_frames))
     num_neighbours = net_opt.get('num_frame', SLIDING_WINDOW_ARCHS[net_type]) if net_type in SLIDING_WINDOW_ARCHS else 0
-    frame_inputs = sliding_frame_indices(source.num_frames, num_neighbours, args.padding) if num_neighbours else None
+    frame_inputs = sliding_frame_indices(source.num_frames, num_neighbours, args.padding, cuts) \
+        if num_neighbours else None
     overlap = 0 if frame_inputs else args.overlap  # a sliding window is exact: nothing to blend
-    windows = plan_windows(source.num_frames, args.chunk, overlap, frame_inputs)
+    windows = plan_windows(source.num_frames, args.chunk, overlap, frame_inputs, cuts)
     multiple = SIZE_MULTIPLE.get(net_type, 1)
 
     check_input_fits(net_opt, source, windows, args.tile)
 
-    manifest = run_manifest(args, source, net_opt, overlap)
+    manifest = run_manifest(args, source, net_opt, overlap, cuts)
     done = prepare_outputs(args, manifest)
-    video_out = is_video_path(args.output)
     for folder in output_folders(args):
         _write_manifest(folder, manifest)  # before any frame: lists the frames this run may write there
     missing = [frame for frame in range(source.num_frames) if frame not in done]
-    summary = {'frames': source.num_frames, 'resumed': len(done), 'written': 0, 'windows': 0,
+    summary = {'frames': source.num_frames, 'resumed': len(done), 'written': 0, 'windows': 0, 'cuts': cuts,
                'input_size': (source.width, source.height), 'output_size': None}
     if not missing:
         print(f'{args.output}: all {source.num_frames} frames already done; nothing to compute.')
@@ -413,18 +506,17 @@ def upscale(args):
     first = first_window_for(windows, missing[0])
     # in_start is not monotonic at the clip end for reflected sliding windows: keep what any later window reads
     keep_from = [min(window.in_start for window in windows[index:]) for index in range(len(windows))]
-    writer = VideoFileWriter(args.output, source.fps) if video_out else FrameFolderWriter(args.output)
-    mask_writer = FrameFolderWriter(args.save_masks) if args.save_masks else None
+    writer, mask_writer = open_writers(args, source, settings)
     blender = TemporalBlender(windows, overlap, source.num_frames)
-    frames = source.frames(start=keep_from[first])
+    frames = source.frames(range(keep_from[first], source.num_frames))
     buffer, next_frame = {}, keep_from[first]
     progress = tqdm(total=source.num_frames, initial=len(done), unit='frame', desc='sl-infer', dynamic_ncols=True)
     try:
         for index in range(first, len(windows)):
             window = windows[index]
             while next_frame < window.in_stop:
-                frame_index, rgb = next(frames)
-                buffer[frame_index] = torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255)
+                frame_index, img = next(frames)
+                buffer[frame_index] = frames_to_tensor([img])[0]
                 next_frame = frame_index + 1
             for old in [frame for frame in buffer if frame < keep_from[index]]:
                 del buffer[old]
@@ -446,7 +538,7 @@ def upscale(args):
             for frame, blended in blender.add(index, outputs):
                 if frame in done:
                     continue
-                image = to_uint8(blended[0][0] if isinstance(blended, tuple) else blended[0])
+                image = tensor_to_frame(blended[0][0] if isinstance(blended, tuple) else blended[0])
                 writer.write(frame, image)
                 if mask_writer is not None:
                     mask_writer.write(frame, colour_masks(blended[1][0]))
@@ -461,19 +553,35 @@ def upscale(args):
         progress.close()
     elapsed = time.time() - started
     summary['seconds'] = elapsed
-    out_w, out_h = summary['output_size']
-    print(f'sl-infer: {summary["written"]} frames written to {args.output}'
-          + (f' ({summary["resumed"]} already done, resumed)' if summary['resumed'] else '')
-          + f'; {source.width}x{source.height} -> {out_w}x{out_h} ({net_type}), {summary["windows"]} windows'
-          + (f', tiles {args.tile}px' if args.tile else '')
-          + f'; {elapsed:.1f} s, {summary["written"] / elapsed:.2f} frames/s; {_peak_memory(device)}'
-          + (f'; masks in {args.save_masks}' if args.save_masks else ''))
+    print(summary_line(args, source, net_type, summary, device))
     return summary
+
+
+def summary_line(args, source, net_type, summary, device):
+    """The one line ``sl-infer`` prints when it is done."""
+    out_w, out_h = summary['output_size']
+    if args.no_shot_detect:
+        shots = 'shot detection off'
+    else:
+        cuts = summary['cuts']
+        shots = f'{len(cuts) + 1} shot(s)' + (f', cuts at frames {", ".join(map(str, cuts))}' if cuts else '')
+    copied = ''
+    if is_video_output(args.output) and source.is_video and source.video.copied_streams:
+        copied = f'; copied {", ".join(source.video.copied_streams)}'
+    return (f'sl-infer: {summary["written"]} frames written to {args.output}'
+            + (f' ({summary["resumed"]} already done, resumed)' if summary['resumed'] else '')
+            + f'; {source.width}x{source.height} -> {out_w}x{out_h} ({net_type}, {args.precision}), '
+            + f'{summary["windows"]} windows, {shots}'
+            + (f', tiles {args.tile}px' if args.tile else '') + copied
+            + f'; {summary["seconds"]:.1f} s, {summary["written"] / summary["seconds"]:.2f} frames/s; '
+            + _peak_memory(device)
+            + (f'; masks in {args.save_masks}' if args.save_masks else ''))
 
 
 @cli_entry
 def main(argv=None):
     """Console entry point ``sl-infer``."""
+    quiet_ffmpeg()
     upscale(parse_args(argv))
 
 

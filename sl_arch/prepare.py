@@ -24,13 +24,15 @@ from dataclasses import dataclass, field
 import cv2
 from tqdm import tqdm
 
+from sl_arch.data.dataset_files import format_meta_info
 from sl_arch.data.degradations import DEGRADATIONS, mod_crop
-from sl_arch.data.video_io import (VIDEO_EXTENSIONS, atomic_write_bytes, find_clip_folders, format_meta_info,
-                                   is_image_file, list_frames, missing_frame_numbers, open_video, read_image, write_png)
+from sl_arch.io.images import atomic_write_bytes, frame_name, read_image, write_png
+from sl_arch.io.listing import find_clip_folders, is_image_file, list_frames, list_videos, missing_frame_numbers
+from sl_arch.io.source import FrameSource
+from sl_arch.io.video import quiet_ffmpeg
 from sl_arch.utils.errors import SLError, cli_entry
 from sl_arch.utils.files import (OutputError, check_writable, is_temporary, output_error, path_relation,
                                  remove_stale_temporaries, temporary_path)
-from sl_arch.utils.video_stream import frame_name
 
 CONFIG_NAME = 'prepare.json'
 INPUT_FRAME_FIX = 'replace or remove this input frame, then run sl-prepare again (complete frames are kept)'
@@ -43,18 +45,22 @@ DEFAULT_OPTIONS = {'resize': None, 'split': 'none', 'val_frames': 32, 'val_clip_
 
 @dataclass
 class Source:
-    """One input: a video file or a folder of frames.
+    """One input and the clip name it gets in the output.
 
     Args:
         name (str): Clip name it gets in the output.
-        path (str): The video file or frame folder.
-        frames (list[str] | None): Frame file names of a folder; None for a video.
-        num_frames (int): Number of frames.
+        reader (FrameSource): The video file or frame folder, checked and counted.
     """
     name: str
-    path: str
-    frames: list = None
-    num_frames: int = 0
+    reader: FrameSource
+
+    @property
+    def path(self):
+        return self.reader.path
+
+    @property
+    def num_frames(self):
+        return self.reader.num_frames
 
 
 @dataclass
@@ -64,27 +70,6 @@ class PlannedClip:
     name: str
     source: Source
     indices: list = field(default_factory=list)
-
-
-def count_video_frames(path, limit=None):
-    """Number of frames OpenCV decodes from ``path``, counting at most ``limit``.
-
-    The container's frame count is unreliable (truncated files), so frames are counted by decoding.
-    """
-    capture = open_video(path)
-    try:
-        if not capture.isOpened():
-            raise SLError(f'cannot open video {path}: OpenCV cannot decode it. Convert it '
-                          '(ffmpeg -i INPUT -c:v libx264 OUTPUT.mp4) or extract its frames into a folder.')
-        count = 0
-        while (limit is None or count < limit) and capture.grab():
-            count += 1
-    finally:
-        capture.release()
-    if count == 0:
-        raise SLError(f'video {path} has no decodable frame (empty or corrupt); convert it with ffmpeg '
-                      'or extract its frames into a folder.')
-    return count
 
 
 def check_numbering(folder, frames):
@@ -106,8 +91,9 @@ def find_sources(paths, limit=None, allow_gaps=False):
     """Expand the command-line inputs into :class:`Source` objects with unique names.
 
     A video file is one source; a folder of frames is one source; a folder of clip folders and/or
-    video files gives one source per clip folder and per video. Frames of videos are counted up to
-    ``limit`` (the end of the frame range). A numbered frame sequence with a gap is refused unless
+    video files gives one source per clip folder and per video (hidden files are neither, see
+    :mod:`sl_arch.io.listing`). Frames of videos are decoded and counted up to ``limit`` (the end of
+    the frame range). A numbered frame sequence with a gap is refused unless
     ``allow_gaps`` (see :func:`check_numbering`).
     """
     found = []
@@ -122,7 +108,7 @@ def find_sources(paths, limit=None, allow_gaps=False):
             if frames:
                 found.append((os.path.basename(os.path.abspath(path)), path, frames))
                 continue
-            videos = sorted(name for name in os.listdir(path) if name.lower().endswith(VIDEO_EXTENSIONS))
+            videos = list_videos(path)
             clips = {name: frames for name, frames in find_clip_folders(path).items() if name != '.'}
             if not videos and not clips:
                 entries = len(os.listdir(path))
@@ -141,8 +127,8 @@ def find_sources(paths, limit=None, allow_gaps=False):
         used.add(unique)
         if frames is not None and not allow_gaps:
             check_numbering(path, frames)
-        num = len(frames) if frames is not None else count_video_frames(path, limit)
-        sources.append(Source(unique, path, frames, num))
+        sources.append(Source(unique, FrameSource(path, limit=limit, check_sizes=False, option='INPUT',
+                                                  frame_fix=INPUT_FRAME_FIX, progress=frames is None)))
     return sources
 
 
@@ -215,28 +201,6 @@ def make_gt(img, resize, scale):
     return mod_crop(img, scale)
 
 
-def iter_frames(source, indices):
-    """Yield ``(index, BGR uint8 frame)`` for the wanted frame indices of one input, in order."""
-    if source.frames is not None:
-        for index in indices:
-            yield index, read_image(os.path.join(source.path, source.frames[index]), fix=INPUT_FRAME_FIX)
-        return
-    wanted = set(indices)
-    capture = open_video(source.path)
-    try:
-        for index in range(max(indices) + 1):
-            if not capture.grab():
-                raise SLError(f'video {source.path} ended at frame {index}, before frame {max(indices)}; '
-                              'it is truncated: re-encode it with ffmpeg or lower --end.')
-            if index in wanted:
-                ok, img = capture.retrieve()
-                if not ok:
-                    raise SLError(f'frame {index} of video {source.path} cannot be decoded; re-encode it with ffmpeg.')
-                yield index, img
-    finally:
-        capture.release()
-
-
 class Preparer:
     """Writes the planned clips under ``root``; see the module docstring for the layout.
 
@@ -284,7 +248,7 @@ class Preparer:
         if not todo:
             return
         source = clips[0].source
-        for index, img in iter_frames(source, sorted(todo)):
+        for index, img in source.reader.frames(sorted(todo)):
             clip, paths = todo[index]
             gt = make_gt(img, self.resize, self.scale)
             if min(gt.shape[:2]) < self.scale:
@@ -413,7 +377,7 @@ def build_parser():
         description='Turn video files and/or frame folders into GT + LR (BI, BD) frames, meta_info files '
         'and optionally lmdb databases for SLVideoRecurrentDataset / SLVideoTestDataset.')
     parser.add_argument('inputs', nargs='*', metavar='INPUT',
-                        help='video files (anything OpenCV decodes), frame folders, or folders of those')
+                        help='video files (anything FFmpeg decodes), frame folders, or folders of those')
     parser.add_argument('-o', '--output', help=f'output root (default with --demo: {DEMO_ROOT})')
     parser.add_argument('--scale', type=int, default=4, help='downsampling factor (default 4)')
     parser.add_argument('--degradation', choices=['bi', 'bd', 'both'], help='LR degradation(s) (default both)')
@@ -504,6 +468,7 @@ def prepare_synthetic(args):
 
 @cli_entry
 def main(argv=None):
+    quiet_ffmpeg()
     parsed = build_parser().parse_args(argv)
     if parsed.synthetic:
         return prepare_synthetic(parsed)

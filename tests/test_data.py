@@ -320,7 +320,7 @@ def test_missing_required_options_are_named_in_one_error(tmp_path):
 
 
 def test_clip_folders_may_be_symbolic_links_and_a_link_loop_ends(tmp_path):
-    from sl_arch.data.video_io import find_clip_folders
+    from sl_arch.io.listing import find_clip_folders
     import cv2
     import numpy as np
     real = tmp_path / 'elsewhere' / 'clip_a'

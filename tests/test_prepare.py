@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -58,11 +59,10 @@ def test_real_video_gives_gt_bi_bd_frames_and_a_basicsr_meta_info(real_root):
     assert not (real_root / 'val').exists()
 
 
-def test_gt_frame_is_the_resized_video_frame(real_root):
-    capture = cv2.VideoCapture(VIDEO)
-    for _ in range(3):
-        ok, frame = capture.read()
-    capture.release()
+def test_gt_frame_is_the_resized_video_frame_as_ffmpeg_decodes_it(real_root):
+    with av.open(VIDEO) as container:
+        frames = container.decode(video=0)
+        frame = [next(frames) for _ in range(3)][-1].to_ndarray(format='bgr24')
     expected = cv2.resize(frame, (128, 72), interpolation=cv2.INTER_AREA)
     np.testing.assert_array_equal(read(real_root / 'train/GT/bigbuckbunny/00000002.png'), expected)
 
@@ -190,13 +190,28 @@ def one_line_error(capsys):
     return last_line
 
 
-def test_video_opencv_cannot_open_is_one_clear_error(tmp_path, capsys):
+def test_video_ffmpeg_cannot_open_is_one_clear_error(tmp_path, capsys):
     video = tmp_path / 'broken.mp4'
     video.write_bytes(b'not a video at all' * 100)
     assert run_prepare(video, '-o', tmp_path / 'out') == 2
     err = one_line_error(capsys)
-    assert str(video) in err and 'ffmpeg' in err
+    assert str(video) in err and 'cannot be decoded by FFmpeg' in err and 'ffmpeg -i' in err
     assert not (tmp_path / 'out/train').exists()
+
+
+def test_hidden_files_in_a_folder_of_videos_are_not_inputs(tmp_path):
+    parent = tmp_path / 'videos'
+    parent.mkdir()
+    with av.open(VIDEO) as source, av.open(str(parent / 'clip.mp4'), 'w') as target:
+        stream = source.streams.video[0]
+        copy = target.add_stream_from_template(stream)
+        for packet in source.demux(stream):
+            if packet.size and packet.pts is not None and packet.pts < 4 * 512:  # frames 0-3 of the 1/12800 clip
+                packet.stream = copy
+                target.mux(packet)
+    (parent / '._clip.mp4').write_bytes(b'macOS resource fork, not a video')
+    assert run_prepare(parent, '-o', tmp_path / 'out', '--end', 2, '--degradation', 'bi') == 0
+    assert (tmp_path / 'out/train/meta_info.txt').read_text() == 'clip 2 (720,1280,3)\n'
 
 
 def test_empty_folder_is_one_clear_error(tmp_path, capsys):

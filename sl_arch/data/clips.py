@@ -1,10 +1,11 @@
 """Index of video clips shared by the training and test datasets.
 
-A *frame source* is one root of frames, either a folder (``<root>/<clip>/<frame>.<ext>``, clips
-may be nested as in Vimeo-90K) or a BasicSR lmdb (keys ``<clip>/<frame>``, listed in its
-``meta_info.txt``). :func:`build_clip_index` pairs an LR source with an optional GT source and
-checks them once at start-up, so that bad data fails before training starts: every clip, and
-(unless ``check_frames: false``) the header of every frame, all problems reported in one error.
+A *clip store* (:class:`ClipStore`) is one root of frames, either a folder
+(``<root>/<clip>/<frame>.<ext>``, clips may be nested as in Vimeo-90K) or a BasicSR lmdb (keys
+``<clip>/<frame>``, listed in its ``meta_info.txt``). :func:`build_clip_index` pairs an LR store
+with an optional GT store and checks them once at start-up, so that bad data fails before
+training starts: every clip, and (unless ``check_frames: false``) the header of every frame, all
+problems reported in one error.
 """
 import io
 import os
@@ -12,11 +13,10 @@ import struct
 from collections import namedtuple
 
 import numpy as np
-import torch
-from basicsr.utils import img2tensor
 
-from sl_arch.data.video_io import (decode_image, find_clip_folders, find_mask, list_frames, read_image,
-                                   read_lmdb_keys, read_mask, read_meta_info)
+from sl_arch.data.dataset_files import find_mask, read_lmdb_keys, read_mask, read_meta_info
+from sl_arch.io.images import decode_image, read_image
+from sl_arch.io.listing import find_clip_folders, list_frames
 from sl_arch.utils.errors import SLError
 from sl_arch.utils.options import check_option_types, reject_unknown_keys
 
@@ -46,8 +46,8 @@ _PNG_END = b'IEND\xaeB`\x82'
 _JPEG_END = b'\xff\xd9'
 
 
-class FrameSource:
-    """Frames of one root, by clip, read from disk or from an lmdb.
+class ClipStore:
+    """Frames of one data-set root, by clip and frame name, read from disk or from an lmdb.
 
     Args:
         root (str): Folder of clip folders, or an lmdb folder (``*.lmdb``).
@@ -241,7 +241,7 @@ def check_dataset_options(dataset_cls, opt, section, check_paths=True):
         return
     for role in ('dataroot_lq', 'dataroot_gt'):
         if opt.get(role) is not None:
-            FrameSource(opt[role], backend, role)
+            ClipStore(opt[role], backend, role)
     if opt.get('meta_info_file') is not None and not os.path.isfile(opt['meta_info_file']):
         raise SLError(f'meta_info_file {opt["meta_info_file"]} does not exist; fix the path or remove the option '
                       'to scan folders.')
@@ -280,7 +280,7 @@ def build_clip_index(dataroot_lq, dataroot_gt=None, backend='disk', meta_info_fi
         meta_info_file (str | None): BasicSR meta_info file listing the clips to use; None to use
             every clip found under the roots.
         scale (int): GT frames must be ``scale`` times their LR frames.
-        check_frames (bool): Also check every frame's header (:meth:`FrameSource.frame_sizes`):
+        check_frames (bool): Also check every frame's header (:meth:`ClipStore.frame_sizes`):
             present, not truncated, one size per clip, GT = scale x LR.
 
     Returns:
@@ -290,8 +290,8 @@ def build_clip_index(dataroot_lq, dataroot_gt=None, backend='disk', meta_info_fi
     Raises:
         SLError: listing every missing clip, frame-count mismatch and bad frame.
     """
-    lq_source = FrameSource(dataroot_lq, backend, 'dataroot_lq')
-    gt_source = FrameSource(dataroot_gt, backend, 'dataroot_gt') if dataroot_gt else None
+    lq_source = ClipStore(dataroot_lq, backend, 'dataroot_lq')
+    gt_source = ClipStore(dataroot_gt, backend, 'dataroot_gt') if dataroot_gt else None
     main_source = gt_source or lq_source
     if meta_info_file:
         entries = read_meta_info(meta_info_file)
@@ -407,15 +407,3 @@ def read_clip_masks(semantics_root, clip, frames, lq_shape):
     """
     return np.stack([read_mask(find_mask(semantics_root, clip, frame), lq_shape) for frame in frames])
 
-
-def frames_to_tensor(imgs):
-    """Stack BGR uint8 (or float in [0, 1]) frames into one RGB float tensor.
-
-    Args:
-        imgs (list[ndarray]): t frames of shape (h, w, 3).
-
-    Returns:
-        Tensor: (t, 3, h, w) float32 in [0, 1].
-    """
-    imgs = [img.astype(np.float32) / 255. if img.dtype == np.uint8 else img for img in imgs]
-    return torch.stack(img2tensor(imgs, bgr2rgb=True, float32=True), dim=0)

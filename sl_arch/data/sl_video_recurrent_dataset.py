@@ -9,7 +9,8 @@ from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data as data
 
 from sl_arch.data.clips import (build_clip_index, check_dataset_options, check_pair, dataset_option_keys,
-                                frames_to_tensor, raise_problems, read_clip_frames, read_clip_masks)
+                                raise_problems, read_clip_frames, read_clip_masks)
+from sl_arch.io.tensors import frames_to_tensor
 from sl_arch.utils.errors import SLError
 
 

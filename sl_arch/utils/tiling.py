@@ -16,7 +16,13 @@ Two kinds of networks are supported:
 * sliding window (centre frame, e.g. EDVR): ``net(lqs (b, n, c, h, w)) -> (b, c, s*h, s*w)`` for the
   centre of ``n`` neighbours; each output frame sees exactly the frames it would see in one
   whole-clip pass, so any window split gives the same result and windows need no overlap.
+
+A clip may be cut into shots (``cuts``: the first frame of every shot but the first). Windows are
+then planned per shot and never span a cut, so no recurrent state and no blend crosses one, and
+a sliding window's neighbours come from its own shot (padded at a cut as at a clip border): the
+frames of a shot come out exactly as if the shot were a clip of its own.
 """
+import bisect
 from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
@@ -60,11 +66,17 @@ def ramp_weights(start: int, size: int, length: int, overlap: int) -> torch.Tens
     Returns:
         Tensor: ``(size,)`` float weights in ``(0, 1]``.
     """
+    return _ramp(size, overlap, rise=start > 0, fall=start + size < length)
+
+
+def _ramp(size: int, overlap: int, rise: bool, fall: bool) -> torch.Tensor:
+    """``(size,)`` weights: 1, rising over the first ``overlap`` positions if ``rise``, falling over the last if
+    ``fall``."""
     position = torch.arange(size, dtype=torch.float32)
     weight = torch.ones(size)
-    if overlap > 0 and start > 0:
+    if overlap > 0 and rise:
         weight = torch.minimum(weight, (position + 1) / (overlap + 1))
-    if overlap > 0 and start + size < length:
+    if overlap > 0 and fall:
         weight = torch.minimum(weight, (size - position) / (overlap + 1))
     return weight
 
@@ -155,15 +167,34 @@ class Window(NamedTuple):
     in_stop: int
 
 
+def shot_bounds(num_frames: int, cuts: Sequence[int] = ()) -> List[Tuple[int, int]]:
+    """``[(start, stop), ...]`` of the shots of a clip of ``num_frames`` frames cut at ``cuts``.
+
+    Args:
+        num_frames (int): Frames in the clip.
+        cuts (Sequence[int]): First frame of every shot but the first, increasing, each in ``(0, num_frames)``.
+
+    Raises:
+        ValueError: cuts that are not increasing or fall outside the clip.
+    """
+    edges = [0, *cuts, num_frames]
+    if any(stop <= start for start, stop in zip(edges, edges[1:])):
+        raise ValueError(f'cuts must increase strictly inside (0, {num_frames}), got {list(cuts)}.')
+    return list(zip(edges, edges[1:]))
+
+
 def sliding_frame_indices(num_frames: int,
                           num_neighbours: int,
-                          padding: str = 'reflection') -> Callable[[int], List[int]]:
+                          padding: str = 'reflection',
+                          cuts: Sequence[int] = ()) -> Callable[[int], List[int]]:
     """Input frames a centre-frame network reads for each output frame (BasicSR's padding modes).
 
     Args:
         num_frames (int): Frames in the clip.
         num_neighbours (int): Odd number of frames the network takes (EDVR's ``num_frame``).
         padding (str): ``'replicate' | 'reflection' | 'reflection_circle'`` (clip borders).
+        cuts (Sequence[int]): Shot cuts (see :func:`shot_bounds`); neighbours never come from another
+            shot: each shot is padded at its ends as a clip is.
 
     Returns:
         callable: ``frame index -> list of num_neighbours input indices``.
@@ -173,11 +204,15 @@ def sliding_frame_indices(num_frames: int,
         raise ValueError(f'padding must be one of {PADDINGS}, got {padding!r}.')
     if num_neighbours % 2 != 1:
         raise ValueError(f'a sliding-window network needs an odd number of frames, got {num_neighbours}.')
+    bounds = shot_bounds(num_frames, cuts)
+    starts = [start for start, _ in bounds]
 
     def indices(frame):
+        start, stop = bounds[bisect.bisect_right(starts, frame) - 1]
+        length = stop - start
         # generate_frame_indices assumes the clip is at least as long as the reflection it needs.
-        return [min(max(index, 0), num_frames - 1)
-                for index in generate_frame_indices(frame, num_frames, num_neighbours, padding)]
+        return [start + min(max(index, 0), length - 1)
+                for index in generate_frame_indices(frame - start, length, num_neighbours, padding)]
 
     return indices
 
@@ -185,31 +220,36 @@ def sliding_frame_indices(num_frames: int,
 def plan_windows(num_frames: int,
                  chunk: int = 0,
                  overlap: int = 0,
-                 frame_inputs: Optional[Callable[[int], Sequence[int]]] = None) -> List[Window]:
+                 frame_inputs: Optional[Callable[[int], Sequence[int]]] = None,
+                 cuts: Sequence[int] = ()) -> List[Window]:
     """Split ``num_frames`` output frames into overlapping windows (deterministic in the arguments).
 
     Args:
         num_frames (int): Frames in the clip.
-        chunk (int): Output frames per window; ``<= 0`` means one window for the whole clip.
+        chunk (int): Output frames per window; ``<= 0`` means one window for the whole clip (shot).
         overlap (int): Output frames shared by consecutive windows (blended), ``< chunk``.
         frame_inputs (callable | None): ``frame -> input frame indices`` it needs (see
-            :func:`sliding_frame_indices`); None means each output frame needs its own input frame.
+            :func:`sliding_frame_indices`, given the same ``cuts``); None means each output frame
+            needs its own input frame.
+        cuts (Sequence[int]): Shot cuts (see :func:`shot_bounds`): every shot gets windows of its own.
 
     Returns:
-        list[Window]: Windows in increasing order of ``start``.
+        list[Window]: Windows in increasing order of ``start``; none spans a cut.
     """
     if num_frames <= 0:
         raise ValueError('a clip needs at least one frame.')
-    size = num_frames if chunk <= 0 else min(chunk, num_frames)
     windows = []
-    for start in tile_starts(num_frames, size, overlap if size < num_frames else 0):
-        stop = start + size
-        if frame_inputs is None:
-            in_start, in_stop = start, stop
-        else:
-            needed = [index for frame in range(start, stop) for index in frame_inputs(frame)]
-            in_start, in_stop = min(needed), max(needed) + 1
-        windows.append(Window(start, stop, in_start, in_stop))
+    for shot_start, shot_stop in shot_bounds(num_frames, cuts):
+        length = shot_stop - shot_start
+        size = length if chunk <= 0 else min(chunk, length)
+        for offset in tile_starts(length, size, overlap if size < length else 0):
+            start, stop = shot_start + offset, shot_start + offset + size
+            if frame_inputs is None:
+                in_start, in_stop = start, stop
+            else:
+                needed = [index for frame in range(start, stop) for index in frame_inputs(frame)]
+                in_start, in_stop = min(needed), max(needed) + 1
+            windows.append(Window(start, stop, in_start, in_stop))
     return windows
 
 
@@ -258,7 +298,10 @@ class TemporalBlender:
         window = self.windows[index]
         is_tuple = isinstance(outputs, tuple)
         outputs = _as_tuple(outputs)
-        weights = ramp_weights(window.start, window.stop - window.start, self.num_frames, self.overlap)
+        # ramps only where a neighbouring window overlaps: never at a clip border or a shot cut
+        rise = index > 0 and self.windows[index - 1].stop > window.start
+        fall = index + 1 < len(self.windows) and self.windows[index + 1].start < window.stop
+        weights = _ramp(window.stop - window.start, self.overlap, rise, fall)
         for offset, frame in enumerate(range(window.start, window.stop)):
             weight = float(weights[offset])
             frame_outputs = [output[:, offset] * weight for output in outputs]
