@@ -7,7 +7,7 @@ import pytest
 
 
 from sl_arch.data import synthetic
-from sl_arch.data.video_io import read_meta_info
+from sl_arch.data.dataset_files import read_meta_info
 
 SIZE, FRAMES = (96, 64), 6
 

@@ -5,7 +5,7 @@ of the synthetic training clips (no SR loss: the best its masks can do), then pr
 Hungarian-matched mean IoU on the held-out crossing clips (one matching per clip, as
 :func:`sl_arch.bench.semantics.matched_iou`). ``--motion`` adds the difference to the next frame
 as three more input channels, since in these clips objects differ from the background mostly by
-how they move.
+how they move; ``--fine-masks`` computes the masks at the full LR resolution (``fine_masks``).
 """
 import argparse
 import time
@@ -27,8 +27,8 @@ def load_split(root, split, meta='meta_info.txt'):
     import os.path as osp
 
     from sl_arch.bench.semantics import read_clip
-    from sl_arch.data.clips import frames_to_tensor
-    from sl_arch.data.video_io import read_meta_info
+    from sl_arch.data.dataset_files import read_meta_info
+    from sl_arch.io.tensors import frames_to_tensor
     clips = []
     for clip, num_frames, _ in read_meta_info(osp.join(root, split, meta)):
         frames, ids = read_clip(root, clip, num_frames, split=split)
@@ -36,7 +36,7 @@ def load_split(root, split, meta='meta_info.txt'):
     return clips
 
 
-def train_and_score(root, iters, motion, num_frame=7, batch=2, seed=0):
+def train_and_score(root, iters, motion, fine_masks=False, num_frame=7, batch=2, seed=0):
     """Train the extractor on the mask loss; returns (mIoU all, mIoU objects) on held-out crossing clips."""
     from sl_arch.archs.semantic_extractor_arch import SLSemanticExtractor
     from sl_arch.bench.semantics import matched_iou
@@ -44,7 +44,7 @@ def train_and_score(root, iters, motion, num_frame=7, batch=2, seed=0):
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     train = load_split(root, 'train')
-    net = SLSemanticExtractor(num_in_ch=6 if motion else 3)
+    net = SLSemanticExtractor(num_in_ch=6 if motion else 3, fine_masks=fine_masks)
     loss_fn = SLInstanceMaskLoss(loss_weight=1.0)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     from tqdm import tqdm
@@ -75,13 +75,14 @@ def main(argv=None):
     parser.add_argument('--root', default='datasets/synthetic', help='sl-prepare --synthetic output')
     parser.add_argument('--iters', type=int, default=1500)
     parser.add_argument('--motion', action='store_true', help='frame differences as extra input channels')
+    parser.add_argument('--fine-masks', action='store_true', help='masks at full LR resolution (SLSemanticExtractor fine_masks)')
     args = parser.parse_args(argv)
     if not osp.isfile(osp.join(args.root, 'val', 'meta_info_crossing.txt')):
         raise SLError(f'{args.root} holds no synthetic clips; make them with sl-prepare --synthetic -o {args.root}.')
     torch.set_num_threads(1)
     started = time.process_time()
-    iou_all, iou_objects = train_and_score(args.root, args.iters, args.motion)
-    with_input = ' with motion input' if args.motion else ''
+    iou_all, iou_objects = train_and_score(args.root, args.iters, args.motion, args.fine_masks)
+    with_input = (' with motion input' if args.motion else '') + (', full-resolution masks' if args.fine_masks else '')
     print(f'extractor trained {args.iters} iterations on the mask loss alone{with_input}'
           f' ({time.process_time() - started:.0f} CPU-s): held-out crossing clips mIoU {iou_all:.3f} '
           f'(objects only {iou_objects:.3f})')

@@ -2,7 +2,7 @@
 
 On the synthetic clips of :mod:`sl_arch.data.synthetic` (real photographs, ground-truth instances
 and motion), every model is trained with ``sl-train`` from one template (same data, iterations,
-batch, patch, seed, optimizer, schedule; :func:`sl_arch.bench.compare.train_options`) and tested
+batch, patch, seed, optimizer, schedule; :func:`sl_arch.bench.options.train_options`) and tested
 with ``sl-test`` on the held-out clips of each motion regime (``pan``, ``crossing``) and on the
 held-out real demo frames:
 
@@ -36,7 +36,9 @@ import cv2
 import numpy as np
 import yaml
 
-from sl_arch.bench import compare
+from sl_arch.bench import options as bench_options
+from sl_arch.bench.report import check_report_folder, write_text_file
+from sl_arch.bench.runs import run_command, train_then_test
 from sl_arch.utils.errors import SLError, cli_entry
 from sl_arch.utils.files import check_writable
 
@@ -56,7 +58,7 @@ MASK_CONSISTENCY = {'type': 'SLMaskConsistencyLoss', 'loss_weight': 0.1, 'balanc
 def variants():
     """Rows of the oracle test: key -> label, ``network_g``, ``masks`` (``'input'``: the ground truth is
     fed to the network, ``'target'``: it supervises the learned masks, None: unused) and extra ``train`` options."""
-    tiny = compare.semantic_lens_options('tiny')
+    tiny = bench_options.semantic_lens_options('tiny')
     pooled = dict(tiny, semantic_extractor={'type': 'SLPrecomputedSemantics'})
     flow = osp.abspath(PRETRAINED_FLOW)
     return {
@@ -74,11 +76,11 @@ def variants():
         'SL_mask_selfsup': dict(label='SemanticLens, learned masks + SLMaskConsistencyLoss', network_g=tiny,
                                 train={'mask_consistency_opt': MASK_CONSISTENCY}),
         'SL_no_semantics': dict(label='SemanticLens w/o semantic branch',
-                                network_g=compare.semantic_lens_options('tiny', {'use_semantics': False})),
+                                network_g=bench_options.semantic_lens_options('tiny', {'use_semantics': False})),
         'single_frame': dict(label='single-frame SRResNet, equal size', network_g={'type': 'SLFrameWise'}),
         # the same questions with the flow warper starting pretrained, and instance-centric motion
         'SL_no_semantics_pf': dict(label='SemanticLens w/o semantic branch, pretrained flow',
-                                   network_g=dict(compare.semantic_lens_options('tiny', {'use_semantics': False}),
+                                   network_g=dict(bench_options.semantic_lens_options('tiny', {'use_semantics': False}),
                                                   flow_load_path=flow)),
         'SL_gt_masks_pf': dict(label='SemanticLens, ground-truth masks, tokens pooled (oracle), pretrained flow',
                                network_g=dict(pooled, flow_load_path=flow), masks='input'),
@@ -102,60 +104,58 @@ def test_sets(synthetic_root, demo_root, with_masks):
         if with_masks:
             sets[f'test_{number}']['semantics_root'] = osp.join(root, 'val', 'masks')
     if not with_masks and demo_root:
-        _, demo = compare.dataset_options(demo_root)
+        _, demo = bench_options.prepared_dataset_options(demo_root)
         sets['test_3'] = dict(demo, name='demo_real')
     return sets
 
 
+#: What decides a row's result: a row whose option files agree on these is read back, not retrained
+#: (logging frequency and the like do not count).
+RECIPE_KEYS = ('network_g', 'datasets', 'train', 'val', 'manual_seed', 'scale', 'path')
+
+
 def unchanged(path, options):
-    """Whether the YAML file ``path`` exists and holds exactly ``options``."""
+    """Whether the YAML file ``path`` exists and holds the same recipe (:data:`RECIPE_KEYS`) as ``options``."""
     if not osp.isfile(path):
         return False
     with open(path, encoding='utf-8') as handle:
-        return yaml.safe_load(handle) == options
+        written = yaml.safe_load(handle) or {}
+    return all(written.get(key) == options.get(key) for key in RECIPE_KEYS)
+
+
+def progress(message):
+    print(f'[sl-bench semantics] {message}', flush=True)
 
 
 def train_and_test(key, variant, args):
     """Train and test one row through sl-train / sl-test; returns its figures.
 
-    A row whose option files are unchanged since a finished earlier run is read back, not rerun.
+    A row whose recipe is unchanged since a finished earlier run is read back, not rerun.
     """
     name = f'sem_{key}'
     work_dir = osp.abspath(args.work_dir)
     network_opt = variant['network_g']
-    train_set, _ = compare.dataset_options(args.synthetic_root)
+    train_set, _ = bench_options.prepared_dataset_options(args.synthetic_root)
     if variant.get('masks'):
         train_set['semantics_root'] = osp.join(osp.abspath(args.synthetic_root), 'train', 'masks')
-    train_opt = compare.train_options(name, network_opt, dict(BUDGET, total_iter=args.iters), train_set)
+    train_opt = bench_options.train_options(name, network_opt, dict(BUDGET, total_iter=args.iters), train_set)
     train_opt['train'].update(variant.get('train', {}))
     checkpoint = osp.join('experiments', name, 'models', 'net_g_latest.pth')
-    test_opt = compare.test_options(name, network_opt, {}, checkpoint)
-    test_opt['datasets'] = test_sets(args.synthetic_root, args.demo_root, variant.get('masks') == 'input')
-    train_yml = osp.join(work_dir, 'options', f'train_{name}.yml')
-    test_yml = osp.join(work_dir, 'options', f'test_{name}.yml')
-    logs = osp.join(work_dir, 'logs')
-    done = osp.join(logs, f'{name}.done.json')
-    if unchanged(train_yml, train_opt) and unchanged(test_yml, test_opt) and osp.isfile(done):
+    sets = test_sets(args.synthetic_root, args.demo_root, variant.get('masks') == 'input')
+    test_opt = bench_options.test_options(name, network_opt, {test['name']: test for test in sets.values()}, checkpoint)
+    done = osp.join(work_dir, 'logs', f'{name}.done.json')
+    if (unchanged(osp.join(work_dir, 'options', f'train_{name}.yml'), train_opt)
+            and unchanged(osp.join(work_dir, 'options', f'test_{name}.yml'), test_opt) and osp.isfile(done)):
         with open(done, encoding='utf-8') as handle:
-            compare.say(f'{variant["label"]}: unchanged since {done}, read back')
+            progress(f'{variant["label"]}: unchanged since {done}, read back')
             return dict(json.load(handle), read_back=True)
-    compare.write_yaml(train_yml, train_opt)
-    compare.write_yaml(test_yml, test_opt)
-    os.makedirs(logs, exist_ok=True)
-    started = time.perf_counter()
-    compare.run_logged(['sl_arch.train', '-opt', train_yml], work_dir, osp.join(logs, f'{name}_train.out'), 1)
-    train_seconds = time.perf_counter() - started
-    with open(compare.newest(osp.join(work_dir, 'experiments', name, f'train_{name}_*.log')), encoding='utf-8') as log:
-        s_per_iter = compare.seconds_per_iteration(log.read())
-    compare.run_logged(['sl_arch.test', '-opt', test_yml], work_dir, osp.join(logs, f'{name}_test.out'), 1)
-    with open(compare.newest(osp.join(work_dir, 'results', name, f'test_{name}_*.log')), encoding='utf-8') as log:
-        text = log.read()
-    metrics = {dataset['name']: compare.test_metrics(text, dataset['name'])
-               for dataset in test_opt['datasets'].values()}
-    result = {'train_wall_s': train_seconds, 's_per_iter': s_per_iter, 'metrics': metrics,
-              'checkpoint': osp.join(work_dir, checkpoint), 'params': compare.parameter_counts(network_opt)[0]}
-    from sl_arch.demo import write_text
-    write_text(done, json.dumps(result, indent=1) + '\n')
+    run = train_then_test(name, train_opt, test_opt, work_dir, 1)
+    metrics = {dataset: {metric: {'mean': values['mean'], 'sequences': values['sequences']}
+                         for metric, values in figures.items()} for dataset, figures in run['metrics'].items()}
+    result = {'train_wall_s': run['train_wall_s'], 's_per_iter': run['train']['seconds_per_iteration'],
+              'metrics': metrics, 'checkpoint': osp.join(work_dir, checkpoint),
+              'params': bench_options.parameter_counts(network_opt)[0]}
+    write_text_file(done, json.dumps(result, indent=1) + '\n')
     return result
 
 
@@ -194,7 +194,7 @@ def load_checkpoint_network(checkpoint):
 
 def read_frames(synthetic_root, clip, num_frames, kind='BI', split='val'):
     """Frames (BGR uint8) of a synthetic clip: ``kind`` is ``'BI'``, ``'BD'`` or ``'GT'``."""
-    from sl_arch.data.video_io import read_image
+    from sl_arch.io.images import read_image
     return [read_image(osp.join(synthetic_root, split, kind, clip, f'{t:08d}.png')) for t in range(num_frames)]
 
 
@@ -211,7 +211,7 @@ def learned_masks(net, synthetic_root, clip, num_frames):
     """LR frames (BGR uint8), true ids (t, h, w) and ``net``'s learned masks (t, n, h, w) of a held-out clip."""
     import torch
 
-    from sl_arch.data.clips import frames_to_tensor
+    from sl_arch.io.tensors import frames_to_tensor
     frames, ids = read_clip(synthetic_root, clip, num_frames)
     with torch.no_grad():
         _, masks = net(frames_to_tensor(frames).unsqueeze(0), return_masks=True)
@@ -225,8 +225,8 @@ def mask_sensitivity(checkpoint, synthetic_root):
     from basicsr.metrics import calculate_psnr
     from basicsr.utils import tensor2img
 
-    from sl_arch.data.clips import frames_to_tensor
-    from sl_arch.data.video_io import read_meta_info
+    from sl_arch.data.dataset_files import read_meta_info
+    from sl_arch.io.tensors import frames_to_tensor
     net = load_checkpoint_network(checkpoint)
     scores = {'true': [], 'one instance': [], 'shifted 6 px': []}
     for clip, num_frames, _ in read_meta_info(osp.join(synthetic_root, 'val', 'meta_info_crossing.txt')):
@@ -243,9 +243,55 @@ def mask_sensitivity(checkpoint, synthetic_root):
     return {name: float(np.mean(values)) for name, values in scores.items()}
 
 
+def temporal_use(checkpoint, synthetic_root, with_masks):
+    """How much a trained network takes from the other frames of the clip, on held-out crossing clips.
+
+    PSNR-Y of the whole clip (recurrent propagation over all frames) against each frame upscaled
+    alone (a clip of one frame: nothing to propagate), over all pixels and apart on the background
+    and on the object pixels (true ids > 0, nearest-upsampled to the GT grid). PSNR from the mean
+    squared error pooled over every frame of every clip. A network that gains nothing from time
+    cannot gain from better alignment either.
+
+    Returns:
+        dict: ``{'<clip | alone> <all | background | objects>': PSNR-Y}``.
+    """
+    import torch
+    from basicsr.utils import tensor2img
+    from basicsr.utils.color_util import bgr2ycbcr
+
+    from sl_arch.data.dataset_files import read_meta_info
+    from sl_arch.io.tensors import frames_to_tensor
+    net = load_checkpoint_network(checkpoint)
+    errors = {}
+
+    def add(key, squared):
+        total, count = errors.get(key, (0.0, 0))
+        errors[key] = (total + float(squared.sum()), count + squared.size)
+
+    for clip, num_frames, _ in read_meta_info(osp.join(synthetic_root, 'val', 'meta_info_crossing.txt')):
+        frames, ids = read_clip(synthetic_root, clip, num_frames)
+        gts = read_frames(synthetic_root, clip, num_frames, 'GT')
+        lq = frames_to_tensor(frames).unsqueeze(0)
+        masks = torch.from_numpy(ids).unsqueeze(0) if with_masks else None
+        with torch.no_grad():
+            whole = net(lq, masks=masks)[0]
+            alone = torch.cat([net(lq[:, t:t + 1], masks=None if masks is None else masks[:, t:t + 1])[0]
+                               for t in range(num_frames)])
+        for t in range(num_frames):
+            gt_y = bgr2ycbcr(gts[t].astype(np.float32) / 255, y_only=True) * 255
+            objects = cv2.resize((ids[t] > 0).astype(np.uint8), gt_y.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
+            for name, output in (('clip', whole), ('alone', alone)):
+                out_y = bgr2ycbcr(tensor2img([output[t]]).astype(np.float32) / 255, y_only=True) * 255
+                squared = (out_y - gt_y) ** 2
+                add(f'{name} all', squared)
+                add(f'{name} background', squared[~objects])
+                add(f'{name} objects', squared[objects])
+    return {key: float(10 * np.log10(255 ** 2 / (total / count))) for key, (total, count) in errors.items() if count}
+
+
 def mask_quality(checkpoint, synthetic_root):
     """Matched mean IoU of the learned masks on every held-out crossing clip, per clip and per frame."""
-    from sl_arch.data.video_io import read_meta_info
+    from sl_arch.data.dataset_files import read_meta_info
     net = load_checkpoint_network(checkpoint)
     rows = {}
     for clip, num_frames, _ in read_meta_info(osp.join(synthetic_root, 'val', 'meta_info_crossing.txt')):
@@ -268,7 +314,7 @@ def save_mask_figure(checkpoint, synthetic_root, clip, path, columns=6):
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    from sl_arch.data.video_io import read_meta_info
+    from sl_arch.data.dataset_files import read_meta_info
     from sl_arch.utils.visualize import instance_palette
     num_frames = dict((name, count) for name, count, _ in
                       read_meta_info(osp.join(synthetic_root, 'val', 'meta_info.txt')))[clip]
@@ -335,6 +381,19 @@ def markdown_report(rows, quality, info):
             lines.append(f'| {row["label"]} | ' + ' | '.join(f'{row["mask_sensitivity"][name]:.2f}' for name in names)
                          + ' |')
         lines.append('')
+    temporal = [row for row in rows if row.get('temporal_use')]
+    if temporal:
+        lines += ['## Do the networks use the other frames? (held-out crossing clips, PSNR-Y)', '',
+                  'Whole clip against each frame upscaled alone; pooled MSE over all frames; objects are the '
+                  'pixels of true instances other than the background (about a tenth of the pixels).', '',
+                  '| model | clip | frame alone | gain | background gain | objects gain |', '|---|---|---|---|---|---|']
+        for row in temporal:
+            use = row['temporal_use']
+            lines.append(f'| {row["label"]} | {use["clip all"]:.2f} | {use["alone all"]:.2f} | '
+                         f'{use["clip all"] - use["alone all"]:+.2f} | '
+                         f'{use["clip background"] - use["alone background"]:+.2f} | '
+                         f'{use["clip objects"] - use["alone objects"]:+.2f} |')
+        lines.append('')
     if quality:
         labels = {row['key']: row['label'] for row in rows}
         lines += ['## Learned masks against the ground truth (held-out crossing clips)', '',
@@ -381,28 +440,28 @@ def main(argv=None):
         raise SLError('--iters and --jobs must be at least 1.')
     for path, option in ((args.work_dir, '--work-dir'), (args.out, '--out')):
         check_writable(path, option)
-    compare.check_report_folder(args.out, ('results.json', 'report.md'))
+    check_report_folder(args.out, ('results.json', 'report.md'))
     os.makedirs(args.work_dir, exist_ok=True)
     started, started_at = time.perf_counter(), time.strftime('%Y-%m-%d %H:%M %Z')
     if not osp.isfile(osp.join(args.synthetic_root, 'val', 'meta_info_crossing.txt')):
-        compare.run_logged(['sl_arch.prepare', '--synthetic', '-o', args.synthetic_root], os.getcwd(),
+        run_command(['sl_arch.prepare', '--synthetic', '-o', args.synthetic_root], os.getcwd(),
                            osp.join(args.work_dir, 'prepare_synthetic.out'), 1)
     if args.demo_root and not osp.isdir(osp.join(args.demo_root, 'val')):
         if osp.abspath(args.demo_root) != osp.abspath(DEMO_ROOT):
             raise SLError(f'--demo-root {args.demo_root} has no val/ folder; make it with sl-prepare or pass another.')
-        compare.run_logged(['sl_arch.prepare', '--demo'], os.getcwd(), osp.join(args.work_dir, 'prepare_demo.out'), 1)
+        run_command(['sl_arch.prepare', '--demo'], os.getcwd(), osp.join(args.work_dir, 'prepare_demo.out'), 1)
     rows = [{'key': key, 'label': table[key]['label'], 'network_g': table[key]['network_g'],
              'masks': table[key].get('masks'), 'train': table[key].get('train')} for key in keys]
 
     def job(row):
-        compare.say(f'training {row["label"]} ...')
+        progress(f'training {row["label"]} ...')
         try:
             row.update(train_and_test(row['key'], table[row['key']], args))
         except SLError as error:
             row['error'] = str(error)
-            compare.say(f'{row["label"]} FAILED: {error}')
+            progress(f'{row["label"]} FAILED: {error}')
             return
-        compare.say(f'{row["label"]}: {row["s_per_iter"]:.2f} s/iter, ' + ', '.join(
+        progress(f'{row["label"]}: {row["s_per_iter"]:.2f} s/iter, ' + ', '.join(
             f'{name} {metric["psnr"]["mean"]:.2f} dB' for name, metric in row['metrics'].items()))
 
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
@@ -412,6 +471,8 @@ def main(argv=None):
     for row in rows:
         if row['masks'] == 'input' and not row.get('error'):
             row['mask_sensitivity'] = mask_sensitivity(row['checkpoint'], args.synthetic_root)
+        if row['network_g']['type'] == 'SemanticLens' and not row.get('error') and 'temporal_use' not in row:
+            row['temporal_use'] = temporal_use(row['checkpoint'], args.synthetic_root, row['masks'] == 'input')
     for row in rows:  # the models that learn their masks
         if row['network_g'].get('use_semantics', True) and row['network_g']['type'] == 'SemanticLens' \
                 and row['masks'] != 'input' and not row.get('error'):
@@ -421,11 +482,10 @@ def main(argv=None):
     info = {'command': 'python -m sl_arch.bench.semantics ' + ' '.join(argv), 'budget': dict(BUDGET,
                                                                                             total_iter=args.iters),
             'started': started_at, 'wall_minutes': (time.perf_counter() - started) / 60}
-    from sl_arch.demo import write_text
-    write_text(osp.join(args.out, 'results.json'),
-               json.dumps({'info': info, 'rows': rows, 'mask_quality': quality}, indent=2) + '\n')
+    write_text_file(osp.join(args.out, 'results.json'),
+                    json.dumps({'info': info, 'rows': rows, 'mask_quality': quality}, indent=2) + '\n')
     report = markdown_report(rows, quality, info)
-    write_text(osp.join(args.out, 'report.md'), report + '\n')
+    write_text_file(osp.join(args.out, 'report.md'), report + '\n')
     print(report)
     failed = [row['label'] for row in rows if row.get('error')]
     if failed:

@@ -38,7 +38,8 @@ import cv2
 import numpy as np
 
 from sl_arch.data.degradations import DEGRADATIONS
-from sl_arch.data.video_io import atomic_write_bytes, format_meta_info, write_png
+from sl_arch.data.dataset_files import format_meta_info
+from sl_arch.io.images import atomic_write_bytes, write_png
 from sl_arch.utils.errors import SLError
 
 #: Photographs of the training clips (file names in skimage/data or matplotlib's sample_data).
