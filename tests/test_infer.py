@@ -1,6 +1,7 @@
 """Specifications of ``sl-infer`` on a few real frames (Big Buck Bunny, downscaled)."""
 import sl_arch  # noqa: F401  (must precede basicsr)
 
+import json
 import os
 import shutil
 import subprocess
@@ -437,3 +438,45 @@ def test_a_frame_rate_that_is_not_positive_is_refused(data, tmp_path, capsys):
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == 'sl-infer: error: --fps must be positive (got -3)'
     assert os.listdir(tmp_path) == []
+
+
+def two_shots(folder, first=10, second=10):
+    """A folder of two shots (two textures, each panning); returns the folder and the second shot's own folder."""
+    rng = np.random.default_rng(5)
+    shots = []
+    for length, seed in ((first, 1), (second, 2)):
+        texture = cv2.resize(np.random.default_rng(seed).uniform(0, 255, (4, 6, 3)).astype(np.uint8),
+                             (48 + length, 40), interpolation=cv2.INTER_CUBIC)
+        shots.append([np.clip(texture[8:32, index:index + 32] + rng.normal(0, 2, (24, 32, 3)), 0, 255)
+                      .astype(np.uint8) for index in range(length)])
+    return write_folder(folder, shots[0] + shots[1]), write_folder(f'{folder}_second', shots[1])
+
+
+@pytest.mark.parametrize('network', ['sl', 'edvr'])
+def test_frames_after_a_cut_equal_the_second_shot_upscaled_alone(data, tmp_path, network, capsys):
+    folder, second = two_shots(tmp_path / 'cut')
+    options = ('--weights', data[network], '--chunk', 4, '--overlap', 1) + (
+        ('--opt', data['edvr_yml']) if network == 'edvr' else ())
+    summary = run('-i', folder, '-o', tmp_path / 'out', *options)
+    assert summary['cuts'] == [10] and 'cuts at frames 10;' in capsys.readouterr().out
+    run('-i', second, '-o', tmp_path / 'alone', *options)
+    np.testing.assert_array_equal(read_folder(tmp_path / 'out', 20)[10:], read_folder(tmp_path / 'alone', 10))
+    with open(tmp_path / 'out' / infer.MANIFEST) as handle:
+        assert json.load(handle)['shots'] == {'threshold': 12.0, 'cuts': [10]}
+
+    run('-i', folder, '-o', tmp_path / 'one_shot', *options, '--no-shot-detect')  # the same run across the cut
+    assert not np.array_equal(read_folder(tmp_path / 'one_shot', 20)[10:], read_folder(tmp_path / 'alone', 10))
+
+
+def test_bf16_stays_close_to_fp32_and_fp16_is_refused_on_a_cpu(data, tmp_path, capsys):
+    run('-i', data['folder'], '-o', tmp_path / 'fp32', '--weights', data['sl'], '--chunk', 0)
+    run('-i', data['folder'], '-o', tmp_path / 'bf16', '--weights', data['sl'], '--chunk', 0, '--precision', 'bf16')
+    difference = read_folder(tmp_path / 'bf16', NUM_FRAMES).astype(float) - read_folder(tmp_path / 'fp32', NUM_FRAMES)
+    psnr = 10 * np.log10(255.0 ** 2 / max(np.mean(difference ** 2), 1e-12))
+    print(f'bf16 vs fp32: max |diff| {np.abs(difference).max():.0f}/255, PSNR {psnr:.1f} dB')
+    assert psnr > 40 and np.abs(difference).max() <= 8
+    message = expect_error(capsys, '-i', data['folder'], '-o', tmp_path / 'fp16', '--weights', data['sl'],
+                           '--precision', 'fp16', '--device', 'cpu')
+    assert message == ('error: --precision fp16 needs a CUDA GPU (--device cpu); on a CPU use --precision bf16 '
+                       'or fp32.')
+    assert not (tmp_path / 'fp16').exists()
