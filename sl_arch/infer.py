@@ -477,7 +477,9 @@ def upscale(args):
     checkpoint = load_checkpoint(args.weights, args.param_key)
     net_opt = network_options(args.weights, args.opt, checkpoint)
     net_type = net_opt['type']
-    net = build_network(net_opt, args.weights, checkpoint, args.param_key, args.opt or args.weights).to(device)
+    net = build_network(net_opt, args.weights, checkpoint, args.param_key, args.opt or args.weights)
+    # channels_last measured faster on a CPU (SemanticLens tiny 0.85x fp32, 0.58x bf16; EDVR 0.85x; BasicVSR 0.78x)
+    net = net.to(device, memory_format=torch.channels_last)
     del checkpoint
     net_fn = network_function(net, net_type, args.save_masks, dtype)
 
