@@ -27,8 +27,8 @@ import time
 from collections import OrderedDict
 
 import torch
-from torch.nn import functional as F
 from torch import distributed as dist
+from torch.nn import functional as F
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 from tqdm import tqdm
 
@@ -135,6 +135,7 @@ class TrainingClock:
         return self.budget is not None and self.seconds() >= self.budget
 
     def state_dict(self):
+        """``kind``, ``seconds``, ``wall_seconds`` and ``iterations`` so far, for a training state."""
         return {'kind': self.kind, 'seconds': self.seconds(), 'wall_seconds': self.wall_seconds(),
                 'iterations': self.iterations}
 
@@ -348,8 +349,17 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
         return paths.get('log') or paths.get('experiments_root') or paths['results_root']
 
     def budget_spent(self):
-        """Whether training has used its ``train.cpu_seconds`` / ``gpu_seconds`` (False without one)."""
-        return self.clock.spent()
+        """Whether training has used its ``train.cpu_seconds`` / ``gpu_seconds`` (False without one).
+
+        In distributed training every process stops as soon as one has spent its budget (the
+        decision is all-reduced), so that no process waits for a step the others never take.
+        """
+        spent = self.clock.spent()
+        if self.opt.get('dist') and self.clock.budget is not None:
+            flag = torch.tensor([float(spent)], device=self.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            spent = bool(flag.item())
+        return spent
 
     def resume_training(self, resume_state):
         """Reload optimizers and schedulers (BasicSR), this rank's random-number generators and the clock.
