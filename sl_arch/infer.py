@@ -566,7 +566,9 @@ def summary_line(args, source, net_type, summary, device):
         shots = 'shot detection off'
     else:
         cuts = summary['cuts']
-        shots = (f'{len(cuts) + 1} shots, cuts at frames {", ".join(map(str, cuts))}' if cuts else 'one shot')
+        plural = 's' if len(cuts) > 1 else ''
+        listed = ', '.join(map(str, cuts))
+        shots = f'{len(cuts) + 1} shots, cut{plural} at frame{plural} {listed}' if cuts else 'one shot'
     copied = ''
     if is_video_output(args.output) and source.is_video and source.video.copied_streams:
         copied = f'; copied {", ".join(source.video.copied_streams)}'

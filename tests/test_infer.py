@@ -458,7 +458,7 @@ def test_frames_after_a_cut_equal_the_second_shot_upscaled_alone(data, tmp_path,
     options = ('--weights', data[network], '--chunk', 4, '--overlap', 1) + (
         ('--opt', data['edvr_yml']) if network == 'edvr' else ())
     summary = run('-i', folder, '-o', tmp_path / 'out', *options)
-    assert summary['cuts'] == [10] and 'cuts at frames 10;' in capsys.readouterr().out
+    assert summary['cuts'] == [10] and '2 shots, cut at frame 10;' in capsys.readouterr().out
     run('-i', second, '-o', tmp_path / 'alone', *options)
     np.testing.assert_array_equal(read_folder(tmp_path / 'out', 20)[10:], read_folder(tmp_path / 'alone', 10))
     with open(tmp_path / 'out' / infer.MANIFEST) as handle:
