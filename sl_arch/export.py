@@ -21,7 +21,7 @@ plain ONNX operators). What is fixed and what is dynamic:
 Then the ONNX model runs in onnxruntime on a real clip (``--check``: its first frames, downscaled
 with MATLAB-bicubic by the network's scale, cropped to the exported size) or on random frames,
 beside the PyTorch network, one CPU thread each: maximum absolute difference, PSNR between the
-two outputs, and the time of each. The file is written atomically, and an existing file is only
+two outputs, and the CPU time of each. The file is written atomically, and an existing file is only
 replaced with ``--overwrite``.
 """
 import argparse
@@ -240,7 +240,7 @@ def capture(net, spec, lqs, dynamic):
             except Exception as error:  # torch.export's constraint violations have several types
                 first = next((line.strip(' -') for line in str(error).splitlines() if 'specialized' in line
                               or 'guard' in line.lower()), str(error).splitlines()[0])
-                reason = f'torch.export specialises the graph to the size ({first[:160]})'
+                reason = f'torch.export specialises the graph to the size ({first.split(". ")[0][:160]})'
         return torch.export.export(net, (lqs,), strict=False), reason
 
 
@@ -307,14 +307,18 @@ def ort_session(path):
     return onnxruntime.InferenceSession(path, options, providers=['CPUExecutionProvider'])
 
 
-def median_seconds(function, repeats):
-    """Median wall time of ``repeats`` calls (after one warm-up call); returns (seconds, last result)."""
+def median_cpu_seconds(function, repeats):
+    """Median CPU time of the process over ``repeats`` calls (after one warm-up call); returns (seconds, last result).
+
+    CPU time, not wall time: with one thread each it is the compute time on an idle machine, and
+    other processes on a shared one do not count.
+    """
     result = function()
     times = []
     for _ in range(repeats):
-        started = time.perf_counter()
+        started = time.process_time()
         result = function()
-        times.append(time.perf_counter() - started)
+        times.append(time.process_time() - started)
     return statistics.median(times), result
 
 
@@ -323,7 +327,7 @@ def compare_runtimes(onnx_path, net, lqs, repeats):
 
     Returns:
         dict: ``max_abs_diff``, ``psnr_db`` (between the two outputs, range 1), ``torch_s``,
-        ``onnxruntime_s`` (median per call), ``speedup`` (PyTorch time / onnxruntime time).
+        ``onnxruntime_s`` (median CPU seconds per call), ``speedup`` (PyTorch time / onnxruntime time).
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -331,8 +335,8 @@ def compare_runtimes(onnx_path, net, lqs, repeats):
         session = ort_session(onnx_path)
         feed = {INPUT_NAME: lqs.numpy()}
         with torch.no_grad():
-            torch_s, reference = median_seconds(lambda: net(lqs), repeats)
-        ort_s, (output, ) = median_seconds(lambda: session.run([OUTPUT_NAME], feed), repeats)
+            torch_s, reference = median_cpu_seconds(lambda: net(lqs), repeats)
+        ort_s, (output, ) = median_cpu_seconds(lambda: session.run([OUTPUT_NAME], feed), repeats)
     finally:
         torch.set_num_threads(threads)
     reference = reference.numpy()
@@ -391,8 +395,8 @@ def export(args):
     check_height, check_width = check_input.shape[-2:]
     print(f'sl-export: parity on {check_source}, {check_width}x{check_height}: max |onnxruntime - PyTorch| '
           f'{result["max_abs_diff"]:.3g}, PSNR between them {result["psnr_db"]:.1f} dB')
-    print(f'sl-export: CPU, 1 thread each, median of {args.repeats}: PyTorch {result["torch_s"]:.3f} s, onnxruntime '
-          f'{result["onnxruntime_s"]:.3f} s per call of {frames} frames (PyTorch / onnxruntime = '
+    print(f'sl-export: CPU time, 1 thread each, median of {args.repeats}: PyTorch {result["torch_s"]:.3f} s, '
+          f'onnxruntime {result["onnxruntime_s"]:.3f} s per call of {frames} frames (PyTorch / onnxruntime = '
           f'{result["speedup"]:.2f}); {time.time() - started:.0f} s in all')
     return dict(result, output=args.output, frames=frames, example_size=[width, height], dynamic_size=dynamic,
                 fixed_reason=fixed_reason, check_size=[check_width, check_height], axes=axes)
