@@ -298,3 +298,32 @@ def test_detector_keeps_shots_at_least_min_shot_frames_long():
     assert detector.cuts() == [max(10, 13, key=lambda index: detector.scores[index])]
     detector.min_shot = 3
     assert detector.cuts() == [10, 13, 23]
+
+
+def test_colour_tags_of_the_input_are_kept_and_its_matrix_used_both_ways(tmp_path):
+    frames = textured_frames(3, (64, 48))
+    tags = {'colorspace': 1, 'color_range': 1, 'color_primaries': 1, 'color_trc': 1}  # BT.709, limited range
+    with av.open(str(tmp_path / 'bt709.mp4'), 'w') as container:
+        stream = container.add_stream('libx264', rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, 'yuv444p'
+        stream.codec_context.options = {'qp': '0'}
+        for tag, value in tags.items():
+            setattr(stream.codec_context, tag, value)
+        for index, frame in enumerate(frames):
+            video_frame = av.VideoFrame.from_ndarray(frame, format='bgr24').reformat(
+                format='yuv444p', dst_colorspace='ITU709', dst_color_range='MPEG')
+            video_frame.pts = index
+            container.mux(stream.encode(video_frame))
+        container.mux(stream.encode())
+    source = FrameSource(str(tmp_path / 'bt709.mp4'))
+    assert source.video.colour == tags
+    writer = VideoWriter(str(tmp_path / 'out.mp4'), source.timing, EncoderSettings(pix_fmt='yuv444p', crf=0),
+                         colour=source.video.colour)
+    for index, frame in source.frames():
+        writer.write(index, frame)
+    writer.close()
+    output = FrameSource(str(tmp_path / 'out.mp4'))
+    assert output.video.colour == tags
+    errors = [np.abs(frame.astype(int) - original.astype(int)).max() for (_, frame), original in
+              zip(output.frames(), frames)]
+    assert max(errors) <= 3  # two 8-bit YUV round trips; decoding this input as BT.601 is off by up to 34

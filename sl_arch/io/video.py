@@ -39,6 +39,9 @@ MUXER_TAGS = {'encoder', 'major_brand', 'minor_version', 'compatible_brands', 'd
 #: Muxers that derive a track's duration from decoding timestamps plus the last packet's duration.
 DTS_DURATION_MUXERS = ('mp4', 'mov')
 COLOUR_TAGS = ('colorspace', 'color_range', 'color_primaries', 'color_trc')
+UNSPECIFIED = {'colorspace': 2, 'color_range': 0, 'color_primaries': 2, 'color_trc': 2}
+#: FFmpeg's colour-matrix tags (AVColorSpace) -> the swscale matrix that converts RGB to them.
+SWS_COLORSPACES = {1: 'ITU709', 4: 'FCC', 5: 'ITU601', 6: 'ITU601', 7: 'SMPTE240M', 9: 'BT2020', 10: 'BT2020'}
 CODEC_HINT = 'libx264, libx265, libsvtav1 or libvpx-vp9'
 
 os.environ.setdefault('SVT_LOG', '1')  # SVT-AV1 prints its whole configuration to stderr at level 3 (its default)
@@ -412,7 +415,7 @@ class VideoWriter:
         self.timing = timing
         self.settings = settings or EncoderSettings()
         self.copy_from = copy_from
-        self.colour = {tag: value for tag, value in (colour or {}).items() if value}
+        self.colour = {tag: value for tag, value in (colour or {}).items() if value != UNSPECIFIED[tag]}
         self.tmp_path = None
         self.container = None
         self.stream = None
@@ -456,8 +459,9 @@ class VideoWriter:
         if self.container is None:
             self._open(img.shape[1], img.shape[0])
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format='bgr24')
-        frame = frame.reformat(format=self.settings.pix_fmt, dst_colorspace=self.colour.get('colorspace'),
-                               dst_color_range=self.colour.get('color_range'))
+        frame = frame.reformat(format=self.settings.pix_fmt,
+                               dst_colorspace=SWS_COLORSPACES.get(self.colour.get('colorspace')),
+                               dst_color_range=self.colour.get('color_range'))  # same values as FFmpeg's tags
         frame.pts = self.timing.timestamps[index]
         frame.time_base = self.timing.time_base
         self._durations[frame.pts] = self.timing.duration(index)
