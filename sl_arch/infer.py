@@ -61,7 +61,7 @@ def parse_args(argv=None):
         prog='sl-infer', description='Upscale a video file or a folder of frames with a trained checkpoint.')
     parser.add_argument('-i', '--input', required=True, help='video file FFmpeg decodes, or a folder of frames')
     parser.add_argument('-o', '--output', required=True,
-                        help='output video (.mp4/.mkv/.mov/.m4v/.webm/.avi: timestamps kept, audio and subtitles '
+                        help='output video (.mp4/.mkv/.mov/.m4v/.webm: timestamps kept, audio and subtitles '
                         'copied) or a folder for PNG frames (resumable)')
     parser.add_argument('--weights', required=True, help='checkpoint (.pth) from sl-train or BasicSR')
     parser.add_argument('--opt', help='option file (.yml) with a network_g section; needed only when the '

@@ -422,7 +422,7 @@ def test_bad_options_are_one_clear_line(data, tmp_path, capsys):
          'use params or params_ema, or leave --param-key out.'),
         (('-i', data['folder'], '-o', tmp_path / 'out.flv', '--weights', data['sl']),
          f'output {tmp_path / "out.flv"}: sl-infer cannot write .flv videos; use one of .mp4, .m4v, .mov, .mkv, '
-         '.webm, .avi, or a folder name without a video extension for PNG frames.'),
+         '.webm, or a folder name without a video extension for PNG frames.'),
     ]
     if not torch.cuda.is_available():
         cases.append(((*base, '--weights', data['sl'], '--device', 'cuda'),

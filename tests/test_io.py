@@ -166,7 +166,7 @@ def test_input_stream_the_output_container_cannot_hold_is_refused_before_any_wor
         infer.main(['-i', source, '-o', str(output), '--weights', weights])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip() == (
-        f'error: {source} has a subtitle srt stream (#2) that a .mp4 file cannot hold; write .mkv (it holds most '
+        f'error: stream #2 of {source} (subtitle srt) cannot go into a .mp4 file; write .mkv (it holds most '
         'streams) or write PNG frames (-o FOLDER).')
     assert sorted(os.listdir(tmp_path)) == ['clip.mkv', 'clip.mkv.srt']
 
@@ -187,7 +187,7 @@ def test_bad_encoder_options_are_one_line_before_any_work(tmp_path, weights, cap
     output = str(tmp_path / 'clip_x4.mp4')
     if options[0] == '--out':  # AAC cannot go into WebM, whose default encoder here is libvpx-vp9
         output, options = str(tmp_path / options[1]), ()
-        message = (f'{source} has a audio aac stream (#1) that a .webm file cannot hold; write .mkv (it holds most '
+        message = (f'stream #1 of {source} (audio aac) cannot go into a .webm file; write .mkv (it holds most '
                    'streams) or write PNG frames (-o FOLDER).')
     with pytest.raises(SystemExit) as exit_info:
         infer.main(['-i', source, '-o', output, '--weights', weights, *options])

@@ -24,8 +24,9 @@ from sl_arch.io.shots import THUMBNAIL_WIDTH
 from sl_arch.utils.errors import SLError
 from sl_arch.utils.files import output_error, temporary_path
 
-#: Video containers sl_arch writes, by file extension -> FFmpeg muxer.
-WRITE_FORMATS = {'.mp4': 'mp4', '.m4v': 'mp4', '.mov': 'mov', '.mkv': 'matroska', '.webm': 'webm', '.avi': 'avi'}
+#: Video containers sl_arch writes, by file extension -> FFmpeg muxer. Not AVI: it has no presentation
+#: timestamps, so neither a variable frame rate nor H.264's reordered frames keep their times in it.
+WRITE_FORMATS = {'.mp4': 'mp4', '.m4v': 'mp4', '.mov': 'mov', '.mkv': 'matroska', '.webm': 'webm'}
 #: Encoder used when none is asked for; containers that cannot hold it get their own.
 DEFAULT_CODEC = 'libx264'
 CONTAINER_CODECS = {'webm': 'libvpx-vp9'}
@@ -300,6 +301,8 @@ class EncoderSettings:
                 options['b'] = '0'  # libvpx takes crf as a cap unless the bitrate is 0: constant quality
         if self.preset is not None:
             options['preset'] = self.preset
+        if codec == 'libx265':
+            options['x265-params'] = 'log-level=error'  # x265 prints its whole configuration to stderr otherwise
         return options
 
 
@@ -316,8 +319,8 @@ def _add_copies(container, source, path, copy_from):
         try:
             copy = container.add_stream_from_template(stream)
         except ValueError:
-            raise SLError(f'{copy_from} has a {_stream_label(stream)} stream (#{stream.index}) that a '
-                          f'{os.path.splitext(path)[1]} file cannot hold; write .mkv (it holds most streams) '
+            raise SLError(f'stream #{stream.index} of {copy_from} ({_stream_label(stream)}) cannot go into a '
+                          f'{os.path.splitext(path)[1]} file; write .mkv (it holds most streams) '
                           'or write PNG frames (-o FOLDER).') from None
         for key, value in stream.metadata.items():
             if key.lower() not in MUXER_TAGS:
