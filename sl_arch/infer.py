@@ -552,6 +552,7 @@ def upscale(args):
         writer.abort()
         raise
     finally:
+        frames.close()  # closes the decoder now, not when the generator is collected
         progress.close()
     elapsed = time.time() - started
     summary['seconds'] = elapsed
@@ -570,8 +571,10 @@ def summary_line(args, source, net_type, summary, device):
         listed = ', '.join(map(str, cuts))
         shots = f'{len(cuts) + 1} shots, cut{plural} at frame{plural} {listed}' if cuts else 'one shot'
     copied = ''
-    if is_video_output(args.output) and source.is_video and source.video.copied_streams:
-        copied = f'; copied {", ".join(source.video.copied_streams)}'
+    if is_video_output(args.output) and source.is_video:
+        streams = source.video
+        copied = (f'; copied {", ".join(streams.copied_streams)}' if streams.copied_streams else '') + \
+            (f'; not copied: {", ".join(streams.other_streams)}' if streams.other_streams else '')
     return (f'sl-infer: {summary["written"]} frames written to {args.output}'
             + (f' ({summary["resumed"]} already done, resumed)' if summary['resumed'] else '')
             + f'; {source.width}x{source.height} -> {out_w}x{out_h} ({net_type}, {args.precision}), '
