@@ -578,7 +578,7 @@ def summary_line(args, source, net_type, summary, device):
     return (f'sl-infer: {summary["written"]} frames written to {args.output}'
             + (f' ({summary["resumed"]} already done, resumed)' if summary['resumed'] else '')
             + f'; {source.width}x{source.height} -> {out_w}x{out_h} ({net_type}, {args.precision}), '
-            + f'{summary["windows"]} windows, {shots}'
+            + f'{summary["windows"]} window{"s" if summary["windows"] != 1 else ""}, {shots}'
             + (f', tiles {args.tile}px' if args.tile else '') + copied
             + f'; {summary["seconds"]:.1f} s, {summary["written"] / summary["seconds"]:.2f} frames/s; '
             + _peak_memory(device)
