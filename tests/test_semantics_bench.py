@@ -34,3 +34,26 @@ def test_instances_beyond_the_number_of_slots_count_as_missed():
     result = matched_iou(pred, true, num_slots=1)
 
     assert result['all'] == 1 / 9  # 1/3 IoU for the matched instance, 0 for the two others
+
+
+def test_temporal_use_is_zero_for_a_frame_wise_network_and_not_for_a_recurrent_one(tmp_path):
+    import torch
+    from basicsr.archs import build_network
+
+    from sl_arch.bench.semantics import temporal_use
+    from sl_arch.data.synthetic import write_synthetic
+    root = str(tmp_path / 'synthetic')
+    write_synthetic(root, num_train=0, num_val=2, size=(160, 96), num_frames=4, kinds=('BI',))
+    gains = {}
+    for network_g in ({'type': 'SLFrameWise'}, {'type': 'SemanticLens', 'num_feat': 16, 'num_upsample_feat': 8}):
+        torch.manual_seed(0)
+        net = build_network(dict(network_g))
+        for parameter in net.parameters():  # away from the near-identity start, so propagation shows
+            parameter.data.add_(torch.randn_like(parameter) * 0.05)
+        path = str(tmp_path / f'{network_g["type"]}.pth')
+        torch.save({'params': net.state_dict(), 'network_g': network_g}, path)
+        use = temporal_use(path, root, with_masks=False)
+        gains[network_g['type']] = use['clip all'] - use['alone all']
+        assert set(use) >= {'clip objects', 'alone background', 'clip per frame'}
+    assert abs(gains['SLFrameWise']) < 1e-4  # batched vs one frame: float rounding only
+    assert abs(gains['SemanticLens']) > 1e-2, gains

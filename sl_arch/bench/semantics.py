@@ -187,9 +187,10 @@ def matched_iou(pred, true, num_slots):
 
 
 def load_checkpoint_network(checkpoint):
-    """The network of an sl-train checkpoint (its ``network_g``, weights ``params``), in eval mode on the CPU."""
+    """The network of an sl-train checkpoint (its ``network_g``; weights ``params_ema`` where it has
+    them, else ``params``), in eval mode on the CPU."""
     from sl_arch.utils.checkpoint import load_network
-    return load_network(checkpoint, param_key='params').net
+    return load_network(checkpoint).net
 
 
 def read_frames(synthetic_root, clip, num_frames, kind='BI', split='val'):
@@ -243,17 +244,18 @@ def mask_sensitivity(checkpoint, synthetic_root):
     return {name: float(np.mean(values)) for name, values in scores.items()}
 
 
-def temporal_use(checkpoint, synthetic_root, with_masks):
-    """How much a trained network takes from the other frames of the clip, on held-out crossing clips.
+def temporal_use(checkpoint, synthetic_root, with_masks, regime='crossing'):
+    """How much a trained network takes from the other frames of the clip, on held-out clips of ``regime``.
 
     PSNR-Y of the whole clip (recurrent propagation over all frames) against each frame upscaled
     alone (a clip of one frame: nothing to propagate), over all pixels and apart on the background
     and on the object pixels (true ids > 0, nearest-upsampled to the GT grid). PSNR from the mean
-    squared error pooled over every frame of every clip. A network that gains nothing from time
-    cannot gain from better alignment either.
+    squared error pooled over every frame of every clip, and (``'<clip | alone> per frame'``) as
+    the mean of per-frame PSNR-Y, as the tables of sl-test report it. A network that gains nothing
+    from time cannot gain from better alignment either.
 
     Returns:
-        dict: ``{'<clip | alone> <all | background | objects>': PSNR-Y}``.
+        dict: ``{'<clip | alone> <all | background | objects | per frame>': PSNR-Y}``.
     """
     import torch
     from basicsr.utils import tensor2img
@@ -262,20 +264,20 @@ def temporal_use(checkpoint, synthetic_root, with_masks):
     from sl_arch.data.dataset_files import read_meta_info
     from sl_arch.io.tensors import frames_to_tensor
     net = load_checkpoint_network(checkpoint)
-    errors = {}
+    errors, per_frame = {}, {'clip': [], 'alone': []}
 
     def add(key, squared):
         total, count = errors.get(key, (0.0, 0))
         errors[key] = (total + float(squared.sum()), count + squared.size)
 
-    for clip, num_frames, _ in read_meta_info(osp.join(synthetic_root, 'val', 'meta_info_crossing.txt')):
+    for clip, num_frames, _ in read_meta_info(osp.join(synthetic_root, 'val', f'meta_info_{regime}.txt')):
         frames, ids = read_clip(synthetic_root, clip, num_frames)
         gts = read_frames(synthetic_root, clip, num_frames, 'GT')
         lq = frames_to_tensor(frames).unsqueeze(0)
         masks = torch.from_numpy(ids).unsqueeze(0) if with_masks else None
         with torch.no_grad():
-            whole = net(lq, masks=masks)[0]
-            alone = torch.cat([net(lq[:, t:t + 1], masks=None if masks is None else masks[:, t:t + 1])[0]
+            whole = net(lq, **({} if masks is None else {'masks': masks}))[0]
+            alone = torch.cat([net(lq[:, t:t + 1], **({} if masks is None else {'masks': masks[:, t:t + 1]}))[0]
                                for t in range(num_frames)])
         for t in range(num_frames):
             gt_y = bgr2ycbcr(gts[t].astype(np.float32) / 255, y_only=True) * 255
@@ -286,7 +288,22 @@ def temporal_use(checkpoint, synthetic_root, with_masks):
                 add(f'{name} all', squared)
                 add(f'{name} background', squared[~objects])
                 add(f'{name} objects', squared[objects])
-    return {key: float(10 * np.log10(255 ** 2 / (total / count))) for key, (total, count) in errors.items() if count}
+                per_frame[name].append(10 * np.log10(255 ** 2 / max(float(squared.mean()), 1e-10)))
+    psnr = {key: float(10 * np.log10(255 ** 2 / (total / count))) for key, (total, count) in errors.items() if count}
+    return dict(psnr, **{f'{name} per frame': float(np.mean(values)) for name, values in per_frame.items()})
+
+
+def print_temporal_use(checkpoint, synthetic_root, with_masks):
+    """``--temporal-use``: the table of :func:`temporal_use` for one checkpoint, both regimes."""
+    regions = ('per frame', 'all', 'background', 'objects')
+    print(f'{checkpoint}: PSNR-Y of the whole clip / each frame alone (gain), held-out synthetic clips')
+    print('| regime | ' + ' | '.join(regions) + ' |\n|---|' + '---|' * len(regions))
+    for regime in ('pan', 'crossing'):
+        use = temporal_use(checkpoint, synthetic_root, with_masks, regime)
+        cells = [f'{use[f"clip {region}"]:.2f} / {use[f"alone {region}"]:.2f} '
+                 f'({use[f"clip {region}"] - use[f"alone {region}"]:+.2f})' if f'clip {region}' in use else '—'
+                 for region in regions]
+        print(f'| {regime} | ' + ' | '.join(cells) + ' |')
 
 
 def mask_quality(checkpoint, synthetic_root):
@@ -424,6 +441,11 @@ def parse_args(argv):
     parser.add_argument('--demo-root', default=DEMO_ROOT, help='real held-out frames (sl-prepare --demo); "" for none')
     parser.add_argument('--work-dir', default=osp.join('experiments', 'semantics'))
     parser.add_argument('--out', default=osp.join('results', 'semantics'))
+    parser.add_argument('--temporal-use', metavar='CHECKPOINT',
+                        help='only print how much this checkpoint takes from the other frames (pan and crossing '
+                        'clips, whole clip vs each frame alone) and exit')
+    parser.add_argument('--with-masks', action='store_true',
+                        help='with --temporal-use: feed the true instance masks (networks trained on them)')
     return parser.parse_args(argv)
 
 
@@ -431,6 +453,11 @@ def parse_args(argv):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    if args.temporal_use:
+        if not osp.isfile(args.temporal_use):
+            raise SLError(f'--temporal-use {args.temporal_use} is not a file; give an sl-train checkpoint (.pth).')
+        print_temporal_use(args.temporal_use, args.synthetic_root, args.with_masks)
+        return
     table = variants()
     keys = list(table) if not args.models else [key.strip() for key in args.models.split(',')]
     unknown = [key for key in keys if key not in table]
