@@ -53,7 +53,7 @@ def timers(net, train_clip, test_clip):
     return train_step, infer
 
 
-def measure(preset='tiny', batch=2, train_frames=7, train_side=24, test_frames=16, test_size=(24, 40), repeats=5):
+def component_costs(preset='tiny', batch=2, train_frames=7, train_side=24, test_frames=16, test_size=(24, 40), repeats=5):
     """Median training-iteration seconds and inference seconds per frame of the whole network and of
     each variant without one component. Returns ``{label: {'params', 'train_s', 'infer_s_per_frame'}}``."""
     torch.set_num_threads(1)
@@ -109,7 +109,7 @@ def main(argv=None):
     parser.add_argument('--test-size', type=int, nargs=2, default=[24, 40], metavar=('H', 'W'))
     parser.add_argument('--repeats', type=int, default=5)
     args = parser.parse_args(argv)
-    results = measure(args.preset, args.batch, args.train_frames, args.train_side, args.test_frames,
+    results = component_costs(args.preset, args.batch, args.train_frames, args.train_side, args.test_frames,
                       tuple(args.test_size), args.repeats)
     print(report(results, args))
 

@@ -555,7 +555,8 @@ def load_meta(path):
     return layout, meta
 
 
-def fmt(value):
+def format_epe(value):
+    """An end-point error for the table: three decimals, a dash when there is none."""
     return '—' if value is None or value != value else f'{value:.3f}'
 
 
@@ -594,7 +595,7 @@ def evaluate(args, argv):
 
     def add(model, flow_fn, data='—', iterations='—', cpu='—', size='—', name='—', command='—'):
         print(f'evaluating {model} ...', flush=True)
-        rows.append([model, data, iterations, cpu] + [fmt(value) for value in epes(flow_fn)] + [size, name, command])
+        rows.append([model, data, iterations, cpu] + [format_epe(value) for value in epes(flow_fn)] + [size, name, command])
 
     add('zero flow', zero_flow)
     add('OpenCV DIS (medium) on the LR frames', dis_on_frames)
