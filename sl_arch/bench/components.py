@@ -53,7 +53,8 @@ def timers(net, train_clip, test_clip):
     return train_step, infer
 
 
-def component_costs(preset='tiny', batch=2, train_frames=7, train_side=24, test_frames=16, test_size=(24, 40), repeats=5):
+def component_costs(preset='tiny', batch=2, train_frames=7, train_side=24, test_frames=16, test_size=(24, 40),
+                    repeats=5):
     """Median training-iteration seconds and inference seconds per frame of the whole network and of
     each variant without one component. Returns ``{label: {'params', 'train_s', 'infer_s_per_frame'}}``."""
     torch.set_num_threads(1)
