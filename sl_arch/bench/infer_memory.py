@@ -15,7 +15,7 @@ import argparse
 import os
 import tempfile
 
-from sl_arch.bench.throughput import make_checkpoint, network_options, parse_size, real_frames, run_sl_infer, write_frames
+from sl_arch.bench.throughput import make_checkpoint, row_network_g, parse_size, real_frames, run_sl_infer, write_frames
 from sl_arch.utils.errors import cli_entry
 
 
@@ -34,7 +34,7 @@ def main(argv=None):
     sizes = [parse_size(size) for size in args.sizes]
     with tempfile.TemporaryDirectory(prefix='sl_infer_memory_') as root:
         weights = os.path.join(root, 'tiny.pth')
-        make_checkpoint(weights, network_options('tiny'))
+        make_checkpoint(weights, row_network_g('tiny'))
         common = ['--weights', weights, '--overwrite', '--device', 'cpu']
         cases = [(frames, size, args.chunk) for size in sizes for frames in args.frames]
         if args.whole_clip:

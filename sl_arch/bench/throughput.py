@@ -45,7 +45,7 @@ MARK = 'written by python -m sl_arch.bench.throughput'
 THREAD_VARIABLES = ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS')
 
 
-def network_options(key):
+def row_network_g(key):
     """``network_g`` of a benchmark row (SemanticLens presets resolved)."""
     label, net_opt = MODELS[key]
     net_opt = dict(net_opt)
@@ -241,7 +241,7 @@ def measure(args, root):
     rows, startup, params = [], {}, {}
     for key in args.models:
         weights = os.path.join(root, f'{key}.pth')
-        params[key] = make_checkpoint(weights, network_options(key)) / 1e6
+        params[key] = make_checkpoint(weights, row_network_g(key)) / 1e6
     progress = tqdm(cases, desc='throughput', unit='run', dynamic_ncols=True)
     for (width, height), count, key, precision in progress:
         progress.set_postfix_str(f'{key} {width}x{height} {precision}')
