@@ -15,7 +15,7 @@ import argparse
 import os
 import tempfile
 
-from sl_arch.bench.throughput import make_checkpoint, row_network_g, parse_size, real_frames, run_sl_infer, write_frames
+from sl_arch.bench.throughput import make_checkpoint, parse_size, real_frames, row_network_g, run_sl_infer, write_frames
 from sl_arch.utils.errors import cli_entry
 
 
