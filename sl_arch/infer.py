@@ -24,18 +24,18 @@ import time
 
 import numpy as np
 import torch
-import yaml
 from tqdm import tqdm
 
+from sl_arch.archs.spec import check_input_fits
 from sl_arch.io.images import FrameFolderWriter, finished_frames, frame_name
-from sl_arch.io.listing import VIDEO_EXTENSIONS, is_image_file, natural_key
+from sl_arch.io.listing import VIDEO_EXTENSIONS, is_image_file
 from sl_arch.io.shots import DEFAULT_THRESHOLD, MIN_SHOT_FRAMES, ShotDetector
 from sl_arch.io.source import FrameSource
 from sl_arch.io.tensors import frames_to_tensor, tensor_to_frame
 from sl_arch.io.video import (DEFAULT_PIX_FMT, WRITE_FORMATS, EncoderSettings, VideoWriter, check_video_output,
                               is_video_output, quiet_ffmpeg)
-from sl_arch.utils.checkpoint import NETWORK_OPT_KEY, load_state_strict, network_state_dict, read_checkpoint
-from sl_arch.utils.errors import CheckpointError, SLError, cli_entry
+from sl_arch.utils.checkpoint import load_network
+from sl_arch.utils.errors import SLError, cli_entry
 from sl_arch.utils.files import (atomic_write, check_writable, is_temporary, output_error, path_relation,
                                  remove_stale_temporaries)
 from sl_arch.utils.tiling import (PADDINGS, TemporalBlender, first_window_for, forward_window, plan_windows,
@@ -44,16 +44,6 @@ from sl_arch.utils.tiling import (PADDINGS, TemporalBlender, first_window_for, f
 MANIFEST = '.sl-infer.json'
 PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 VIDEO_OPTIONS = ('codec', 'crf', 'preset', 'pix_fmt')
-
-# Centre-frame (sliding-window) architectures: type -> default number of input frames.
-SLIDING_WINDOW_ARCHS = {'EDVR': 5, 'DUF': 7}
-# Architectures whose feature pyramid needs the input size to be a multiple of this.
-SIZE_MULTIPLE = {'EDVR': 4}
-# Smallest input side (SPyNet's pyramid in BasicVSR/IconVSR, the attention windows of SemanticLens).
-MIN_SIZE = {'BasicVSR': 64, 'IconVSR': 64, 'SemanticLens': 16}
-# Smallest clip (IconVSR reflects 2 * temporal_padding frames at both ends).
-MIN_FRAMES = {'IconVSR': lambda opt: 2 * opt.get('temporal_padding', 2) + 1}
-
 
 def parse_args(argv=None):
     """Command-line options of ``sl-infer``."""
@@ -147,72 +137,6 @@ def autocast_dtype(precision, device):
         raise SLError(f'--precision bf16: GPU {torch.cuda.get_device_name(device)} has no bfloat16 arithmetic; '
                       'use --precision fp16 or fp32.')
     return dtype
-
-
-def load_checkpoint(weights, param_key):
-    """Read ``--weights``, refusing a folder and a ``--param-key`` the checkpoint lacks.
-
-    Raises:
-        SLError: naming the file or option and the fix.
-    """
-    if os.path.isdir(weights):
-        found = sorted((name for name in os.listdir(weights) if name.endswith('.pth')), key=natural_key)
-        example = os.path.join(weights, 'net_g_latest.pth' if 'net_g_latest.pth' in found or not found else found[-1])
-        raise CheckpointError(f'--weights {weights} is a folder; give the checkpoint file in it (e.g. {example}).')
-    checkpoint = read_checkpoint(weights)
-    if param_key and param_key != 'params_ema' and isinstance(checkpoint, dict) and param_key not in checkpoint:
-        raise CheckpointError(f'--param-key {param_key}: checkpoint {weights} has no such key (it has '
-                              f'{", ".join(sorted(map(str, checkpoint))[:6])}); use params or params_ema, '
-                              'or leave --param-key out.')
-    return checkpoint
-
-
-def network_options(weights, opt_path, checkpoint):
-    """The ``network_g`` option dict (``type`` + kwargs): from ``--opt``, else from the checkpoint.
-
-    Raises:
-        SLError: no option file and no metadata, or an option file without ``network_g``.
-    """
-    if opt_path:
-        if os.path.isdir(opt_path):
-            raise SLError(f'option file {opt_path} is a folder; give the .yml file (--opt).')
-        if not os.path.isfile(opt_path):
-            raise SLError(f'option file {opt_path} does not exist; check --opt.')
-        try:
-            with open(opt_path, encoding='utf-8') as handle:
-                opt = yaml.safe_load(handle)
-        except yaml.YAMLError as error:
-            raise SLError(f'option file {opt_path} is not valid YAML ({error}); fix it.') from None
-        net_opt = opt.get(NETWORK_OPT_KEY, opt) if isinstance(opt, dict) else None
-        if not isinstance(net_opt, dict) or 'type' not in net_opt:
-            raise SLError(f'option file {opt_path} has no network_g section with a type; '
-                          'give the option file the checkpoint was trained with.')
-        return dict(net_opt)
-    net_opt = checkpoint.get(NETWORK_OPT_KEY) if isinstance(checkpoint, dict) else None
-    if not isinstance(net_opt, dict) or 'type' not in net_opt:
-        raise CheckpointError(f'checkpoint {weights} carries no network_g metadata (it was not saved by sl-train); '
-                              'pass the option file it was trained with: --opt FILE.yml.')
-    return dict(net_opt)
-
-
-def build_network(net_opt, weights, checkpoint, param_key, source):
-    """Build the network described by ``net_opt`` and load the checkpoint weights strictly.
-
-    ``*_path`` options (pretrained SPyNet/EDVR sub-networks) are dropped: the checkpoint holds
-    every weight, so the files they point to are not needed for inference.
-    """
-    from basicsr.archs import build_network as basicsr_build_network
-    kwargs = {key: value for key, value in net_opt.items() if not key.endswith('_path')}
-    try:
-        net = basicsr_build_network(kwargs)
-    except KeyError as error:
-        raise SLError(f'architecture {net_opt["type"]!r} from {source} is not registered ({error}); '
-                      'check network_g.type (e.g. SemanticLens, BasicVSR, IconVSR, EDVR).') from None
-    except TypeError as error:
-        raise SLError(f'network_g from {source} does not fit {net_opt["type"]}: {error}; '
-                      'fix the option file.') from None
-    load_state_strict(net, network_state_dict(checkpoint, param_key, weights), weights)
-    return net.eval()
 
 
 def _fingerprint(path):
@@ -413,26 +337,6 @@ def network_function(net, net_type, save_masks, dtype=None):
     return run
 
 
-def check_input_fits(net_opt, source, windows, tile):
-    """Refuse frames, tiles or windows smaller than the architecture can process.
-
-    Raises:
-        SLError: naming the input, the limit and the fix.
-    """
-    net_type = net_opt['type']
-    min_size = MIN_SIZE.get(net_type, 1)
-    side = min(source.height, source.width, tile or max(source.height, source.width))
-    if side < min_size:
-        raise SLError(f'{net_type} needs frames and tiles of at least {min_size}x{min_size} input pixels; '
-                      f'{source.path} is {source.width}x{source.height}' + (f' with --tile {tile}' if tile else '')
-                      + ': use larger frames' + (' or a larger --tile.' if tile else '.'))
-    min_frames = MIN_FRAMES[net_type](net_opt) if net_type in MIN_FRAMES else 1
-    shortest = min(window.in_stop - window.in_start for window in windows)
-    if shortest < min_frames:
-        raise SLError(f'{net_type} needs at least {min_frames} frames per window; {source.path} gives {shortest}'
-                      f' ({source.num_frames} frames): raise --chunk to {min_frames} or more, or use a longer clip.')
-
-
 def _peak_memory(device):
     rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     text = f'peak RSS {rss_kib / 1024:.0f} MiB'
@@ -474,25 +378,22 @@ def upscale(args):
         settings = EncoderSettings(args.codec, args.pix_fmt or DEFAULT_PIX_FMT, args.crf, args.preset)
         readable = os.path.isfile(args.input) and not is_image_file(os.path.basename(args.input))
         settings.codec = check_video_output(args.output, settings, copy_from=args.input if readable else None)
-    checkpoint = load_checkpoint(args.weights, args.param_key)
-    net_opt = network_options(args.weights, args.opt, checkpoint)
-    net_type = net_opt['type']
-    net = build_network(net_opt, args.weights, checkpoint, args.param_key, args.opt or args.weights)
+    loaded = load_network(args.weights, opt_path=args.opt, param_key=args.param_key)
+    net_opt, spec, net_type = loaded.net_opt, loaded.spec, loaded.net_opt['type']
     # channels_last measured faster on a CPU (SemanticLens tiny 0.85x fp32, 0.58x bf16; EDVR 0.85x; BasicVSR 0.78x)
-    net = net.to(device, memory_format=torch.channels_last)
-    del checkpoint
+    net = loaded.net.to(device, memory_format=torch.channels_last)
     net_fn = network_function(net, net_type, args.save_masks, dtype)
 
-    min_frames = MIN_FRAMES[net_type](net_opt) if net_type in MIN_FRAMES else 1
-    source, cuts = read_input(args, max(MIN_SHOT_FRAMES, min_frames))
-    num_neighbours = net_opt.get('num_frame', SLIDING_WINDOW_ARCHS[net_type]) if net_type in SLIDING_WINDOW_ARCHS else 0
+    source, cuts = read_input(args, max(MIN_SHOT_FRAMES, spec.min_frames))
+    num_neighbours = spec.sliding_window_frames or 0
     frame_inputs = sliding_frame_indices(source.num_frames, num_neighbours, args.padding, cuts) \
         if num_neighbours else None
     overlap = 0 if frame_inputs else args.overlap  # a sliding window is exact: nothing to blend
     windows = plan_windows(source.num_frames, args.chunk, overlap, frame_inputs, cuts)
-    multiple = SIZE_MULTIPLE.get(net_type, 1)
+    multiple = spec.size_multiple
 
-    check_input_fits(net_opt, source, windows, args.tile)
+    check_input_fits(spec, source.height, source.width, [window.in_stop - window.in_start for window in windows],
+                     args.tile, source=source.path, clip_frames=source.num_frames, device=device)
 
     manifest = run_manifest(args, source, net_opt, overlap, cuts)
     done = prepare_outputs(args, manifest)
@@ -535,7 +436,7 @@ def upscale(args):
             if frames_out.dim() != 5 or frames_out.shape[1] != window.stop - window.start:
                 raise SLError(f'{net_type} returned shape {tuple(frames_out.shape)} for {window.stop - window.start} '
                               'frames, not (1, t, c, h, w); sl-infer runs recurrent (BasicVSR, SemanticLens) and '
-                              f'sliding-window ({", ".join(SLIDING_WINDOW_ARCHS)}) video networks.')
+                              'sliding-window (EDVR, DUF) video networks.')
             summary['windows'] += 1
             for frame, blended in blender.add(index, outputs):
                 if frame in done:
