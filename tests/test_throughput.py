@@ -1,0 +1,38 @@
+"""Specifications of the sl-infer throughput benchmark's machinery (not its figures)."""
+import json
+
+import pytest
+
+from sl_arch.bench import throughput
+from sl_arch.utils.errors import SLError
+
+from tests.conftest import TINY_NET
+
+
+def test_a_run_of_the_real_command_is_measured_from_its_own_process(tmp_path):
+    weights = tmp_path / 'tiny.pth'
+    params = throughput.make_checkpoint(weights, TINY_NET)
+    clip = throughput.write_frames(str(tmp_path / 'in'), throughput.real_frames(2, 32, 24))
+    result = throughput.run_sl_infer(['-i', clip, '-o', tmp_path / 'out', '--weights', weights, '--device', 'cpu'])
+    assert params > 0 and result['wall_s'] > 0 and 0 < result['cpu_s'] < 10 * result['wall_s']
+    assert 100 < result['peak_rss_mib'] < 8000  # the child's peak (torch alone is hundreds of MiB), not ours
+    assert sorted(path.name for path in (tmp_path / 'out').iterdir() if path.suffix == '.png') == [
+        '00000000.png', '00000001.png']
+
+
+def test_report_files_are_ours_or_refused(tmp_path):
+    rows = [{'model': 'tiny', 'label': 'SemanticLens tiny', 'params_m': 0.49, 'size': '32x24', 'frames': 2,
+             'precision': 'fp32', 'wall_s': 9.0, 'cpu_s': 6.0, 'startup_cpu_s': 5.0, 'frames_per_s': 2.0,
+             'peak_rss_mib': 900.0},
+            {'model': 'tiny', 'label': 'SemanticLens tiny', 'params_m': 0.49, 'size': '32x24', 'frames': 2,
+             'precision': 'bf16', 'error': 'this sl-infer has no --precision'}]
+    settings = {'command': 'python -m sl_arch.bench.throughput', 'date': 'today', 'notes': 'notes'}
+    text = throughput.write_report(str(tmp_path / 'ours'), rows, settings)
+    assert '| SemanticLens tiny | 0.49 | 32x24 | 2 | fp32 | 9.0 | 6.0 | 5.0 | 2.000 | 900 |' in text
+    assert '| bf16 | not run: this sl-infer has no --precision |' in text
+    assert json.loads((tmp_path / 'ours' / 'throughput.json').read_text())['rows'] == rows
+    throughput.check_report_folder(str(tmp_path / 'ours'))  # a rerun may replace what it wrote
+    (tmp_path / 'mine').mkdir()
+    (tmp_path / 'mine' / 'report.md').write_text('my notes')
+    with pytest.raises(SLError, match='holds report.md that sl_arch did not write'):
+        throughput.check_report_folder(str(tmp_path / 'mine'))
