@@ -10,7 +10,8 @@ checkpoint that carries its ``network_g`` (speed and memory do not depend on the
 
 What is measured, from the operating system rather than from the command's output: wall time
 around the child; its CPU time and peak resident memory from ``os.wait4`` (the child's own
-``rusage``, so every row is its own process). ``start-up`` is the same command on one 64x64
+``rusage``, so every row is its own process), taken by a small launcher (:mod:`sl_arch.bench.rusage`)
+so that the peak is not this process's. ``start-up`` is the same command on one 64x64
 frame (imports, checkpoint, one tiny forward and one PNG), measured once per model;
 ``frames/s`` is ``frames / (CPU time - start-up CPU time)``: the steady rate of one thread on a
 long video, from CPU time because wall time on a shared machine also counts other processes
@@ -43,6 +44,8 @@ MODELS = {
 #: First line of the files we write: a rerun replaces only files that carry it.
 MARK = 'written by python -m sl_arch.bench.throughput'
 THREAD_VARIABLES = ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS')
+#: The launcher that measures each child (a file run by path: see its docstring).
+RUSAGE_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'rusage.py')
 
 
 def row_network_g(key):
@@ -124,24 +127,31 @@ def sl_infer_options():
 def run_sl_infer(argv, threads=1):
     """Run ``sl-infer argv`` in a child process and measure it.
 
+    The child is started by the small stdlib launcher :mod:`sl_arch.bench.rusage` (run by file
+    path): a child's peak RSS on Linux starts from the peak of its parent, and this process has
+    torch loaded.
+
     Returns:
         dict: ``wall_s``; ``cpu_s`` (user + system) and ``peak_rss_mib`` of the child from ``os.wait4``.
 
     Raises:
         RuntimeError: the command failed (its last output lines attached).
     """
-    with tempfile.TemporaryFile('w+') as log:
-        started = time.perf_counter()
-        child = subprocess.Popen([sys.executable, '-m', 'sl_arch.infer', *map(str, argv)], stdout=log, stderr=log,
-                                 env=child_environment(threads))
-        _, status, usage = os.wait4(child.pid, 0)
-        wall = time.perf_counter() - started
-        child.returncode = os.waitstatus_to_exitcode(status)
-        if child.returncode != 0:
+    with tempfile.TemporaryDirectory(prefix='.sl-tmp-throughput-') as folder, \
+            tempfile.TemporaryFile('w+') as log:
+        result_path = os.path.join(folder, 'rusage.json')
+        command = [sys.executable, '-m', 'sl_arch.infer', *map(str, argv)]
+        subprocess.run([sys.executable, RUSAGE_SCRIPT, result_path, *command], stdout=log, stderr=log,
+                       env=child_environment(threads), check=False)
+        result = {}
+        if os.path.isfile(result_path):
+            with open(result_path, encoding='utf-8') as handle:
+                result = json.load(handle)
+        if result.get('returncode') != 0:
             log.seek(0)
-            raise RuntimeError(f'sl-infer {" ".join(map(str, argv))} exited {child.returncode}:\n'
+            raise RuntimeError(f'sl-infer {" ".join(map(str, argv))} exited {result.get("returncode")}:\n'
                                + '\n'.join(log.read().splitlines()[-8:]))
-    return {'wall_s': wall, 'cpu_s': usage.ru_utime + usage.ru_stime, 'peak_rss_mib': usage.ru_maxrss / 1024}
+    return {key: result[key] for key in ('wall_s', 'cpu_s', 'peak_rss_mib')}
 
 
 def parse_size(text):
@@ -209,8 +219,8 @@ def write_report(out, rows, settings):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--sizes', nargs='+', default=['1280x720', '320x180'], help='LR input sizes WxH')
-    parser.add_argument('--frames', type=int, nargs='+', default=[4, 8], help='frames per size (one value each, '
+    parser.add_argument('--sizes', nargs='+', default=['320x180', '1280x720'], help='LR input sizes WxH')
+    parser.add_argument('--frames', type=int, nargs='+', default=[8, 4], help='frames per size (one value each, '
                         'or one for all)')
     parser.add_argument('--models', nargs='+', default=list(MODELS), choices=list(MODELS))
     parser.add_argument('--precisions', nargs='+', default=['fp32', 'bf16'], help='values of sl-infer --precision')
@@ -225,12 +235,15 @@ def parse_args(argv=None):
     return args
 
 
-def measure(args, root):
-    """Run every (size, model, precision) row; returns the rows (dicts)."""
+def measure(args, root, has_precision, report):
+    """Run every (size, model, precision) row, calling ``report(rows, finished)`` after each.
+
+    Returns:
+        list[dict]: The rows.
+    """
     from tqdm import tqdm
     sizes = [parse_size(size) for size in args.sizes]
     frames = args.frames * len(sizes) if len(args.frames) == 1 else args.frames
-    has_precision = '--precision' in sl_infer_options()
     clips = {}
     for (width, height), count in zip(sizes, frames):
         clips[(width, height)] = write_frames(os.path.join(root, f'in_{width}x{height}'),
@@ -251,6 +264,7 @@ def measure(args, root):
         rows.append(row)
         if not has_precision and precision != 'fp32':
             row['error'] = 'this sl-infer has no --precision'
+            report(rows, False)
             continue
         common = ['--weights', weights, '--device', 'cpu'] + (['--precision', precision] if has_precision else [])
         if key not in startup:
@@ -263,6 +277,7 @@ def measure(args, root):
                                    args.tile_overlap, *common], args.threads)
         except RuntimeError as error:
             row['error'] = str(error).splitlines()[-1][:120]
+            report(rows, False)
             continue
         finally:
             shutil.rmtree(output, ignore_errors=True)
@@ -272,31 +287,40 @@ def measure(args, root):
         progress.write(f'{row["label"]} {row["size"]} x{count} {precision}: {row["wall_s"]:.1f} s wall, '
                        f'{row["cpu_s"]:.1f} CPU s, {number(row["frames_per_s"], 3)} frames/s, '
                        f'peak {row["peak_rss_mib"]:.0f} MiB')
+        report(rows, False)
     progress.close()
-    return rows, has_precision
+    report(rows, True)
+    return rows
 
 
 @cli_entry
 def main(argv=None):
-    """Measure every row, print the table, write ``report.md`` and ``throughput.json``."""
+    """Measure every row, print the table, write ``report.md`` and ``throughput.json`` (after every row too)."""
     args = parse_args(argv)
     check_report_folder(args.out)
     started = time.time()
+    has_precision = '--precision' in sl_infer_options()
+    command = 'python -m sl_arch.bench.throughput ' + ' '.join(sys.argv[1:] if argv is None else argv)
+
+    def report(rows, finished):
+        notes = (f'Real frames of Big Buck Bunny (first frames; 320x180 is MATLAB-bicubic x1/4 of the 1280x720 '
+                 f'frames), x4, output a folder of PNG frames; `--tile {args.tile} --tile-overlap {args.tile_overlap}` '
+                 f'(a frame no larger than the tile is one tile), default `--chunk`; {args.threads} CPU thread(s) per '
+                 'run, one run at a time, randomly initialised weights. `wall s` and `CPU s`: the whole command (CPU '
+                 'time and peak RSS of the child from `os.wait4`); `start-up CPU s`: the same command on one 64x64 '
+                 'frame; `frames/s` = frames / (CPU s - start-up CPU s), the steady one-thread rate (CPU time, not '
+                 f'wall time: the machine is shared). {time.time() - started:.0f} s'
+                 + (' in all.' if finished else f' so far: {len(rows)} rows done, the run goes on.'))
+        if not has_precision:
+            notes += ' This sl-infer has no `--precision`: fp32 only.'
+        settings = {'command': command, 'date': datetime.date.today().isoformat(), 'sizes': args.sizes,
+                    'frames': args.frames, 'tile': args.tile, 'tile_overlap': args.tile_overlap,
+                    'threads': args.threads, 'finished': finished, 'notes': notes}
+        return write_report(args.out, rows, settings)
+
     with tempfile.TemporaryDirectory(prefix='sl_throughput_') as root:
-        rows, has_precision = measure(args, root)
-    notes = (f'Real frames of Big Buck Bunny (first frames; 320x180 is MATLAB-bicubic x1/4 of the 1280x720 '
-             f'frames), x4, output a folder of PNG frames; `--tile {args.tile} --tile-overlap {args.tile_overlap}` '
-             f'(a frame no larger than the tile is one tile), default `--chunk`; {args.threads} CPU thread(s) per run, '
-             'one run at a time, randomly initialised weights. `wall s` and `CPU s`: the whole command (CPU time and '
-             'peak RSS of the child from `os.wait4`); `start-up CPU s`: the same command on one 64x64 frame; '
-             '`frames/s` = frames / (CPU s - start-up CPU s), the steady one-thread rate (CPU time, not wall time: '
-             f'the machine is shared). {time.time() - started:.0f} s in all.')
-    if not has_precision:
-        notes += ' This sl-infer has no `--precision`: fp32 only.'
-    settings = {'command': 'python -m sl_arch.bench.throughput ' + ' '.join(sys.argv[1:] if argv is None else argv),
-                'date': datetime.date.today().isoformat(), 'sizes': args.sizes, 'frames': args.frames,
-                'tile': args.tile, 'tile_overlap': args.tile_overlap, 'threads': args.threads, 'notes': notes}
-    print(write_report(args.out, rows, settings))
+        rows = measure(args, root, has_precision, report)
+    print(report(rows, True))
 
 
 if __name__ == '__main__':
