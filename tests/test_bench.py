@@ -178,3 +178,14 @@ def test_micro_benchmark_trains_every_model_for_the_same_cpu_seconds_and_reports
     for row, line in zip(rows, table_rows):
         assert f'{report.real_psnr(row):.2f}' in line and re.search(r'\d+\.\d+ / 0\.\d{4}', line)
     assert 'Against BasicVSR' in text and 'sl-bench --quick' in text and '1 CPU seconds of training' in text
+
+    # run again with a row added: the finished runs are read back, not trained again
+    compare.main(['--quick', '--models', 'bilinear,SemanticLens', '--data-root', data_root, '--cpu-seconds', '1',
+                  '--gt-size', '64', '--num-frame', '3', '--batch-size', '1', '--repeats', '1',
+                  '--work-dir', str(tmp_path / 'work'), '--out', str(tmp_path / 'again')])
+    again = json.loads((tmp_path / 'again' / 'results.json').read_text())['rows']
+    assert again[1]['read_back'].startswith('run finished') and again[1]['train'] == rows[1]['train']
+    assert again[1]['metrics'] == rows[1]['metrics']
+    assert len(list(earlier.parent.glob('bench_SemanticLens_archived_*'))) == 1  # archived by the first run only
+    assert again[0]['key'] == 'bilinear' and 5 < again[0]['metrics']['demo_bbb_val']['psnr']['mean'] < 60
+    assert 'Read back from finished runs' in (tmp_path / 'again' / 'report.md').read_text()

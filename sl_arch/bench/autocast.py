@@ -21,6 +21,7 @@ from sl_arch.bench.common import markdown_table
 from sl_arch.bench.options import MODES, TEST_SETS, dataset_options, network_options, test_options, train_options
 from sl_arch.bench.report import check_report_folder, real_psnr, write_text_file
 from sl_arch.bench.runs import train_then_test
+from sl_arch.models.sl_video_recurrent_model import write_json
 from sl_arch.utils.errors import SLError, cli_entry
 from sl_arch.utils.files import check_writable
 
@@ -78,7 +79,6 @@ def parse_args(argv):
 @cli_entry
 def main(argv=None):
     """Train and test every precision, then write the report."""
-    import json
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     if args.iters < 1:
@@ -91,8 +91,7 @@ def main(argv=None):
         rows = list(pool.map(lambda autocast: run_precision(autocast, args, train_set, test_sets), precisions()))
     os.makedirs(args.out, exist_ok=True)
     command = 'python -m sl_arch.bench.autocast ' + ' '.join(argv)
-    write_text_file(osp.join(args.out, 'results.json'),
-                    json.dumps({'info': {'command': command}, 'rows': rows}, indent=2) + '\n')
+    write_json(osp.join(args.out, 'results.json'), {'info': {'command': command}, 'rows': rows})
     text = report_text(rows, command)
     write_text_file(osp.join(args.out, 'report.md'), text)
     print(text, flush=True)

@@ -15,14 +15,16 @@ those seconds. Flow-using models start from the same pretrained flow (``model_zo
 model is tested with ``sl-test`` on held-out real footage (the demo's held-out frames, the bikes and
 carphone clips) and on the held-out synthetic clips of each motion regime.
 
-Rows: bicubic, SemanticLens (``PRESETS['tiny']`` in quick mode), the single-frame SRResNet of equal
+Rows: bicubic and bilinear upsampling (the output BasicSR's video models start from),
+SemanticLens (``PRESETS['tiny']`` in quick mode), the single-frame SRResNet of equal
 parameter count (``SLFrameWise``), BasicSR's BasicVSR, IconVSR, BasicVSR++ (with its deformable
 alignment, ``SLBasicVSRPlusPlus``) and EDVR sized to SemanticLens' parameter count (SPyNet not
 counted), and SemanticLens without its semantic branch and without flow pre-alignment (the other
 ablations with ``--models``). Each trained model is then measured alone in a fresh process
 (parameters, GFLOPs and time per frame, peak memory), and ``--out`` gets ``report.md`` (table,
 verdict in plain words, command, versions, budget), ``psnr_vs_ms.png`` and ``results.json``.
-Option files, logs and checkpoints stay in ``--work-dir`` (runs ``bench_<model>``).
+Option files, logs and checkpoints stay in ``--work-dir`` (runs ``bench_<model>``); a model whose
+option files have not changed since a finished run there is read back, not trained again.
 """
 import argparse
 import concurrent.futures
@@ -36,8 +38,8 @@ import time
 from tqdm import tqdm
 
 from sl_arch.bench.common import run_in_child
-from sl_arch.bench.options import (DATA_SCRIPT, DEFAULT_MODELS, MODELS, MODES, dataset_options, min_input_size,
-                                   network_options, parameter_counts, val_tile)
+from sl_arch.bench.options import (DATA_SCRIPT, DEFAULT_MODELS, MODELS, MODES, UPSAMPLINGS, dataset_options,
+                                   min_input_size, network_options, parameter_counts, val_tile)
 from sl_arch.bench.report import check_report_folder, real_psnr, write_outputs
 from sl_arch.bench.runs import train_and_test_row
 from sl_arch.utils.errors import SLError, cli_entry
@@ -165,6 +167,7 @@ def measure_rows(rows, test_sets, budget, threads):
         if row.get('error'):
             continue
         payload = {'network_g': row['network_g'], 'checkpoint': row.get('checkpoint'), 'test_sets': test_sets,
+                   'upsampling': row['kind'] if row['kind'] in UPSAMPLINGS else None,
                    'threads': threads, 'repeats': budget['repeats'], 'min_input_size': row['min_input_size'],
                    'tile': val_tile(row['network_g'])}
         result = run_in_child('sl_arch.bench.measure:measure', payload, threads)

@@ -2,7 +2,8 @@
 
 :func:`measure` runs in a child process (:func:`sl_arch.bench.common.run_in_child`), one row after
 another, so that each peak memory is its own and no training competes with the timing. The
-bicubic row also gets its PSNR-Y / SSIM-Y here, computed as the test pipeline computes them.
+upsampling rows (bicubic, bilinear) also get their PSNR-Y / SSIM-Y here, computed as the test
+pipeline computes them.
 """
 import os
 import os.path as osp
@@ -14,14 +15,15 @@ def measure(payload):
     """Measure one row on the first clip of the first test set.
 
     Args:
-        payload (dict): ``network_g`` (None for bicubic), ``checkpoint``, ``test_sets`` (name ->
-            dataset options), ``threads``, ``repeats``, ``tile`` (``val.tile`` of the row or None),
-            ``min_input_size`` (or None).
+        payload (dict): ``network_g`` (None for an upsampling row), ``upsampling`` (``'bicubic'`` or
+            ``'bilinear'`` for those rows), ``checkpoint``, ``test_sets`` (name -> dataset options),
+            ``threads``, ``repeats``, ``tile`` (``val.tile`` of the row or None), ``min_input_size`` (or None).
 
     Returns:
-        dict: ``gflops_per_frame`` (None for bicubic), ``ms_per_frame``, ``peak_mib`` (peak memory of
-        the test forward: resident-set growth on the CPU, peak allocation on CUDA), ``frames``,
-        ``lr_size``, ``device``; for bicubic also ``metrics`` (dataset -> metric -> mean and sequences).
+        dict: ``gflops_per_frame`` (None for an upsampling), ``ms_per_frame``, ``peak_mib`` (peak
+        memory of the test forward: resident-set growth on the CPU, peak allocation on CUDA),
+        ``frames``, ``lr_size``, ``device``; for an upsampling also ``metrics`` (dataset -> metric
+        -> mean and sequences).
     """
     import torch
 
@@ -31,8 +33,10 @@ def measure(payload):
     lq = first['lq'].unsqueeze(0)
     result = {'frames': lq.shape[1], 'lr_size': f'{lq.shape[-1]}x{lq.shape[-2]}'}
     if payload['network_g'] is None:
-        result.update(time_bicubic(first['lq'], payload['repeats']))
-        result['metrics'] = {name: bicubic_metrics(test_set) for name, test_set in payload['test_sets'].items()}
+        upsample = UPSAMPLE[payload['upsampling']]
+        result.update(time_upsampling(upsample, first['lq'], payload['repeats']))
+        result['metrics'] = {name: upsampling_metrics(upsample, test_set)
+                             for name, test_set in payload['test_sets'].items()}
     else:
         result.update(time_network(payload, lq))
     return result
@@ -63,17 +67,34 @@ def bicubic_frame(lq_frame):
     return (np.clip(upsampled, 0, 1) * 255.0).round().astype(np.uint8)
 
 
-def time_bicubic(lqs, repeats):
-    """Time per frame and peak memory of bicubic upsampling of ``lqs`` (t, c, h, w)."""
+def bilinear_frame(lq_frame):
+    """Bilinear x4 upsampling of one LR frame (c, h, w) as BasicSR's BasicVSR, IconVSR, BasicVSR++ and
+    EDVR compute the base they add their output to (``F.interpolate``, ``align_corners=False``).
+
+    Returns:
+        ndarray: (4h, 4w, 3) uint8 BGR.
+    """
+    from torch.nn import functional as F
+
+    from basicsr.utils import tensor2img
+    return tensor2img([F.interpolate(lq_frame[None], scale_factor=4, mode='bilinear', align_corners=False)[0]])
+
+
+#: The upsampling of each upsampling row: one LR frame (c, h, w) -> (4h, 4w, 3) uint8 BGR.
+UPSAMPLE = {'bicubic': bicubic_frame, 'bilinear': bilinear_frame}
+
+
+def time_upsampling(upsample, lqs, repeats):
+    """Time per frame and peak memory of ``upsample`` over ``lqs`` (t, c, h, w)."""
     from sl_arch.bench.common import max_rss_mib, median_seconds
     rss_before = max_rss_mib()
-    seconds = median_seconds(lambda: [bicubic_frame(frame) for frame in lqs], repeats)
+    seconds = median_seconds(lambda: [upsample(frame) for frame in lqs], repeats)
     return {'gflops_per_frame': None, 'ms_per_frame': seconds / len(lqs) * 1000,
             'peak_mib': max_rss_mib() - rss_before, 'device': 'cpu'}
 
 
-def bicubic_metrics(test_set):
-    """PSNR-Y / SSIM-Y of bicubic upsampling on every frame of a test set: ``{metric: {'mean', 'sequences'}}``."""
+def upsampling_metrics(upsample, test_set):
+    """PSNR-Y / SSIM-Y of ``upsample`` on every frame of a test set: ``{metric: {'mean', 'sequences'}}``."""
     from basicsr.utils import tensor2img
     from sl_arch.utils.metrics import average_over_sequences, psnr_ssim_y
     dataset = test_dataset(test_set)
@@ -81,7 +102,7 @@ def bicubic_metrics(test_set):
     for index in range(len(dataset)):
         item = dataset[index]
         frames.setdefault(item['folder'], []).extend(
-            psnr_ssim_y(bicubic_frame(lq), tensor2img([gt])) for lq, gt in zip(item['lq'], item['gt']))
+            psnr_ssim_y(upsample(lq), tensor2img([gt])) for lq, gt in zip(item['lq'], item['gt']))
     return {metric: average_over_sequences({folder: [value[k] for value in values]
                                             for folder, values in frames.items()})
             for k, metric in enumerate(('psnr', 'ssim'))}

@@ -13,9 +13,10 @@ from sl_arch.utils.errors import SLError
 from sl_arch.utils.files import atomic_write
 
 #: Benchmark rows: key -> (label, kind, ablation options). Kinds: 'SemanticLens', a registered
-#: architecture name, or 'bicubic'.
+#: architecture name, or an upsampling without training (:data:`UPSAMPLINGS`).
 MODELS = {
     'bicubic': ('Bicubic', 'bicubic', None),
+    'bilinear': ('Bilinear (where the BasicSR models start)', 'bilinear', None),
     'SemanticLens': ('SemanticLens', 'SemanticLens', {}),
     'SingleFrame': ('Single-frame SRResNet, equal size', 'SLFrameWise', None),
     'BasicVSR': ('BasicVSR', 'BasicVSR', None),
@@ -29,8 +30,11 @@ MODELS = {
     'SL_no_isee': ('SemanticLens w/o ISEE', 'SemanticLens', {'use_isee': False}),
 }
 #: The rows ``sl-bench`` runs without ``--models``.
-DEFAULT_MODELS = ('bicubic', 'SemanticLens', 'SingleFrame', 'BasicVSR', 'IconVSR', 'BasicVSRPP', 'EDVR',
+DEFAULT_MODELS = ('bicubic', 'bilinear', 'SemanticLens', 'SingleFrame', 'BasicVSR', 'IconVSR', 'BasicVSRPP', 'EDVR',
                   'SL_no_semantics', 'SL_no_flow')
+#: Rows without a network: MATLAB-bicubic upsampling (the VSR papers' reference) and bilinear
+#: upsampling, which BasicVSR, IconVSR, BasicVSR++ and EDVR add their output to.
+UPSAMPLINGS = ('bicubic', 'bilinear')
 #: Rows compared with SemanticLens in the verdict (the single-frame reference first).
 BASELINES = ('SingleFrame', 'BasicVSR', 'IconVSR', 'BasicVSRPP', 'EDVR')
 
@@ -155,7 +159,7 @@ def size_baseline(arch_type, target, **fixed):
 
 
 def network_options(key, preset, pretrained_flow, num_frame=5):
-    """``network_g`` of benchmark row ``key`` (None for bicubic), with the pretrained flow where it has one.
+    """``network_g`` of benchmark row ``key`` (None for an upsampling), with the pretrained flow where it has one.
 
     ``num_frame`` is the training clip length: EDVR is built to take that many frames.
 
@@ -163,7 +167,7 @@ def network_options(key, preset, pretrained_flow, num_frame=5):
         SLError: a pretrained flow file is missing, or SemanticLens ``preset`` has none.
     """
     _, kind, ablation = MODELS[key]
-    if kind == 'bicubic':
+    if kind in UPSAMPLINGS:
         return None
     if kind == 'SemanticLens':
         network_opt = semantic_lens_options(preset, ablation)

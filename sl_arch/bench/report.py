@@ -8,6 +8,7 @@ import os.path as osp
 
 from sl_arch.bench.common import markdown_table
 from sl_arch.bench.options import BASELINES, TEST_SETS, real_test_sets
+from sl_arch.models.sl_video_recurrent_model import write_json
 from sl_arch.utils.errors import SLError
 from sl_arch.utils.files import atomic_write, check_writable
 
@@ -60,6 +61,8 @@ def verdict(rows, clock='CPU'):
         lines.append(speed_sentence(sl, by_key['BasicVSR'], clock))
     if 'bicubic' in by_key:
         lines.append(bicubic_sentence(sl, by_key['bicubic'], [by_key[key] for key in BASELINES if key in by_key]))
+    if 'bilinear' in by_key:
+        lines += starting_point_sentences(by_key['bilinear'], [by_key[key] for key in BASELINES[1:] if key in by_key])
     lines += [ablation_sentence(sl, row) for row in rows if row['key'].startswith('SL_') and row['key'] in by_key]
     lines.append('- One seed per model: the run-to-run spread was not measured, so margins of a few hundredths '
                  'of a dB are within noise.')
@@ -104,6 +107,18 @@ def bicubic_sentence(sl, bicubic, baselines):
     below = [row['label'] for row in baselines if real_psnr(row) is not None and real_psnr(row) <= real_psnr(bicubic)]
     return (f'- SemanticLens − bicubic on real footage: {real_psnr(sl) - real_psnr(bicubic):+.2f} dB.'
             + (f' Not above bicubic on real footage after this budget: {", ".join(below)}.' if below else ''))
+
+
+def starting_point_sentences(bilinear, baselines, tolerance=0.05):
+    """Which BasicSR models still give their bilinear starting point (every set within ``tolerance`` dB)."""
+    still = [row['label'] for row in baselines
+             if all(abs(delta) < tolerance for delta in margins(row, bilinear).values())]
+    if not still:
+        return []
+    return [f'- Still at their starting point: {", ".join(still)} score within {tolerance} dB of bilinear upsampling '
+            'on every held-out set. They add their output to the bilinearly upsampled frame and start with '
+            'near-zero outputs; this budget did not take them away from it, so their rows measure how fast they '
+            'leave it, not how well they align frames.']
 
 
 def ablation_sentence(sl, row):
@@ -181,13 +196,22 @@ def network_sizes(network_opt):
     return network_sizes(sizes['network']) if 'network' in sizes else sizes
 
 
+def read_back_note(rows):
+    """A sentence naming the rows read back from finished runs of an earlier invocation, if any."""
+    read_back = [f'{row["label"]} ({row["read_back"]})' for row in rows if row.get('read_back')]
+    if not read_back:
+        return ''
+    return (' Read back from finished runs with the same option files, not trained again by this invocation: '
+            + ', '.join(read_back) + ' (their training figures are those runs\'.)')
+
+
 def markdown_report(rows, info):
     """The whole ``report.md``."""
     versions, clock = info['versions'], info['budget']['clock'].upper()
     return f"""# sl-bench ({info['mode']} mode): SemanticLens against an equal-size single-frame network and BasicSR's video models at equal {clock} time
 
 Command: `{info['command']}` — started {info['started']}, {info['wall_minutes']:.1f} minutes in all
-({info['jobs']} training job(s) at a time, {info['threads']} thread(s) each).
+({info['jobs']} training job(s) at a time, {info['threads']} thread(s) each).{read_back_note(rows)}
 
 All numbers below were measured by this run, on one machine: {versions['cuda'] or versions['cpu']},
 {versions['cpu_count']} CPU cores ({info['load']}).
@@ -196,8 +220,9 @@ All numbers below were measured by this run, on one machine: {versions['cuda'] o
 
 PSNR-Y / SSIM-Y: BasicSR's `calculate_psnr` / `calculate_ssim` on the Y channel, crop border 0, of every frame
 of each held-out set, as `sl-test` writes them to `results/<run>/metrics_<set>.json`; each set's value is the
-mean of its sequence means, and "real mean" the mean of the real-footage sets. The bicubic row uses the same
-functions on MATLAB-bicubic upsampling. Iterations and {clock} s / iter come from each run's `train_time.json`.
+mean of its sequence means, and "real mean" the mean of the real-footage sets. The bicubic and bilinear rows
+use the same functions on MATLAB-bicubic upsampling and on the bilinear upsampling (`F.interpolate`) that
+BasicSR's video models add their output to. Iterations and {clock} s / iter come from each run's `train_time.json`.
 GFLOPs / frame, ms / frame and peak memory: one test forward over {info['measure']}, each model alone in a
 fresh process after the training ({info['threads']} thread(s), median of {info['budget']['repeats']} runs after one
 warm-up); EDVR runs one window of its `num_frame` frames per output frame.
@@ -229,7 +254,7 @@ def save_plot(rows, path):
         if row.get('error') or row.get('ms_per_frame') is None or real_psnr(row) is None:
             continue
         colour = ('tab:red' if row['key'] == 'SemanticLens' else 'tab:orange' if row['key'].startswith('SL_')
-                  else 'black' if row['key'] in ('bicubic', 'SingleFrame') else 'tab:blue')
+                  else 'black' if row['key'] in ('bicubic', 'bilinear', 'SingleFrame') else 'tab:blue')
         axes.scatter(row['ms_per_frame'], real_psnr(row), color=colour, s=40, zorder=3)
         axes.annotate(row['label'], (row['ms_per_frame'], real_psnr(row)), textcoords='offset points',
                       xytext=(5, 3), fontsize=8)
@@ -279,7 +304,7 @@ def write_text_file(path, text):
 def write_outputs(out_dir, rows, info):
     """Write ``results.json``, ``psnr_vs_ms.png`` and ``report.md`` to ``out_dir``; returns the report text."""
     os.makedirs(out_dir, exist_ok=True)
-    write_text_file(osp.join(out_dir, 'results.json'), json.dumps({'info': info, 'rows': rows}, indent=2) + '\n')
+    write_json(osp.join(out_dir, 'results.json'), {'info': info, 'rows': rows})
     atomic_write(osp.join(out_dir, 'psnr_vs_ms.png'), lambda tmp: save_plot(rows, tmp), suffix='.tmp.png')
     text = markdown_report(rows, info)
     write_text_file(osp.join(out_dir, 'report.md'), text)

@@ -5,6 +5,7 @@ its figures are read back from the JSON records SLVideoRecurrentModel writes bes
 ``experiments/<name>/train_time.json`` (CPU or GPU seconds, iterations) and
 ``results/<name>/metrics_<dataset>.json`` (PSNR-Y / SSIM-Y per sequence and their mean).
 """
+import datetime
 import json
 import os
 import os.path as osp
@@ -14,7 +15,7 @@ import time
 
 from sl_arch.bench.common import child_env
 from sl_arch.bench.options import test_options, train_options, write_yaml
-from sl_arch.models.sl_video_recurrent_model import TRAIN_TIME_FILE, metrics_file_name
+from sl_arch.models.sl_video_recurrent_model import TRAIN_TIME_FILE, metrics_file_name, write_json
 from sl_arch.utils.errors import SLError
 
 
@@ -80,6 +81,10 @@ def train_then_test(name, train_opt, test_opt, work_dir, threads):
 def train_and_test_row(row, budget, train_set, test_sets, work_dir, threads):
     """Train and test one benchmark row from the shared templates of :mod:`sl_arch.bench.options`.
 
+    A row whose option files are the same as those of a finished run in ``work_dir`` (recorded in
+    ``logs/bench_<key>.done.json``) is read back instead of trained again, so a benchmark stopped
+    half-way, or rerun with a row added, redoes only what changed.
+
     Args:
         row (dict): ``key`` and ``network_g`` of the row.
         budget (dict): The mode's budget (:data:`sl_arch.bench.options.MODES`, with the command's changes).
@@ -88,10 +93,30 @@ def train_and_test_row(row, budget, train_set, test_sets, work_dir, threads):
         threads (int): Threads of each child.
 
     Returns:
-        dict: What :func:`train_then_test` returns plus ``checkpoint``.
+        dict: What :func:`train_then_test` returns plus ``checkpoint``, and ``read_back`` (when the
+        finished run ended) for a row read back.
     """
     name = f'bench_{row["key"]}'
     checkpoint = osp.join(work_dir, 'experiments', name, 'models', 'net_g_latest.pth')
-    result = train_then_test(name, train_options(name, row['network_g'], budget, train_set),
-                             test_options(name, row['network_g'], test_sets, checkpoint), work_dir, threads)
-    return dict(result, checkpoint=checkpoint)
+    options = {'train': train_options(name, row['network_g'], budget, train_set),
+               'test': test_options(name, row['network_g'], test_sets, checkpoint)}
+    done = osp.join(work_dir, 'logs', f'{name}.done.json')
+    finished = read_finished_run(done, options)
+    if finished is not None:
+        return finished
+    result = dict(train_then_test(name, options['train'], options['test'], work_dir, threads), checkpoint=checkpoint)
+    record = {'options': options, 'result': result,
+              'finished': datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}
+    write_json(done, record)
+    return result
+
+
+def read_finished_run(done, options):
+    """The result recorded in ``done`` when its run had exactly ``options`` and its checkpoint is still there."""
+    if not osp.isfile(done):
+        return None
+    with open(done, encoding='utf-8') as handle:
+        record = json.load(handle)
+    if record.get('options') != json.loads(json.dumps(options)) or not osp.isfile(record['result']['checkpoint']):
+        return None
+    return dict(record['result'], read_back=f'run finished {record["finished"]}')
