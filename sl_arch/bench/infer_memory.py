@@ -9,13 +9,16 @@ initialised SemanticLens ``tiny`` network, and prints one table row::
     python -m sl_arch.bench.infer_memory --frames 30 300 --sizes 32x24 64x48 --chunk 16
 
 The baseline row is the same command on one frame of the smallest size (imports, checkpoint,
-one window); ``working`` is the peak RSS above it.
+one window); ``working`` is the peak RSS above it. The clip is Big Buck Bunny's first 132 frames
+repeated, so shot detection is switched off (``--no-shot-detect``, where sl-infer has it): the
+jumps where it repeats would split the windows planned here.
 """
 import argparse
 import os
 import tempfile
 
-from sl_arch.bench.throughput import make_checkpoint, parse_size, real_frames, row_network_g, run_sl_infer, write_frames
+from sl_arch.bench.throughput import (make_checkpoint, parse_size, real_frames, row_network_g, run_sl_infer,
+                                      sl_infer_options, write_frames)
 from sl_arch.utils.errors import cli_entry
 
 
@@ -36,6 +39,8 @@ def main(argv=None):
         weights = os.path.join(root, 'tiny.pth')
         make_checkpoint(weights, row_network_g('tiny'))
         common = ['--weights', weights, '--overwrite', '--device', 'cpu']
+        if '--no-shot-detect' in sl_infer_options():
+            common.append('--no-shot-detect')
         cases = [(frames, size, args.chunk) for size in sizes for frames in args.frames]
         if args.whole_clip:
             cases.append((max(args.frames), sizes[0], 0))
