@@ -2,7 +2,7 @@
 
 Usage::
 
-    sl-bench --quick       # every model 300 CPU seconds on one thread, 2 at a time: about 30 minutes on 2 cores
+    sl-bench --quick       # every model 300 CPU seconds on one thread, 2 at a time (8 models: 20 min on 2 free cores, plus tests)
     sl-bench --quick --cpu-seconds 1200 --models bicubic,SemanticLens,SingleFrame,BasicVSR
     sl-bench               # full mode: PRESETS['paper'], 7200 GPU seconds per model (CPU seconds without CUDA)
 

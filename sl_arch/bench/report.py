@@ -244,25 +244,27 @@ raw numbers (per sequence too): `results.json`.
 
 # ---------------------------------------------------------------------------------- files
 def save_plot(rows, path):
-    """Scatter of mean real-footage PSNR-Y against test time per frame, one labelled point per row."""
+    """Scatter of mean real-footage PSNR-Y against test time per frame: numbered points, labels in a legend."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(8, 5.5))
-    for row in rows:
-        if row.get('error') or row.get('ms_per_frame') is None or real_psnr(row) is None:
-            continue
+    figure, axes = plt.subplots(figsize=(11, 5.5))
+    plotted = [row for row in rows if not row.get('error') and row.get('ms_per_frame') is not None
+               and real_psnr(row) is not None]
+    for number, row in enumerate(plotted, 1):
         colour = ('tab:red' if row['key'] == 'SemanticLens' else 'tab:orange' if row['key'].startswith('SL_')
                   else 'black' if row['key'] in ('bicubic', 'bilinear', 'SingleFrame') else 'tab:blue')
-        axes.scatter(row['ms_per_frame'], real_psnr(row), color=colour, s=40, zorder=3)
-        axes.annotate(row['label'], (row['ms_per_frame'], real_psnr(row)), textcoords='offset points',
-                      xytext=(5, 3), fontsize=8)
+        axes.scatter(row['ms_per_frame'], real_psnr(row), color=colour, s=40, zorder=3,
+                     label=f'{number}  {row["label"]}')
+        axes.annotate(str(number), (row['ms_per_frame'], real_psnr(row)), textcoords='offset points',
+                      xytext=(4, 4), fontsize=8)
     axes.set_xscale('log')
     axes.set_xlabel('ms per frame (log scale)')
     axes.set_ylabel('mean PSNR-Y on real held-out footage (dB)')
     axes.set_title('Equal training time: red SemanticLens, orange ablations, black references, blue BasicSR')
     axes.grid(True, alpha=0.3, which='both')
+    axes.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.01, 1.0), frameon=False)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
