@@ -107,10 +107,10 @@ def test_a_report_folder_holding_files_sl_bench_did_not_write_is_refused_before_
     assert (out / 'report.md').read_text() == 'my report' and not (tmp_path / 'work').exists()
 
 
-def test_a_child_process_gets_the_payload_and_returns_its_result_or_its_error():
-    assert run_in_child('json:loads', '[1, {"a": 2}]') == [1, {'a': 2}]
+def test_a_failing_child_process_returns_the_last_line_of_its_error():
+    # (a child's result coming back is checked by the micro benchmark: every row is measured in one)
     failed = run_in_child('json:loads', 'not json')
-    assert set(failed) == {'error'} and 'JSONDecodeError' in failed['error']
+    assert set(failed) == {'error'} and failed['error'].startswith('json.decoder.JSONDecodeError')
 
 
 def test_verdict_states_margins_computed_from_the_rows():
