@@ -28,7 +28,7 @@ def test_report_files_are_ours_or_refused(tmp_path):
              'precision': 'bf16', 'error': 'this sl-infer has no --precision'}]
     settings = {'command': 'python -m sl_arch.bench.throughput', 'date': 'today', 'notes': 'notes'}
     text = throughput.write_report(str(tmp_path / 'ours'), rows, settings)
-    assert '| SemanticLens tiny | 0.49 | 32x24 | 2 | fp32 | 9.0 | 6.0 | 5.0 | 2.000 | 900 |' in text
+    assert '| SemanticLens tiny | 0.49 | 32x24 | 2 | fp32 | 9.0 | 6.0 | 5.0 | 2 | 0.5 | 900 |' in text
     assert '| bf16 | not run: this sl-infer has no --precision |' in text
     assert json.loads((tmp_path / 'ours' / 'throughput.json').read_text())['rows'] == rows
     throughput.check_report_folder(str(tmp_path / 'ours'))  # a rerun may replace what it wrote

@@ -163,22 +163,28 @@ def parse_size(text):
 
 
 def number(value, digits):
-    """``value`` with ``digits`` decimals, or a dash for a missing one."""
-    return '—' if value is None else f'{value:.{digits}f}'
+    """``value`` to ``digits`` significant digits, or a dash for a missing one."""
+    return '—' if value is None else f'{value:.{digits}g}'
+
+
+def seconds_per_frame(frames_per_s):
+    """``1 / frames_per_s`` with one decimal, or a dash."""
+    return '—' if not frames_per_s else f'{1 / frames_per_s:.1f}'
 
 
 def markdown_table(rows):
     """The benchmark table in markdown."""
     lines = ['| model | params (M) | LR input | frames | precision | wall s | CPU s | start-up CPU s | frames/s | '
-             'peak RSS (MiB) |', '|---|---|---|---|---|---|---|---|---|---|']
+             's / frame | peak RSS (MiB) |', '|---|---|---|---|---|---|---|---|---|---|---|']
     for row in rows:
         if row.get('error'):
             lines.append(f'| {row["label"]} | {row["params_m"]:.2f} | {row["size"]} | {row["frames"]} | '
-                         f'{row["precision"]} | not run: {row["error"]} | | | | |')
+                         f'{row["precision"]} | not run: {row["error"]} | | | | | |')
             continue
         lines.append(f'| {row["label"]} | {row["params_m"]:.2f} | {row["size"]} | {row["frames"]} | {row["precision"]} | '
                      f'{row["wall_s"]:.1f} | {row["cpu_s"]:.1f} | {row["startup_cpu_s"]:.1f} | '
-                     f'{number(row["frames_per_s"], 3)} | {row["peak_rss_mib"]:.0f} |')
+                     f'{number(row["frames_per_s"], 3)} | {seconds_per_frame(row["frames_per_s"])} | '
+                     f'{row["peak_rss_mib"]:.0f} |')
     return '\n'.join(lines)
 
 
@@ -300,7 +306,7 @@ def main(argv=None):
     check_report_folder(args.out)
     started = time.time()
     has_precision = '--precision' in sl_infer_options()
-    command = 'python -m sl_arch.bench.throughput ' + ' '.join(sys.argv[1:] if argv is None else argv)
+    command = ' '.join(['python -m sl_arch.bench.throughput', *(sys.argv[1:] if argv is None else argv)])
 
     def report(rows, finished):
         notes = (f'Real frames of Big Buck Bunny (first frames; 320x180 is MATLAB-bicubic x1/4 of the 1280x720 '
