@@ -401,7 +401,7 @@ def upscale(args):
         _write_manifest(folder, manifest)  # before any frame: lists the frames this run may write there
     missing = [frame for frame in range(source.num_frames) if frame not in done]
     summary = {'frames': source.num_frames, 'resumed': len(done), 'written': 0, 'windows': 0, 'cuts': cuts,
-               'input_size': (source.width, source.height), 'output_size': None}
+               'input_size': (source.width, source.height), 'output_size': None, 'network_seconds': 0.0}
     if not missing:
         print(f'{args.output}: all {source.num_frames} frames already done; nothing to compute.')
         return summary
@@ -424,6 +424,7 @@ def upscale(args):
             for old in [frame for frame in buffer if frame < keep_from[index]]:
                 del buffer[old]
             clip = torch.stack([buffer[frame] for frame in range(window.in_start, window.in_stop)]).unsqueeze(0)
+            network_started = time.perf_counter()
             with torch.no_grad():
                 try:
                     outputs = forward_window(net_fn, clip.to(device), window, frame_inputs, args.tile,
@@ -432,6 +433,7 @@ def upscale(args):
                     raise SLError(f'out of memory on {args.device} for a {window.stop - window.start}-frame window of '
                                   f'{source.width}x{source.height}; lower --chunk or set --tile (e.g. 128).') from None
             outputs = tuple(output.cpu() for output in outputs) if isinstance(outputs, tuple) else outputs.cpu()
+            summary['network_seconds'] += time.perf_counter() - network_started  # .cpu() waited for the GPU
             frames_out = outputs[0] if isinstance(outputs, tuple) else outputs
             if frames_out.dim() != 5 or frames_out.shape[1] != window.stop - window.start:
                 raise SLError(f'{net_type} returned shape {tuple(frames_out.shape)} for {window.stop - window.start} '
@@ -481,7 +483,8 @@ def summary_line(args, source, net_type, summary, device):
             + f'; {source.width}x{source.height} -> {out_w}x{out_h} ({net_type}, {args.precision}), '
             + f'{summary["windows"]} window{"s" if summary["windows"] != 1 else ""}, {shots}'
             + (f', tiles {args.tile}px' if args.tile else '') + copied
-            + f'; {summary["seconds"]:.1f} s, {summary["written"] / summary["seconds"]:.2f} frames/s; '
+            + f'; {summary["seconds"]:.1f} s, {summary["written"] / summary["seconds"]:.2f} frames/s '
+            + f'(network {summary["network_seconds"]:.2f} s); '
             + _peak_memory(device)
             + (f'; masks in {args.save_masks}' if args.save_masks else ''))
 

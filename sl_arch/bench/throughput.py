@@ -7,6 +7,7 @@ checkpoint that carries its ``network_g`` (speed and memory do not depend on the
 
     python -m sl_arch.bench.throughput                       # the README table (about an hour)
     python -m sl_arch.bench.throughput --sizes 320x180 --frames 8 --models tiny --precisions fp32
+    python -m sl_arch.bench.throughput --device cuda --precisions fp32 fp16 bf16 --frames 32 16 --tile 0
 
 What is measured, from the operating system rather than from the command's output: wall time
 around the child; its CPU time and peak resident memory from ``os.wait4`` (the child's own
@@ -18,6 +19,12 @@ long video, from CPU time because wall time on a shared machine also counts othe
 (on an idle machine the two agree for a one-thread run). The output is a folder of PNG frames
 (the command's resumable output), removed after each row.
 
+With ``--device cuda`` the network runs on the GPU. Start-up there (imports, CUDA context) varies
+by seconds from run to run, more than a short clip takes, so the rows use the times ``sl-infer``
+prints in its last line: ``frames/s`` over its own run (decoding, network, PNG writing; no imports)
+and ``network frames/s`` over its network calls alone (input to the GPU and output back included),
+with the GPU's peak allocated memory.
+
 The table is printed and written to ``--out`` (``report.md`` and ``throughput.json``).
 """
 import argparse
@@ -25,6 +32,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -111,9 +119,11 @@ def write_frames(folder, frames):
     return folder
 
 
-def child_environment(threads):
-    """The environment of a child: ``threads`` threads for every math library, no GPU."""
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES='')
+def child_environment(threads, device='cpu'):
+    """The environment of a child: ``threads`` threads for every math library; no GPU unless ``device`` is one."""
+    env = dict(os.environ)
+    if not device.startswith('cuda'):
+        env['CUDA_VISIBLE_DEVICES'] = ''
     env.update({name: str(threads) for name in THREAD_VARIABLES})
     return env
 
@@ -124,7 +134,7 @@ def sl_infer_options():
     return result.stdout
 
 
-def run_sl_infer(argv, threads=1):
+def run_sl_infer(argv, threads=1, device='cpu'):
     """Run ``sl-infer argv`` in a child process and measure it.
 
     The child is started by the small stdlib launcher :mod:`sl_arch.bench.rusage` (run by file
@@ -132,7 +142,8 @@ def run_sl_infer(argv, threads=1):
     torch loaded.
 
     Returns:
-        dict: ``wall_s``; ``cpu_s`` (user + system) and ``peak_rss_mib`` of the child from ``os.wait4``.
+        dict: ``wall_s``; ``cpu_s`` (user + system) and ``peak_rss_mib`` of the child from ``os.wait4``;
+        ``peak_gpu_mib`` from the child's last line (None on the CPU).
 
     Raises:
         RuntimeError: the command failed (its last output lines attached).
@@ -142,16 +153,21 @@ def run_sl_infer(argv, threads=1):
         result_path = os.path.join(folder, 'rusage.json')
         command = [sys.executable, '-m', 'sl_arch.infer', *map(str, argv)]
         subprocess.run([sys.executable, RUSAGE_SCRIPT, result_path, *command], stdout=log, stderr=log,
-                       env=child_environment(threads), check=False)
+                       env=child_environment(threads, device), check=False)
         result = {}
         if os.path.isfile(result_path):
             with open(result_path, encoding='utf-8') as handle:
                 result = json.load(handle)
+        log.seek(0)
+        output = log.read()
         if result.get('returncode') != 0:
-            log.seek(0)
             raise RuntimeError(f'sl-infer {" ".join(map(str, argv))} exited {result.get("returncode")}:\n'
-                               + '\n'.join(log.read().splitlines()[-8:]))
-    return {key: result[key] for key in ('wall_s', 'cpu_s', 'peak_rss_mib')}
+                               + '\n'.join(output.splitlines()[-8:]))
+    gpu = re.findall(r'peak GPU (\d+) MiB', output)
+    times = re.findall(r'; ([\d.]+) s, [\d.]+ frames/s \(network ([\d.]+) s\)', output)
+    return dict({key: result[key] for key in ('wall_s', 'cpu_s', 'peak_rss_mib')},
+                peak_gpu_mib=float(gpu[-1]) if gpu else None,
+                infer_s=float(times[-1][0]) if times else None, network_s=float(times[-1][1]) if times else None)
 
 
 def parse_size(text):
@@ -172,19 +188,27 @@ def seconds_per_frame(frames_per_s):
     return '—' if not frames_per_s else f'{1 / frames_per_s:.1f}'
 
 
-def markdown_table(rows):
-    """The benchmark table in markdown."""
-    lines = ['| model | params (M) | LR input | frames | precision | wall s | CPU s | start-up CPU s | frames/s | '
-             's / frame | peak RSS (MiB) |', '|---|---|---|---|---|---|---|---|---|---|---|']
+def markdown_table(rows, device='cpu'):
+    """The benchmark table in markdown (on a GPU: start-up wall time and peak GPU memory instead of CPU times)."""
+    on_gpu = device.startswith('cuda')
+    head = (['wall s', 'sl-infer s', 'frames/s', 'network s', 'network frames/s', 'peak GPU (MiB)', 'peak RSS (MiB)']
+            if on_gpu else
+            ['wall s', 'CPU s', 'start-up CPU s', 'frames/s', 's / frame', 'peak RSS (MiB)'])
+    head = ['model', 'params (M)', 'LR input', 'frames', 'precision'] + head
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for row in rows:
+        cells = [row['label'], f'{row["params_m"]:.2f}', row['size'], str(row['frames']), row['precision']]
         if row.get('error'):
-            lines.append(f'| {row["label"]} | {row["params_m"]:.2f} | {row["size"]} | {row["frames"]} | '
-                         f'{row["precision"]} | not run: {row["error"]} | | | | | |')
-            continue
-        lines.append(f'| {row["label"]} | {row["params_m"]:.2f} | {row["size"]} | {row["frames"]} | {row["precision"]} | '
-                     f'{row["wall_s"]:.1f} | {row["cpu_s"]:.1f} | {row["startup_cpu_s"]:.1f} | '
-                     f'{number(row["frames_per_s"], 3)} | {seconds_per_frame(row["frames_per_s"])} | '
-                     f'{row["peak_rss_mib"]:.0f} |')
+            cells += [f'not run: {row["error"]}'] + [''] * (len(head) - len(cells) - 1)
+        elif on_gpu:
+            cells += [f'{row["wall_s"]:.1f}', f'{row["infer_s"]:.1f}', number(row['frames_per_s'], 3),
+                      f'{row["network_s"]:.2f}', number(row['network_frames_per_s'], 3),
+                      f'{row["peak_gpu_mib"]:.0f}', f'{row["peak_rss_mib"]:.0f}']
+        else:
+            cells += [f'{row["wall_s"]:.1f}', f'{row["cpu_s"]:.1f}', f'{row["startup_cpu_s"]:.1f}',
+                      number(row['frames_per_s'], 3), seconds_per_frame(row['frames_per_s']),
+                      f'{row["peak_rss_mib"]:.0f}']
+        lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
 
@@ -208,8 +232,11 @@ def write_report(out, rows, settings):
     import torch
     os.makedirs(out, exist_ok=True)
     machine = f'{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}'
+    device = settings.get('device', 'cpu')
+    if device.startswith('cuda'):
+        machine += f', GPU {torch.cuda.get_device_name(torch.device(device))}'
     text = (f'<!-- {MARK} -->\n# sl-infer throughput\n\n`{settings["command"]}` on {settings["date"]} ({machine}).\n\n'
-            f'{settings["notes"]}\n\n{markdown_table(rows)}\n')
+            f'{settings["notes"]}\n\n{markdown_table(rows, device)}\n')
 
     def write_text(content):
         def write(tmp_path):
@@ -234,10 +261,15 @@ def parse_args(argv=None):
                         'tile is one tile)')
     parser.add_argument('--tile-overlap', type=int, default=16)
     parser.add_argument('--threads', type=int, default=1, help='CPU threads of each sl-infer run')
+    parser.add_argument('--device', default='cpu', help='sl-infer --device: cpu, or cuda / cuda:N (frames/s then '
+                        'from wall time)')
     parser.add_argument('--out', default='results/throughput', help='folder for report.md and throughput.json')
     args = parser.parse_args(argv)
     if len(args.frames) not in (1, len(args.sizes)):
         parser.error('give one --frames value, or one per --sizes value')
+    if args.device != 'cpu':
+        from sl_arch.infer import torch_device
+        torch_device(args.device)  # one clear line when this machine has no such GPU
     return args
 
 
@@ -272,27 +304,32 @@ def measure(args, root, has_precision, report):
             row['error'] = 'this sl-infer has no --precision'
             report(rows, False)
             continue
-        common = ['--weights', weights, '--device', 'cpu'] + (['--precision', precision] if has_precision else [])
+        common = ['--weights', weights, '--device', args.device] + (['--precision', precision] if has_precision else [])
         if key not in startup:
             startup[key] = run_sl_infer(['-i', startup_clip, '-o', os.path.join(root, 'out_startup'),
-                                         '--overwrite', *common], args.threads)
+                                         '--overwrite', *common], args.threads, args.device)
             shutil.rmtree(os.path.join(root, 'out_startup'))
         output = os.path.join(root, 'out')
         try:
             result = run_sl_infer(['-i', clips[(width, height)], '-o', output, '--tile', args.tile, '--tile-overlap',
-                                   args.tile_overlap, *common], args.threads)
+                                   args.tile_overlap, *common], args.threads, args.device)
         except RuntimeError as error:
             row['error'] = str(error).splitlines()[-1][:120]
             report(rows, False)
             continue
         finally:
             shutil.rmtree(output, ignore_errors=True)
-        steady = result['cpu_s'] - startup[key]['cpu_s']
+        if args.device.startswith('cuda'):
+            steady, network = result['infer_s'], result['network_s']
+        else:
+            steady, network = result['cpu_s'] - startup[key]['cpu_s'], None
         row.update(result, startup_wall_s=startup[key]['wall_s'], startup_cpu_s=startup[key]['cpu_s'],
-                   frames_per_s=count / steady if steady > 0 else None)
+                   frames_per_s=count / steady if steady > 0 else None,
+                   network_frames_per_s=count / network if network else None)
+        gpu = f', peak GPU {row["peak_gpu_mib"]:.0f} MiB' if row['peak_gpu_mib'] is not None else ''
         progress.write(f'{row["label"]} {row["size"]} x{count} {precision}: {row["wall_s"]:.1f} s wall, '
                        f'{row["cpu_s"]:.1f} CPU s, {number(row["frames_per_s"], 3)} frames/s, '
-                       f'peak {row["peak_rss_mib"]:.0f} MiB')
+                       f'peak {row["peak_rss_mib"]:.0f} MiB{gpu}')
         report(rows, False)
     progress.close()
     report(rows, True)
@@ -317,11 +354,16 @@ def main(argv=None):
                  'frame; `frames/s` = frames / (CPU s - start-up CPU s), the steady one-thread rate (CPU time, not '
                  f'wall time: the machine is shared). {time.time() - started:.0f} s'
                  + (' in all.' if finished else f' so far: {len(rows)} rows done, the run goes on.'))
+        if args.device.startswith('cuda'):
+            notes += (f' On the GPU (`--device {args.device}`), from sl-infer\'s last line: `sl-infer s`, its run without '
+                      'imports (decoding, network, PNG writing), and `frames/s` = frames / that; `network s`, its '
+                      'network calls alone (frames to the GPU and back), and `network frames/s` = frames / that; '
+                      '`peak GPU`: the largest memory torch allocated on the GPU.')
         if not has_precision:
             notes += ' This sl-infer has no `--precision`: fp32 only.'
         settings = {'command': command, 'date': datetime.date.today().isoformat(), 'sizes': args.sizes,
                     'frames': args.frames, 'tile': args.tile, 'tile_overlap': args.tile_overlap,
-                    'threads': args.threads, 'finished': finished, 'notes': notes}
+                    'threads': args.threads, 'device': args.device, 'finished': finished, 'notes': notes}
         return write_report(args.out, rows, settings)
 
     with tempfile.TemporaryDirectory(prefix='sl_throughput_') as root:
