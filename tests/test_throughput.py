@@ -1,12 +1,12 @@
-"""Specifications of the sl-infer throughput benchmark's machinery (not its figures)."""
+"""Specifications of the sl-infer throughput and precision benchmarks' machinery (not their figures)."""
 import json
 
 import pytest
 
-from sl_arch.bench import throughput
+from sl_arch.bench import precision, throughput
 from sl_arch.utils.errors import SLError
 
-from tests.conftest import TINY_NET
+from tests.conftest import TINY_NET, write_clips
 
 
 def test_a_run_of_the_real_command_is_measured_from_its_own_process(tmp_path):
@@ -36,3 +36,16 @@ def test_report_files_are_ours_or_refused(tmp_path):
     (tmp_path / 'mine' / 'report.md').write_text('my notes')
     with pytest.raises(SLError, match='holds report.md that sl_arch did not write'):
         throughput.check_report_folder(str(tmp_path / 'mine'))
+
+
+def test_precision_benchmark_scores_each_precision_against_the_ground_truth_and_the_fp32_output(tmp_path):
+    gt_root, lq_root = write_clips(tmp_path / 'data', clips=1, frames=4)
+    weights = tmp_path / 'net.pth'
+    throughput.make_checkpoint(weights, TINY_NET)
+    out = tmp_path / 'report'
+    precision.main(['--weights', str(weights), '--lq-root', lq_root, '--gt-root', gt_root, '--out', str(out)])
+    rows = json.loads((out / 'results.json').read_text())['rows']
+    assert [row['precision'] for row in rows] == ['fp32', 'bf16']
+    assert all(5 < row['psnr_y']['clip0'] < 60 and row['cpu_s'] > 0 and row['network_s'] > 0 for row in rows)
+    assert abs(rows[1]['mean_psnr_y'] - rows[0]['mean_psnr_y']) < 0.5 and rows[1]['psnr_to_fp32']['clip0'] > 35
+    assert '| SemanticLens | net.pth | bf16 |' in (out / 'report.md').read_text()
