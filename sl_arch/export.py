@@ -45,7 +45,6 @@ from sl_arch.utils.files import atomic_write, check_writable, path_relation
 #: First opset with GridSample (the flow warps of SemanticLens, BasicVSR and IconVSR).
 MIN_OPSET = 16
 INPUT_NAME, OUTPUT_NAME = 'lqs', 'sr'
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 
 
 def parse_args(argv=None):
@@ -105,39 +104,19 @@ def check_output(output, weights, overwrite):
 
 # ---------------------------------------------------------------------------------------- input
 def read_clip(path, count):
-    """The first ``count`` frames of a video file (PyAV) or a folder of images (OpenCV), RGB uint8.
+    """The first ``count`` frames of a video file or a folder of images (:class:`sl_arch.io.FrameSource`), RGB uint8.
 
     Raises:
         SLError: the clip is missing, cannot be decoded or has fewer frames.
     """
-    if os.path.isdir(path):
-        import cv2
-        names = sorted(name for name in os.listdir(path)
-                       if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith('.'))
-        frames = []
-        for name in names[:count]:
-            image = cv2.imread(os.path.join(path, name), cv2.IMREAD_COLOR)
-            if image is None:
-                raise SLError(f'--check {os.path.join(path, name)} cannot be decoded; replace it or use another clip.')
-            frames.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
-    elif os.path.isfile(path):
-        import av
-        frames = []
-        try:
-            with av.open(path) as container:
-                for frame in container.decode(video=0):
-                    frames.append(frame.to_ndarray(format='rgb24'))
-                    if len(frames) == count:
-                        break
-        except (av.FFmpegError, IndexError) as error:
-            raise SLError(f'--check {path} cannot be decoded as a video ({error}); give a video file or a folder '
-                          'of frames.') from None
-    else:
-        raise SLError(f'--check {path} does not exist; give a video file or a folder of frames.')
-    if len(frames) < count:
-        raise SLError(f'--check {path} has {len(frames)} frame(s); the export takes {count}: use a longer clip or '
-                      'lower --frames.')
-    return frames
+    import cv2
+
+    from sl_arch.io import FrameSource
+    source = FrameSource(path, limit=count, option='--check', frame_fix='replace it or use another clip')
+    if source.num_frames < count:
+        raise SLError(f'--check {path} has {source.num_frames} frame(s); the export takes {count}: use a longer clip '
+                      'or lower --frames.')
+    return [cv2.cvtColor(frame, cv2.COLOR_BGR2RGB) for _, frame in source.frames()]
 
 
 def low_resolution(frames, scale):

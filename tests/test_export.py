@@ -1,6 +1,7 @@
 """Specifications of ``sl-export``: ONNX that onnxruntime runs like PyTorch, and clear refusals."""
 import json
 
+import cv2
 import numpy as np
 import onnx
 import pytest
@@ -65,11 +66,14 @@ def test_a_network_that_specialises_on_the_size_keeps_it_fixed_and_says_why():
 
 
 @pytest.mark.parametrize('case', ['missing weights', 'weights folder', 'exists', 'not onnx', 'output folder',
-                                  'frames of a sliding window'])
+                                  'frames of a sliding window', 'missing clip', 'short clip'])
 def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, case):
     weights = save(tmp_path / 'sl.pth', NO_FLOW)
     existing = tmp_path / 'mine.onnx'
     existing.write_bytes(b'the user\'s model')
+    short = tmp_path / 'short'
+    short.mkdir()
+    cv2.imwrite(str(short / '00000000.png'), np.zeros((32, 32, 3), np.uint8))
     edvr = {'type': 'EDVR', 'num_feat': 8, 'num_frame': 3, 'deformable_groups': 1, 'num_extract_block': 1,
             'num_reconstruct_block': 1, 'with_tsa': False}
     cases = {
@@ -86,6 +90,10 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, case
                                         '--frames', 5],
                                        '--frames 5: EDVR predicts the centre of exactly 3 frames (its num_frame); '
                                        'drop --frames.'),
+        'missing clip': (['--weights', weights, '-o', tmp_path / 'a.onnx', '--check', tmp_path / 'none'],
+                         f'input {tmp_path / "none"} does not exist; give a video file or a folder of frames (--check).'),
+        'short clip': (['--weights', weights, '-o', tmp_path / 'a.onnx', '--check', short, '--frames', 2],
+                       f'--check {short} has 1 frame(s); the export takes 2: use a longer clip or lower --frames.'),
     }
     argv, expected = cases[case]
     before = sorted(path.name for path in tmp_path.iterdir())
