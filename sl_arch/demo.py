@@ -29,7 +29,7 @@ from basicsr.utils.matlab_functions import imresize
 from basicsr.utils.options import ordered_yaml
 from sl_arch.utils.checkpoint import load_network
 from sl_arch.utils.errors import SLError, cli_entry
-from sl_arch.utils.files import atomic_write
+from sl_arch.utils.files import atomic_write, write_text
 from sl_arch.utils.metrics import MetricTable, psnr_ssim_y
 from sl_arch.utils.visualize import save_crop_comparison, save_instance_masks, save_per_frame_plot
 
@@ -63,16 +63,6 @@ def write_atomic(path, writer):
     """Call ``writer(tmp_path)`` and rename the result to ``path``; nothing half-written stays behind.
     The temporary name keeps ``path``'s extension (matplotlib picks the format by it)."""
     atomic_write(path, writer, suffix='.tmp' + osp.splitext(path)[1], mode=0o644)  # results are meant to be shared
-
-
-def write_text(path, text):
-    """Write ``text`` to ``path`` atomically."""
-
-    def writer(tmp_path):
-        with open(tmp_path, 'w', encoding='utf-8') as handle:
-            handle.write(text)
-
-    write_atomic(path, writer)
 
 
 def load_tested_network(opt, option_file):
@@ -161,8 +151,8 @@ def write_results(option_file, num_crop_rows=3, num_mask_frames=4, crop_size=96)
                f'Held-out sequences of `{dataset_opt["dataroot_gt"]}` (x{scale}). '
                f'{method} - bicubic: **{margin:+.2f} dB PSNR-Y**, '
                f'{average[method][1] - average[BICUBIC][1]:+.4f} SSIM-Y.\n\n')
-    write_text(osp.join(results_folder, 'metrics.md'), summary + table.markdown(crop_border))
-    write_text(osp.join(results_folder, 'per_frame_metrics.csv'), table.csv())
+    write_text(osp.join(results_folder, 'metrics.md'), summary + table.markdown(crop_border), mode=0o644)
+    write_text(osp.join(results_folder, 'per_frame_metrics.csv'), table.csv(), mode=0o644)
     write_atomic(osp.join(results_folder, 'crops.png'),
                  lambda tmp: save_crop_comparison(crop_rows, [f'LR bicubic x{scale}', method, 'GT'], tmp, crop_size))
     write_atomic(osp.join(results_folder, 'psnr_per_frame.png'),

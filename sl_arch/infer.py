@@ -36,8 +36,8 @@ from sl_arch.io.video import (DEFAULT_PIX_FMT, WRITE_FORMATS, EncoderSettings, V
                               is_video_output, quiet_ffmpeg)
 from sl_arch.utils.checkpoint import load_network
 from sl_arch.utils.errors import SLError, cli_entry
-from sl_arch.utils.files import (atomic_write, check_writable, is_temporary, output_error, path_relation,
-                                 remove_stale_temporaries)
+from sl_arch.utils.files import (check_writable, is_temporary, output_error, path_relation,
+                                 remove_stale_temporaries, write_json)
 from sl_arch.utils.tiling import (PADDINGS, TemporalBlender, first_window_for, forward_window, plan_windows,
                                   sliding_frame_indices)
 
@@ -288,12 +288,7 @@ def prepare_outputs(args, manifest):
 
 
 def _write_manifest(folder, manifest):
-
-    def write(tmp_path):
-        with open(tmp_path, 'w', encoding='utf-8') as handle:
-            json.dump(manifest, handle, indent=1, sort_keys=True)
-
-    atomic_write(os.path.join(folder, MANIFEST), write)
+    write_json(os.path.join(folder, MANIFEST), manifest, indent=1, sort_keys=True)
 
 
 def colour_masks(masks):

@@ -19,11 +19,10 @@ import sys
 
 from sl_arch.bench.common import markdown_table
 from sl_arch.bench.options import MODES, TEST_SETS, dataset_options, network_options, test_options, train_options
-from sl_arch.bench.report import check_report_folder, real_psnr, write_text_file
+from sl_arch.bench.report import check_report_folder, real_psnr
 from sl_arch.bench.runs import train_then_test
-from sl_arch.models.sl_video_recurrent_model import write_json
 from sl_arch.utils.errors import SLError, cli_entry
-from sl_arch.utils.files import check_writable
+from sl_arch.utils.files import check_writable, write_json, write_text
 
 REPORT_FILES = ('results.json', 'report.md')
 
@@ -93,7 +92,7 @@ def main(argv=None):
     command = 'python -m sl_arch.bench.autocast ' + ' '.join(argv)
     write_json(osp.join(args.out, 'results.json'), {'info': {'command': command}, 'rows': rows})
     text = report_text(rows, command)
-    write_text_file(osp.join(args.out, 'report.md'), text)
+    write_text(osp.join(args.out, 'report.md'), text)
     print(text, flush=True)
 
 

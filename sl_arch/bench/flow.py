@@ -625,14 +625,8 @@ def evaluate(args, argv):
     table = markdown_table(headers, rows)
     print(table)
     if args.readme:
-        from sl_arch.utils.files import atomic_write
-        text = readme_text(table, command_line(argv), args.weights)
-
-        def write(tmp_path):
-            with open(tmp_path, 'w') as handle:
-                handle.write(text)
-
-        atomic_write(args.readme, write)
+        from sl_arch.utils.files import write_text
+        write_text(args.readme, readme_text(table, command_line(argv), args.weights))
         print(f'wrote {args.readme}', flush=True)
     return headers, rows
 

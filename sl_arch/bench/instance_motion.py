@@ -21,7 +21,7 @@ import torch
 from torch.nn import functional as F
 
 from sl_arch.utils.errors import SLError, cli_entry
-from sl_arch.utils.files import atomic_write
+from sl_arch.utils.files import write_text
 
 DEFAULT_FLOW = 'model_zoo/slflow_tiny_synthetic_dis.pth'
 
@@ -113,10 +113,7 @@ def main(argv=None):
                              f'flow warper {args.flow}')
     print(text, end='')
     if args.out:
-        def write(tmp_path):
-            with open(tmp_path, 'w', encoding='utf-8') as handle:
-                handle.write(text)
-        atomic_write(args.out, write)
+        write_text(args.out, text)
 
 
 if __name__ == '__main__':

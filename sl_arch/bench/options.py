@@ -10,7 +10,7 @@ import os.path as osp
 import yaml
 
 from sl_arch.utils.errors import SLError
-from sl_arch.utils.files import atomic_write
+from sl_arch.utils.files import write_text
 
 #: Benchmark rows: key -> (label, kind, ablation options). Kinds: 'SemanticLens', a registered
 #: architecture name, or an upsampling without training (:data:`UPSAMPLINGS`).
@@ -346,8 +346,4 @@ def test_options(name, network_opt, test_sets, checkpoint):
 def write_yaml(path, options):
     """Write ``options`` as a YAML option file, atomically."""
 
-    def write(tmp_path):
-        with open(tmp_path, 'w', encoding='utf-8') as handle:
-            yaml.safe_dump(options, handle, sort_keys=False)
-
-    atomic_write(path, write)
+    write_text(path, yaml.safe_dump(options, sort_keys=False))

@@ -22,10 +22,10 @@ import sys
 import tempfile
 
 from sl_arch.bench.common import markdown_table
-from sl_arch.bench.report import check_report_folder, write_text_file
+from sl_arch.bench.report import check_report_folder
 from sl_arch.bench.throughput import run_sl_infer
-from sl_arch.models.sl_video_recurrent_model import write_json
 from sl_arch.utils.errors import SLError, cli_entry
+from sl_arch.utils.files import write_json, write_text
 
 REPORT_FILES = ('results.json', 'report.md')
 
@@ -136,7 +136,7 @@ def main(argv=None):
     text = report_text(rows, clips, info)
     os.makedirs(args.out, exist_ok=True)
     write_json(osp.join(args.out, 'results.json'), {'info': info, 'rows': rows})
-    write_text_file(osp.join(args.out, 'report.md'), text)
+    write_text(osp.join(args.out, 'report.md'), text)
     print(text)
 
 

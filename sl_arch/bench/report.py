@@ -8,9 +8,8 @@ import os.path as osp
 
 from sl_arch.bench.common import markdown_table
 from sl_arch.bench.options import BASELINES, TEST_SETS, real_test_sets
-from sl_arch.models.sl_video_recurrent_model import write_json
 from sl_arch.utils.errors import SLError
-from sl_arch.utils.files import atomic_write, check_writable
+from sl_arch.utils.files import atomic_write, check_writable, write_json, write_text
 
 REPORT_FILES = ('results.json', 'psnr_vs_ms.png', 'report.md')
 
@@ -293,21 +292,11 @@ def check_report_folder(out_dir, names=REPORT_FILES):
                       'choose another --out folder.')
 
 
-def write_text_file(path, text):
-    """Write ``text`` to ``path`` atomically."""
-
-    def write(tmp_path):
-        with open(tmp_path, 'w', encoding='utf-8') as handle:
-            handle.write(text)
-
-    atomic_write(path, write)
-
-
 def write_outputs(out_dir, rows, info):
     """Write ``results.json``, ``psnr_vs_ms.png`` and ``report.md`` to ``out_dir``; returns the report text."""
     os.makedirs(out_dir, exist_ok=True)
     write_json(osp.join(out_dir, 'results.json'), {'info': info, 'rows': rows})
     atomic_write(osp.join(out_dir, 'psnr_vs_ms.png'), lambda tmp: save_plot(rows, tmp), suffix='.tmp.png')
     text = markdown_report(rows, info)
-    write_text_file(osp.join(out_dir, 'report.md'), text)
+    write_text(osp.join(out_dir, 'report.md'), text)
     return text

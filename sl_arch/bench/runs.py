@@ -15,7 +15,8 @@ import time
 
 from sl_arch.bench.common import child_env
 from sl_arch.bench.options import test_options, train_options, write_yaml
-from sl_arch.models.sl_video_recurrent_model import TRAIN_TIME_FILE, metrics_file_name, write_json
+from sl_arch.models.sl_video_recurrent_model import TRAIN_TIME_FILE, metrics_file_name
+from sl_arch.utils.files import write_json
 from sl_arch.utils.errors import SLError
 
 

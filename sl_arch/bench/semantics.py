@@ -37,10 +37,10 @@ import numpy as np
 import yaml
 
 from sl_arch.bench import options as bench_options
-from sl_arch.bench.report import check_report_folder, write_text_file
+from sl_arch.bench.report import check_report_folder
 from sl_arch.bench.runs import run_command, train_then_test
 from sl_arch.utils.errors import SLError, cli_entry
-from sl_arch.utils.files import check_writable
+from sl_arch.utils.files import check_writable, write_text
 
 SYNTHETIC_ROOT = 'datasets/synthetic'
 DEMO_ROOT = 'datasets/demo_bbb'
@@ -155,7 +155,7 @@ def train_and_test(key, variant, args):
     result = {'train_wall_s': run['train_wall_s'], 's_per_iter': run['train']['seconds_per_iteration'],
               'metrics': metrics, 'checkpoint': osp.join(work_dir, checkpoint),
               'params': bench_options.parameter_counts(network_opt)[0]}
-    write_text_file(done, json.dumps(result, indent=1) + '\n')
+    write_text(done, json.dumps(result, indent=1) + '\n')
     return result
 
 
@@ -509,10 +509,10 @@ def main(argv=None):
     info = {'command': 'python -m sl_arch.bench.semantics ' + ' '.join(argv), 'budget': dict(BUDGET,
                                                                                             total_iter=args.iters),
             'started': started_at, 'wall_minutes': (time.perf_counter() - started) / 60}
-    write_text_file(osp.join(args.out, 'results.json'),
+    write_text(osp.join(args.out, 'results.json'),
                     json.dumps({'info': info, 'rows': rows, 'mask_quality': quality}, indent=2) + '\n')
     report = markdown_report(rows, quality, info)
-    write_text_file(osp.join(args.out, 'report.md'), report + '\n')
+    write_text(osp.join(args.out, 'report.md'), report + '\n')
     print(report)
     failed = [row['label'] for row in rows if row.get('error')]
     if failed:

@@ -40,7 +40,7 @@ import tempfile
 import time
 
 from sl_arch.utils.errors import SLError, cli_entry
-from sl_arch.utils.files import atomic_write, check_writable
+from sl_arch.utils.files import check_writable, write_json, write_text
 
 #: Rows: key -> (label, network_g). ``PRESETS`` are read at run time.
 MODELS = {
@@ -237,16 +237,8 @@ def write_report(out, rows, settings):
         machine += f', GPU {torch.cuda.get_device_name(torch.device(device))}'
     text = (f'<!-- {MARK} -->\n# sl-infer throughput\n\n`{settings["command"]}` on {settings["date"]} ({machine}).\n\n'
             f'{settings["notes"]}\n\n{markdown_table(rows, device)}\n')
-
-    def write_text(content):
-        def write(tmp_path):
-            with open(tmp_path, 'w', encoding='utf-8') as handle:
-                handle.write(content)
-        return write
-
-    atomic_write(os.path.join(out, 'report.md'), write_text(text))
-    atomic_write(os.path.join(out, 'throughput.json'),
-                 write_text(json.dumps({'written_by': MARK, 'settings': settings, 'rows': rows}, indent=1) + '\n'))
+    write_text(os.path.join(out, 'report.md'), text)
+    write_json(os.path.join(out, 'throughput.json'), {'written_by': MARK, 'settings': settings, 'rows': rows}, indent=1)
     return text
 
 

@@ -20,7 +20,6 @@
 * validation metrics (per dataset, per sequence, mean) and the training time are written as JSON
   beside BasicSR's log: ``metrics_<dataset>.json`` and ``train_time.json``.
 """
-import json
 import math
 import os.path as osp
 import time
@@ -41,7 +40,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from sl_arch.utils.checkpoint import (NETWORK_OPT_KEY, atomic_torch_save, load_state_strict, network_state_dict,
                                       read_checkpoint, strip_module_prefix)
 from sl_arch.utils.errors import SLError
-from sl_arch.utils.files import atomic_write
+from sl_arch.utils.files import write_json
 from sl_arch.utils.metrics import average_over_sequences
 from sl_arch.utils.options import OptionError
 from sl_arch.utils.resume import restore_rng_state, rng_state
@@ -76,17 +75,6 @@ TRAIN_TIME_FILE = 'train_time.json'
 def metrics_file_name(dataset_name):
     """Name of the JSON file with the validation metrics of dataset ``dataset_name``."""
     return f'metrics_{dataset_name}.json'
-
-
-def write_json(path, data):
-    """Write ``data`` as indented JSON to ``path`` atomically."""
-
-    def write(tmp_path):
-        with open(tmp_path, 'w', encoding='utf-8') as handle:
-            json.dump(data, handle, indent=2)
-            handle.write('\n')
-
-    atomic_write(path, write)
 
 
 class TrainingClock:

@@ -5,6 +5,7 @@ Every temporary file or folder sl_arch creates is named ``TEMP_PREFIX + <final n
 after a killed process by that prefix alone, without touching anything else.
 """
 import errno
+import json
 import os
 import secrets
 import shutil
@@ -137,6 +138,21 @@ def atomic_write(path, write, suffix='.tmp', mode=None):
     finally:
         if os.path.exists(tmp_path):
             os.remove(tmp_path)
+
+
+def write_text(path, text, mode=None):
+    """Write the string ``text`` to ``path`` atomically (UTF-8; see :func:`atomic_write` for ``mode``)."""
+
+    def write(tmp_path):
+        with open(tmp_path, 'w', encoding='utf-8') as handle:
+            handle.write(text)
+
+    atomic_write(path, write, mode=mode)
+
+
+def write_json(path, data, indent=2, sort_keys=False):
+    """Write ``data`` as indented JSON (and a final newline) to ``path`` atomically."""
+    write_text(path, json.dumps(data, indent=indent, sort_keys=sort_keys) + '\n')
 
 
 def is_temporary(name):
