@@ -305,7 +305,7 @@ def colour_masks(masks):
     return np.ascontiguousarray(instance_palette(masks.shape[0])[:, ::-1][masks.float().argmax(0).numpy()])
 
 
-def network_function(net, net_type, save_masks, dtype=None):
+def autocast_forward(net, net_type, save_masks, dtype=None):
     """Wrap ``net`` as the ``net_fn`` of :func:`sl_arch.utils.tiling.forward_window`.
 
     Args:
@@ -377,7 +377,7 @@ def upscale(args):
     net_opt, spec, net_type = loaded.net_opt, loaded.spec, loaded.net_opt['type']
     # channels_last measured faster on a CPU (SemanticLens tiny 0.85x fp32, 0.58x bf16; EDVR 0.85x; BasicVSR 0.78x)
     net = loaded.net.to(device, memory_format=torch.channels_last)
-    net_fn = network_function(net, net_type, args.save_masks, dtype)
+    net_fn = autocast_forward(net, net_type, args.save_masks, dtype)
 
     source, cuts = read_input(args, max(MIN_SHOT_FRAMES, spec.min_frames))
     num_neighbours = spec.sliding_window_frames or 0

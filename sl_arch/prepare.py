@@ -132,7 +132,8 @@ def find_sources(paths, limit=None, allow_gaps=False):
     return sources
 
 
-def _pieces(indices, length):
+def split_into_clips(indices, length):
+    """``indices`` (frame indices of one source) cut into consecutive clips of ``length`` (0/None: one clip)."""
     if not length or len(indices) <= length:
         return [indices]
     return [indices[i:i + length] for i in range(0, len(indices), length)]
@@ -168,7 +169,7 @@ def plan_clips(sources, args):
 
     clips = []
     for split, source, indices in parts:
-        pieces = _pieces(indices, args.val_clip_length if split == 'val' else args.clip_length)
+        pieces = split_into_clips(indices, args.val_clip_length if split == 'val' else args.clip_length)
         for number, piece in enumerate(pieces):
             name = source.name if len(pieces) == 1 else f'{source.name}_{number:03d}'
             clips.append(PlannedClip(split, name, source, piece))

@@ -27,7 +27,7 @@ def row_network_options(arch_type, size):
     return dict(size, type=arch_type)
 
 
-def measure(payload):
+def measure_architecture(payload):
     """Measure one model in this process; returns a dict of figures."""
     from basicsr.archs import build_network
 
@@ -67,7 +67,7 @@ def main():
     from sl_arch.bench.common import markdown_table, run_in_child
     rows = []
     for label, (arch_type, size) in MODELS.items():
-        result = run_in_child('sl_arch.bench.arch:measure', {
+        result = run_in_child('sl_arch.bench.arch:measure_architecture', {
             'type': arch_type, 'size': size, 'frames': args.frames, 'side': args.size, 'threads': args.threads,
             'repeats': args.repeats}, threads=args.threads)
         if 'error' in result:

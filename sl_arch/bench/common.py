@@ -69,7 +69,7 @@ def run_in_child(function, payload, threads=1, timeout=3600):
 
     Args:
         function (str): ``'module:name'`` of a module-level function that takes the payload dict
-            and returns a JSON-serialisable dict, e.g. ``'sl_arch.bench.measure:measure'``.
+            and returns a JSON-serialisable dict, e.g. ``'sl_arch.bench.measure:measure_row'``.
         payload (dict): JSON-serialisable input.
         threads (int): OpenMP threads of the child (:func:`child_env`).
         timeout (float): Seconds before the child is killed (:class:`subprocess.TimeoutExpired`).

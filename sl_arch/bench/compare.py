@@ -170,7 +170,7 @@ def measure_rows(rows, test_sets, budget, threads):
                    'upsampling': row['kind'] if row['kind'] in UPSAMPLINGS else None,
                    'threads': threads, 'repeats': budget['repeats'], 'min_input_size': row['min_input_size'],
                    'tile': val_tile(row['network_g'])}
-        result = run_in_child('sl_arch.bench.measure:measure', payload, threads)
+        result = run_in_child('sl_arch.bench.measure:measure_row', payload, threads)
         if 'error' in result:
             row['error'] = f'measurement: {result["error"]}'
             print_progress(f'{row["label"]} measurement FAILED: {result["error"]}')

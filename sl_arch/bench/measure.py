@@ -11,7 +11,7 @@ import platform
 import subprocess
 
 
-def measure(payload):
+def measure_row(payload):
     """Measure one row on the first clip of the first test set.
 
     Args:

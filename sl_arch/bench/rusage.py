@@ -16,7 +16,7 @@ import sys
 import time
 
 
-def measure(command):
+def run_and_measure(command):
     """Run ``command`` (a list) to its end; returns its exit code, wall and CPU seconds and peak RSS (MiB)."""
     started = time.perf_counter()
     child = subprocess.Popen(command)
@@ -27,6 +27,6 @@ def measure(command):
 
 if __name__ == '__main__':
     result_path, *command = sys.argv[1:]
-    result = measure(command)
+    result = run_and_measure(command)
     with open(result_path, 'w', encoding='utf-8') as handle:
         json.dump(result, handle)

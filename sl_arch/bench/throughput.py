@@ -265,7 +265,7 @@ def parse_args(argv=None):
     return args
 
 
-def measure(args, root, has_precision, report):
+def run_rows(args, root, has_precision, report):
     """Run every (size, model, precision) row, calling ``report(rows, finished)`` after each.
 
     Returns:
@@ -359,7 +359,7 @@ def main(argv=None):
         return write_report(args.out, rows, settings)
 
     with tempfile.TemporaryDirectory(prefix='sl_throughput_') as root:
-        rows = measure(args, root, has_precision, report)
+        rows = run_rows(args, root, has_precision, report)
     print(report(rows, True))
 
 

@@ -391,8 +391,20 @@ def read_clip_frames(source, clip, frames):
     return imgs
 
 
-def check_pair(gt_source, lq_source, clip, gt_frame, lq_frame, gt_img, lq_img, scale):
-    """Raise if a GT frame is not ``scale`` times its LR frame (or not divisible by ``scale``)."""
+def check_pair(gt_source, lq_source, clip, *, frames, imgs, scale):
+    """Raise if a GT frame is not ``scale`` times its LR frame (or not divisible by ``scale``).
+
+    Args:
+        gt_source, lq_source (ClipStore): Where the GT and LR frames come from (for messages).
+        clip (str): Clip name.
+        frames (tuple[str, str]): The GT frame and the LR frame (names within the clip).
+        imgs (tuple[ndarray, ndarray]): Their images (h, w, c).
+        scale (int): Upscaling factor.
+
+    Raises:
+        SLError: naming both files and their sizes.
+    """
+    (gt_frame, lq_frame), (gt_img, lq_img) = frames, imgs
     problem = pair_problem(gt_source.location(clip, gt_frame), gt_img.shape[1::-1], lq_source.location(clip, lq_frame),
                            lq_img.shape[1::-1], scale)
     if problem:

@@ -139,8 +139,8 @@ class SLVideoRecurrentDataset(data.Dataset):
         clip = self.clips[0]
         gt_img = self.gt_source.read(clip.name, clip.gt_frames[0])
         lq_img = self.lq_source.read(clip.name, clip.lq_frames[0])
-        check_pair(self.gt_source, self.lq_source, clip.name, clip.gt_frames[0], clip.lq_frames[0], gt_img, lq_img,
-                   self.scale)
+        check_pair(self.gt_source, self.lq_source, clip.name, frames=(clip.gt_frames[0], clip.lq_frames[0]),
+                   imgs=(gt_img, lq_img), scale=self.scale)
 
     def _window(self, clip):
         intervals = [interval for interval in self.interval_list if self._span(interval) <= len(clip.lq_frames)]
@@ -189,8 +189,8 @@ class SLVideoRecurrentDataset(data.Dataset):
         gt_frames = [clip.gt_frames[i] for i in indices]
         lq_imgs = read_clip_frames(self.lq_source, clip.name, lq_frames)
         gt_imgs = read_clip_frames(self.gt_source, clip.name, gt_frames)
-        check_pair(self.gt_source, self.lq_source, clip.name, gt_frames[0], lq_frames[0], gt_imgs[0], lq_imgs[0],
-                   self.scale)
+        check_pair(self.gt_source, self.lq_source, clip.name, frames=(gt_frames[0], lq_frames[0]),
+                   imgs=(gt_imgs[0], lq_imgs[0]), scale=self.scale)
         masks = None
         if self.semantics_root:
             masks = list(read_clip_masks(self.semantics_root, clip.name, lq_frames, lq_imgs[0].shape[:2]))

@@ -88,8 +88,8 @@ class SLVideoTestDataset(data.Dataset):
         if self.gt_source is not None:
             gt_frames = clip.gt_frames[start:stop]
             gt_imgs = read_clip_frames(self.gt_source, clip.name, gt_frames)
-            check_pair(self.gt_source, self.lq_source, clip.name, gt_frames[0], lq_frames[0], gt_imgs[0], lq_imgs[0],
-                       self.scale)
+            check_pair(self.gt_source, self.lq_source, clip.name, frames=(gt_frames[0], lq_frames[0]),
+                       imgs=(gt_imgs[0], lq_imgs[0]), scale=self.scale)
             item['gt'] = frames_to_tensor(gt_imgs)
         if self.semantics_root:
             masks = read_clip_masks(self.semantics_root, clip.name, lq_frames, lq_imgs[0].shape[:2])
