@@ -95,6 +95,26 @@ def make_options(data_root, name='tiny', total_iter=4, save_freq=2, fix_flow=0, 
     return options
 
 
+def mask_options(tmp_path, **train):
+    """Training options on conftest's clips with instance ids of their LR frames under semantics_root."""
+    opt = make_options(tmp_path / 'data', val=False, num_frame=3)
+    masks = Path(tmp_path, 'data', 'masks')
+    for clip in Path(opt['datasets']['train']['dataroot_lq']).iterdir():
+        (masks / clip.name).mkdir(parents=True)
+        for frame in clip.iterdir():
+            ids = np.zeros((24, 32), np.uint8)
+            ids[:, 10:20] = 1
+            cv2.imwrite(str(masks / clip.name / frame.name), ids)
+    opt['datasets']['train']['semantics_root'] = str(masks)
+    opt['train'].update(train)
+    opt.update(is_train=True, dist=False, rank=0, world_size=1, auto_resume=False)
+    opt['datasets']['train'].update(phase='train', scale=4)
+    root = tmp_path / 'experiments'
+    opt['path'].update(experiments_root=str(root), models=str(root / 'models'),
+                       training_states=str(root / 'training_states'), visualization=str(root / 'visualization'))
+    return opt
+
+
 def write_options(path, options):
     Path(path).write_text(yaml.safe_dump(options, sort_keys=False))
     return str(path)

@@ -304,5 +304,7 @@ def test_the_train_and_val_keys_our_model_reads_are_all_known_to_the_checks():
     source = Path(model_module.__file__).read_text()
     for prefix, known in (('train', TRAIN_KEYS), ('val', VAL_KEYS)):
         read = set(re.findall(prefix + r"_opt(?:\.get\(|\[)'(\w+)'", source))
+        if prefix == 'train':
+            read |= set(model_module.AUX_LOSS_KEYS)  # read through optional_loss(key)
         assert read and read <= set(known), f'{prefix} keys read by the model but unknown to the checks: ' \
                                             f'{sorted(read - set(known))}; add them to sl_arch/utils/options.py'

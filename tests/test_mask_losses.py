@@ -1,7 +1,5 @@
 """Instance-mask losses: Hungarian-matched supervision, flow consistency and slot balance, in training."""
-from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -12,7 +10,7 @@ from basicsr.models import build_model
 from basicsr.utils.registry import LOSS_REGISTRY
 from sl_arch.losses.instance_mask_loss import SLInstanceMaskLoss, SLMaskConsistencyLoss
 from sl_arch.utils.errors import SLError
-from tests.conftest import make_options
+from tests.conftest import mask_options
 
 
 def one_hot_masks(ids, slots, num_slots, sharpness=0.999):
@@ -61,26 +59,6 @@ def test_consistency_is_zero_for_masks_that_move_with_the_flow_and_balance_is_ze
     collapsed[:, :, 0] = 1
     assert loss(collapsed, None).item() == pytest.approx(np.log(2), abs=1e-4)  # one slot for everything
     assert loss(torch.full((1, 2, 2, 8, 8), 0.5), None).item() == pytest.approx(1.0, abs=1e-4)  # no slot at all
-
-
-def mask_options(tmp_path, **train):
-    """Training options on conftest's clips with instance ids of their LR frames under semantics_root."""
-    opt = make_options(tmp_path / 'data', val=False, num_frame=3)
-    masks = Path(tmp_path, 'data', 'masks')
-    for clip in Path(opt['datasets']['train']['dataroot_lq']).iterdir():
-        (masks / clip.name).mkdir(parents=True)
-        for frame in clip.iterdir():
-            ids = np.zeros((24, 32), np.uint8)
-            ids[:, 10:20] = 1
-            cv2.imwrite(str(masks / clip.name / frame.name), ids)
-    opt['datasets']['train']['semantics_root'] = str(masks)
-    opt['train'].update(train)
-    opt.update(is_train=True, dist=False, rank=0, world_size=1, auto_resume=False)
-    opt['datasets']['train'].update(phase='train', scale=4)
-    root = tmp_path / 'experiments'
-    opt['path'].update(experiments_root=str(root), models=str(root / 'models'),
-                       training_states=str(root / 'training_states'), visualization=str(root / 'visualization'))
-    return opt
 
 
 def test_training_with_mask_losses_uses_the_dataset_masks_as_targets_and_trains_the_extractor(tmp_path):

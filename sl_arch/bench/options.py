@@ -28,6 +28,12 @@ MODELS = {
     'SL_no_image': ('SemanticLens w/o IMAGE', 'SemanticLens', {'use_image': False}),
     'SL_no_gps': ('SemanticLens w/o GPS', 'SemanticLens', {'use_gps': False}),
     'SL_no_isee': ('SemanticLens w/o ISEE', 'SemanticLens', {'use_isee': False}),
+    'SL_flow_photometric': ('SemanticLens + photometric flow loss', 'SemanticLens', {}),
+}
+#: Rows trained with more than the shared template: key -> ``train`` options added.
+TRAIN_CHANGES = {
+    'SL_flow_photometric': {'flow_photometric_opt': {'type': 'SLPhotometricFlowLoss', 'loss_weight': 0.05,
+                                                     'smooth_weight': 0.01}},
 }
 #: The rows ``sl-bench`` runs without ``--models``.
 DEFAULT_MODELS = ('bicubic', 'bilinear', 'SemanticLens', 'SingleFrame', 'BasicVSR', 'IconVSR', 'BasicVSRPP', 'EDVR',

@@ -14,7 +14,7 @@ import sys
 import time
 
 from sl_arch.bench.common import child_env
-from sl_arch.bench.options import test_options, train_options, write_yaml
+from sl_arch.bench.options import TRAIN_CHANGES, test_options, train_options, write_yaml
 from sl_arch.models.sl_video_recurrent_model import TRAIN_TIME_FILE, metrics_file_name
 from sl_arch.utils.files import write_json
 from sl_arch.utils.errors import SLError
@@ -101,6 +101,7 @@ def train_and_test_row(row, budget, train_set, test_sets, work_dir, threads):
     checkpoint = osp.join(work_dir, 'experiments', name, 'models', 'net_g_latest.pth')
     options = {'train': train_options(name, row['network_g'], budget, train_set),
                'test': test_options(name, row['network_g'], test_sets, checkpoint)}
+    options['train']['train'].update(TRAIN_CHANGES.get(row['key'], {}))
     done = osp.join(work_dir, 'logs', f'{name}.done.json')
     finished = read_finished_run(done, options)
     if finished is not None:

@@ -17,9 +17,12 @@
   passes it (``sl-train`` stops BasicSR's loop there), and ``BudgetCosineLR`` anneals the
   learning rate over that time instead of over iterations;
 * ``train.autocast`` trains in bfloat16 or float16 mixed precision;
+* ``train.mask_opt``, ``train.mask_consistency_opt`` and ``train.flow_photometric_opt`` add losses on the
+  network's instance masks and flows (SemanticLens' ``return_aux``);
 * validation metrics (per dataset, per sequence, mean) and the training time are written as JSON
   beside BasicSR's log: ``metrics_<dataset>.json`` and ``train_time.json``.
 """
+import inspect
 import math
 import os.path as osp
 import time
@@ -67,6 +70,8 @@ def plain_options(value):
 
 #: ``train.autocast`` values: the lower-precision dtype of mixed-precision training.
 AUTOCAST_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+#: ``train`` keys of the losses that read the network's ``return_aux`` outputs (instance masks, flows).
+AUX_LOSS_KEYS = ('mask_opt', 'mask_consistency_opt', 'flow_photometric_opt')
 
 #: File beside BasicSR's training log with the time and iterations training took.
 TRAIN_TIME_FILE = 'train_time.json'
@@ -445,13 +450,23 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
 
         ``train.mask_opt`` (e.g. ``{type: SLInstanceMaskLoss, loss_weight: 0.1}``) supervises the
         learned masks with the dataset's instance ids (``semantics_root``), which then are targets,
-        not inputs; ``train.mask_consistency_opt`` (``{type: SLMaskConsistencyLoss}``) needs no labels.
+        not inputs; ``train.mask_consistency_opt`` (``{type: SLMaskConsistencyLoss}``) needs no labels;
+        ``train.flow_photometric_opt`` (``{type: SLPhotometricFlowLoss}``) trains the flow warper on
+        the LR frames themselves. These read the network's ``return_aux`` outputs (SemanticLens).
         """
         super().init_training_settings()
         train_opt = self.opt['train']
-        self.cri_mask = build_loss(train_opt['mask_opt']).to(self.device) if train_opt.get('mask_opt') else None
-        self.cri_mask_consistency = (build_loss(train_opt['mask_consistency_opt']).to(self.device)
-                                     if train_opt.get('mask_consistency_opt') else None)
+
+        def optional_loss(key):
+            return build_loss(train_opt[key]).to(self.device) if train_opt.get(key) else None
+
+        self.cri_mask = optional_loss('mask_opt')
+        self.cri_mask_consistency = optional_loss('mask_consistency_opt')
+        self.cri_flow_photometric = optional_loss('flow_photometric_opt')
+        aux_losses = [key for key in AUX_LOSS_KEYS if train_opt.get(key)]
+        if aux_losses and 'return_aux' not in inspect.signature(self.get_bare_model(self.net_g).forward).parameters:
+            raise OptionError(f'train.{aux_losses[0]} reads the instance masks and flows of SemanticLens; '
+                              f'{self.opt["network_g"]["type"]} has none: remove it from the option file.')
         self.autocast = train_opt.get('autocast') or None
         if self.autocast is not None and self.autocast not in AUTOCAST_DTYPES:
             raise OptionError(f'train.autocast: {self.autocast!r} is not one of bf16, fp16, false; fix it in the '
@@ -509,18 +524,22 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
         self.clock.iterations += 1
 
     def _training_forward(self):
-        """Forward of the training batch into ``self.output``; returns the network's aux dict for the mask losses."""
-        if self.cri_mask is None and self.cri_mask_consistency is None:
+        """Forward of the training batch into ``self.output``; returns the network's aux dict for the aux losses."""
+        if self.cri_mask is None and self.cri_mask_consistency is None and self.cri_flow_photometric is None:
             self.output = self._forward(self.net_g, self.lq, self.masks)
             return None
         if self.min_input_size > min(self.lq.shape[-2:]):
             raise OptionError(f'training patches of {self.lq.shape[-1]}x{self.lq.shape[-2]} LR px would be padded to '
-                              f'min_input_size {self.min_input_size}, which the mask losses do not follow; use a larger '
-                              'gt_size or remove train.mask_opt / mask_consistency_opt.')
+                              f'min_input_size {self.min_input_size}, which the mask and flow losses do not follow; '
+                              'use a larger gt_size or remove train.mask_opt / mask_consistency_opt / '
+                              'flow_photometric_opt.')
         self.output, aux = self.net_g(self.lq, return_aux=True)
-        if aux['masks'] is None:
+        if aux['masks'] is None and (self.cri_mask is not None or self.cri_mask_consistency is not None):
             raise SLError('train.mask_opt / mask_consistency_opt need a network with its semantic branch '
                           '(use_semantics: true); remove them or switch the branch on.')
+        if aux['flows_backward'] is None and self.cri_flow_photometric is not None:
+            raise SLError('train.flow_photometric_opt needs a network with its flow warper (use_flow: true); remove '
+                          'it or switch the flow on.')
         return aux
 
     def _losses(self, aux):
@@ -547,6 +566,9 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
             flows = aux['flows_backward']
             loss_dict['l_mask_consistency'] = self.cri_mask_consistency(aux['masks'].float(),
                                                                         None if flows is None else flows.float())
+        if self.cri_flow_photometric is not None:
+            loss_dict['l_flow_photometric'] = self.cri_flow_photometric(self.lq, aux['flows_backward'].float(),
+                                                                        aux['flows_forward'].float())
         for loss in loss_dict.values():
             l_total += loss
         return l_total, loss_dict
