@@ -90,6 +90,9 @@ class SemanticLens(nn.Module):
             Default: False.
     """
 
+    #: Smallest LR side accepted (the flow pyramid's coarsest level and the attention windows need it).
+    MIN_INPUT_SIZE = 16
+
     def __init__(self,
                  num_in_ch=3,
                  num_out_ch=3,
@@ -205,8 +208,9 @@ class SemanticLens(nn.Module):
         if lqs.shape[2] != self.num_in_ch:
             raise InputShapeError(f'SemanticLens was built with num_in_ch={self.num_in_ch} but the input has '
                                   f'{lqs.shape[2]} channels (shape {tuple(lqs.shape)}); set num_in_ch in network_g.')
-        if min(lqs.shape[-2:]) < 16:
-            raise InputShapeError(f'SemanticLens needs LR frames of at least 16x16 px, got {tuple(lqs.shape[-2:])}.')
+        if min(lqs.shape[-2:]) < self.MIN_INPUT_SIZE:
+            raise InputShapeError(f'SemanticLens needs LR frames of at least {self.MIN_INPUT_SIZE}x{self.MIN_INPUT_SIZE} '
+                                  f'px, got {tuple(lqs.shape[-2:])}.')
 
     def _instance_masks(self, masks, shape):
         """External masks -> (b, t, n, h, w) distribution. Ids are mapped onto the n mask slots modulo n."""

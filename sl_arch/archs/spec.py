@@ -20,8 +20,6 @@ from basicsr.utils.registry import ARCH_REGISTRY
 
 from sl_arch.utils.errors import SLError
 
-#: Smallest LR side SemanticLens accepts: ``SemanticLens._check_input`` refuses smaller frames.
-SEMANTIC_LENS_MIN_SIZE = 16
 #: BasicSR's SpyNet (BasicVSR, IconVSR) resizes frames up to a multiple of 32 and halves them five
 #: times, so a side of 32 leaves a 0-px coarsest level (a RuntimeError); 33 rounds up to 64.
 SPYNET_MIN_SIZE = 33
@@ -100,13 +98,14 @@ def _semantic_lens(opt):
     extractor = dict(opt['semantic_extractor'] or {'type': 'SLSemanticExtractor'})
     extractor_class = ARCH_REGISTRY.get(extractor['type']) if extractor.get('type') in ARCH_REGISTRY else None
     needs_masks = uses_semantics and bool(getattr(extractor_class, 'needs_masks', False))
+    min_size = ARCH_REGISTRY.get('SemanticLens').MIN_INPUT_SIZE
     full_pyramid = 1
     if opt['use_flow']:  # SLFlowWarper uses all its levels once the coarsest keeps min_level_size px
         warper = inspect.signature(ARCH_REGISTRY.get('SLFlowWarper').__init__).parameters
         full_pyramid = warper['min_level_size'].default * 2**(opt['flow_levels'] - 1)
-    return dict(scale=opt['scale'], min_size=SEMANTIC_LENS_MIN_SIZE, makes_masks=uses_semantics and not needs_masks,
+    return dict(scale=opt['scale'], min_size=min_size, makes_masks=uses_semantics and not needs_masks,
                 needs_masks=needs_masks, graph_multiple=opt['window_size'],
-                graph_min_size=max(SEMANTIC_LENS_MIN_SIZE, full_pyramid))
+                graph_min_size=max(min_size, full_pyramid))
 
 
 def _basicvsr(opt):
