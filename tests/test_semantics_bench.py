@@ -1,4 +1,6 @@
-"""The oracle test's mask-quality measure: Hungarian-matched IoU, per clip and per frame."""
+"""The oracle test's measures: Hungarian-matched mask IoU (per clip and per frame) and temporal use."""
+import os.path as osp
+
 import numpy as np
 
 from sl_arch.bench.semantics import matched_iou
@@ -40,11 +42,11 @@ def test_temporal_use_is_zero_for_a_frame_wise_network_and_not_for_a_recurrent_o
     import torch
     from basicsr.archs import build_network
 
-    from sl_arch.bench.semantics import temporal_use
+    from sl_arch.bench.semantics import temporal_use, temporal_use_real
     from sl_arch.data.synthetic import write_synthetic
     root = str(tmp_path / 'synthetic')
     write_synthetic(root, num_train=0, num_val=2, size=(160, 96), num_frames=4, kinds=('BI',))
-    gains = {}
+    gains, real_gains = {}, {}
     for network_g in ({'type': 'SLFrameWise'}, {'type': 'SemanticLens', 'num_feat': 16, 'num_upsample_feat': 8}):
         torch.manual_seed(0)
         net = build_network(dict(network_g))
@@ -55,5 +57,9 @@ def test_temporal_use_is_zero_for_a_frame_wise_network_and_not_for_a_recurrent_o
         use = temporal_use(path, root, with_masks=False)
         gains[network_g['type']] = use['clip all'] - use['alone all']
         assert set(use) >= {'clip objects', 'alone background', 'clip per frame'}
+        real = temporal_use_real(path, osp.join(root, 'val', 'BI'), osp.join(root, 'val', 'GT'))
+        assert len(real) == 2 and all(10 < value < 60 for pair in real.values() for value in pair)
+        real_gains[network_g['type']] = np.mean([whole - alone for whole, alone in real.values()])
     assert abs(gains['SLFrameWise']) < 1e-4  # batched vs one frame: float rounding only
     assert abs(gains['SemanticLens']) > 1e-2, gains
+    assert abs(real_gains['SLFrameWise']) < 1e-3 and abs(real_gains['SemanticLens']) > 1e-2, real_gains

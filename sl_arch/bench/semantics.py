@@ -293,8 +293,33 @@ def temporal_use(checkpoint, synthetic_root, with_masks, regime='crossing'):
     return dict(psnr, **{f'{name} per frame': float(np.mean(values)) for name, values in per_frame.items()})
 
 
-def print_temporal_use(checkpoint, synthetic_root, with_masks):
-    """``--temporal-use``: the table of :func:`temporal_use` for one checkpoint, both regimes."""
+def temporal_use_real(checkpoint, lq_root, gt_root):
+    """How much a trained network takes from the other frames on real clips: ``{clip: (whole, alone)}``.
+
+    Mean per-frame PSNR-Y (as sl-test) of every clip folder of ``lq_root`` upscaled whole and frame
+    by frame, against the frames of ``gt_root/<clip>``.
+    """
+    import torch
+    from basicsr.metrics import calculate_psnr
+
+    from sl_arch.bench.precision import clip_names, read_frames as read_folder
+    from sl_arch.io.tensors import frames_to_tensor, tensor_to_frame
+    net = load_checkpoint_network(checkpoint)
+    results = {}
+    for clip in clip_names(lq_root, gt_root):
+        lq = frames_to_tensor(read_folder(osp.join(lq_root, clip))).unsqueeze(0)
+        gts = read_folder(osp.join(gt_root, clip))
+        with torch.no_grad():
+            whole = net(lq)[0]
+            alone = torch.cat([net(lq[:, t:t + 1])[0] for t in range(lq.shape[1])])
+        results[clip] = tuple(float(np.mean([calculate_psnr(tensor_to_frame(output[t]), gts[t], crop_border=0,
+                                                            test_y_channel=True) for t in range(len(gts))]))
+                              for output in (whole, alone))
+    return results
+
+
+def print_temporal_use(checkpoint, synthetic_root, with_masks, real_root=None):
+    """``--temporal-use``: the table of :func:`temporal_use` for one checkpoint, both regimes (and real clips)."""
     regions = ('per frame', 'all', 'background', 'objects')
     print(f'{checkpoint}: PSNR-Y of the whole clip / each frame alone (gain), held-out synthetic clips')
     print('| regime | ' + ' | '.join(regions) + ' |\n|---|' + '---|' * len(regions))
@@ -304,6 +329,11 @@ def print_temporal_use(checkpoint, synthetic_root, with_masks):
                  f'({use[f"clip {region}"] - use[f"alone {region}"]:+.2f})' if f'clip {region}' in use else '—'
                  for region in regions]
         print(f'| {regime} | ' + ' | '.join(cells) + ' |')
+    if real_root and not with_masks:
+        use = temporal_use_real(checkpoint, osp.join(real_root, 'BI'), osp.join(real_root, 'GT'))
+        print('\nReal held-out clips, mean per-frame PSNR-Y, whole clip / each frame alone (gain):')
+        for clip, (whole, alone) in use.items():
+            print(f'- {clip}: {whole:.2f} / {alone:.2f} ({whole - alone:+.2f})')
 
 
 def mask_quality(checkpoint, synthetic_root):
@@ -456,7 +486,9 @@ def main(argv=None):
     if args.temporal_use:
         if not osp.isfile(args.temporal_use):
             raise SLError(f'--temporal-use {args.temporal_use} is not a file; give an sl-train checkpoint (.pth).')
-        print_temporal_use(args.temporal_use, args.synthetic_root, args.with_masks)
+        real_root = osp.join('datasets', 'real_heldout', 'train')
+        print_temporal_use(args.temporal_use, args.synthetic_root, args.with_masks,
+                           real_root if osp.isdir(real_root) else None)
         return
     table = variants()
     keys = list(table) if not args.models else [key.strip() for key in args.models.split(',')]
