@@ -118,6 +118,25 @@ def test_the_command_trains_end_to_end_resumes_evaluates_and_writes_loadable_wei
     assert np.isfinite(float(table.split('| zero flow |')[1].split('|')[3]))
 
 
+def test_evaluate_reads_the_flow_warper_out_of_a_semantic_lens_checkpoint(tmp_path, capsys):
+    from basicsr.archs import build_network
+
+    from sl_arch.archs.semantic_lens_arch import PRESETS
+    data = tmp_path / 'syn'
+    write_synthetic(str(data), seed=1, num_train=0, num_val=2, size=(64, 48), num_frames=3, kinds=('BI',))
+    net_opt = dict(PRESETS['tiny'], type='SemanticLens')
+    net = build_network(dict(net_opt))
+    with torch.no_grad():  # a flow warper that moves: its error differs from zero flow's
+        for parameter in net.flow_warper.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.05)
+    checkpoint = tmp_path / 'net_g_latest.pth'
+    torch.save({'params': net.state_dict(), 'network_g': net_opt}, checkpoint)
+    headers, rows = flow.main(['evaluate', '--weights', str(checkpoint), '--synthetic', str(data), '--real', ''])
+    (row,) = [row for row in rows if row[0].endswith('after SR training')]
+    zero = next(row for row in rows if row[0] == 'zero flow')
+    assert row[1] == 'trained inside SemanticLens (sl-train checkpoint)' and row[4] != zero[4]
+
+
 def test_a_missing_data_root_is_one_error_line_and_exit_code_2(tmp_path):
     result = run_cli('sl_arch.bench.flow', 'train', '--synthetic', str(tmp_path / 'missing'), '--real', '',
                      '--out', str(tmp_path / 'w.pth'), cwd=tmp_path)

@@ -542,11 +542,27 @@ def train(args, argv):
     return args.out
 
 
+#: Prefix of the flow warper's weights inside a SemanticLens checkpoint.
+SR_FLOW_PREFIX = 'flow_warper.'
+
+
+def sr_checkpoint_flow(state):
+    """The flow warper's weights of a SemanticLens state dict (prefix removed), or None for a flow-only one."""
+    if not any(key.startswith(SR_FLOW_PREFIX) for key in state):
+        return None
+    return {key[len(SR_FLOW_PREFIX):]: value for key, value in state.items() if key.startswith(SR_FLOW_PREFIX)}
+
+
 def load_meta(path):
+    """``(layout, meta)`` of a flow weights file, or of the flow warper inside an sl-train SemanticLens checkpoint."""
     from sl_arch.utils.checkpoint import network_state_dict, read_checkpoint
     from sl_arch.archs.prealign_arch import SLFlowWarper
     checkpoint = read_checkpoint(path)
     state = network_state_dict(checkpoint, 'params', path)
+    inner = sr_checkpoint_flow(state)
+    if inner is not None:
+        return SLFlowWarper.checkpoint_layout(inner), {'data': 'trained inside SemanticLens (sl-train checkpoint)',
+                                                       'dtype': 'float32', 'sr_checkpoint': True}
     try:
         layout = SLFlowWarper.checkpoint_layout(state)
     except (ValueError, IndexError) as error:
@@ -616,6 +632,12 @@ def evaluate(args, argv):
             iterations = f'{iterations} + {meta.get("init_iterations")}'
         common = dict(data=meta.get('data', '?'), iterations=iterations, cpu=cpu, size=size, name=f'`{path}`',
                       command=f'`{meta["command"]}`' if 'command' in meta else '?')
+        if meta.get('sr_checkpoint'):
+            from sl_arch.utils.checkpoint import network_state_dict, read_checkpoint
+            warper = build_warper(layout)
+            warper.load_state_dict(sr_checkpoint_flow(network_state_dict(read_checkpoint(path), 'params', path)))
+            add(f'SLFlowWarper {shape}, after SR training', warper.eval(), **common)
+            continue
         add(f'SLFlowWarper {shape}, pretrained ({meta.get("dtype", "?")})', build_warper(layout, load_path=path).eval(),
             **common)
         if is_spynet:
@@ -746,7 +768,8 @@ def build_parser():
     tr.add_argument('--save-every', type=int, default=200, help='save the training state every N iterations')
     tr.add_argument('--log-every', type=int, default=100, help='print a log line every N iterations')
     ev = commands.add_parser('evaluate', help='EPE table on held-out data')
-    ev.add_argument('--weights', nargs='+', required=True, help='weights files (SPyNet format)')
+    ev.add_argument('--weights', nargs='+', required=True, help='weights files (SPyNet format), or sl-train '
+                    'SemanticLens checkpoints (their flow warper after SR training)')
     ev.add_argument('--synthetic', default='datasets/synthetic',
                     help='synthetic set with val/ (default datasets/synthetic)')
     ev.add_argument('--synthetic-large', default=None, help='a second synthetic set with larger frames (val/)')
