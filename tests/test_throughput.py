@@ -43,9 +43,12 @@ def test_precision_benchmark_scores_each_precision_against_the_ground_truth_and_
     weights = tmp_path / 'net.pth'
     throughput.make_checkpoint(weights, TINY_NET)
     out = tmp_path / 'report'
-    precision.main(['--weights', str(weights), '--lq-root', lq_root, '--gt-root', gt_root, '--out', str(out)])
+    other = tmp_path / 'other.pth'
+    throughput.make_checkpoint(other, TINY_NET, seed=1)
+    precision.main(['--weights', str(weights), str(other), '--lq-root', lq_root, '--gt-root', gt_root, '--out', str(out)])
     rows = json.loads((out / 'results.json').read_text())['rows']
-    assert [row['precision'] for row in rows] == ['fp32', 'bf16']
+    assert [row['precision'] for row in rows] == ['fp32', 'bf16', 'fp32', 'bf16']
+    assert rows[0]['psnr_y'] != rows[2]['psnr_y']  # two checkpoints, two results
     assert all(5 < row['psnr_y']['clip0'] < 60 and row['cpu_s'] > 0 and row['network_s'] > 0 for row in rows)
     assert abs(rows[1]['mean_psnr_y'] - rows[0]['mean_psnr_y']) < 0.5 and rows[1]['psnr_to_fp32']['clip0'] > 35
     assert '| SemanticLens | net.pth | bf16 |' in (out / 'report.md').read_text()

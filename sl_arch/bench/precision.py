@@ -67,7 +67,7 @@ def measure_checkpoint(weights, clips, args, root):
         row = {'weights': weights, 'model': label, 'precision': precision, 'cpu_s': 0.0, 'network_s': 0.0,
                'psnr_y': {}, 'psnr_to_fp32': {}}
         for clip in clips:
-            out = osp.join(root, f'{len(rows)}_{precision}_{clip}')
+            out = osp.join(root, f'{precision}_{clip}')
             result = run_sl_infer(['-i', osp.join(args.lq_root, clip), '-o', out, '--weights', weights,
                                    '--device', 'cpu', '--precision', precision], args.threads)
             row['cpu_s'] += result['cpu_s']
@@ -131,8 +131,8 @@ def main(argv=None):
             'clips': clips}
     rows = []
     with tempfile.TemporaryDirectory(prefix='sl_precision_') as root:
-        for weights in args.weights:
-            rows += measure_checkpoint(weights, clips, args, root)
+        for index, weights in enumerate(args.weights):
+            rows += measure_checkpoint(weights, clips, args, osp.join(root, str(index)))
     text = report_text(rows, clips, info)
     os.makedirs(args.out, exist_ok=True)
     write_json(osp.join(args.out, 'results.json'), {'info': info, 'rows': rows})
