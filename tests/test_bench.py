@@ -189,3 +189,20 @@ def test_micro_benchmark_trains_every_model_for_the_same_cpu_seconds_and_reports
     assert len(list(earlier.parent.glob('bench_SemanticLens_archived_*'))) == 1  # archived by the first run only
     assert again[0]['key'] == 'bilinear' and 5 < again[0]['metrics']['demo_bbb_val']['psnr']['mean'] < 60
     assert 'Read back from finished runs' in (tmp_path / 'again' / 'report.md').read_text()
+
+
+def test_the_seed_option_and_a_rows_training_changes_reach_its_option_files(tmp_path, monkeypatch):
+    from sl_arch.bench import runs
+    _, budget = compare.mode_budget(compare.parse_args(['--quick', '--seed', '3']))
+    assert budget['seed'] == 3
+    written = {}
+    monkeypatch.setattr(runs, 'train_then_test', lambda name, train, test, work_dir, threads:
+                        written.setdefault(name, train) and {'train': {}, 'metrics': {}})
+    train_set = {'name': 'train', 'type': 'SLVideoRecurrentDataset', 'dataroot_gt': 'gt', 'dataroot_lq': 'lq',
+                 'io_backend': {'type': 'disk'}}
+    for key in ('SemanticLens', 'SL_frozen_flow'):
+        network_g = options.network_options(key, 'tiny', pretrained_flow=False)
+        runs.train_and_test_row({'key': key, 'network_g': network_g}, budget, train_set, {}, str(tmp_path), 1)
+    plain, frozen = written['bench_SemanticLens'], written['bench_SL_frozen_flow']
+    assert plain['manual_seed'] == frozen['manual_seed'] == 3
+    assert plain['train']['fix_flow'] == 0 and frozen['train']['fix_flow'] >= budget['max_iter']

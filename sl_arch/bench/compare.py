@@ -76,6 +76,8 @@ def parse_args(argv):
     parser.add_argument('--pretrained-flow', action=argparse.BooleanOptionalAction, default=None,
                         help='start flow-using models from model_zoo/\'s pretrained flow (default: quick yes, full no)')
     parser.add_argument('--jobs', type=int, help='trainings run side by side (default: quick 2, full 1)')
+    parser.add_argument('--seed', type=int, help='training seed of every model (default 0); another seed in '
+                        'another --work-dir measures the run-to-run spread')
     parser.add_argument('--threads', type=int, default=1, help='torch threads per process (default 1)')
     parser.add_argument('--repeats', type=int, help='timed test forwards per model (median)')
     parser.add_argument('--work-dir', help='option files, logs, checkpoints (default experiments/benchmark/<mode>)')
@@ -97,7 +99,7 @@ def mode_budget(args):
         budget['clock'] = 'cpu'
     for name, value in (('max_iter', args.max_iters), ('batch_size', args.batch_size), ('num_frame', args.num_frame),
                         ('gt_size', args.gt_size), ('preset', args.preset), ('jobs', args.jobs),
-                        ('repeats', args.repeats), ('pretrained_flow', args.pretrained_flow)):
+                        ('repeats', args.repeats), ('pretrained_flow', args.pretrained_flow), ('seed', args.seed)):
         if value is not None:
             budget[name] = value
     if args.cpu_seconds is not None or args.gpu_seconds is not None:
