@@ -562,7 +562,7 @@ def load_meta(path):
     inner = sr_checkpoint_flow(state)
     if inner is not None:
         return SLFlowWarper.checkpoint_layout(inner), {'data': 'trained inside SemanticLens (sl-train checkpoint)',
-                                                       'dtype': 'float32', 'sr_checkpoint': True}
+                                                       'dtype': 'float32', 'sr_state': inner}
     try:
         layout = SLFlowWarper.checkpoint_layout(state)
     except (ValueError, IndexError) as error:
@@ -632,10 +632,9 @@ def evaluate(args, argv):
             iterations = f'{iterations} + {meta.get("init_iterations")}'
         common = dict(data=meta.get('data', '?'), iterations=iterations, cpu=cpu, size=size, name=f'`{path}`',
                       command=f'`{meta["command"]}`' if 'command' in meta else '?')
-        if meta.get('sr_checkpoint'):
-            from sl_arch.utils.checkpoint import network_state_dict, read_checkpoint
+        if 'sr_state' in meta:
             warper = build_warper(layout)
-            warper.load_state_dict(sr_checkpoint_flow(network_state_dict(read_checkpoint(path), 'params', path)))
+            warper.load_state_dict(meta['sr_state'])
             add(f'SLFlowWarper {shape}, after SR training', warper.eval(), **common)
             continue
         add(f'SLFlowWarper {shape}, pretrained ({meta.get("dtype", "?")})', build_warper(layout, load_path=path).eval(),

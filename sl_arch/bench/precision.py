@@ -22,6 +22,7 @@ import sys
 import tempfile
 
 from sl_arch.bench.common import markdown_table
+from sl_arch.bench.options import TEST_SETS
 from sl_arch.bench.report import check_report_folder
 from sl_arch.bench.throughput import run_sl_infer
 from sl_arch.utils.errors import SLError, cli_entry
@@ -51,11 +52,9 @@ def clip_psnr(frames_a, frames_b, y_channel=True):
 
 
 def read_frames(folder):
-    """BGR uint8 frames of a folder, in our frame order (:func:`sl_arch.io.list_frames`)."""
-    import cv2
-
-    from sl_arch.io import list_frames
-    return [cv2.imread(osp.join(folder, name), cv2.IMREAD_COLOR) for name in list_frames(folder)]
+    """BGR uint8 frames of a folder, in our frame order (:class:`sl_arch.io.FrameSource`: one clear error for a bad frame)."""
+    from sl_arch.io import FrameSource
+    return [frame for _, frame in FrameSource(folder, option='clip').frames()]
 
 
 def measure_checkpoint(weights, clips, args, root):
@@ -110,8 +109,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog='python -m sl_arch.bench.precision', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--weights', nargs='+', required=True, help='checkpoints that carry their network_g')
-    parser.add_argument('--lq-root', default=osp.join('datasets', 'real_heldout', 'train', 'BI'))
-    parser.add_argument('--gt-root', default=osp.join('datasets', 'real_heldout', 'train', 'GT'))
+    real_root = osp.join('datasets', TEST_SETS['real_heldout']['folder'])
+    parser.add_argument('--lq-root', default=osp.join(real_root, 'BI'))
+    parser.add_argument('--gt-root', default=osp.join(real_root, 'GT'))
     parser.add_argument('--precisions', nargs='+', default=['fp32', 'bf16'], choices=['fp32', 'bf16', 'fp16'])
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--out', default=osp.join('results', 'precision'))

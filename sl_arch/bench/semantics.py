@@ -40,7 +40,7 @@ from sl_arch.bench import options as bench_options
 from sl_arch.bench.report import check_report_folder
 from sl_arch.bench.runs import run_command, train_then_test
 from sl_arch.utils.errors import SLError, cli_entry
-from sl_arch.utils.files import check_writable, write_text
+from sl_arch.utils.files import check_writable, write_json, write_text
 
 SYNTHETIC_ROOT = 'datasets/synthetic'
 DEMO_ROOT = 'datasets/demo_bbb'
@@ -155,7 +155,7 @@ def train_and_test(key, variant, args):
     result = {'train_wall_s': run['train_wall_s'], 's_per_iter': run['train']['seconds_per_iteration'],
               'metrics': metrics, 'checkpoint': osp.join(work_dir, checkpoint),
               'params': bench_options.parameter_counts(network_opt)[0]}
-    write_text(done, json.dumps(result, indent=1) + '\n')
+    write_json(done, result, indent=1)
     return result
 
 
@@ -300,9 +300,8 @@ def temporal_use_real(checkpoint, lq_root, gt_root):
     by frame, against the frames of ``gt_root/<clip>``.
     """
     import torch
-    from basicsr.metrics import calculate_psnr
 
-    from sl_arch.bench.precision import clip_names, read_frames as read_folder
+    from sl_arch.bench.precision import clip_names, clip_psnr, read_frames as read_folder
     from sl_arch.io.tensors import frames_to_tensor, tensor_to_frame
     net = load_checkpoint_network(checkpoint)
     results = {}
@@ -312,9 +311,7 @@ def temporal_use_real(checkpoint, lq_root, gt_root):
         with torch.no_grad():
             whole = net(lq)[0]
             alone = torch.cat([net(lq[:, t:t + 1])[0] for t in range(lq.shape[1])])
-        results[clip] = tuple(float(np.mean([calculate_psnr(tensor_to_frame(output[t]), gts[t], crop_border=0,
-                                                            test_y_channel=True) for t in range(len(gts))]))
-                              for output in (whole, alone))
+        results[clip] = tuple(clip_psnr([tensor_to_frame(frame) for frame in output], gts) for output in (whole, alone))
     return results
 
 
@@ -486,7 +483,7 @@ def main(argv=None):
     if args.temporal_use:
         if not osp.isfile(args.temporal_use):
             raise SLError(f'--temporal-use {args.temporal_use} is not a file; give an sl-train checkpoint (.pth).')
-        real_root = osp.join('datasets', 'real_heldout', 'train')
+        real_root = osp.join('datasets', bench_options.TEST_SETS['real_heldout']['folder'])
         print_temporal_use(args.temporal_use, args.synthetic_root, args.with_masks,
                            real_root if osp.isdir(real_root) else None)
         return
@@ -541,8 +538,7 @@ def main(argv=None):
     info = {'command': 'python -m sl_arch.bench.semantics ' + ' '.join(argv), 'budget': dict(BUDGET,
                                                                                             total_iter=args.iters),
             'started': started_at, 'wall_minutes': (time.perf_counter() - started) / 60}
-    write_text(osp.join(args.out, 'results.json'),
-                    json.dumps({'info': info, 'rows': rows, 'mask_quality': quality}, indent=2) + '\n')
+    write_json(osp.join(args.out, 'results.json'), {'info': info, 'rows': rows, 'mask_quality': quality})
     report = markdown_report(rows, quality, info)
     write_text(osp.join(args.out, 'report.md'), report + '\n')
     print(report)

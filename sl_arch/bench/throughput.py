@@ -266,7 +266,7 @@ def parse_args(argv=None):
 
 
 def run_rows(args, root, has_precision, report):
-    """Run every (size, model, precision) row, calling ``report(rows, finished)`` after each.
+    """Run every (size, model, precision) row, calling ``report(rows, False)`` after each.
 
     Returns:
         list[dict]: The rows.
@@ -324,7 +324,6 @@ def run_rows(args, root, has_precision, report):
                        f'peak {row["peak_rss_mib"]:.0f} MiB{gpu}')
         report(rows, False)
     progress.close()
-    report(rows, True)
     return rows
 
 

@@ -463,9 +463,9 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
         self.cri_mask = optional_loss('mask_opt')
         self.cri_mask_consistency = optional_loss('mask_consistency_opt')
         self.cri_flow_photometric = optional_loss('flow_photometric_opt')
-        aux_losses = [key for key in AUX_LOSS_KEYS if train_opt.get(key)]
-        if aux_losses and 'return_aux' not in inspect.signature(self.get_bare_model(self.net_g).forward).parameters:
-            raise OptionError(f'train.{aux_losses[0]} reads the instance masks and flows of SemanticLens; '
+        self.aux_losses = [key for key in AUX_LOSS_KEYS if train_opt.get(key)]
+        if self.aux_losses and 'return_aux' not in inspect.signature(self.get_bare_model(self.net_g).forward).parameters:
+            raise OptionError(f'train.{self.aux_losses[0]} reads the instance masks and flows of SemanticLens; '
                               f'{self.opt["network_g"]["type"]} has none: remove it from the option file.')
         self.autocast = train_opt.get('autocast') or None
         if self.autocast is not None and self.autocast not in AUTOCAST_DTYPES:
@@ -525,7 +525,7 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
 
     def _training_forward(self):
         """Forward of the training batch into ``self.output``; returns the network's aux dict for the aux losses."""
-        if self.cri_mask is None and self.cri_mask_consistency is None and self.cri_flow_photometric is None:
+        if not self.aux_losses:
             self.output = self._forward(self.net_g, self.lq, self.masks)
             return None
         if self.min_input_size > min(self.lq.shape[-2:]):
