@@ -52,3 +52,24 @@ def test_precision_benchmark_scores_each_precision_against_the_ground_truth_and_
     assert all(5 < row['psnr_y']['clip0'] < 60 and row['cpu_s'] > 0 and row['network_s'] > 0 for row in rows)
     assert abs(rows[1]['mean_psnr_y'] - rows[0]['mean_psnr_y']) < 0.5 and rows[1]['psnr_to_fp32']['clip0'] > 35
     assert '| SemanticLens | net.pth | bf16 |' in (out / 'report.md').read_text()
+
+
+def test_bad_options_of_both_benchmarks_are_one_line_and_exit_2(tmp_path, capsys):
+    import torch
+    gt_root, lq_root = write_clips(tmp_path / 'data', clips=1, frames=2)
+    weights = tmp_path / 'w.pth'
+    throughput.make_checkpoint(weights, TINY_NET)
+    cases = [(precision.main, ['--weights', str(tmp_path / 'none.pth'), '--out', str(tmp_path / 'out')],
+              f'--weights {tmp_path / "none.pth"} does not exist; give an sl-train checkpoint (.pth).'),
+             (precision.main, ['--weights', str(weights), '--lq-root', lq_root, '--gt-root', str(tmp_path),
+                               '--out', str(tmp_path / 'out')],
+              f'--lq-root {lq_root} and --gt-root {tmp_path} share no clip folder; give matching roots.')]
+    if not torch.cuda.is_available():
+        cases.append((throughput.main, ['--device', 'cuda', '--out', str(tmp_path / 'out')],
+                      '--device cuda: this machine has 0 usable CUDA GPU(s); use --device cpu or another GPU index.'))
+    for main, argv, message in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        error = capsys.readouterr().err.strip()
+        assert exit_info.value.code == 2 and error == f'error: {message}'
+    assert not (tmp_path / 'out').exists()
