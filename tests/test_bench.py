@@ -92,6 +92,23 @@ def test_missing_benchmark_data_names_the_folder_and_the_script(tmp_path, capsys
     assert not (tmp_path / 'work').exists() and not (tmp_path / 'out').exists()
 
 
+def test_degradation_picks_the_lr_frames_of_every_set_and_missing_ones_are_named(tmp_path, capsys):
+    root = write_benchmark_data(tmp_path / 'data')
+    train_set, _ = options.dataset_options(root)
+    assert train_set['dataroot_lq'].endswith('zoo_mix/train/BI')
+    with pytest.raises(SystemExit) as exit_info:  # the miniature data have BI frames only
+        compare.main(['--quick', '--models', 'bicubic', '--degradation', 'bd', '--data-root', root,
+                      '--out', str(tmp_path / 'out'), '--work-dir', str(tmp_path / 'work')])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and 'zoo_mix/train/BD is missing' in error[0]
+    assert not (tmp_path / 'work').exists() and not (tmp_path / 'out').exists()
+    for folder in Path(root).glob('**/BI'):
+        (folder.parent / 'BD').symlink_to(folder.name)
+    train_set, test_sets = options.dataset_options(root, 'BD')
+    assert all(test['dataroot_lq'].endswith('/BD') for test in [train_set, *test_sets.values()])
+
+
 def test_a_report_folder_holding_files_sl_bench_did_not_write_is_refused_before_any_work(tmp_path, capsys):
     out = tmp_path / 'mine'
     out.mkdir()

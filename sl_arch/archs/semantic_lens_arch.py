@@ -88,6 +88,11 @@ class SemanticLens(nn.Module):
             that the flow pyramid misses get their motion from their masks. Needs the flow warper
             and the instance masks (learned or given). Ours, not the paper's; no parameters.
             Default: False.
+        neighbour_input (bool): Early fusion of aligned neighbours: the pixel-feature extractor reads
+            each LR frame together with its two neighbours warped onto it by the flow warper (the
+            clip's ends repeat the frame itself), so sub-pixel detail of the neighbours reaches every
+            frame's features directly, not only through the propagated hidden state. Needs the flow
+            warper. Ours, not the paper's; ``2 * num_in_ch * num_feat * 9`` more parameters. Default: False.
     """
 
     #: Smallest LR side accepted (the flow pyramid's coarsest level and the attention windows need it).
@@ -124,6 +129,7 @@ class SemanticLens(nn.Module):
                  use_mfsab=True,
                  use_mask_gate=False,
                  instance_motion=False,
+                 neighbour_input=False,
                  **unknown_options):
         super().__init__()
         reject_unknown_options(type(self), unknown_options)
@@ -139,6 +145,10 @@ class SemanticLens(nn.Module):
             raise OptionError('SemanticLens instance_motion needs the flow warper and the instance masks: '
                               'set use_flow and use_semantics to true, or instance_motion to false.')
         self.instance_motion = instance_motion
+        if neighbour_input and not use_flow:
+            raise OptionError('SemanticLens neighbour_input warps the neighbours with the flow warper: set use_flow '
+                              'to true, or neighbour_input to false.')
+        self.neighbour_input = neighbour_input
 
         # Semantic Extractor
         self.semantic_extractor = None
@@ -160,7 +170,7 @@ class SemanticLens(nn.Module):
 
         # Pixel Enhancer
         self.feat_extract = nn.Sequential(
-            nn.Conv2d(num_in_ch, num_feat, 3, 1, 1), nn.LeakyReLU(0.1, inplace=True),
+            nn.Conv2d(num_in_ch * (3 if neighbour_input else 1), num_feat, 3, 1, 1), nn.LeakyReLU(0.1, inplace=True),
             make_layer(ResidualBlockNoBN, num_extract_block, num_feat=num_feat))
         self.flow_warper = SLFlowWarper(flow_levels, tuple(flow_channels), flow_kernel_size,
                                         load_path=flow_load_path) if use_flow else None
@@ -244,6 +254,21 @@ class SemanticLens(nn.Module):
             flows_forward = instance_motion_flow(flows_forward, following, current, following_masks, current_masks)
         return flows_backward.view(b, t - 1, 2, h, w), flows_forward.view(b, t - 1, 2, h, w)
 
+    def _feature_input(self, lqs, flows_backward, flows_forward):
+        """What the pixel-feature extractor reads: the clip, or with ``neighbour_input`` each frame with its
+        previous and next frame warped onto it, (b, t, 3c, h, w); a frame without a neighbour stands in for it."""
+        if not self.neighbour_input:
+            return lqs
+        b, t, c, h, w = lqs.shape
+        previous, following = lqs.clone(), lqs.clone()
+        if t > 1:
+            # backward[i] aligns frame i+1 to frame i; forward[i] aligns frame i to frame i+1
+            following[:, :-1] = flow_warp(lqs[:, 1:].flatten(0, 1), flows_backward.flatten(0, 1).permute(0, 2, 3, 1),
+                                          padding_mode='border').view(b, t - 1, c, h, w)
+            previous[:, 1:] = flow_warp(lqs[:, :-1].flatten(0, 1), flows_forward.flatten(0, 1).permute(0, 2, 3, 1),
+                                        padding_mode='border').view(b, t - 1, c, h, w)
+        return torch.cat([lqs, previous, following], dim=2)
+
     def _align(self, direction, ref_feat, hidden, flow, semantics, masks, frame, neighbour):
         """Align the propagated features ``hidden`` (from ``neighbour``) to ``frame``."""
         ref_masks = masks[:, frame] if masks is not None else None
@@ -312,8 +337,9 @@ class SemanticLens(nn.Module):
             semantics = self.semantic_extractor(lqs)
             masks = semantics['masks'] if masks is None else masks
 
-        feats = self.feat_extract(lqs.flatten(0, 1)).view(b, t, -1, h, w)
         flows_backward, flows_forward = self._flows(lqs, masks)
+        feats = self.feat_extract(self._feature_input(lqs, flows_backward, flows_forward).flatten(0, 1))
+        feats = feats.view(b, t, -1, h, w)
         backward_feats = self._propagate('backward', feats, flows_backward, semantics, masks)
         forward_feats = self._propagate('forwards', feats, flows_forward, semantics, masks, backward_feats)
 

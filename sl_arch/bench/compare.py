@@ -64,6 +64,9 @@ def parse_args(argv):
     parser.add_argument('--data-root', default=DATA_ROOT,
                         help=f'folder holding zoo_mix/, demo_bbb/, real_heldout/, synthetic/ (default {DATA_ROOT}; '
                              f'made by {DATA_SCRIPT})')
+    parser.add_argument('--degradation', choices=('bi', 'bd'), default='bi',
+                        help='LR frames of training and test sets: bi (MATLAB bicubic, default) or bd (Gaussian blur '
+                             'sigma 1.6 + subsampling: more aliasing, where other frames add most)')
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument('--cpu-seconds', type=float, help='training budget per model in CPU seconds (quick: 300)')
     budget.add_argument('--gpu-seconds', type=float, help='training budget per model in GPU seconds (CUDA only; '
@@ -195,6 +198,7 @@ def run_info(started, budget, train_set, test_sets, work_dir, rows):
         'started': started['at'], 'wall_minutes': (time.perf_counter() - started['clock']) / 60,
         'jobs': budget['jobs'], 'threads': started['threads'], 'load': started['load'], 'versions': versions(),
         'work_dir': osp.relpath(work_dir), 'train_gt': osp.relpath(train_set['dataroot_gt']),
+        'degradation': osp.basename(train_set['dataroot_lq']),
         'data_script': DATA_SCRIPT,
         'test_sets': {name: osp.relpath(test['dataroot_gt']) for name, test in test_sets.items()},
         'measure': next((f'the first held-out clip ({row["frames"]} LR frames of {row["lr_size"]})' for row in rows
@@ -214,7 +218,7 @@ def main(argv=None):
     check_writable(work_dir, '--work-dir')
     check_report_folder(out_dir)
     rows = describe_rows(keys, budget)
-    train_set, test_sets = dataset_options(args.data_root)
+    train_set, test_sets = dataset_options(args.data_root, args.degradation.upper())
     os.makedirs(work_dir, exist_ok=True)
     started = start_record(mode, argv, args.threads)
 

@@ -30,6 +30,9 @@ MODELS = {
     'SL_no_isee': ('SemanticLens w/o ISEE', 'SemanticLens', {'use_isee': False}),
     'SL_flow_photometric': ('SemanticLens + photometric flow loss', 'SemanticLens', {}),
     'SL_frozen_flow': ('SemanticLens, pretrained flow frozen', 'SemanticLens', {}),
+    'SL_neighbours': ('SemanticLens + aligned neighbours in, flow frozen', 'SemanticLens', {'neighbour_input': True}),
+    'SL_neighbours_no_semantics': ('SemanticLens + aligned neighbours in, flow frozen, w/o semantic branch',
+                                   'SemanticLens', {'neighbour_input': True, 'use_semantics': False}),
 }
 #: Rows trained with more than the shared template: key -> ``train`` options added.
 TRAIN_CHANGES = {
@@ -38,6 +41,8 @@ TRAIN_CHANGES = {
     # the flow stays the pretrained one: trained by the SR loss it drifts away from motion
     # (EPE on real frames 0.06 -> 0.63 px after 1200 CPU-s: README, sl-bench)
     'SL_frozen_flow': {'fix_flow': 10**9},
+    'SL_neighbours': {'fix_flow': 10**9},
+    'SL_neighbours_no_semantics': {'fix_flow': 10**9},
 }
 #: The rows ``sl-bench`` runs without ``--models``.
 DEFAULT_MODELS = ('bicubic', 'bilinear', 'SemanticLens', 'SingleFrame', 'BasicVSR', 'IconVSR', 'BasicVSRPP', 'EDVR',
@@ -202,8 +207,11 @@ def pretrained_file(path):
 
 
 # ---------------------------------------------------------------------------------- data
-def dataset_options(data_root):
+def dataset_options(data_root, degradation='BI'):
     """Training set and held-out test sets under ``data_root`` (as ``scripts/zoo_data.sh`` makes them).
+
+    ``degradation`` names the LR frames of every set: ``'BI'`` (MATLAB bicubic) or ``'BD'`` (Gaussian
+    blur, sigma 1.6, then every 4th pixel: more aliasing, where other frames can add most).
 
     Returns:
         tuple[dict, dict]: BasicSR options of the training set (``SLVideoRecurrentDataset``, no
@@ -219,17 +227,17 @@ def dataset_options(data_root):
     for name, test_set in TEST_SETS.items():
         folder = osp.join(root, test_set['folder'])
         tests[name] = {'name': name, 'type': 'SLVideoTestDataset', 'dataroot_gt': osp.join(folder, 'GT'),
-                       'dataroot_lq': osp.join(folder, 'BI'), 'io_backend': {'type': 'disk'}}
+                       'dataroot_lq': osp.join(folder, degradation), 'io_backend': {'type': 'disk'}}
         if test_set['meta']:
             tests[name]['meta_info_file'] = osp.join(folder, test_set['meta'])
-    needed = [osp.join(train, 'GT'), osp.join(train, 'BI')]
+    needed = [osp.join(train, 'GT'), osp.join(train, degradation)]
     needed += [path for test in tests.values() for path in (test['dataroot_gt'], test['dataroot_lq'],
                                                               test.get('meta_info_file'))]
     for path in needed:
         if path and not osp.exists(path):
             raise SLError(f'{path} is missing; make the benchmark data with {DATA_SCRIPT} or pass --data-root.')
     train_set = {'name': osp.basename(osp.dirname(train)), 'type': 'SLVideoRecurrentDataset',
-                 'dataroot_gt': osp.join(train, 'GT'), 'dataroot_lq': osp.join(train, 'BI'),
+                 'dataroot_gt': osp.join(train, 'GT'), 'dataroot_lq': osp.join(train, degradation),
                  'io_backend': {'type': 'disk'}}
     return train_set, tests
 

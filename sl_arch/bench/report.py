@@ -177,7 +177,7 @@ def budget_section(rows, info):
   {budget['lr']:g} to {budget['eta_min']:g} over the budget's seconds (`BudgetCosineLR`), so every model ends
   annealed whatever its speed.
 - Training data: `{info['train_gt']}` (synthetic clips + the demo footage's training frames, `{info['data_script']}`),
-  BI x4; batch {budget['batch_size']}, {budget['num_frame']} frames per clip, GT patch {budget['gt_size']} px (LR
+  {info.get('degradation', 'BI')} x4 (training and test sets); batch {budget['batch_size']}, {budget['num_frame']} frames per clip, GT patch {budget['gt_size']} px (LR
   {budget['gt_size'] // 4} px), flips and rotations, seed {budget['seed']}; Adam (betas 0.9, 0.99); Charbonnier
   loss; no EMA; flow / SPyNet learning rate x{budget['flow_lr_mul']}.
 - Held-out test sets, never trained on: {tests}.
