@@ -109,6 +109,30 @@ def test_degradation_picks_the_lr_frames_of_every_set_and_missing_ones_are_named
     assert all(test['dataroot_lq'].endswith('/BD') for test in [train_set, *test_sets.values()])
 
 
+def test_set_motion_measures_how_far_pixels_move_between_frames_in_lr_pixels(tmp_path):
+    from sl_arch.bench.measure import set_motion
+    rng = np.random.default_rng(0)
+    texture = cv2.resize(rng.uniform(0, 255, (24, 32, 3)).astype(np.uint8), (192, 144), interpolation=cv2.INTER_CUBIC)
+    test_set = {'name': 'pan', 'type': 'SLVideoTestDataset', 'dataroot_gt': str(tmp_path / 'GT'),
+                'dataroot_lq': str(tmp_path / 'BI'), 'io_backend': {'type': 'disk'}}
+
+    def write_clip(step):  # GT 128x96 moving `step` GT px to the left per frame
+        for frame in range(4):
+            gt = np.ascontiguousarray(texture[16:112, 8 + step * frame:136 + step * frame])
+            for kind, image in (('GT', gt), ('BI', cv2.resize(gt, (32, 24), interpolation=cv2.INTER_AREA))):
+                Path(tmp_path, kind, 'clip').mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(tmp_path / kind / 'clip' / f'{frame:08d}.png'), image)
+
+    write_clip(2)  # half an LR pixel per frame
+    moving = set_motion(test_set)
+    assert moving['median_px'] == pytest.approx(0.5, abs=0.1) and moving['moving_share'] > 0.9
+    write_clip(0)
+    still = set_motion(test_set)
+    assert still['median_px'] < 0.05 and still['moving_share'] < 0.05
+    section = report.motion_section({'motion': {'real_heldout': moving, 'demo_bbb_val': still}})
+    assert '| bikes + carphone (real) | 0.5' in section and '| demo held-out (real) | 0.00 | 0% |' in section
+
+
 def test_a_report_folder_holding_files_sl_bench_did_not_write_is_refused_before_any_work(tmp_path, capsys):
     out = tmp_path / 'mine'
     out.mkdir()
@@ -190,8 +214,10 @@ def test_micro_benchmark_trains_every_model_for_the_same_cpu_seconds_and_reports
     assert option_files[0]['train']['cpu_seconds'] == 1
 
     text = (out / 'report.md').read_text()
-    table_rows = [line for line in text.splitlines() if line.startswith('| ') and not line.startswith('| model')]
+    results = text.split('## Verdict')[0]
+    table_rows = [line for line in results.splitlines() if line.startswith('| ') and not line.startswith('| model')]
     assert [line.split('|')[1].strip() for line in table_rows] == ['Bicubic', 'SemanticLens', 'BasicVSR']
+    assert '## How much the held-out sets move' in text and '| synthetic crossing |' in text
     for row, line in zip(rows, table_rows):
         assert f'{report.real_psnr(row):.2f}' in line and re.search(r'\d+\.\d+ / 0\.\d{4}', line)
     assert 'Against BasicVSR' in text and 'sl-bench --quick' in text and '1 CPU seconds of training' in text

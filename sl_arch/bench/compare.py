@@ -38,6 +38,7 @@ import time
 from tqdm import tqdm
 
 from sl_arch.bench.common import run_in_child
+from sl_arch.bench.measure import set_motion
 from sl_arch.bench.options import (DATA_SCRIPT, DEFAULT_MODELS, MODELS, MODES, UPSAMPLINGS, dataset_options,
                                    min_input_size, network_options, parameter_counts, val_tile)
 from sl_arch.bench.report import check_report_folder, real_psnr, write_outputs
@@ -225,6 +226,7 @@ def main(argv=None):
     train_rows(rows, budget, train_set, test_sets, work_dir, args.threads)
     measure_rows(rows, test_sets, budget, args.threads)
     info = run_info(started, budget, train_set, test_sets, work_dir, rows)
+    info['motion'] = {name: set_motion(test) for name, test in tqdm(test_sets.items(), unit='set', desc='motion')}
     print(write_outputs(out_dir, rows, info), flush=True)
     print_progress(f'wrote {out_dir}/report.md, psnr_vs_ms.png, results.json in {info["wall_minutes"]:.1f} minutes')
     failed = [row['label'] for row in rows if row.get('error')]

@@ -53,6 +53,38 @@ def first_clip(test_set):
     return test_dataset(test_set)[0]
 
 
+#: Motion (LR pixels between consecutive frames) above which a pixel counts as moving in :func:`set_motion`.
+MOVING_PX = 0.25
+
+
+def set_motion(test_set, scale=4):
+    """How much a held-out set moves: where other frames can add detail to a frame at all.
+
+    OpenCV's DIS flow (medium preset) between consecutive GT frames of every clip, averaged down to
+    LR pixels (:func:`sl_arch.bench.flow.downscale_flow`). A pixel that keeps its place brings the
+    same samples in every frame; a video network can gain over a single-frame one only where the
+    pixels move, by fractions of an LR pixel.
+
+    Returns:
+        dict: ``median_px`` (median motion of all LR pixels and frame pairs) and ``moving_share``
+        (share of them moving more than :data:`MOVING_PX`).
+    """
+    import numpy as np
+
+    from sl_arch.bench.flow import dis_flow, downscale_flow
+    dataset = test_dataset(test_set)
+    magnitudes = []
+    for index in range(len(dataset)):
+        frames = dataset[index]['gt'].permute(0, 2, 3, 1).numpy()
+        for ref, supp in zip(frames[:-1], frames[1:]):
+            flow = downscale_flow(dis_flow(ref, supp), scale)
+            magnitudes.append(np.hypot(flow[..., 0], flow[..., 1]).ravel())
+    if not magnitudes:
+        return {'median_px': None, 'moving_share': None}
+    magnitudes = np.concatenate(magnitudes)
+    return {'median_px': float(np.median(magnitudes)), 'moving_share': float((magnitudes > MOVING_PX).mean())}
+
+
 def bicubic_frame(lq_frame):
     """MATLAB-bicubic x4 upsampling (BasicSR's ``imresize``) of one LR frame (c, h, w) in [0, 1], RGB.
 

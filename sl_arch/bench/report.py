@@ -189,6 +189,28 @@ def budget_section(rows, info):
 """
 
 
+def motion_section(info):
+    """How much each held-out set moves (:func:`sl_arch.bench.measure.set_motion`): where time can help."""
+    from sl_arch.bench.measure import MOVING_PX
+    motion = info.get('motion')
+    if not motion:
+        return ''
+    table = markdown_table(
+        ['held-out set', 'median motion (LR px / frame)', f'pixels moving > {MOVING_PX} LR px'],
+        [[TEST_SETS[name]['label'] if name in TEST_SETS else name, format_number(values['median_px'], 2),
+          '—' if values['moving_share'] is None else f'{100 * values["moving_share"]:.0f}%']
+         for name, values in motion.items()])
+    return f"""## How much the held-out sets move
+
+A pixel that keeps its place brings the same samples in every frame: other frames can add detail
+only where pixels move (by fractions of an LR pixel). OpenCV's DIS flow between consecutive GT
+frames, averaged down to LR pixels:
+
+{table}
+
+"""
+
+
 def network_sizes(network_opt):
     """The size options of a ``network_g`` (without its type and pretrained-weight paths)."""
     sizes = {key: value for key, value in network_opt.items() if key != 'type' and not key.endswith('_path')}
@@ -232,7 +254,7 @@ warm-up); EDVR runs one window of its `num_frame` frames per output frame.
 
 ![PSNR-Y on real footage against time per frame](psnr_vs_ms.png)
 
-{budget_section(rows, info)}
+{motion_section(info)}{budget_section(rows, info)}
 ## Versions
 
 Python {versions['python']}, torch {versions['torch']}, basicsr {versions['basicsr']}, sl_arch {versions['sl_arch']}

@@ -89,6 +89,15 @@ def variants():
                                    masks='input'),
         'SL_learned_motion': dict(label='SemanticLens, learned masks + instance motion, pretrained flow',
                                   network_g=dict(tiny, flow_load_path=flow, instance_motion=True)),
+        # the neighbours' pixels warped onto each frame and read by its feature extractor (neighbour_input):
+        # with instance motion, each object of a neighbour is read back at its own new position
+        'SL_no_semantics_nb': dict(label='SemanticLens w/o semantic branch, pretrained flow, aligned neighbours in',
+                                   network_g=dict(bench_options.semantic_lens_options(
+                                       'tiny', {'use_semantics': False, 'neighbour_input': True}), flow_load_path=flow)),
+        'SL_gt_masks_motion_nb': dict(label='SemanticLens, ground-truth masks, tokens pooled + instance motion '
+                                      '(oracle), pretrained flow, aligned neighbours in',
+                                      network_g=dict(pooled, flow_load_path=flow, instance_motion=True,
+                                                     neighbour_input=True), masks='input'),
     }
 
 
