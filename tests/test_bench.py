@@ -57,6 +57,14 @@ def test_baselines_are_sized_to_semantic_lens_parameter_count_and_start_from_the
     assert options.network_options('BasicVSR', 'tiny', pretrained_flow=False)['spynet_path'] is None
 
 
+def test_a_row_may_change_a_size_of_the_preset():
+    wide = options.network_options('SL_wide_no_semantics', 'tiny', pretrained_flow=True)
+    assert wide['num_feat'] == 40 and wide['neighbour_input'] and not wide['use_semantics']
+    single_frame = options.parameter_counts(options.network_options('SingleFrame', 'tiny', pretrained_flow=True))[0]
+    assert abs(options.parameter_counts(wide)[0] - single_frame) / single_frame < 0.02  # equal size
+    assert options.TRAIN_CHANGES['SL_wide_no_semantics'] == {'fix_flow': 10**9}
+
+
 def test_edvr_takes_the_training_clip_length_and_is_tested_on_sliding_windows_of_it(tmp_path):
     edvr = options.network_options('EDVR', 'tiny', pretrained_flow=True, num_frame=7)
     assert edvr['num_frame'] == 7

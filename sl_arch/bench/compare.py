@@ -13,7 +13,9 @@ training stops after the iteration in which the training process has used ``--cp
 CPU seconds (``--gpu-seconds`` of synchronized GPU time on CUDA), the learning rate annealing over
 those seconds. Flow-using models start from the same pretrained flow (``model_zoo/``). Then each
 model is tested with ``sl-test`` on held-out real footage (the demo's held-out frames, the bikes and
-carphone clips) and on the held-out synthetic clips of each motion regime.
+carphone clips) and on the held-out synthetic clips of each motion regime. LR frames are MATLAB
+bicubic (BI) unless ``--degradation bd`` (Gaussian blur + subsampling) is given; the report also
+says how much each held-out set moves, since other frames can add detail only where pixels move.
 
 Rows: bicubic and bilinear upsampling (the output BasicSR's video models start from),
 SemanticLens (``PRESETS['tiny']`` in quick mode), the single-frame SRResNet of equal

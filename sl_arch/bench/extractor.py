@@ -36,7 +36,7 @@ def load_split(root, split, meta='meta_info.txt'):
     return clips
 
 
-def train_and_score(root, iters, motion, fine_masks=False, num_frame=7, batch=2, seed=0):
+def train_and_score(root, iters, motion, fine_masks=False, num_frame=7, batch=2, seed=0, dim=32):
     """Train the extractor on the mask loss; returns (mIoU all, mIoU objects) on held-out crossing clips."""
     from sl_arch.archs.semantic_extractor_arch import SLSemanticExtractor
     from sl_arch.bench.semantics import matched_iou
@@ -44,7 +44,7 @@ def train_and_score(root, iters, motion, fine_masks=False, num_frame=7, batch=2,
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     train = load_split(root, 'train')
-    net = SLSemanticExtractor(num_in_ch=6 if motion else 3, fine_masks=fine_masks)
+    net = SLSemanticExtractor(num_in_ch=6 if motion else 3, dim=dim, fine_masks=fine_masks)
     loss_fn = SLInstanceMaskLoss(loss_weight=1.0)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     from tqdm import tqdm
@@ -76,13 +76,15 @@ def main(argv=None):
     parser.add_argument('--iters', type=int, default=1500)
     parser.add_argument('--motion', action='store_true', help='frame differences as extra input channels')
     parser.add_argument('--fine-masks', action='store_true', help='masks at full LR resolution (SLSemanticExtractor fine_masks)')
+    parser.add_argument('--dim', type=int, default=32, help='token / embedding width (SemanticLens sem_dim; tiny: 32)')
     args = parser.parse_args(argv)
     if not osp.isfile(osp.join(args.root, 'val', 'meta_info_crossing.txt')):
         raise SLError(f'{args.root} holds no synthetic clips; make them with sl-prepare --synthetic -o {args.root}.')
     torch.set_num_threads(1)
     started = time.process_time()
-    iou_all, iou_objects = train_and_score(args.root, args.iters, args.motion, args.fine_masks)
+    iou_all, iou_objects = train_and_score(args.root, args.iters, args.motion, args.fine_masks, dim=args.dim)
     with_input = (' with motion input' if args.motion else '') + (', full-resolution masks' if args.fine_masks else '')
+    with_input += f', width {args.dim}'
     print(f'extractor trained {args.iters} iterations on the mask loss alone{with_input}'
           f' ({time.process_time() - started:.0f} CPU-s): held-out crossing clips mIoU {iou_all:.3f} '
           f'(objects only {iou_objects:.3f})')

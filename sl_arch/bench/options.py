@@ -33,6 +33,9 @@ MODELS = {
     'SL_neighbours': ('SemanticLens + aligned neighbours in, flow frozen', 'SemanticLens', {'neighbour_input': True}),
     'SL_neighbours_no_semantics': ('SemanticLens + aligned neighbours in, flow frozen, w/o semantic branch',
                                    'SemanticLens', {'neighbour_input': True, 'use_semantics': False}),
+    # the semantic branch's parameters spent on width instead: 40 channels, the single-frame network's size
+    'SL_wide_no_semantics': ('SemanticLens w/o semantic branch, 40 ch (equal size), aligned neighbours in, flow frozen',
+                             'SemanticLens', {'neighbour_input': True, 'use_semantics': False, 'num_feat': 40}),
 }
 #: Rows trained with more than the shared template: key -> ``train`` options added.
 TRAIN_CHANGES = {
@@ -43,6 +46,7 @@ TRAIN_CHANGES = {
     'SL_frozen_flow': {'fix_flow': 10**9},
     'SL_neighbours': {'fix_flow': 10**9},
     'SL_neighbours_no_semantics': {'fix_flow': 10**9},
+    'SL_wide_no_semantics': {'fix_flow': 10**9},
 }
 #: The rows ``sl-bench`` runs without ``--models``.
 DEFAULT_MODELS = ('bicubic', 'bilinear', 'SemanticLens', 'SingleFrame', 'BasicVSR', 'IconVSR', 'BasicVSRPP', 'EDVR',
@@ -137,7 +141,7 @@ def semantic_lens_options(preset, ablation=None):
     from sl_arch.archs.semantic_lens_arch import PRESETS
     if preset not in PRESETS:
         raise SLError(f'unknown SemanticLens preset {preset!r}; choose one of {", ".join(PRESETS)}.')
-    return dict(type='SemanticLens', **PRESETS[preset], **(ablation or {}))
+    return dict(type='SemanticLens', **dict(PRESETS[preset], **(ablation or {})))
 
 
 @functools.lru_cache(maxsize=None)
