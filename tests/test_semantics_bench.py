@@ -63,3 +63,19 @@ def test_temporal_use_is_zero_for_a_frame_wise_network_and_not_for_a_recurrent_o
     assert abs(gains['SLFrameWise']) < 1e-4  # batched vs one frame: float rounding only
     assert abs(gains['SemanticLens']) > 1e-2, gains
     assert abs(real_gains['SLFrameWise']) < 1e-3 and abs(real_gains['SemanticLens']) > 1e-2, real_gains
+
+
+def test_temporal_use_reads_the_lr_frames_of_the_degradation_it_is_given(tmp_path):
+    import torch
+    from basicsr.archs import build_network
+
+    from sl_arch.bench.semantics import temporal_use
+    from sl_arch.data.synthetic import write_synthetic
+    root = str(tmp_path / 'synthetic')
+    write_synthetic(root, num_train=0, num_val=2, size=(160, 96), num_frames=3, kinds=('BI', 'BD'))
+    network_g = {'type': 'SLFrameWise'}
+    torch.manual_seed(0)
+    path = str(tmp_path / 'net.pth')
+    torch.save({'params': build_network(dict(network_g)).state_dict(), 'network_g': network_g}, path)
+    scores = {kind: temporal_use(path, root, with_masks=False, kind=kind)['alone all'] for kind in ('BI', 'BD')}
+    assert scores['BI'] > scores['BD'] + 0.1  # an untrained network: bicubic-like, and BD frames are blurred

@@ -208,10 +208,10 @@ def read_frames(synthetic_root, clip, num_frames, kind='BI', split='val'):
     return [read_image(osp.join(synthetic_root, split, kind, clip, f'{t:08d}.png')) for t in range(num_frames)]
 
 
-def read_clip(synthetic_root, clip, num_frames, split='val'):
-    """LR (BI) frames of a synthetic clip and its true instance ids (t, h, w) int64."""
+def read_clip(synthetic_root, clip, num_frames, split='val', kind='BI'):
+    """LR frames (``kind``: ``'BI'`` or ``'BD'``) of a synthetic clip and its true instance ids (t, h, w) int64."""
     from sl_arch.data.clips import read_clip_masks
-    frames = read_frames(synthetic_root, clip, num_frames, 'BI', split)
+    frames = read_frames(synthetic_root, clip, num_frames, kind, split)
     ids = read_clip_masks(osp.join(synthetic_root, split, 'masks'), clip,
                           [f'{t:08d}.png' for t in range(num_frames)], frames[0].shape[:2])
     return frames, ids.astype(np.int64)
@@ -253,7 +253,7 @@ def mask_sensitivity(checkpoint, synthetic_root):
     return {name: float(np.mean(values)) for name, values in scores.items()}
 
 
-def temporal_use(checkpoint, synthetic_root, with_masks, regime='crossing'):
+def temporal_use(checkpoint, synthetic_root, with_masks, regime='crossing', kind='BI'):
     """How much a trained network takes from the other frames of the clip, on held-out clips of ``regime``.
 
     PSNR-Y of the whole clip (recurrent propagation over all frames) against each frame upscaled
@@ -261,7 +261,7 @@ def temporal_use(checkpoint, synthetic_root, with_masks, regime='crossing'):
     and on the object pixels (true ids > 0, nearest-upsampled to the GT grid). PSNR from the mean
     squared error pooled over every frame of every clip, and (``'<clip | alone> per frame'``) as
     the mean of per-frame PSNR-Y, as the tables of sl-test report it. A network that gains nothing
-    from time cannot gain from better alignment either.
+    from time cannot gain from better alignment either. ``kind``: the LR frames, ``'BI'`` or ``'BD'``.
 
     Returns:
         dict: ``{'<clip | alone> <all | background | objects | per frame>': PSNR-Y}``.
@@ -280,7 +280,7 @@ def temporal_use(checkpoint, synthetic_root, with_masks, regime='crossing'):
         errors[key] = (total + float(squared.sum()), count + squared.size)
 
     for clip, num_frames, _ in read_meta_info(osp.join(synthetic_root, 'val', f'meta_info_{regime}.txt')):
-        frames, ids = read_clip(synthetic_root, clip, num_frames)
+        frames, ids = read_clip(synthetic_root, clip, num_frames, kind=kind)
         gts = read_frames(synthetic_root, clip, num_frames, 'GT')
         lq = frames_to_tensor(frames).unsqueeze(0)
         masks = torch.from_numpy(ids).unsqueeze(0) if with_masks else None
@@ -324,19 +324,20 @@ def temporal_use_real(checkpoint, lq_root, gt_root):
     return results
 
 
-def print_temporal_use(checkpoint, synthetic_root, with_masks, real_root=None):
-    """``--temporal-use``: the table of :func:`temporal_use` for one checkpoint, both regimes (and real clips)."""
+def print_temporal_use(checkpoint, synthetic_root, with_masks, real_root=None, kind='BI'):
+    """``--temporal-use``: the table of :func:`temporal_use` for one checkpoint, both regimes (and real clips),
+    on ``kind`` LR frames (``'BI'`` or ``'BD'``)."""
     regions = ('per frame', 'all', 'background', 'objects')
-    print(f'{checkpoint}: PSNR-Y of the whole clip / each frame alone (gain), held-out synthetic clips')
+    print(f'{checkpoint}: PSNR-Y of the whole clip / each frame alone (gain), held-out synthetic clips, {kind} x4')
     print('| regime | ' + ' | '.join(regions) + ' |\n|---|' + '---|' * len(regions))
     for regime in ('pan', 'crossing'):
-        use = temporal_use(checkpoint, synthetic_root, with_masks, regime)
+        use = temporal_use(checkpoint, synthetic_root, with_masks, regime, kind)
         cells = [f'{use[f"clip {region}"]:.2f} / {use[f"alone {region}"]:.2f} '
                  f'({use[f"clip {region}"] - use[f"alone {region}"]:+.2f})' if f'clip {region}' in use else '—'
                  for region in regions]
         print(f'| {regime} | ' + ' | '.join(cells) + ' |')
     if real_root and not with_masks:
-        use = temporal_use_real(checkpoint, osp.join(real_root, 'BI'), osp.join(real_root, 'GT'))
+        use = temporal_use_real(checkpoint, osp.join(real_root, kind), osp.join(real_root, 'GT'))
         print('\nReal held-out clips, mean per-frame PSNR-Y, whole clip / each frame alone (gain):')
         for clip, (whole, alone) in use.items():
             print(f'- {clip}: {whole:.2f} / {alone:.2f} ({whole - alone:+.2f})')
@@ -482,6 +483,9 @@ def parse_args(argv):
                         'clips, whole clip vs each frame alone) and exit')
     parser.add_argument('--with-masks', action='store_true',
                         help='with --temporal-use: feed the true instance masks (networks trained on them)')
+    parser.add_argument('--degradation', choices=('bi', 'bd'), default='bi',
+                        help='with --temporal-use: the LR frames of the held-out clips (the checkpoint\'s training '
+                             'degradation; default bi)')
     return parser.parse_args(argv)
 
 
@@ -494,7 +498,7 @@ def main(argv=None):
             raise SLError(f'--temporal-use {args.temporal_use} is not a file; give an sl-train checkpoint (.pth).')
         real_root = osp.join('datasets', bench_options.TEST_SETS['real_heldout']['folder'])
         print_temporal_use(args.temporal_use, args.synthetic_root, args.with_masks,
-                           real_root if osp.isdir(real_root) else None)
+                           real_root if osp.isdir(real_root) else None, args.degradation.upper())
         return
     table = variants()
     keys = list(table) if not args.models else [key.strip() for key in args.models.split(',')]
