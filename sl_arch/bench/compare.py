@@ -194,7 +194,8 @@ def start_record(mode, argv, threads):
 
 
 def run_info(started, budget, train_set, test_sets, work_dir, rows):
-    """What the report says about the run: command, budget, machine, data, versions."""
+    """What the report says about the run: command, budget, machine, data and how much each held-out set
+    moves (:func:`sl_arch.bench.measure.set_motion`), versions."""
     from sl_arch.bench.measure import versions
     return {
         'mode': started['mode'], 'command': started['command'], 'budget': budget,
@@ -206,6 +207,7 @@ def run_info(started, budget, train_set, test_sets, work_dir, rows):
         'test_sets': {name: osp.relpath(test['dataroot_gt']) for name, test in test_sets.items()},
         'measure': next((f'the first held-out clip ({row["frames"]} LR frames of {row["lr_size"]})' for row in rows
                          if row.get('lr_size')), '—'),
+        'motion': {name: set_motion(test) for name, test in tqdm(test_sets.items(), unit='set', desc='motion')},
     }
 
 
@@ -228,7 +230,6 @@ def main(argv=None):
     train_rows(rows, budget, train_set, test_sets, work_dir, args.threads)
     measure_rows(rows, test_sets, budget, args.threads)
     info = run_info(started, budget, train_set, test_sets, work_dir, rows)
-    info['motion'] = {name: set_motion(test) for name, test in tqdm(test_sets.items(), unit='set', desc='motion')}
     print(write_outputs(out_dir, rows, info), flush=True)
     print_progress(f'wrote {out_dir}/report.md, psnr_vs_ms.png, results.json in {info["wall_minutes"]:.1f} minutes')
     failed = [row['label'] for row in rows if row.get('error')]

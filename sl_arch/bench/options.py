@@ -37,16 +37,17 @@ MODELS = {
     'SL_wide_no_semantics': ('SemanticLens w/o semantic branch, 40 ch (equal size), aligned neighbours in, flow frozen',
                              'SemanticLens', {'neighbour_input': True, 'use_semantics': False, 'num_feat': 40}),
 }
+#: ``train`` options that keep the pretrained flow as it is for the whole run: trained by the SR loss it
+#: drifts away from motion (EPE on real frames 0.06 -> 0.63 px after 1200 CPU-s: README, sl-bench).
+FROZEN_FLOW = {'fix_flow': 10**9}
 #: Rows trained with more than the shared template: key -> ``train`` options added.
 TRAIN_CHANGES = {
     'SL_flow_photometric': {'flow_photometric_opt': {'type': 'SLPhotometricFlowLoss', 'loss_weight': 0.05,
                                                      'smooth_weight': 0.01}},
-    # the flow stays the pretrained one: trained by the SR loss it drifts away from motion
-    # (EPE on real frames 0.06 -> 0.63 px after 1200 CPU-s: README, sl-bench)
-    'SL_frozen_flow': {'fix_flow': 10**9},
-    'SL_neighbours': {'fix_flow': 10**9},
-    'SL_neighbours_no_semantics': {'fix_flow': 10**9},
-    'SL_wide_no_semantics': {'fix_flow': 10**9},
+    'SL_frozen_flow': FROZEN_FLOW,
+    'SL_neighbours': FROZEN_FLOW,
+    'SL_neighbours_no_semantics': FROZEN_FLOW,
+    'SL_wide_no_semantics': FROZEN_FLOW,
 }
 #: The rows ``sl-bench`` runs without ``--models``.
 DEFAULT_MODELS = ('bicubic', 'bilinear', 'SemanticLens', 'SingleFrame', 'BasicVSR', 'IconVSR', 'BasicVSRPP', 'EDVR',
