@@ -332,6 +332,9 @@ def export(args):
     started = time.time()
     check_output(args.output, args.weights, args.overwrite)
     net, net_opt, spec, _, param_key = load_network(args.weights, opt_path=args.opt, param_key=args.param_key)
+    if net_opt.get('flow_estimator') == 'dis':
+        raise SLError(f'{args.weights}: network_g.flow_estimator dis computes its flow with OpenCV, outside the '
+                      'graph ONNX can hold; export a network with the learned flow warper.')
     frames, height, width = example_shape(spec, args)
     if args.check:
         scale = spec.scale or 1

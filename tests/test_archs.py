@@ -30,7 +30,7 @@ def build(**overrides):
 
 def test_import_registers_our_architectures_under_names_basicsr_does_not_use():
     ours = ['SemanticLens', 'SLFlowWarper', 'SLSemanticExtractor', 'SLMaskedPreAlign', 'SLSPACEBlock',
-            'SLMultiFrameSelfAttention']
+            'SLMultiFrameSelfAttention', 'SLDISFlow']
     for name in ours:
         assert ARCH_REGISTRY.get(name).__module__.startswith('sl_arch.')
 
@@ -187,6 +187,31 @@ def test_neighbour_input_brings_each_neighbour_onto_its_frame_with_the_flow(monk
     assert net(clip).shape == (1, 3, 3, 160, 192)
     with pytest.raises(SLError, match='neighbour_input warps the neighbours with the flow warper'):
         build(neighbour_input=True, use_flow=False)
+
+
+def test_dis_flow_finds_a_known_shift_in_the_warper_convention_and_semantic_lens_can_use_it():
+    import cv2
+    from sl_arch.archs.prealign_arch import SLDISFlow
+    texture = cv2.resize(torch.rand(12, 14, 3, generator=torch.Generator().manual_seed(0)).numpy(), (112, 96),
+                         interpolation=cv2.INTER_CUBIC)
+    frame = torch.from_numpy(texture).permute(2, 0, 1)[None].clamp(0, 1)
+    dx, dy = 2, -1
+    shifted = torch.roll(frame, shifts=(dy, dx), dims=(2, 3))  # frame pixel (y, x) sits at (y + dy, x + dx)
+    flow = SLDISFlow()(frame, shifted)
+    assert flow.shape == (1, 2, 96, 112) and flow.dtype == frame.dtype
+    interior = (..., slice(8, -8), slice(8, -8))
+    assert abs(flow[:, 0][interior].median() - dx) < 0.1 and abs(flow[:, 1][interior].median() - dy) < 0.1
+    assert (SLFlowWarper.warp(shifted, flow) - frame)[interior].abs().mean() < 0.2 * (shifted - frame).abs().mean()
+
+    net = build(flow_estimator='dis', neighbour_input=True)
+    assert not any('flow_warper' in name for name, _ in net.named_parameters())
+    clip = torch.rand(1, 3, 3, 24, 32, requires_grad=True)
+    net(clip).mean().backward()
+    assert net.feat_extract[0].weight.grad.abs().sum() > 0
+    with pytest.raises(SLError, match='flow_estimator dis .* remove flow_load_path'):
+        build(flow_estimator='dis', flow_load_path='model_zoo/slflow_tiny_synthetic_dis.pth')
+    with pytest.raises(SLError, match="flow_estimator must be 'learned' or 'dis'"):
+        build(flow_estimator='raft')
 
 
 @pytest.mark.parametrize('size', [(16, 16), (17, 23), (64, 90)])

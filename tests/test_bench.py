@@ -30,11 +30,12 @@ def write_clip_folder(folder, clips, frames, seed):
 
 
 def write_benchmark_data(root):
-    """The layout of ``scripts/zoo_data.sh`` in miniature: training clips and the four held-out sets."""
+    """The layout of ``scripts/zoo_data.sh`` in miniature: training clips and the five held-out sets."""
     write_clip_folder(Path(root, 'zoo_mix', 'train'), ['clip'], 8, seed=0)
     write_clip_folder(Path(root, 'demo_bbb', 'val'), ['demo_000', 'demo_001'], 4, seed=1)
     Path(root, 'demo_bbb', 'val', 'meta_info.txt').write_text('demo_000 4 (64,64,3)\ndemo_001 4 (64,64,3)\n')
     write_clip_folder(Path(root, 'real_heldout', 'train'), ['bikes'], 4, seed=2)
+    write_clip_folder(Path(root, 'real_moving', 'train'), ['bikes'], 4, seed=4)
     write_clip_folder(Path(root, 'synthetic', 'val'), ['pan_000', 'crossing_000'], 4, seed=3)
     for regime in ('pan', 'crossing'):
         Path(root, 'synthetic', 'val', f'meta_info_{regime}.txt').write_text(f'{regime}_000 4 (64,64,3)\n')
@@ -240,6 +241,19 @@ def test_micro_benchmark_trains_every_model_for_the_same_cpu_seconds_and_reports
     assert len(list(earlier.parent.glob('bench_SemanticLens_archived_*'))) == 1  # archived by the first run only
     assert again[0]['key'] == 'bilinear' and 5 < again[0]['metrics']['demo_bbb_val']['psnr']['mean'] < 60
     assert 'Read back from finished runs' in (tmp_path / 'again' / 'report.md').read_text()
+
+    # run again with a held-out set added: the finished training is only tested again
+    train_log = tmp_path / 'work' / 'logs' / 'bench_SemanticLens_train.out'
+    trained_at = train_log.stat().st_mtime_ns
+    monkeypatch.setitem(options.TEST_SETS, 'extra', dict(options.TEST_SETS['real_heldout'], label='extra (real)'))
+    compare.main(['--quick', '--models', 'SemanticLens', '--data-root', data_root, '--cpu-seconds', '1',
+                  '--gt-size', '64', '--num-frame', '3', '--batch-size', '1', '--repeats', '1',
+                  '--work-dir', str(tmp_path / 'work'), '--out', str(tmp_path / 'extra')])
+    extra = json.loads((tmp_path / 'extra' / 'results.json').read_text())['rows'][0]
+    assert extra['read_back'].startswith('training finished') and extra['train'] == rows[1]['train']
+    assert extra['metrics']['extra'] == extra['metrics']['real_heldout'] == rows[1]['metrics']['real_heldout']
+    assert len(list(earlier.parent.glob('bench_SemanticLens_archived_*'))) == 1  # not trained again
+    assert train_log.stat().st_mtime_ns == trained_at
 
 
 def test_the_seed_option_and_a_rows_training_changes_reach_its_option_files(tmp_path, monkeypatch):

@@ -79,3 +79,33 @@ def test_temporal_use_reads_the_lr_frames_of_the_degradation_it_is_given(tmp_pat
     torch.save({'params': build_network(dict(network_g)).state_dict(), 'network_g': network_g}, path)
     scores = {kind: temporal_use(path, root, with_masks=False, kind=kind)['alone all'] for kind in ('BI', 'BD')}
     assert scores['BI'] > scores['BD'] + 0.1  # an untrained network: bicubic-like, and BD frames are blurred
+
+
+def test_the_extractor_benchmark_can_read_exact_or_learned_flow_as_four_more_input_channels(tmp_path):
+    import numpy as np
+    import torch
+
+    from sl_arch.bench import extractor
+    from sl_arch.data.synthetic import write_synthetic
+    root = str(tmp_path / 'synthetic')
+    write_synthetic(root, num_train=1, num_val=2, size=(160, 96), num_frames=4, kinds=('BI',))
+    exact = extractor.load_split(root, 'val', 'meta_info_crossing.txt', flow='exact')
+    plain = extractor.load_split(root, 'val', 'meta_info_crossing.txt')
+    frames, ids = exact[0]
+    assert frames.shape == (4, 7, 24, 40) and torch.equal(frames[:, :3], plain[0][0]) and torch.equal(ids, plain[0][1])
+    to_next = np.load(tmp_path / 'synthetic' / 'val' / 'flow_fwd' / 'crossing_001' / '00000001.npy')
+    assert torch.equal(frames[1, 3:5], torch.from_numpy(to_next).permute(2, 0, 1))
+    assert not frames[-1, 3:5].any() and not frames[0, 5:7].any() and frames[1:, 5:7].abs().sum() > 0
+    # the pretrained warper's flow, in the same channels: to the next frame, then to the previous one
+    from sl_arch.bench.flow import build_warper
+    learned = extractor.load_split(root, 'val', 'meta_info_crossing.txt', flow='learned')[0][0]
+    warper = build_warper('tiny', load_path=extractor.LEARNED_FLOW).eval()
+    with torch.no_grad():
+        assert torch.allclose(learned[1:2, 3:5], warper(frames[1:2, :3], frames[2:3, :3]), atol=1e-6)
+        assert torch.allclose(learned[1:2, 5:7], warper(frames[1:2, :3], frames[0:1, :3]), atol=1e-6)
+    assert not learned[-1, 3:5].any() and not learned[0, 5:7].any() and torch.equal(learned[:, :3], frames[:, :3])
+    # with motion channels too: the image difference is added, the flow kept
+    assert extractor.with_motion(frames[None]).shape == (1, 4, 10, 24, 40)
+    iou_all, iou_objects = extractor.train_and_score(root, iters=2, motion=True, fine_masks=True, num_frame=3,
+                                                     flow='exact')
+    assert 0 <= iou_objects <= iou_all <= 1

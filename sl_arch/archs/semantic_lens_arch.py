@@ -14,7 +14,7 @@ from torch.nn import functional as F
 from basicsr.archs.arch_util import ResidualBlockNoBN, default_init_weights, flow_warp, make_layer
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from sl_arch.archs.prealign_arch import SLFlowWarper, SLMaskedPreAlign, instance_motion_flow
+from sl_arch.archs.prealign_arch import SLDISFlow, SLFlowWarper, SLMaskedPreAlign, instance_motion_flow
 from sl_arch.archs import semantic_extractor_arch  # noqa: F401  (registers the extractors)
 from sl_arch.archs.space_arch import SLMultiFrameSelfAttention, SLSPACEBlock
 from sl_arch.utils.errors import SLError
@@ -64,6 +64,11 @@ class SemanticLens(nn.Module):
         flow_channels (list[int]): Hidden channels of each flow level. Default: [16, 32, 16, 8].
         flow_kernel_size (int): Kernel size of the flow levels. Default: 5.
         flow_load_path (str | None): SPyNet-format weights for the flow warper.
+        flow_estimator (str): ``'learned'``: the flow warper above (:class:`SLFlowWarper`), trained with the
+            network unless frozen (``train.fix_flow``); ``'dis'``: OpenCV's DIS optical flow
+            (:class:`SLDISFlow`), frozen by nature, no parameters (``flow_levels``, ``flow_channels``,
+            ``flow_kernel_size`` unused, ``flow_load_path`` refused); not exportable to ONNX. Ours, not
+            the paper's. Default: 'learned'.
         semantic_extractor (dict | None): ``type`` (and keyword arguments) of the Semantic Extractor,
             built from BasicSR's ``ARCH_REGISTRY``: ``SLSemanticExtractor`` (default: the learned one,
             sized by ``sem_dim``, ``num_instances``, ... above), ``SLPrecomputedSemantics`` (the masks
@@ -120,6 +125,7 @@ class SemanticLens(nn.Module):
                  flow_channels=(16, 32, 16, 8),
                  flow_kernel_size=5,
                  flow_load_path=None,
+                 flow_estimator='learned',
                  semantic_extractor=None,
                  use_semantics=True,
                  use_flow=True,
@@ -149,6 +155,11 @@ class SemanticLens(nn.Module):
             raise OptionError('SemanticLens neighbour_input warps the neighbours with the flow warper: set use_flow '
                               'to true, or neighbour_input to false.')
         self.neighbour_input = neighbour_input
+        if flow_estimator not in ('learned', 'dis'):
+            raise OptionError(f"SemanticLens flow_estimator must be 'learned' or 'dis', got {flow_estimator!r}.")
+        if flow_estimator == 'dis' and flow_load_path:
+            raise OptionError('SemanticLens flow_estimator dis (OpenCV) has no weights to load: remove flow_load_path, '
+                              "or set flow_estimator to 'learned'.")
 
         # Semantic Extractor
         self.semantic_extractor = None
@@ -172,8 +183,10 @@ class SemanticLens(nn.Module):
         self.feat_extract = nn.Sequential(
             nn.Conv2d(num_in_ch * (3 if neighbour_input else 1), num_feat, 3, 1, 1), nn.LeakyReLU(0.1, inplace=True),
             make_layer(ResidualBlockNoBN, num_extract_block, num_feat=num_feat))
-        self.flow_warper = SLFlowWarper(flow_levels, tuple(flow_channels), flow_kernel_size,
-                                        load_path=flow_load_path) if use_flow else None
+        self.flow_warper = None
+        if use_flow:
+            self.flow_warper = SLDISFlow() if flow_estimator == 'dis' else SLFlowWarper(
+                flow_levels, tuple(flow_channels), flow_kernel_size, load_path=flow_load_path)
         directions = ('backward', 'forwards')  # ModuleDict keys; 'forward' is taken by nn.Module
         self.image = nn.ModuleDict({d: SLMaskedPreAlign(num_feat, num_heads, window_size, use_semantics)
                                     for d in directions}) if use_image else None

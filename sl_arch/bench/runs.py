@@ -44,7 +44,7 @@ def read_record(path):
         return json.load(handle)
 
 
-def train_then_test(name, train_opt, test_opt, work_dir, threads):
+def train_then_test(name, train_opt, test_opt, work_dir, threads, trained=None):
     """Write the option files of one run, train it with ``sl-train``, test it with ``sl-test``.
 
     Option files go to ``<work_dir>/options/``, console output to ``<work_dir>/logs/``; BasicSR
@@ -56,6 +56,8 @@ def train_then_test(name, train_opt, test_opt, work_dir, threads):
         test_opt (dict): Test options loading ``experiments/<name>/models/net_g_latest.pth``.
         work_dir (str): Absolute folder the children run in.
         threads (int): Threads of each child.
+        trained (dict | None): ``train`` and ``train_wall_s`` of a finished training with exactly
+            ``train_opt``: the training is not run again, only the test.
 
     Returns:
         dict: ``train`` (``train_time.json``), ``metrics`` (dataset name -> ``{metric: {'mean',
@@ -66,17 +68,19 @@ def train_then_test(name, train_opt, test_opt, work_dir, threads):
     write_yaml(train_yml, train_opt)
     write_yaml(test_yml, test_opt)
     logs = osp.join(work_dir, 'logs')
+    if trained is None:
+        started = time.perf_counter()
+        run_command(['sl_arch.train', '-opt', train_yml], work_dir, osp.join(logs, f'{name}_train.out'), threads)
+        trained = {'train_wall_s': time.perf_counter() - started,
+                   'train': read_record(osp.join(work_dir, 'experiments', name, TRAIN_TIME_FILE))}
     started = time.perf_counter()
-    run_command(['sl_arch.train', '-opt', train_yml], work_dir, osp.join(logs, f'{name}_train.out'), threads)
-    trained = time.perf_counter()
-    train_record = read_record(osp.join(work_dir, 'experiments', name, TRAIN_TIME_FILE))
     run_command(['sl_arch.test', '-opt', test_yml], work_dir, osp.join(logs, f'{name}_test.out'), threads)
     metrics = {}
     for dataset in test_opt['datasets'].values():
         record = read_record(osp.join(work_dir, 'results', name, metrics_file_name(dataset['name'])))
         metrics[dataset['name']] = record['metrics']
-    return {'train': train_record, 'metrics': metrics, 'train_wall_s': trained - started,
-            'test_wall_s': time.perf_counter() - trained}
+    return {'train': trained['train'], 'metrics': metrics, 'train_wall_s': trained['train_wall_s'],
+            'test_wall_s': time.perf_counter() - started}
 
 
 def train_and_test_row(row, budget, train_set, test_sets, work_dir, threads):
@@ -84,7 +88,8 @@ def train_and_test_row(row, budget, train_set, test_sets, work_dir, threads):
 
     A row whose option files are the same as those of a finished run in ``work_dir`` (recorded in
     ``logs/bench_<key>.done.json``) is read back instead of trained again, so a benchmark stopped
-    half-way, or rerun with a row added, redoes only what changed.
+    half-way, or rerun with a row added, redoes only what changed; a row whose training options are
+    the same but whose test options changed (a held-out set added) is only tested again.
 
     Args:
         row (dict): ``key`` and ``network_g`` of the row.
@@ -103,22 +108,29 @@ def train_and_test_row(row, budget, train_set, test_sets, work_dir, threads):
                'test': test_options(name, row['network_g'], test_sets, checkpoint)}
     options['train']['train'].update(TRAIN_CHANGES.get(row['key'], {}))
     done = osp.join(work_dir, 'logs', f'{name}.done.json')
-    finished = read_finished_run(done, options)
-    if finished is not None:
-        return finished
-    result = dict(train_then_test(name, options['train'], options['test'], work_dir, threads), checkpoint=checkpoint)
+    record = read_finished_run(done, checkpoint)
+    if record is not None and record['options'] == json.loads(json.dumps(options)):
+        return dict(record['result'], read_back=f'run finished {record["finished"]}')
+    trained = None
+    if record is not None and record['options']['train'] == json.loads(json.dumps(options['train'])):
+        trained = {key: record['result'][key] for key in ('train', 'train_wall_s')}
+    result = dict(train_then_test(name, options['train'], options['test'], work_dir, threads, trained),
+                  checkpoint=checkpoint)
     record = {'options': options, 'result': result,
-              'finished': datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}
+              'finished': record['finished'] if trained else
+              datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}
     write_json(done, record)
+    if trained:
+        result['read_back'] = f'training finished {record["finished"]}, tested again'
     return result
 
 
-def read_finished_run(done, options):
-    """The result recorded in ``done`` when its run had exactly ``options`` and its checkpoint is still there."""
+def read_finished_run(done, checkpoint):
+    """The record ``done`` of a finished run whose checkpoint is still at ``checkpoint``, or None."""
     if not osp.isfile(done):
         return None
     with open(done, encoding='utf-8') as handle:
         record = json.load(handle)
-    if record.get('options') != json.loads(json.dumps(options)) or not osp.isfile(record['result']['checkpoint']):
+    if not osp.isfile(record['result'].get('checkpoint', '')) or record['result']['checkpoint'] != checkpoint:
         return None
-    return dict(record['result'], read_back=f'run finished {record["finished"]}')
+    return record
