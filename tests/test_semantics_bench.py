@@ -104,6 +104,8 @@ def test_the_extractor_benchmark_can_read_exact_or_learned_flow_as_four_more_inp
         assert torch.allclose(learned[1:2, 3:5], warper(frames[1:2, :3], frames[2:3, :3]), atol=1e-6)
         assert torch.allclose(learned[1:2, 5:7], warper(frames[1:2, :3], frames[0:1, :3]), atol=1e-6)
     assert not learned[-1, 3:5].any() and not learned[0, 5:7].any() and torch.equal(learned[:, :3], frames[:, :3])
+    dis = extractor.load_split(root, 'val', 'meta_info_crossing.txt', flow='dis')[0][0]
+    assert dis.shape == frames.shape and torch.equal(dis[:, :3], frames[:, :3]) and dis[:-1, 3:5].abs().sum() > 0
     # with motion channels too: the image difference is added, the flow kept
     assert extractor.with_motion(frames[None]).shape == (1, 4, 10, 24, 40)
     iou_all, iou_objects = extractor.train_and_score(root, iters=2, motion=True, fine_masks=True, num_frame=3,

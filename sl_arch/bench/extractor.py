@@ -6,8 +6,8 @@ Hungarian-matched mean IoU on the held-out crossing clips (one matching per clip
 :func:`sl_arch.bench.semantics.matched_iou`). ``--motion`` adds the difference to the next frame
 as three more input channels, since in these clips objects differ from the background mostly by
 how they move; ``--flow exact|learned`` adds each frame's optical flow to the next and to the previous
-frame as four more (the synthetic clips' exact flow, or that of the pretrained flow warper of the
-model zoo, frozen: what SemanticLens could hand its extractor); ``--fine-masks`` computes the masks at
+frame as four more (the synthetic clips' exact flow, that of the pretrained flow warper of the model
+zoo, frozen, or OpenCV's DIS flow: what SemanticLens could hand its extractor); ``--fine-masks`` computes the masks at
 the full LR resolution (``fine_masks``).
 """
 import argparse
@@ -27,8 +27,9 @@ def with_motion(clip):
     return torch.cat([clip, following - image], dim=-3)
 
 
-#: Where ``--flow`` takes the flow from; ``learned``: this pretrained flow warper (SemanticLens tiny's).
-FLOW_SOURCES = ('none', 'exact', 'learned')
+#: Where ``--flow`` takes the flow from; ``learned``: this pretrained flow warper (SemanticLens tiny's);
+#: ``dis``: :class:`sl_arch.archs.prealign_arch.SLDISFlow`.
+FLOW_SOURCES = ('none', 'exact', 'learned', 'dis')
 LEARNED_FLOW = 'model_zoo/slflow_tiny_synthetic_dis.pth'
 
 
@@ -48,7 +49,7 @@ def exact_flows(root, split, clip, num_frames):
                                    read('flow_bwd', t) if t > 0 else zero]) for t in range(num_frames)])
 
 
-def learned_flows(warper, frames):
+def estimated_flows(warper, frames):
     """(t, 4, h, w) as :func:`exact_flows`, estimated by ``warper`` from the LR frames (t, 3, h, w)."""
     with torch.no_grad():
         to_next = warper(frames[:-1], frames[1:])  # flow at frame t pointing to frame t + 1
@@ -68,14 +69,17 @@ def load_split(root, split, meta='meta_info.txt', flow='none'):
     if flow == 'learned':
         from sl_arch.bench.flow import build_warper
         warper = build_warper('tiny', load_path=LEARNED_FLOW).eval()
+    elif flow == 'dis':
+        from sl_arch.archs.prealign_arch import SLDISFlow
+        warper = SLDISFlow()
     clips = []
     for clip, num_frames, _ in read_meta_info(osp.join(root, split, meta)):
         frames, ids = read_clip(root, clip, num_frames, split=split)
         frames = frames_to_tensor(frames)
         if flow == 'exact':
             frames = torch.cat([frames, exact_flows(root, split, clip, num_frames)], dim=1)
-        elif flow == 'learned':
-            frames = torch.cat([frames, learned_flows(warper, frames)], dim=1)
+        elif warper is not None:
+            frames = torch.cat([frames, estimated_flows(warper, frames)], dim=1)
         clips.append((frames, torch.from_numpy(ids)))
     return clips
 
@@ -121,8 +125,8 @@ def main(argv=None):
     parser.add_argument('--iters', type=int, default=1500)
     parser.add_argument('--motion', action='store_true', help='frame differences as extra input channels')
     parser.add_argument('--flow', choices=FLOW_SOURCES, default='none',
-                        help='optical flow to both neighbours as extra input channels: the clips\' exact flow, or '
-                             f'that of the pretrained flow warper {LEARNED_FLOW}')
+                        help='optical flow to both neighbours as extra input channels: the clips\' exact flow, '
+                             f'that of the pretrained flow warper {LEARNED_FLOW}, or OpenCV DIS flow')
     parser.add_argument('--fine-masks', action='store_true', help='masks at full LR resolution (SLSemanticExtractor fine_masks)')
     parser.add_argument('--dim', type=int, default=32, help='token / embedding width (SemanticLens sem_dim; tiny: 32)')
     args = parser.parse_args(argv)

@@ -51,6 +51,9 @@ def verdict(rows, clock='CPU'):
     by_key = {row['key']: row for row in rows if not row.get('error')}
     sl = by_key.get('SemanticLens')
     if sl is None or real_psnr(sl) is None:
+        variants = [row for key, row in by_key.items() if key.startswith('SL_') and real_psnr(row) is not None]
+        if 'SingleFrame' in by_key and variants:  # a run of variants only: each against the single-frame network
+            return [variant_sentence(row, by_key['SingleFrame'], clock) for row in variants]
         return ['- SemanticLens has no result in this run, so there is no verdict.']
     lines = []
     if 'SingleFrame' in by_key:
@@ -85,6 +88,13 @@ def single_frame_sentence(sl, single, clock):
             f'**{"ahead" if real > 0 else "behind"} by {abs(real):.2f} dB PSNR-Y on real held-out footage** '
             f'({margin_text(deltas)}). It did {plural(iterations(sl), "iteration")}, the single-frame network '
             f'{iterations(single)}.')
+
+
+def variant_sentence(row, single, clock):
+    real = real_psnr(row) - real_psnr(single)
+    return (f'- {row["label"]} against the equal-size single-frame network at equal {clock} time: '
+            f'**{"ahead" if real > 0 else "behind"} by {abs(real):.2f} dB on real footage** ({margin_text(margins(row, single))}); '
+            f'{plural(iterations(row), "iteration")} against {iterations(single)}.')
 
 
 def baseline_sentence(sl, row):

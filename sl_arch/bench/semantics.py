@@ -324,9 +324,9 @@ def temporal_use_real(checkpoint, lq_root, gt_root):
     return results
 
 
-def print_temporal_use(checkpoint, synthetic_root, with_masks, real_root=None, kind='BI'):
-    """``--temporal-use``: the table of :func:`temporal_use` for one checkpoint, both regimes (and real clips),
-    on ``kind`` LR frames (``'BI'`` or ``'BD'``)."""
+def print_temporal_use(checkpoint, synthetic_root, with_masks, real_roots=None, kind='BI'):
+    """``--temporal-use``: the table of :func:`temporal_use` for one checkpoint, both regimes (and the real
+    clips of ``real_roots``, ``{label: folder holding GT/ and kind/}``), on ``kind`` LR frames (``'BI'`` or ``'BD'``)."""
     regions = ('per frame', 'all', 'background', 'objects')
     print(f'{checkpoint}: PSNR-Y of the whole clip / each frame alone (gain), held-out synthetic clips, {kind} x4')
     print('| regime | ' + ' | '.join(regions) + ' |\n|---|' + '---|' * len(regions))
@@ -336,11 +336,12 @@ def print_temporal_use(checkpoint, synthetic_root, with_masks, real_root=None, k
                  f'({use[f"clip {region}"] - use[f"alone {region}"]:+.2f})' if f'clip {region}' in use else '—'
                  for region in regions]
         print(f'| {regime} | ' + ' | '.join(cells) + ' |')
-    if real_root and not with_masks:
-        use = temporal_use_real(checkpoint, osp.join(real_root, kind), osp.join(real_root, 'GT'))
+    if real_roots and not with_masks:
         print('\nReal held-out clips, mean per-frame PSNR-Y, whole clip / each frame alone (gain):')
-        for clip, (whole, alone) in use.items():
-            print(f'- {clip}: {whole:.2f} / {alone:.2f} ({whole - alone:+.2f})')
+        for label, real_root in real_roots.items():
+            use = temporal_use_real(checkpoint, osp.join(real_root, kind), osp.join(real_root, 'GT'))
+            for clip, (whole, alone) in use.items():
+                print(f'- {label}, {clip}: {whole:.2f} / {alone:.2f} ({whole - alone:+.2f})')
 
 
 def mask_quality(checkpoint, synthetic_root):
@@ -496,9 +497,9 @@ def main(argv=None):
     if args.temporal_use:
         if not osp.isfile(args.temporal_use):
             raise SLError(f'--temporal-use {args.temporal_use} is not a file; give an sl-train checkpoint (.pth).')
-        real_root = osp.join('datasets', bench_options.TEST_SETS['real_heldout']['folder'])
-        print_temporal_use(args.temporal_use, args.synthetic_root, args.with_masks,
-                           real_root if osp.isdir(real_root) else None, args.degradation.upper())
+        real_roots = {test['label']: osp.join('datasets', test['folder']) for test in bench_options.TEST_SETS.values()
+                      if test['real'] and osp.isdir(osp.join('datasets', test['folder'], args.degradation.upper()))}
+        print_temporal_use(args.temporal_use, args.synthetic_root, args.with_masks, real_roots, args.degradation.upper())
         return
     table = variants()
     keys = list(table) if not args.models else [key.strip() for key in args.models.split(',')]
