@@ -269,7 +269,7 @@ def test_the_seed_option_and_a_rows_training_changes_reach_its_option_files(tmp_
     _, budget = compare.mode_budget(compare.parse_args(['--quick', '--seed', '3']))
     assert budget['seed'] == 3
     written = {}
-    monkeypatch.setattr(runs, 'train_then_test', lambda name, train, test, work_dir, threads:
+    monkeypatch.setattr(runs, 'train_then_test', lambda name, train, test, work_dir, threads, trained=None:
                         written.setdefault(name, train) and {'train': {}, 'metrics': {}})
     train_set = {'name': 'train', 'type': 'SLVideoRecurrentDataset', 'dataroot_gt': 'gt', 'dataroot_lq': 'lq',
                  'io_backend': {'type': 'disk'}}
