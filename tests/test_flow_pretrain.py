@@ -112,10 +112,14 @@ def test_the_command_trains_end_to_end_resumes_evaluates_and_writes_loadable_wei
 
     flow.main(args)  # again: the saved state is complete, nothing is trained twice
     assert 'resuming from' in capsys.readouterr().out
-    flow.main(['evaluate', '--weights', str(out), '--synthetic', str(data), '--real', str(data), '--readme', str(readme)])
+    flow.main(['evaluate', '--weights', str(out), '--synthetic', str(data), '--real', str(data), '--real-moving',
+               str(data), '--readme', str(readme)])
     table = readme.read_text()
     assert '| zero flow |' in table and str(out) in table and 'SLFlowWarper 3 levels, 16-32-16-8, k5, pretrained' in table
     assert np.isfinite(float(table.split('| zero flow |')[1].split('|')[3]))
+    header = table[table.index('| model |'):].splitlines()[0].split('|')
+    assert header[-4].strip() == 'syn 16x12 vs DIS: 1 frame apart'  # --real-moving's frames (train/GT), before KB
+    assert np.isfinite(float(table.split('| zero flow |')[1].split('|')[-5]))
 
 
 def test_evaluate_reads_the_flow_warper_out_of_a_semantic_lens_checkpoint(tmp_path, capsys):

@@ -596,6 +596,11 @@ def evaluate(args, argv):
         width, height = real.frame_size
         columns += [(f'demo val {width}x{height} vs DIS: {stride} frame{"s" * (stride > 1)} apart', real,
                      {f'stride{stride}'}) for stride in EVAL_REAL_STRIDES]
+    if args.real_moving:
+        moving = load_real(args.real_moving, 'train', 4, (1,))
+        width, height = moving.frame_size
+        columns.append((f'{osp.basename(osp.normpath(args.real_moving))} {width}x{height} vs DIS: 1 frame apart',
+                        moving, {'stride1'}))
 
     def epes(flow_fn):
         cells = []
@@ -774,6 +779,9 @@ def build_parser():
     ev.add_argument('--synthetic-large', default=None, help='a second synthetic set with larger frames (val/)')
     ev.add_argument('--real', default=REAL_ROOT,
                     help=f"real footage with val/GT/<clip> (default {REAL_ROOT}; '' for none)")
+    ev.add_argument('--real-moving', default=None,
+                    help='more real footage, with train/GT/<clip> (sl-prepare without a split), e.g. '
+                         'datasets/real_moving: the panning part of bikes')
     ev.add_argument('--readme', help='write the table into this markdown file (e.g. model_zoo/README.md)')
     return parser
 
