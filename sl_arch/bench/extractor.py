@@ -5,7 +5,7 @@ of the synthetic training clips (no SR loss: the best its masks can do), then pr
 Hungarian-matched mean IoU on the held-out crossing clips (one matching per clip, as
 :func:`sl_arch.bench.semantics.matched_iou`). ``--motion`` adds the difference to the next frame
 as three more input channels, since in these clips objects differ from the background mostly by
-how they move; ``--flow exact|learned`` adds each frame's optical flow to the next and to the previous
+how they move; ``--flow exact|learned|dis`` adds each frame's optical flow to the next and to the previous
 frame as four more (the synthetic clips' exact flow, that of the pretrained flow warper of the model
 zoo, frozen, or OpenCV's DIS flow: what SemanticLens could hand its extractor); ``--fine-masks`` computes the masks at
 the full LR resolution (``fine_masks``).
@@ -136,8 +136,9 @@ def main(argv=None):
     started = time.process_time()
     iou_all, iou_objects = train_and_score(args.root, args.iters, args.motion, args.fine_masks, dim=args.dim,
                                            flow=args.flow)
-    with_input = (' with motion input' if args.motion else '') + (f', {args.flow} flow input' if args.flow != 'none' else '') + (', full-resolution masks' if args.fine_masks else '')
-    with_input += f', width {args.dim}'
+    with_input = (' with motion input' if args.motion else '') + (f', {args.flow} flow input' if args.flow != 'none'
+                                                                   else '')
+    with_input += (', full-resolution masks' if args.fine_masks else '') + f', width {args.dim}'
     print(f'extractor trained {args.iters} iterations on the mask loss alone{with_input}'
           f' ({time.process_time() - started:.0f} CPU-s): held-out crossing clips mIoU {iou_all:.3f} '
           f'(objects only {iou_objects:.3f})')

@@ -199,7 +199,8 @@ def network_options(key, preset, pretrained_flow, num_frame=5):
         return None
     if kind == 'SemanticLens':
         network_opt = semantic_lens_options(preset, ablation)
-        if pretrained_flow and network_opt.get('use_flow', True) and network_opt.get('flow_estimator') != 'dis':
+        learned_flow = network_opt.get('use_flow', True) and network_opt.get('flow_estimator') != 'dis'
+        if pretrained_flow and learned_flow:
             if preset not in PRETRAINED_SL_FLOW:
                 raise SLError(f'model_zoo has no pretrained flow of SemanticLens {preset!r} '
                               f'(only {", ".join(PRETRAINED_SL_FLOW)}); pass --no-pretrained-flow.')
