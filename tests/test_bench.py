@@ -55,6 +55,9 @@ def test_baselines_are_sized_to_semantic_lens_parameter_count_and_start_from_the
     semantic_lens = options.network_options('SemanticLens', 'tiny', pretrained_flow=True)
     assert semantic_lens['flow_load_path'] == str(ROOT / options.PRETRAINED_SL_FLOW['tiny'])
     assert 'flow_load_path' not in options.network_options('SL_no_flow', 'tiny', pretrained_flow=True)
+    dis = options.network_options('SL_dis_flow', 'tiny', pretrained_flow=True)
+    assert dis['flow_estimator'] == 'dis' and 'flow_load_path' not in dis  # DIS has no weights to load
+    assert options.parameter_counts(dis)[0] < options.sl_parameter_count('tiny')
     assert options.network_options('BasicVSR', 'tiny', pretrained_flow=False)['spynet_path'] is None
 
 
