@@ -43,10 +43,10 @@ def exact_flows(root, split, clip, num_frames):
     def read(kind, t):
         return torch.from_numpy(np.load(osp.join(root, split, kind, clip, FLOW_NAME.format(t)))).permute(2, 0, 1)
 
-    first = read('flow_fwd', 0)
-    zero = torch.zeros_like(first)
-    return torch.stack([torch.cat([read('flow_fwd', t) if t < num_frames - 1 else zero,
-                                   read('flow_bwd', t) if t > 0 else zero]) for t in range(num_frames)])
+    to_next = [read('flow_fwd', t) for t in range(num_frames - 1)]
+    to_previous = [read('flow_bwd', t) for t in range(1, num_frames)]
+    zero = torch.zeros_like(to_next[0])
+    return torch.cat([torch.stack(to_next + [zero]), torch.stack([zero] + to_previous)], dim=1)
 
 
 def estimated_flows(warper, frames):

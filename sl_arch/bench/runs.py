@@ -109,10 +109,11 @@ def train_and_test_row(row, budget, train_set, test_sets, work_dir, threads):
     options['train']['train'].update(TRAIN_CHANGES.get(row['key'], {}))
     done = osp.join(work_dir, 'logs', f'{name}.done.json')
     record = read_finished_run(done, checkpoint)
-    if record is not None and record['options'] == json.loads(json.dumps(options)):
+    as_recorded = json.loads(json.dumps(options))  # the options as the record holds them (JSON types)
+    if record is not None and record['options'] == as_recorded:
         return dict(record['result'], read_back=f'run finished {record["finished"]}')
     trained = None
-    if record is not None and record['options']['train'] == json.loads(json.dumps(options['train'])):
+    if record is not None and record['options']['train'] == as_recorded['train']:
         trained = {key: record['result'][key] for key in ('train', 'train_wall_s')}
     result = dict(train_then_test(name, options['train'], options['test'], work_dir, threads, trained),
                   checkpoint=checkpoint)
