@@ -66,7 +66,7 @@ def test_a_network_that_specialises_on_the_size_keeps_it_fixed_and_says_why():
 
 
 @pytest.mark.parametrize('case', ['missing weights', 'weights folder', 'exists', 'not onnx', 'output folder',
-                                  'frames of a sliding window', 'missing clip', 'short clip'])
+                                  'frames of a sliding window', 'missing clip', 'short clip', 'DIS flow'])
 def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, case):
     weights = save(tmp_path / 'sl.pth', NO_FLOW)
     existing = tmp_path / 'mine.onnx'
@@ -94,6 +94,10 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, case
                          f'input {tmp_path / "none"} does not exist; give a video file or a folder of frames (--check).'),
         'short clip': (['--weights', weights, '-o', tmp_path / 'a.onnx', '--check', short, '--frames', 2],
                        f'--check {short} has 1 frame(s); the export takes 2: use a longer clip or lower --frames.'),
+        'DIS flow': (['--weights', save(tmp_path / 'dis.pth', dict(TINY_NET, flow_estimator='dis')), '-o',
+                      tmp_path / 'a.onnx'],
+                     f'{tmp_path / "dis.pth"}: network_g.flow_estimator dis computes its flow with OpenCV, outside '
+                     'the graph ONNX can hold; export a network with the learned flow warper.'),
     }
     argv, expected = cases[case]
     before = sorted(path.name for path in tmp_path.iterdir())
