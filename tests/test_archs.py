@@ -189,6 +189,43 @@ def test_neighbour_input_brings_each_neighbour_onto_its_frame_with_the_flow(monk
         build(neighbour_input=True, use_flow=False)
 
 
+def test_align_gate_passes_features_where_the_flow_aligns_and_shuts_where_it_does_not(monkeypatch):
+    import cv2
+    net = build(align_gate=True, use_semantics=False)
+    dx, dy = 2, -1
+    texture = torch.from_numpy(cv2.resize(torch.rand(10, 12, 3, generator=torch.Generator().manual_seed(1)).numpy(),
+                                          (48, 40), interpolation=cv2.INTER_CUBIC)).permute(2, 0, 1)[None].clamp(0, 1)
+    clip = torch.stack([torch.roll(texture, shifts=(i * dy, i * dx), dims=(2, 3)) for i in range(3)], dim=1)
+
+    def flows(scale):  # scale 1: the exact motion in the warper's convention; 0: no motion found
+        backward = torch.zeros(1, 2, 2, 40, 48)
+        backward[:, :, 0], backward[:, :, 1] = scale * dx, scale * dy
+        return backward, -backward
+
+    interior = (..., slice(4, -4), slice(4, -4))
+    exact = net._align_gates(clip, *flows(1))
+    wrong = net._align_gates(clip, *flows(0))
+    for gates in exact + wrong:
+        assert gates.shape == (1, 2, 1, 40, 48)
+    assert all(g[interior].min() > 0.9 for g in exact)  # exact flow: warped frame and frame agree
+    assert all(g[interior].mean() < 0.7 for g in wrong)  # no flow on a moving texture: they differ
+    # inconsistent flows (the reverse flow does not bring a pixel back) shut the gate even where the frames agree
+    still = torch.full((1, 3, 3, 40, 48), 0.5)
+    backward = torch.zeros(1, 2, 2, 40, 48)
+    assert net._align_gates(still, backward, backward)[0][interior].min() > 0.9
+    backward[:, :, 0] = 2.0
+    assert net._align_gates(still, backward, backward)[0][interior].max() < 0.1
+
+    # the gate scales the warped hidden state and learns from the SR loss
+    monkeypatch.setattr(net, '_flows', lambda lqs, masks=None: flows(1))
+    net(clip).mean().backward()
+    assert net.align_gate.weight.grad.abs().sum() > 0
+    assert sum(p.numel() for p in net.align_gate.parameters()) == 19
+    assert build(align_gate=False).align_gate is None
+    with pytest.raises(SLError, match='align_gate measures how well the flow warper aligns'):
+        build(align_gate=True, use_flow=False)
+
+
 def test_dis_flow_finds_a_known_shift_in_the_warper_convention_and_semantic_lens_can_use_it():
     import cv2
     from sl_arch.archs.prealign_arch import SLDISFlow

@@ -43,6 +43,12 @@ MODELS = {
     'SL_dis_neighbours_no_semantics': ('SemanticLens + aligned neighbours in, DIS flow, w/o semantic branch',
                                        'SemanticLens', {'flow_estimator': 'dis', 'neighbour_input': True,
                                                         'use_semantics': False}),
+    # the propagated features gated by how well the flow aligns (warped-LR error, flow inconsistency)
+    'SL_dis_gate': ('SemanticLens, DIS flow, alignment gate', 'SemanticLens', {'flow_estimator': 'dis', 'align_gate': True}),
+    'SL_dis_neighbours_no_semantics_gate': ('SemanticLens + aligned neighbours in, DIS flow, w/o semantic branch, '
+                                            'alignment gate', 'SemanticLens',
+                                            {'flow_estimator': 'dis', 'neighbour_input': True, 'use_semantics': False,
+                                             'align_gate': True}),
 }
 #: ``train`` options that keep the pretrained flow as it is for the whole run: trained by the SR loss it
 #: drifts away from motion (EPE on real frames 0.06 -> 0.63 px after 1200 CPU-s: README, sl-bench).
