@@ -226,6 +226,33 @@ def test_align_gate_passes_features_where_the_flow_aligns_and_shuts_where_it_doe
         build(align_gate=True, use_flow=False)
 
 
+def test_dis_flow_does_not_depend_on_the_frames_seen_before():
+    # OpenCV lowers DIS's finest scale for good on a small frame: the flow of a 68x160 pair must not
+    # depend on whether a 24x24 training patch came first (it did: 0.68 vs 1.08 LR px on real footage)
+    import cv2
+    import numpy as np
+    from sl_arch.archs.prealign_arch import SLDISFlow
+    from sl_arch.bench.flow import dis_flow
+    big = torch.from_numpy(cv2.resize(torch.rand(9, 20, 3, generator=torch.Generator().manual_seed(2)).numpy(),
+                                      (160, 68), interpolation=cv2.INTER_CUBIC)).permute(2, 0, 1)[None].clamp(0, 1)
+    moved = torch.roll(big, shifts=(1, 3), dims=(2, 3))
+    small = torch.rand(1, 3, 24, 24)
+    net = SLDISFlow()
+    fresh = net(big, moved)
+    net(small, small)
+    torch.testing.assert_close(net(big, moved), fresh)
+    assert net.finest_scale == 0
+    with pytest.raises(SLError, match='finest_scale must be an integer >= 0'):
+        SLDISFlow(finest_scale=-1)
+    # the GT pseudo ground truth keeps the preset's half-resolution finest scale, whatever came before
+    to_numpy = lambda frames: np.ascontiguousarray(frames[0].permute(1, 2, 0).numpy())  # noqa: E731
+    state = {}
+    first = dis_flow(to_numpy(big), to_numpy(moved), state)
+    dis_flow(to_numpy(small), to_numpy(small), state)
+    np.testing.assert_array_equal(dis_flow(to_numpy(big), to_numpy(moved), state), first)
+    assert not np.array_equal(first, fresh[0].permute(1, 2, 0).numpy())  # a different level than SLDISFlow's
+
+
 def test_dis_flow_finds_a_known_shift_in_the_warper_convention_and_semantic_lens_can_use_it():
     import cv2
     from sl_arch.archs.prealign_arch import SLDISFlow

@@ -96,11 +96,14 @@ def read_rgb(path):
 
 
 def dis_flow(ref, supp, _state={}):  # noqa: B006  (one DIS object per process)
-    """OpenCV DIS flow (medium preset) from ``ref`` to ``supp`` (uint8 or float BGR/RGB/grey frames):
-    for each pixel of ``ref``, where it is in ``supp`` (the convention of ``SLFlowWarper``)."""
+    """OpenCV DIS flow (medium preset, its half-resolution finest scale) from ``ref`` to ``supp`` (uint8 or
+    float BGR/RGB/grey GT frames): for each pixel of ``ref``, where it is in ``supp`` (the convention of
+    ``SLFlowWarper``). The pseudo ground truth of real footage; on LR frames use ``SLDISFlow``."""
     if 'dis' not in _state:
+        from sl_arch.archs.prealign_arch import dis_estimator
         cv2.setNumThreads(1)
-        _state['dis'] = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        _state['dis'] = dis_estimator('medium', finest_scale=1)
+    _state['dis'].setFinestScale(1)  # OpenCV lowers it for good on a small frame
 
     def grey(img):
         if img.dtype != np.uint8:
@@ -350,12 +353,6 @@ def mean_epe(flow_fn, pairs, batch=16, tags=None):
 
 def zero_flow(ref, supp):
     return ref.new_zeros(ref.shape[0], 2, *ref.shape[-2:])
-
-
-def dis_on_frames(ref, supp):
-    """DIS on the (LR) frames themselves, as a flow_fn."""
-    flows = [dis_flow(r.permute(1, 2, 0).numpy(), s.permute(1, 2, 0).numpy()) for r, s in zip(ref, supp)]
-    return torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2)
 
 
 def basicsr_spynet(load_path=None, seed=0):
@@ -619,7 +616,8 @@ def evaluate(args, argv):
         rows.append([model, data, iterations, cpu] + [format_epe(value) for value in epes(flow_fn)] + [size, name, command])
 
     add('zero flow', zero_flow)
-    add('OpenCV DIS (medium) on the LR frames', dis_on_frames)
+    from sl_arch.archs.prealign_arch import SLDISFlow
+    add('OpenCV DIS (medium) on the LR frames (`SLDISFlow`)', SLDISFlow())
     seen_layouts = []
     for path in args.weights:
         layout, meta = load_meta(path)
@@ -701,7 +699,7 @@ network's float32 parameters.
 import sl_arch
 from basicsr.archs import build_network
 from basicsr.archs.spynet_arch import SpyNet
-from sl_arch.archs.prealign_arch import SLFlowWarper
+from sl_arch.archs.prealign_arch import SLDISFlow, SLFlowWarper
 from sl_arch.archs.semantic_lens_arch import PRESETS
 {snippets}
 ```
