@@ -266,6 +266,17 @@ def test_micro_benchmark_trains_every_model_for_the_same_cpu_seconds_and_reports
     assert len(list(earlier.parent.glob('bench_SemanticLens_archived_*'))) == 1  # not trained again
     assert train_log.stat().st_mtime_ns == trained_at
 
+    # --test-again: same options, the finished training is tested again (after a change of the test-time code)
+    test_log = tmp_path / 'work' / 'logs' / 'bench_SemanticLens_test.out'
+    tested_at = test_log.stat().st_mtime_ns
+    compare.main(['--quick', '--models', 'SemanticLens', '--data-root', data_root, '--cpu-seconds', '1',
+                  '--gt-size', '64', '--num-frame', '3', '--batch-size', '1', '--repeats', '1', '--test-again',
+                  '--work-dir', str(tmp_path / 'work'), '--out', str(tmp_path / 'test_again')])
+    retested = json.loads((tmp_path / 'test_again' / 'results.json').read_text())['rows'][0]
+    assert retested['read_back'].startswith('training finished') and retested['read_back'].endswith('tested again')
+    assert retested['metrics']['real_heldout'] == rows[1]['metrics']['real_heldout']  # same code, same scores
+    assert test_log.stat().st_mtime_ns > tested_at and train_log.stat().st_mtime_ns == trained_at
+
 
 def test_the_seed_option_and_a_rows_training_changes_reach_its_option_files(tmp_path, monkeypatch):
     from sl_arch.bench import runs

@@ -86,6 +86,9 @@ def parse_args(argv):
                         'another --work-dir measures the run-to-run spread')
     parser.add_argument('--threads', type=int, default=1, help='torch threads per process (default 1)')
     parser.add_argument('--repeats', type=int, help='timed test forwards per model (median)')
+    parser.add_argument('--test-again', action='store_true',
+                        help='test the finished rows of --work-dir again, keeping their training (after a change of '
+                             'the code a trained model is tested with)')
     parser.add_argument('--work-dir', help='option files, logs, checkpoints (default experiments/benchmark/<mode>)')
     parser.add_argument('--out', help='report folder (default: quick results/benchmark, full results/benchmark/full)')
     return parser.parse_args(argv)
@@ -145,7 +148,7 @@ def describe_rows(keys, budget):
     return rows
 
 
-def train_rows(rows, budget, train_set, test_sets, work_dir, threads):
+def train_rows(rows, budget, train_set, test_sets, work_dir, threads, test_again=False):
     """Train and test every row with a network, ``budget['jobs']`` at a time; failures are kept in the row."""
     trained = [row for row in rows if row['network_g']]
     print_progress(f'training {len(trained)} models for {budget["seconds"]:g} {budget["clock"].upper()} seconds '
@@ -154,7 +157,7 @@ def train_rows(rows, budget, train_set, test_sets, work_dir, threads):
 
     def job(row):
         try:
-            row.update(train_and_test_row(row, budget, train_set, test_sets, work_dir, threads))
+            row.update(train_and_test_row(row, budget, train_set, test_sets, work_dir, threads, test_again))
         except SLError as error:
             row['error'] = str(error)
             print_progress(f'{row["label"]} FAILED: {error}')
@@ -227,7 +230,7 @@ def main(argv=None):
     os.makedirs(work_dir, exist_ok=True)
     started = start_record(mode, argv, args.threads)
 
-    train_rows(rows, budget, train_set, test_sets, work_dir, args.threads)
+    train_rows(rows, budget, train_set, test_sets, work_dir, args.threads, args.test_again)
     measure_rows(rows, test_sets, budget, args.threads)
     info = run_info(started, budget, train_set, test_sets, work_dir, rows)
     print(write_outputs(out_dir, rows, info), flush=True)

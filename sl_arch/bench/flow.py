@@ -699,7 +699,7 @@ network's float32 parameters.
 import sl_arch
 from basicsr.archs import build_network
 from basicsr.archs.spynet_arch import SpyNet
-from sl_arch.archs.prealign_arch import SLDISFlow, SLFlowWarper
+from sl_arch.archs.prealign_arch import SLFlowWarper
 from sl_arch.archs.semantic_lens_arch import PRESETS
 {snippets}
 ```

@@ -83,7 +83,7 @@ def train_then_test(name, train_opt, test_opt, work_dir, threads, trained=None):
             'test_wall_s': time.perf_counter() - started}
 
 
-def train_and_test_row(row, budget, train_set, test_sets, work_dir, threads):
+def train_and_test_row(row, budget, train_set, test_sets, work_dir, threads, test_again=False):
     """Train and test one benchmark row from the shared templates of :mod:`sl_arch.bench.options`.
 
     A row whose option files are the same as those of a finished run in ``work_dir`` (recorded in
@@ -97,6 +97,8 @@ def train_and_test_row(row, budget, train_set, test_sets, work_dir, threads):
         train_set (dict), test_sets (dict): From :func:`sl_arch.bench.options.dataset_options`.
         work_dir (str): Absolute folder of option files, logs, experiments and results.
         threads (int): Threads of each child.
+        test_again (bool): Test a finished run again even when its test options are the same (the code
+            the model is tested with changed); its training is kept.
 
     Returns:
         dict: What :func:`train_then_test` returns plus ``checkpoint``, and ``read_back`` (when the
@@ -110,7 +112,7 @@ def train_and_test_row(row, budget, train_set, test_sets, work_dir, threads):
     done = osp.join(work_dir, 'logs', f'{name}.done.json')
     record = read_finished_run(done, checkpoint)
     as_recorded = json.loads(json.dumps(options))  # the options as the record holds them (JSON types)
-    if record is not None and record['options'] == as_recorded:
+    if record is not None and record['options'] == as_recorded and not test_again:
         return dict(record['result'], read_back=f'run finished {record["finished"]}')
     trained = None
     if record is not None and record['options']['train'] == as_recorded['train']:
