@@ -246,10 +246,9 @@ def test_dis_flow_does_not_depend_on_the_frames_seen_before():
         SLDISFlow(finest_scale=-1)
     # the GT pseudo ground truth keeps the preset's half-resolution finest scale, whatever came before
     to_numpy = lambda frames: np.ascontiguousarray(frames[0].permute(1, 2, 0).numpy())  # noqa: E731
-    state = {}
-    first = dis_flow(to_numpy(big), to_numpy(moved), state)
-    dis_flow(to_numpy(small), to_numpy(small), state)
-    np.testing.assert_array_equal(dis_flow(to_numpy(big), to_numpy(moved), state), first)
+    first = dis_flow(to_numpy(big), to_numpy(moved))
+    dis_flow(to_numpy(small), to_numpy(small))
+    np.testing.assert_array_equal(dis_flow(to_numpy(big), to_numpy(moved)), first)
     assert not np.array_equal(first, fresh[0].permute(1, 2, 0).numpy())  # a different level than SLDISFlow's
 
 

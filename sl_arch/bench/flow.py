@@ -95,22 +95,20 @@ def read_rgb(path):
     return img[..., ::-1].astype(np.float32) / 255.
 
 
-def dis_flow(ref, supp, _state={}):  # noqa: B006  (one DIS object per process)
+def dis_flow(ref, supp):
     """OpenCV DIS flow (medium preset, its half-resolution finest scale) from ``ref`` to ``supp`` (uint8 or
     float BGR/RGB/grey GT frames): for each pixel of ``ref``, where it is in ``supp`` (the convention of
-    ``SLFlowWarper``). The pseudo ground truth of real footage; on LR frames use ``SLDISFlow``."""
-    if 'dis' not in _state:
-        from sl_arch.archs.prealign_arch import dis_estimator
-        cv2.setNumThreads(1)
-        _state['dis'] = dis_estimator('medium', finest_scale=1)
-    _state['dis'].setFinestScale(1)  # OpenCV lowers it for good on a small frame
+    ``SLFlowWarper``). The pseudo ground truth of real footage; on LR frames use ``SLDISFlow``. A new DIS
+    object each call (about 10 us), so no call depends on the frames an earlier one saw."""
+    from sl_arch.archs.prealign_arch import dis_estimator
+    cv2.setNumThreads(1)
 
     def grey(img):
         if img.dtype != np.uint8:
             img = np.clip(np.round(img * 255), 0, 255).astype(np.uint8)
         return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img
 
-    return _state['dis'].calc(grey(ref), grey(supp), None)
+    return dis_estimator('medium', finest_scale=1).calc(grey(ref), grey(supp), None)
 
 
 def downscale_flow(flow, scale):
