@@ -176,7 +176,7 @@ def test_neighbour_input_brings_each_neighbour_onto_its_frame_with_the_flow(monk
 
     monkeypatch.setattr(net.flow_warper, 'forward', exact_flow)
     flows_backward, flows_forward = net._flows(clip)
-    fed = net._feature_input(clip, flows_backward, flows_forward)
+    fed = net._feature_input(clip, net._warped_neighbours(clip, flows_backward, flows_forward))
     assert fed.shape == (1, 3, 9, 40, 48) and net.feat_extract[0].in_channels == 9
     interior = (..., slice(4, -4), slice(4, -4))
     torch.testing.assert_close(fed[:, 1, 3:6][interior], clip[:, 1][interior])  # previous frame, aligned
@@ -202,9 +202,12 @@ def test_align_gate_passes_features_where_the_flow_aligns_and_shuts_where_it_doe
         backward[:, :, 0], backward[:, :, 1] = scale * dx, scale * dy
         return backward, -backward
 
+    def align_gates(lqs, backward, forward):
+        return net._align_gates(lqs, net._warped_neighbours(lqs, backward, forward), backward, forward)
+
     interior = (..., slice(4, -4), slice(4, -4))
-    exact = net._align_gates(clip, *flows(1))
-    wrong = net._align_gates(clip, *flows(0))
+    exact = align_gates(clip, *flows(1))
+    wrong = align_gates(clip, *flows(0))
     for gates in exact + wrong:
         assert gates.shape == (1, 2, 1, 40, 48)
     assert all(g[interior].min() > 0.9 for g in exact)  # exact flow: warped frame and frame agree
@@ -212,9 +215,9 @@ def test_align_gate_passes_features_where_the_flow_aligns_and_shuts_where_it_doe
     # inconsistent flows (the reverse flow does not bring a pixel back) shut the gate even where the frames agree
     still = torch.full((1, 3, 3, 40, 48), 0.5)
     backward = torch.zeros(1, 2, 2, 40, 48)
-    assert net._align_gates(still, backward, backward)[0][interior].min() > 0.9
+    assert align_gates(still, backward, backward)[0][interior].min() > 0.9
     backward[:, :, 0] = 2.0
-    assert net._align_gates(still, backward, backward)[0][interior].max() < 0.1
+    assert align_gates(still, backward, backward)[0][interior].max() < 0.1
 
     # the gate scales the warped hidden state and learns from the SR loss
     monkeypatch.setattr(net, '_flows', lambda lqs, masks=None: flows(1))

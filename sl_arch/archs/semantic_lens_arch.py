@@ -287,38 +287,51 @@ class SemanticLens(nn.Module):
             flows_forward = instance_motion_flow(flows_forward, following, current, following_masks, current_masks)
         return flows_backward.view(b, t - 1, 2, h, w), flows_forward.view(b, t - 1, 2, h, w)
 
-    def _feature_input(self, lqs, flows_backward, flows_forward):
+    def _warped_neighbours(self, lqs, flows_backward, flows_forward):
+        """The neighbours' LR frames warped by the flows, read by ``neighbour_input`` and ``align_gate``:
+        ``(following, previous)``, each (b, t - 1, c, h, w): following[i] is frame i + 1 warped onto frame i,
+        previous[i] frame i warped onto frame i + 1. None without flows."""
+        if flows_backward is None:
+            return None
+        b, t, c, h, w = lqs.shape
+
+        def warp(frames, flows):
+            return flow_warp(frames.flatten(0, 1), flows.flatten(0, 1).permute(0, 2, 3, 1),
+                             padding_mode='border').view(b, t - 1, c, h, w)
+
+        # backward[i] aligns frame i+1 to frame i; forward[i] aligns frame i to frame i+1
+        return warp(lqs[:, 1:], flows_backward), warp(lqs[:, :-1], flows_forward)
+
+    def _feature_input(self, lqs, warped):
         """What the pixel-feature extractor reads: the clip, or with ``neighbour_input`` each frame with its
-        previous and next frame warped onto it, (b, t, 3c, h, w); a frame without a neighbour stands in for it."""
+        previous and next frame warped onto it (``warped``: :meth:`_warped_neighbours`), (b, t, 3c, h, w); a
+        frame without a neighbour stands in for it."""
         if not self.neighbour_input:
             return lqs
-        b, t, c, h, w = lqs.shape
         previous, following = lqs.clone(), lqs.clone()
-        if t > 1:
-            # backward[i] aligns frame i+1 to frame i; forward[i] aligns frame i to frame i+1
-            following[:, :-1] = flow_warp(lqs[:, 1:].flatten(0, 1), flows_backward.flatten(0, 1).permute(0, 2, 3, 1),
-                                          padding_mode='border').view(b, t - 1, c, h, w)
-            previous[:, 1:] = flow_warp(lqs[:, :-1].flatten(0, 1), flows_forward.flatten(0, 1).permute(0, 2, 3, 1),
-                                        padding_mode='border').view(b, t - 1, c, h, w)
+        if warped is not None:
+            following[:, :-1], previous[:, 1:] = warped
         return torch.cat([lqs, previous, following], dim=2)
 
-    def _align_gates(self, lqs, flows_backward, flows_forward):
+    def _align_gates(self, lqs, warped, flows_backward, flows_forward):
         """With ``align_gate``: the gates (b, t - 1, 1, h, w) of each direction's warps, indexed like the flows:
-        backward[i] gates frame i + 1's features warped onto frame i, forward[i] frame i's onto frame i + 1."""
-        if self.align_gate is None or flows_backward is None:
+        backward[i] gates frame i + 1's features warped onto frame i, forward[i] frame i's onto frame i + 1.
+        ``warped``: :meth:`_warped_neighbours`."""
+        if self.align_gate is None or warped is None:
             return None, None
         b, t, c, h, w = lqs.shape
-        current, following = lqs[:, :-1].flatten(0, 1), lqs[:, 1:].flatten(0, 1)
-        backward, forward = flows_backward.flatten(0, 1), flows_forward.flatten(0, 1)
 
-        def gate(ref, supp, flow, reverse):
-            grid = flow.permute(0, 2, 3, 1)
-            error = (flow_warp(supp, grid, padding_mode='border') - ref).abs().mean(1, keepdim=True)
+        def gate(ref, warped_supp, flow, reverse):
+            flow, reverse = flow.flatten(0, 1), reverse.flatten(0, 1)
+            error = (warped_supp - ref).abs().mean(2, keepdim=True).flatten(0, 1)
             # a pixel's flow and the reverse flow where it lands should cancel
-            inconsistency = (flow + flow_warp(reverse, grid, padding_mode='border')).norm(dim=1, keepdim=True)
+            inconsistency = (flow + flow_warp(reverse, flow.permute(0, 2, 3, 1), padding_mode='border')).norm(
+                dim=1, keepdim=True)
             return torch.sigmoid(self.align_gate(torch.cat([error, inconsistency], 1))).view(b, t - 1, 1, h, w)
 
-        return gate(current, following, backward, forward), gate(following, current, forward, backward)
+        following, previous = warped
+        return (gate(lqs[:, :-1], following, flows_backward, flows_forward),
+                gate(lqs[:, 1:], previous, flows_forward, flows_backward))
 
     def _align(self, direction, ref_feat, hidden, flow, semantics, masks, frame, neighbour, gate=None):
         """Align the propagated features ``hidden`` (from ``neighbour``) to ``frame``."""
@@ -392,9 +405,12 @@ class SemanticLens(nn.Module):
             masks = semantics['masks'] if masks is None else masks
 
         flows_backward, flows_forward = self._flows(lqs, masks)
-        feats = self.feat_extract(self._feature_input(lqs, flows_backward, flows_forward).flatten(0, 1))
+        warped = None  # the neighbours' LR frames warped by the flows, computed once for both readers
+        if self.neighbour_input or self.align_gate is not None:
+            warped = self._warped_neighbours(lqs, flows_backward, flows_forward)
+        feats = self.feat_extract(self._feature_input(lqs, warped).flatten(0, 1))
         feats = feats.view(b, t, -1, h, w)
-        gates_backward, gates_forward = self._align_gates(lqs, flows_backward, flows_forward)
+        gates_backward, gates_forward = self._align_gates(lqs, warped, flows_backward, flows_forward)
         backward_feats = self._propagate('backward', feats, flows_backward, semantics, masks, gates=gates_backward)
         forward_feats = self._propagate('forwards', feats, flows_forward, semantics, masks, backward_feats, gates_forward)
 
