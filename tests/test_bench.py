@@ -59,6 +59,14 @@ def test_baselines_are_sized_to_semantic_lens_parameter_count_and_start_from_the
     assert dis['flow_estimator'] == 'dis' and 'flow_load_path' not in dis  # DIS has no weights to load
     assert options.parameter_counts(dis)[0] < options.sl_parameter_count('tiny')
     assert options.network_options('BasicVSR', 'tiny', pretrained_flow=False)['spynet_path'] is None
+    # BasicVSR with DIS flow: BasicVSR's size, no SpyNet, no weights to load, DIS's smaller input limit
+    basicvsr_dis = options.network_options('BasicVSR_dis', 'tiny', pretrained_flow=True)
+    assert basicvsr_dis['type'] == 'SLBasicVSR' and basicvsr_dis['flow_estimator'] == 'dis'
+    assert basicvsr_dis['spynet_path'] is None
+    assert {key: basicvsr_dis[key] for key in ('num_feat', 'num_block')} == {
+        key: basicvsr[key] for key in ('num_feat', 'num_block')}
+    assert options.parameter_counts(basicvsr_dis)[0] == options.parameter_counts(basicvsr)[1]
+    assert options.min_input_size(basicvsr_dis) == 12
 
 
 def test_a_row_may_change_a_size_of_the_preset():

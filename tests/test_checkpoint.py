@@ -6,10 +6,9 @@ import torch
 import yaml
 from basicsr.archs import build_network
 
-from sl_arch.archs.semantic_lens_arch import InputShapeError
 from sl_arch.archs.spec import ArchSpec, arch_spec, check_input_fits
 from sl_arch.utils.checkpoint import load_network
-from sl_arch.utils.errors import CheckpointError, SLError
+from sl_arch.utils.errors import CheckpointError, InputShapeError, SLError
 
 from tests.conftest import TINY_NET
 
@@ -211,6 +210,11 @@ def test_basicvsr_and_iconvsr_specs_match_what_spynet_and_the_keyframes_accept()
     assert (spec.min_size, spec.min_frames) == (33, 5)
     assert runs(icon, 5, 36, 36) and not runs(icon, 4, 36, 36)
     assert arch_spec(dict(icon, temporal_padding=3)).min_frames == 7
+    # SLBasicVSR: BasicVSR's limits with SpyNet; with OpenCV's DIS, DIS's own 12 px
+    assert arch_spec(dict(SMALL_BASICVSR, type='SLBasicVSR')).min_size == 33
+    with_dis = dict(SMALL_BASICVSR, type='SLBasicVSR', flow_estimator='dis')
+    assert (arch_spec(with_dis).scale, arch_spec(with_dis).min_size) == (4, 12)
+    assert runs(with_dis, 2, 12, 12) and not runs(with_dis, 2, 11, 11)
 
 
 def test_edvr_spec_is_a_sliding_window_of_its_frame_count_on_multiples_of_four():

@@ -16,7 +16,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 
 from sl_arch.archs.attention import (MultiHeadAttention, pad_to_multiple, padding_bias, shrink_init, window_partition,
                                      window_reverse)
-from sl_arch.utils.errors import CheckpointError
+from sl_arch.utils.errors import CheckpointError, InputShapeError
 from sl_arch.utils.options import OptionError
 
 
@@ -277,6 +277,8 @@ class SLFlowWarper(nn.Module):
 
 #: OpenCV DIS presets by name (:class:`SLDISFlow`).
 DIS_PRESETS = ('ultrafast', 'fast', 'medium')
+#: OpenCV's DIS fails on frames whose sides are under 12 px (its patch, with every preset).
+DIS_MIN_SIZE = 12
 
 
 def dis_estimator(preset='medium', finest_scale=0):
@@ -334,6 +336,10 @@ class SLDISFlow(nn.Module):
             reference pixel, where it is in the supporting frame; ``ref``'s dtype and device.
         """
         import numpy as np
+
+        if min(ref.shape[-2:]) < DIS_MIN_SIZE:
+            raise InputShapeError(f'OpenCV DIS optical flow needs frames of at least {DIS_MIN_SIZE}x{DIS_MIN_SIZE} px, '
+                                  f'got {tuple(ref.shape[-2:])}.')
 
         def grey(frames):
             luma = (frames.detach().float() * self.luma.float()).sum(1).clamp(0, 1)

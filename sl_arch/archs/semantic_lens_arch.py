@@ -17,7 +17,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from sl_arch.archs.prealign_arch import SLDISFlow, SLFlowWarper, SLMaskedPreAlign, instance_motion_flow
 from sl_arch.archs import semantic_extractor_arch  # noqa: F401  (registers the extractors)
 from sl_arch.archs.space_arch import SLMultiFrameSelfAttention, SLSPACEBlock
-from sl_arch.utils.errors import SLError
+from sl_arch.utils.errors import InputShapeError
 from sl_arch.utils.options import OptionError, reject_unknown_options
 
 # Option dicts for `network_g` (add `type: SemanticLens`). `tiny` trains on two CPU cores in
@@ -34,10 +34,6 @@ PRESETS = {
         detector_layers=3, encoder_layers=2, decoder_layers=3, flow_levels=6, flow_channels=[32, 64, 32, 16],
         flow_kernel_size=7),
 }
-
-
-class InputShapeError(SLError, ValueError):
-    """The network got a tensor of the wrong rank, channel count or size."""
 
 
 @ARCH_REGISTRY.register()

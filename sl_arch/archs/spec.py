@@ -112,6 +112,13 @@ def _basicvsr(opt):
     return dict(scale=4, min_size=SPYNET_MIN_SIZE)  # two x2 pixel shuffles, no scale option
 
 
+def _sl_basicvsr(opt):
+    if opt['flow_estimator'] == 'dis':  # OpenCV's DIS refuses frames under its 12-px patch
+        from sl_arch.archs.prealign_arch import DIS_MIN_SIZE
+        return dict(scale=4, min_size=DIS_MIN_SIZE)
+    return _basicvsr(opt)
+
+
 def _iconvsr(opt):
     # its keyframe branch reflects frames 1..2*temporal_padding at both clip ends: frame 2*tp must exist
     return dict(_basicvsr(opt), min_frames=2 * opt['temporal_padding'] + 1)
@@ -144,6 +151,7 @@ def _frame_wise(opt):
 RESOLVERS = {
     'SemanticLens': _semantic_lens,
     'BasicVSR': _basicvsr,
+    'SLBasicVSR': _sl_basicvsr,
     'IconVSR': _iconvsr,
     'BasicVSRPlusPlus': _basicvsrpp,
     'SLBasicVSRPlusPlus': _basicvsrpp,

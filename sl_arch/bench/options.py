@@ -20,6 +20,8 @@ MODELS = {
     'SemanticLens': ('SemanticLens', 'SemanticLens', {}),
     'SingleFrame': ('Single-frame SRResNet, equal size', 'SLFrameWise', None),
     'BasicVSR': ('BasicVSR', 'BasicVSR', None),
+    # the flow SemanticLens' DIS rows use, for BasicVSR too (sl_arch/archs/basicvsr_arch.py)
+    'BasicVSR_dis': ('BasicVSR, DIS flow', 'SLBasicVSR', {'flow_estimator': 'dis'}),
     'IconVSR': ('IconVSR', 'IconVSR', None),
     'BasicVSRPP': ('BasicVSR++', 'SLBasicVSRPlusPlus', None),  # BasicSR's, with its deformable alignment on the CPU too
     'EDVR': ('EDVR', 'EDVR', None),
@@ -69,7 +71,7 @@ DEFAULT_MODELS = ('bicubic', 'bilinear', 'SemanticLens', 'SingleFrame', 'BasicVS
 #: upsampling, which BasicVSR, IconVSR, BasicVSR++ and EDVR add their output to.
 UPSAMPLINGS = ('bicubic', 'bilinear')
 #: Rows compared with SemanticLens in the verdict (the single-frame reference first).
-BASELINES = ('SingleFrame', 'BasicVSR', 'IconVSR', 'BasicVSRPP', 'EDVR')
+BASELINES = ('SingleFrame', 'BasicVSR', 'BasicVSR_dis', 'IconVSR', 'BasicVSRPP', 'EDVR')
 
 #: Budgets of the two modes. ``seconds`` of training per model, on the ``clock`` (``'cpu'``: CPU
 #: seconds of the one-thread training process; ``'gpu'``: synchronized GPU seconds, CUDA only);
@@ -88,7 +90,7 @@ MODES = {
 #: each preset that has one (``flow_load_path``).
 PRETRAINED_SPYNET = 'model_zoo/spynet_synthetic_dis.pth'
 PRETRAINED_SL_FLOW = {'tiny': 'model_zoo/slflow_tiny_synthetic_dis.pth'}
-SPYNET_ARCHS = ('BasicVSR', 'IconVSR', 'SLBasicVSRPlusPlus')
+SPYNET_ARCHS = ('BasicVSR', 'SLBasicVSR', 'IconVSR', 'SLBasicVSRPlusPlus')
 
 #: How each baseline is sized: (options of a grid point, searched axes, the width axis first).
 SIZE_GRIDS = {
@@ -98,6 +100,8 @@ SIZE_GRIDS = {
                     {'num_feat': (48, 64, 96, 128, 192), 'num_block': tuple(range(5, 41))}),
     'BasicVSR': (lambda **size: dict(type='BasicVSR', spynet_path=None, **size),
                  {'num_feat': (16, 24, 32, 48, 64), 'num_block': tuple(range(1, 31))}),
+    'SLBasicVSR': (lambda **size: dict(type='SLBasicVSR', spynet_path=None, **size),
+                   {'num_feat': (16, 24, 32, 48, 64), 'num_block': tuple(range(1, 31))}),
     'IconVSR': (lambda **size: dict(type='IconVSR', keyframe_stride=5, temporal_padding=2, spynet_path=None,
                                     edvr_path=None, **size),
                 {'num_feat': (16, 24, 32, 48, 64), 'num_block': tuple(range(1, 31))}),
@@ -212,8 +216,9 @@ def network_options(key, preset, pretrained_flow, num_frame=5):
                               f'(only {", ".join(PRETRAINED_SL_FLOW)}); pass --no-pretrained-flow.')
             network_opt['flow_load_path'] = pretrained_file(PRETRAINED_SL_FLOW[preset])
         return network_opt
-    network_opt = size_baseline(kind, sl_parameter_count(preset), **({'num_frame': num_frame} if kind == 'EDVR' else {}))
-    if pretrained_flow and kind in SPYNET_ARCHS:
+    fixed = dict(ablation or {}, **({'num_frame': num_frame} if kind == 'EDVR' else {}))
+    network_opt = size_baseline(kind, sl_parameter_count(preset), **fixed)
+    if pretrained_flow and kind in SPYNET_ARCHS and network_opt.get('flow_estimator', 'spynet') == 'spynet':
         network_opt['spynet_path'] = pretrained_file(PRETRAINED_SPYNET)
     return network_opt
 

@@ -12,6 +12,10 @@ class CheckpointError(SLError):
     """A checkpoint is missing, unreadable, or made for another architecture/configuration."""
 
 
+class InputShapeError(SLError, ValueError):
+    """A network got a tensor of the wrong rank, channel count or size."""
+
+
 def cli_entry(main):
     """Decorate a console-script ``main`` so that an :class:`SLError` prints one line and exits 2.
 
