@@ -192,11 +192,15 @@ def test_verdict_states_margins_computed_from_the_rows():
     assert '+0.30 dB on bikes, moving part (real)' in text
     assert 'Against BasicVSR (150 iterations in the same budget): SemanticLens behind by 0.30 dB' in text
     assert 'a ratio of 0.40' in text
-    # a run of variants without the full model: each one against the single-frame network
+    # a run of variants without the full model: each one against the single-frame network and the other baselines
     variant = row('SL_dis_flow', 'SemanticLens, DIS flow', [27.8, 32.4, 37.3, 28.1, 31.0], 0.6, 900)
-    text = '\n'.join(report.verdict([rows[1], variant]))
-    assert text.startswith('- SemanticLens, DIS flow against the equal-size single-frame network at equal CPU time: '
-                           '**behind by 0.20 dB on real footage**') and '900 iterations against 1500' in text
+    lines = report.verdict([rows[1], variant, rows[2]])
+    assert len(lines) == 2
+    assert lines[0].startswith('- **Against the equal-size single-frame network at equal CPU time**: SemanticLens, '
+                               'DIS flow is **behind by 0.20 dB PSNR-Y on real held-out footage**')
+    assert lines[0].endswith('It did 900 iterations, the single-frame network 1500.')
+    assert lines[1].startswith('- Against BasicVSR (150 iterations in the same budget): SemanticLens, DIS flow behind '
+                               'by 0.80 dB on real footage')
     assert report.verdict([variant])[0].startswith('- SemanticLens has no result in this run')
 
 

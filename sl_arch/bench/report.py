@@ -50,15 +50,14 @@ def verdict(rows, clock='CPU'):
     """Plain sentences computed from the measured rows: SemanticLens against each reference."""
     by_key = {row['key']: row for row in rows if not row.get('error')}
     sl = by_key.get('SemanticLens')
+    baselines = [by_key[key] for key in BASELINES if key in by_key]
     if sl is None or real_psnr(sl) is None:
         variants = [row for key, row in by_key.items() if key.startswith('SL_') and real_psnr(row) is not None]
-        if 'SingleFrame' in by_key and variants:  # a run of variants only: each against the single-frame network
-            return [variant_sentence(row, by_key['SingleFrame'], clock) for row in variants]
+        if variants and baselines:  # a run of variants only: each against the single-frame network and the rest
+            return [comparison_sentence(variant, baseline, clock, variant['label'])
+                    for variant in variants for baseline in baselines]
         return ['- SemanticLens has no result in this run, so there is no verdict.']
-    lines = []
-    if 'SingleFrame' in by_key:
-        lines.append(single_frame_sentence(sl, by_key['SingleFrame'], clock))
-    lines += [baseline_sentence(sl, by_key[key]) for key in BASELINES[1:] if key in by_key]
+    lines = [comparison_sentence(sl, baseline, clock) for baseline in baselines]
     if 'BasicVSR' in by_key:
         lines.append(speed_sentence(sl, by_key['BasicVSR'], clock))
     if 'bicubic' in by_key:
@@ -81,25 +80,26 @@ def margin_text(deltas):
     return ', '.join(f'{delta:+.2f} dB on {TEST_SETS[name]["label"]}' for name, delta in deltas.items())
 
 
-def single_frame_sentence(sl, single, clock):
-    deltas = margins(sl, single)
+def comparison_sentence(sl, baseline, clock, name='SemanticLens'):
+    """``name`` (the ``sl`` row) against one reference row: the single-frame network, or a video baseline."""
+    if baseline['key'] == 'SingleFrame':
+        return single_frame_sentence(sl, baseline, clock, name)
+    return baseline_sentence(sl, baseline, name)
+
+
+def single_frame_sentence(sl, single, clock, name='SemanticLens'):
+    """``name`` (the ``sl`` row) against the equal-size single-frame network."""
     real = real_psnr(sl) - real_psnr(single)
-    return (f'- **Against the equal-size single-frame network at equal {clock} time**: SemanticLens is '
+    return (f'- **Against the equal-size single-frame network at equal {clock} time**: {name} is '
             f'**{"ahead" if real > 0 else "behind"} by {abs(real):.2f} dB PSNR-Y on real held-out footage** '
-            f'({margin_text(deltas)}). It did {plural(iterations(sl), "iteration")}, the single-frame network '
-            f'{iterations(single)}.')
+            f'({margin_text(margins(sl, single))}). It did {plural(iterations(sl), "iteration")}, the single-frame '
+            f'network {iterations(single)}.')
 
 
-def variant_sentence(row, single, clock):
-    real = real_psnr(row) - real_psnr(single)
-    return (f'- {row["label"]} against the equal-size single-frame network at equal {clock} time: '
-            f'**{"ahead" if real > 0 else "behind"} by {abs(real):.2f} dB on real footage** ({margin_text(margins(row, single))}); '
-            f'{plural(iterations(row), "iteration")} against {iterations(single)}.')
-
-
-def baseline_sentence(sl, row):
+def baseline_sentence(sl, row, name='SemanticLens'):
+    """``name`` (the ``sl`` row) against a video baseline trained on the same budget."""
     real = real_psnr(sl) - real_psnr(row)
-    return (f'- Against {row["label"]} ({plural(iterations(row), "iteration")} in the same budget): SemanticLens '
+    return (f'- Against {row["label"]} ({plural(iterations(row), "iteration")} in the same budget): {name} '
             f'{"ahead" if real > 0 else "behind"} by {abs(real):.2f} dB on real footage '
             f'({margin_text(margins(sl, row))}).')
 
@@ -176,7 +176,8 @@ def budget_section(rows, info):
                 if budget['clock'] == 'cpu' else 'GPU seconds: wall time with CUDA synchronized')
     flow = ('every flow-using model starts from the same pretrained flow (model_zoo/README.md): BasicVSR, IconVSR '
             'and BasicVSR++ load `spynet_synthetic_dis.pth` into BasicSR\'s SPyNet (`spynet_path`), SemanticLens '
-            f'loads `slflow_tiny_synthetic_dis.pth` into its flow warper (`flow_load_path`); EDVR and the '
+            'loads `slflow_tiny_synthetic_dis.pth` into its flow warper (`flow_load_path`); rows with DIS flow '
+            '(`flow_estimator: dis`) take OpenCV\'s DIS optical flow instead, nothing to load; EDVR and the '
             'single-frame network have no flow; IconVSR\'s EDVR feature extractor starts untrained'
             if budget['pretrained_flow'] else 'every model trains from scratch (no pretrained flow)')
     return f"""## Same budget for every model
