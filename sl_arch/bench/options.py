@@ -51,6 +51,11 @@ MODELS = {
                                             'alignment gate', 'SemanticLens',
                                             {'flow_estimator': 'dis', 'neighbour_input': True, 'use_semantics': False,
                                              'align_gate': True}),
+    # the same at the single-frame network's size: 46 channels, 0.479M parameters against its 0.481M
+    'SL_dis_wide_neighbours_no_semantics_gate': ('SemanticLens + aligned neighbours in, DIS flow, w/o semantic branch, '
+                                                 'alignment gate, 46 ch (equal size)', 'SemanticLens',
+                                                 {'flow_estimator': 'dis', 'neighbour_input': True,
+                                                  'use_semantics': False, 'align_gate': True, 'num_feat': 46}),
 }
 #: ``train`` options that keep the pretrained flow as it is for the whole run: trained by the SR loss it
 #: drifts away from motion (EPE on real frames 0.06 -> 0.63 px after 1200 CPU-s: README, sl-bench).
