@@ -91,25 +91,24 @@ MODES = {
 }
 
 #: Pretrained flow (model_zoo/README.md), relative to the folder sl-bench runs in: BasicSR's SPyNet
-#: layout for BasicVSR, IconVSR and BasicVSR++ (``spynet_path``), and SemanticLens' flow warper of
-#: each preset that has one (``flow_load_path``).
+#: layout for every baseline built with a SpyNet (BasicVSR, IconVSR, BasicVSR++: ``spynet_path``), and
+#: SemanticLens' flow warper of each preset that has one (``flow_load_path``).
 PRETRAINED_SPYNET = 'model_zoo/spynet_synthetic_dis.pth'
 PRETRAINED_SL_FLOW = {'tiny': 'model_zoo/slflow_tiny_synthetic_dis.pth'}
-SPYNET_ARCHS = ('BasicVSR', 'SLBasicVSR', 'IconVSR', 'SLBasicVSRPlusPlus')
 
+#: Width and block axes of the BasicVSR family's size grid.
+BASICVSR_AXES = {'num_feat': (16, 24, 32, 48, 64), 'num_block': tuple(range(1, 31))}
 #: How each baseline is sized: (options of a grid point, searched axes, the width axis first).
 SIZE_GRIDS = {
     # SRResNet from 48 channels and 5 residual blocks up (the model zoo's reference of SemanticLens tiny
     # is 48 ch / 7 blocks): no narrow-and-deep or wide-and-shallow extremes of the same count
     'SLFrameWise': (lambda **size: {'type': 'SLFrameWise', 'network': dict(type='MSRResNet', upscale=4, **size)},
                     {'num_feat': (48, 64, 96, 128, 192), 'num_block': tuple(range(5, 41))}),
-    'BasicVSR': (lambda **size: dict(type='BasicVSR', spynet_path=None, **size),
-                 {'num_feat': (16, 24, 32, 48, 64), 'num_block': tuple(range(1, 31))}),
-    'SLBasicVSR': (lambda **size: dict(type='SLBasicVSR', spynet_path=None, **size),
-                   {'num_feat': (16, 24, 32, 48, 64), 'num_block': tuple(range(1, 31))}),
+    'BasicVSR': (lambda **size: dict(type='BasicVSR', spynet_path=None, **size), BASICVSR_AXES),
+    'SLBasicVSR': (lambda **size: dict(type='SLBasicVSR', spynet_path=None, **size), BASICVSR_AXES),
     'IconVSR': (lambda **size: dict(type='IconVSR', keyframe_stride=5, temporal_padding=2, spynet_path=None,
                                     edvr_path=None, **size),
-                {'num_feat': (16, 24, 32, 48, 64), 'num_block': tuple(range(1, 31))}),
+                BASICVSR_AXES),
     # widths multiples of 8: the 16 deformable groups of its alignment take 2 * mid_channels channels
     'SLBasicVSRPlusPlus': (lambda **size: dict(type='SLBasicVSRPlusPlus', max_residue_magnitude=10,
                                                is_low_res_input=True, spynet_path=None, **size),
@@ -223,7 +222,8 @@ def network_options(key, preset, pretrained_flow, num_frame=5):
         return network_opt
     fixed = dict(ablation or {}, **({'num_frame': num_frame} if kind == 'EDVR' else {}))
     network_opt = size_baseline(kind, sl_parameter_count(preset), **fixed)
-    if pretrained_flow and kind in SPYNET_ARCHS and network_opt.get('flow_estimator', 'spynet') == 'spynet':
+    total, without_spynet = parameter_counts(network_opt)
+    if pretrained_flow and total > without_spynet:  # built with a SpyNet (not EDVR, SRResNet, BasicVSR on DIS)
         network_opt['spynet_path'] = pretrained_file(PRETRAINED_SPYNET)
     return network_opt
 
