@@ -75,6 +75,11 @@ def test_a_row_may_change_a_size_of_the_preset():
     single_frame = options.parameter_counts(options.network_options('SingleFrame', 'tiny', pretrained_flow=True))[0]
     assert abs(options.parameter_counts(wide)[0] - single_frame) / single_frame < 0.02  # equal size
     assert options.TRAIN_CHANGES['SL_wide_no_semantics'] == {'fix_flow': 10**9}
+    # the DIS-flow variant with the gate at the single-frame network's size (no flow warper: 46 channels)
+    wide_dis = options.network_options('SL_dis_wide_neighbours_no_semantics_gate', 'tiny', pretrained_flow=True)
+    assert wide_dis['num_feat'] == 46 and wide_dis['flow_estimator'] == 'dis' and wide_dis['align_gate']
+    assert 'flow_load_path' not in wide_dis
+    assert abs(options.parameter_counts(wide_dis)[0] - single_frame) / single_frame < 0.02
 
 
 def test_edvr_takes_the_training_clip_length_and_is_tested_on_sliding_windows_of_it(tmp_path):
