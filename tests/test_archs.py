@@ -189,7 +189,7 @@ def test_neighbour_input_brings_each_neighbour_onto_its_frame_with_the_flow(monk
         build(neighbour_input=True, use_flow=False)
 
 
-def test_align_gate_passes_features_where_the_flow_aligns_and_shuts_where_it_does_not(monkeypatch):
+def test_align_gate_passes_features_where_the_flow_aligns_and_shuts_where_it_does_not():
     import cv2
     net = build(align_gate=True, use_semantics=False)
     dx, dy = 2, -1
@@ -220,8 +220,7 @@ def test_align_gate_passes_features_where_the_flow_aligns_and_shuts_where_it_doe
     assert align_gates(still, backward, backward)[0][interior].max() < 0.1
 
     # the gate scales the warped hidden state and learns from the SR loss
-    monkeypatch.setattr(net, '_flows', lambda lqs, masks=None: flows(1))
-    net(clip).mean().backward()
+    net(clip, flows=flows(1)).mean().backward()
     assert net.align_gate.weight.grad.abs().sum() > 0
     assert sum(p.numel() for p in net.align_gate.parameters()) == 19
     assert build(align_gate=False).align_gate is None
@@ -326,3 +325,17 @@ def test_presets_build_and_the_paper_size_is_larger_than_tiny():
     paper = SemanticLens(**PRESETS['paper'])
     count = lambda net: sum(p.numel() for p in net.parameters())  # noqa: E731
     assert count(paper) > 5 * count(tiny)
+
+
+def test_given_flows_replace_the_estimate_and_a_wrong_shape_gets_a_clear_error():
+    net = build().eval()
+    clip = torch.rand(1, 4, 3, 16, 20)
+    with torch.no_grad():
+        estimated = net._flows(clip)
+        assert torch.allclose(net(clip, flows=estimated), net(clip), atol=1e-6)
+        zero = tuple(torch.zeros_like(flow) for flow in estimated)
+        assert not torch.allclose(net(clip, flows=zero), net(clip), atol=1e-4)
+        # one frame: nothing to align, the flows are not read
+        assert net(clip[:, :1], flows=(torch.zeros(1, 0, 2, 16, 20),) * 2).shape == (1, 1, 3, 64, 80)
+    with pytest.raises(SLError, match=r'the forward flows must be \(b, t - 1, 2, h, w\) = \(1, 3, 2, 16, 20\)'):
+        net(clip, flows=(estimated[0], estimated[1][:, :2]))

@@ -333,3 +333,39 @@ def test_clip_folders_may_be_symbolic_links_and_a_link_loop_ends(tmp_path):
     (real / 'loop').symlink_to(root)
 
     assert find_clip_folders(str(root)) == {'clip_a': ['00000000.png', '00000001.png']}
+
+
+def test_exact_flows_follow_the_window_crop_flips_and_reversal_and_align_the_frames(tmp_path):
+    from basicsr.archs.arch_util import flow_warp
+
+    from sl_arch.data.synthetic import write_synthetic
+    root = tmp_path / 'synthetic'
+    write_synthetic(str(root), num_train=2, num_val=0, size=(160, 96), num_frames=6, kinds=('BI',))
+    dataset = build_dataset({'name': 'flows', 'type': 'SLVideoRecurrentDataset', 'phase': 'train', 'scale': 4,
+                             'dataroot_gt': str(root / 'train/GT'), 'dataroot_lq': str(root / 'train/BI'),
+                             'flow_root': str(root / 'train'), 'num_frame': 4, 'gt_size': 64,
+                             'use_hflip': True, 'use_rot': True, 'random_reverse': True})
+    errors = []  # mean absolute error of the aligned frames: with the flows, negated, x and y swapped, no flow
+    inner = (Ellipsis, slice(3, -3), slice(3, -3))
+    for draw in range(16):
+        item = dataset[(draw % len(dataset), draw)]
+        lq, flows = item['lq'], item['flows']
+        assert flows.shape == (2, 3, 2, 16, 16) and flows.dtype == torch.float32
+        # backward[i] brings frame i + 1 onto frame i, forward[i] frame i onto frame i + 1
+        for direction, (moving, fixed) in enumerate(((lq[1:], lq[:-1]), (lq[:-1], lq[1:]))):
+            errors.append([float((flow_warp(moving, flow.permute(0, 2, 3, 1), padding_mode='border') - fixed)[inner]
+                                 .abs().mean()) for flow in (flows[direction], -flows[direction],
+                                                             flows[direction].flip(1), 0 * flows[direction])])
+    right, negated, swapped, unaligned = np.mean(errors, axis=0)
+    assert right < 0.85 * min(negated, swapped, unaligned), (right, negated, swapped, unaligned)
+    with pytest.raises(SLError, match=r'set interval_list to \[1\]'):
+        build_dataset(dict(dataset.opt, interval_list=[1, 2]))
+    with pytest.raises(SLError, match='flow_root .* has no flow_fwd/ folder'):
+        build_dataset(dict(dataset.opt, flow_root=str(root / 'train/GT')))
+    test_set = build_dataset({'name': 'flows', 'type': 'SLVideoTestDataset', 'phase': 'val', 'scale': 4,
+                              'dataroot_gt': str(root / 'train/GT'), 'dataroot_lq': str(root / 'train/BI'),
+                              'flow_root': str(root / 'train'), 'chunk_size': 4})
+    first, last = test_set[0], test_set[1]
+    assert first['flows'].shape == (2, 3, 2, 24, 40) and last['flows'].shape == (2, 1, 2, 24, 40)
+    to_next = np.load(root / 'train/flow_fwd' / test_set.clips[0].name / '00000004.npy')
+    assert torch.equal(last['flows'][0, 0], torch.from_numpy(to_next).permute(2, 0, 1))

@@ -231,3 +231,24 @@ def test_clips_below_min_input_size_are_padded_for_the_network_and_cropped_back(
     with torch.no_grad():
         padded = torch.cat([lq, lq[:, :, :, -1:].expand(-1, -1, -1, 4, -1)], dim=3)
         assert torch.allclose(model.output, model.net_g.eval()(padded)[..., :64, :], atol=1e-5)
+
+
+def test_flows_of_the_dataset_reach_the_network_in_training_and_test_and_are_refused_where_they_cannot_go(tmp_path):
+    from sl_arch.utils.options import OptionError
+    model, _ = build(tmp_path)
+    seen = []
+    model.net_g.register_forward_pre_hook(lambda module, args, kwargs: seen.append(kwargs.get('flows')),
+                                          with_kwargs=True)
+    lq, flows = torch.rand(1, 3, 3, 16, 16), torch.randn(1, 2, 2, 2, 16, 16)
+    model.feed_data({'lq': lq, 'gt': torch.rand(1, 3, 3, 64, 64), 'flows': flows})
+    model.optimize_parameters(1)
+    model.test()
+    assert len(seen) == 2 and all(torch.equal(given[0], flows[:, 0]) and torch.equal(given[1], flows[:, 1])
+                                  for given in seen)
+    model.opt['val']['flip_seq'] = True
+    with pytest.raises(OptionError, match='flip_seq and val.tile do not carry the flows of flow_root'):
+        model.test()
+    frame_wise, _ = build(tmp_path / 'frame_wise', network={'type': 'SLFrameWise', 'network': {
+        'type': 'MSRResNet', 'num_feat': 8, 'num_block': 1}})
+    with pytest.raises(OptionError, match='flow_root feeds flows to the network, and SLFrameWise takes none'):
+        frame_wise.feed_data({'lq': lq, 'flows': flows})

@@ -54,9 +54,12 @@ def test_temporal_use_is_zero_for_a_frame_wise_network_and_not_for_a_recurrent_o
             parameter.data.add_(torch.randn_like(parameter) * 0.05)
         path = str(tmp_path / f'{network_g["type"]}.pth')
         torch.save({'params': net.state_dict(), 'network_g': network_g}, path)
-        use = temporal_use(path, root, with_masks=False)
+        use = temporal_use(path, root, with_masks=False, exact_flow=True)
         gains[network_g['type']] = use['clip all'] - use['alone all']
         assert set(use) >= {'clip objects', 'alone background', 'clip per frame'}
+        # the whole clip once more, aligned by the exact flow: only for a network that aligns by flow
+        assert ('exact all' in use) == (network_g['type'] == 'SemanticLens')
+        assert 'exact all' not in use or abs(use['exact all'] - use['clip all']) > 1e-3
         real = temporal_use_real(path, osp.join(root, 'val', 'BI'), osp.join(root, 'val', 'GT'))
         assert len(real) == 2 and all(10 < value < 60 for pair in real.values() for value in pair)
         real_gains[network_g['type']] = np.mean([whole - alone for whole, alone in real.values()])

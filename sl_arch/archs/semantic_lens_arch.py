@@ -265,13 +265,19 @@ class SemanticLens(nn.Module):
         raise InputShapeError(f'masks must be instance ids (b, t, h, w) or soft masks (b, t, n, h, w) for an input '
                               f'of {(b, t, h, w)}, got {tuple(masks.shape)}.')
 
-    def _flows(self, lqs, masks=None):
+    def _flows(self, lqs, masks=None, flows=None):
         """Flows between neighbours: backward[i] aligns frame i+1 to i, forward[i] aligns frame i to i+1.
 
         With ``instance_motion`` and ``masks`` (b, t, n, h, w), each flow is refined instance by
-        instance (:func:`instance_motion_flow`).
+        instance (:func:`instance_motion_flow`). Given ``flows`` (backward, forward) replace the estimate as they are.
         """
         b, t, c, h, w = lqs.shape
+        if flows is not None and t > 1:
+            for name, flow in zip(('backward', 'forward'), flows):
+                if tuple(flow.shape) != (b, t - 1, 2, h, w):
+                    raise InputShapeError(f'flows: the {name} flows must be (b, t - 1, 2, h, w) = {(b, t - 1, 2, h, w)} '
+                                          f'for an input of {(b, t, c, h, w)}, got {tuple(flow.shape)}.')
+            return tuple(flow.to(lqs.dtype) for flow in flows)
         if self.flow_warper is None or t == 1:
             return None, None
         current, following = lqs[:, :-1].flatten(0, 1), lqs[:, 1:].flatten(0, 1)
@@ -370,7 +376,7 @@ class SemanticLens(nn.Module):
             outputs[frame] = hidden
         return outputs
 
-    def forward(self, lqs, masks=None, return_masks=False, return_aux=False):
+    def forward(self, lqs, masks=None, return_masks=False, return_aux=False, flows=None):
         """
         Args:
             lqs (Tensor): (b, t, c, h, w) LR clip, h and w >= 16 (any values, odd included).
@@ -380,6 +386,11 @@ class SemanticLens(nn.Module):
             return_masks (bool): Also return the instance masks used.
             return_aux (bool): Also return a dict of what the mask losses read: ``masks``
                 (b, t, n, h, w) or None, ``flows_backward`` / ``flows_forward`` (b, t - 1, 2, h, w) or None.
+            flows (tuple | None): given LR-pixel flows ``(backward, forward)``, each (b, t - 1, 2, h, w):
+                backward[:, i] aligns frame i + 1 to frame i (at frame i, where its pixels are in frame
+                i + 1), forward[:, i] frame i to frame i + 1. They replace the flow warper's estimate and
+                instance motion (an oracle where the flow is known, as in ``sl-prepare --synthetic``'s
+                clips); with the flow warper off they align all the same.
 
         Returns:
             Tensor: (b, t, num_out_ch, scale*h, scale*w); with ``return_masks`` a tuple
@@ -400,7 +411,7 @@ class SemanticLens(nn.Module):
             semantics = self.semantic_extractor(lqs)
             masks = semantics['masks'] if masks is None else masks
 
-        flows_backward, flows_forward = self._flows(lqs, masks)
+        flows_backward, flows_forward = self._flows(lqs, masks, flows)
         warped = None  # the neighbours' LR frames warped by the flows, computed once for both readers
         if self.neighbour_input or self.align_gate is not None:
             warped = self._warped_neighbours(lqs, flows_backward, flows_forward)

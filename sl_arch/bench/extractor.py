@@ -11,6 +11,7 @@ zoo, frozen, or OpenCV's DIS flow: what SemanticLens could hand its extractor); 
 the full LR resolution (``fine_masks``).
 """
 import argparse
+import os.path as osp
 import time
 
 import numpy as np
@@ -36,17 +37,12 @@ LEARNED_FLOW = 'model_zoo/slflow_tiny_synthetic_dis.pth'
 def exact_flows(root, split, clip, num_frames):
     """(t, 4, h, w) the synthetic clip's exact flow of each frame to the next and to the previous frame
     (LR pixels, (dx, dy); zero where the frame has no such neighbour)."""
-    import os.path as osp
-
+    from sl_arch.data.clips import read_window_flows
     from sl_arch.data.synthetic import FLOW_NAME
-
-    def read(kind, t):
-        return torch.from_numpy(np.load(osp.join(root, split, kind, clip, FLOW_NAME.format(t)))).permute(2, 0, 1)
-
-    to_next = [read('flow_fwd', t) for t in range(num_frames - 1)]
-    to_previous = [read('flow_bwd', t) for t in range(1, num_frames)]
-    zero = torch.zeros_like(to_next[0])
-    return torch.cat([torch.stack(to_next + [zero]), torch.stack([zero] + to_previous)], dim=1)
+    to_next, to_previous = (torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2) for flows in read_window_flows(
+        osp.join(root, split), clip, [FLOW_NAME.format(t) for t in range(num_frames)], list(range(num_frames))))
+    zero = torch.zeros_like(to_next[:1])
+    return torch.cat([torch.cat([to_next, zero]), torch.cat([zero, to_previous])], dim=1)
 
 
 def estimated_flows(warper, frames):
@@ -60,7 +56,6 @@ def estimated_flows(warper, frames):
 
 def load_split(root, split, meta='meta_info.txt', flow='none'):
     """``[(LR clip (t, 3, h, w) or with ``flow`` (t, 7, h, w), ids (t, h, w))]`` of a synthetic split."""
-    import os.path as osp
 
     from sl_arch.bench.semantics import read_clip
     from sl_arch.data.dataset_files import read_meta_info
@@ -118,7 +113,6 @@ def train_and_score(root, iters, motion, fine_masks=False, num_frame=7, batch=2,
 
 @cli_entry
 def main(argv=None):
-    import os.path as osp
     parser = argparse.ArgumentParser(prog='python -m sl_arch.bench.extractor', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--root', default='datasets/synthetic', help='sl-prepare --synthetic output')

@@ -57,7 +57,8 @@ MASK_CONSISTENCY = {'type': 'SLMaskConsistencyLoss', 'loss_weight': 0.1, 'balanc
 
 def variants():
     """Rows of the oracle test: key -> label, ``network_g``, ``masks`` (``'input'``: the ground truth is
-    fed to the network, ``'target'``: it supervises the learned masks, None: unused) and extra ``train`` options."""
+    fed to the network, ``'target'``: it supervises the learned masks, None: unused), ``exact_flow`` (the
+    clips' exact flow replaces the network's estimate, in training and test) and extra ``train`` options."""
     tiny = bench_options.semantic_lens_options('tiny')
     pooled = dict(tiny, semantic_extractor={'type': 'SLPrecomputedSemantics'})
     flow = osp.abspath(PRETRAINED_FLOW)
@@ -98,11 +99,26 @@ def variants():
                                       '(oracle), pretrained flow, aligned neighbours in',
                                       network_g=dict(pooled, flow_load_path=flow, instance_motion=True,
                                                      neighbour_input=True), masks='input'),
+        # the ceiling of any alignment: the clips' exact flow (an oracle), with the flow-frozen rows to compare
+        'SL_no_semantics_exact': dict(label='SemanticLens w/o semantic branch, exact flow (oracle)',
+                                      network_g=bench_options.semantic_lens_options('tiny', {'use_semantics': False}),
+                                      exact_flow=True),
+        'SL_gt_masks_exact': dict(label='SemanticLens, ground-truth masks, tokens pooled (oracle), exact flow (oracle)',
+                                  network_g=pooled, masks='input', exact_flow=True),
+        'SL_no_semantics_frozen': dict(label='SemanticLens w/o semantic branch, pretrained flow frozen',
+                                       network_g=dict(bench_options.semantic_lens_options(
+                                           'tiny', {'use_semantics': False}), flow_load_path=flow),
+                                       train=dict(bench_options.FROZEN_FLOW)),
+        'SL_gt_masks_motion_frozen': dict(label='SemanticLens, ground-truth masks, tokens pooled + instance motion '
+                                          '(oracle), pretrained flow frozen',
+                                          network_g=dict(pooled, flow_load_path=flow, instance_motion=True),
+                                          masks='input', train=dict(bench_options.FROZEN_FLOW)),
     }
 
 
-def test_sets(synthetic_root, demo_root, with_masks):
-    """Test datasets: synthetic ``pan`` and ``crossing`` clips, and the real demo frames (not for the oracle)."""
+def test_sets(synthetic_root, demo_root, with_masks, exact_flow=False):
+    """Test datasets: synthetic ``pan`` and ``crossing`` clips, and the real demo frames (not for the oracles:
+    neither true masks nor exact flow exist there)."""
     root = osp.abspath(synthetic_root)
     sets = {}
     for number, regime in enumerate(('pan', 'crossing'), 1):
@@ -112,7 +128,9 @@ def test_sets(synthetic_root, demo_root, with_masks):
             'meta_info_file': osp.join(root, 'val', f'meta_info_{regime}.txt'), 'io_backend': {'type': 'disk'}}
         if with_masks:
             sets[f'test_{number}']['semantics_root'] = osp.join(root, 'val', 'masks')
-    if not with_masks and demo_root:
+        if exact_flow:
+            sets[f'test_{number}']['flow_root'] = osp.join(root, 'val')
+    if not with_masks and not exact_flow and demo_root:
         _, demo = bench_options.prepared_dataset_options(demo_root)
         sets['test_3'] = dict(demo, name='demo_real')
     return sets
@@ -147,10 +165,12 @@ def train_and_test(key, variant, args):
     train_set, _ = bench_options.prepared_dataset_options(args.synthetic_root)
     if variant.get('masks'):
         train_set['semantics_root'] = osp.join(osp.abspath(args.synthetic_root), 'train', 'masks')
+    if variant.get('exact_flow'):
+        train_set['flow_root'] = osp.join(osp.abspath(args.synthetic_root), 'train')
     train_opt = bench_options.train_options(name, network_opt, dict(BUDGET, total_iter=args.iters), train_set)
     train_opt['train'].update(variant.get('train', {}))
     checkpoint = osp.join('experiments', name, 'models', 'net_g_latest.pth')
-    sets = test_sets(args.synthetic_root, args.demo_root, variant.get('masks') == 'input')
+    sets = test_sets(args.synthetic_root, args.demo_root, variant.get('masks') == 'input', variant.get('exact_flow'))
     test_opt = bench_options.test_options(name, network_opt, {test['name']: test for test in sets.values()}, checkpoint)
     done = osp.join(work_dir, 'logs', f'{name}.done.json')
     if (unchanged(osp.join(work_dir, 'options', f'train_{name}.yml'), train_opt)
@@ -217,6 +237,19 @@ def read_clip(synthetic_root, clip, num_frames, split='val', kind='BI'):
     return frames, ids.astype(np.int64)
 
 
+def read_exact_flows(synthetic_root, clip, num_frames, split='val'):
+    """The exact LR-pixel flows of a synthetic clip in SemanticLens' ``flows=`` order: ``(backward, forward)``,
+    each (1, t - 1, 2, h, w) float32. backward[i] aligns frame i + 1 to frame i: frame i's flow to frame i + 1;
+    forward[i] aligns frame i to frame i + 1: frame i + 1's flow to frame i."""
+    import torch
+
+    from sl_arch.data.clips import read_window_flows
+    from sl_arch.data.synthetic import FLOW_NAME
+    return tuple(torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).unsqueeze(0) for flows in read_window_flows(
+        osp.join(synthetic_root, split), clip, [FLOW_NAME.format(t) for t in range(num_frames)],
+        list(range(num_frames))))
+
+
 def learned_masks(net, synthetic_root, clip, num_frames):
     """LR frames (BGR uint8), true ids (t, h, w) and ``net``'s learned masks (t, n, h, w) of a held-out clip."""
     import torch
@@ -228,9 +261,10 @@ def learned_masks(net, synthetic_root, clip, num_frames):
     return frames, ids, masks[0].numpy()
 
 
-def mask_sensitivity(checkpoint, synthetic_root):
+def mask_sensitivity(checkpoint, synthetic_root, exact_flow=False):
     """How much a network fed masks uses them: mean PSNR-Y on the held-out crossing clips with the
-    true masks, with one instance everywhere, and with the true masks shifted 6 px sideways."""
+    true masks, with one instance everywhere, and with the true masks shifted 6 px sideways (``exact_flow``:
+    the network is fed the clips' exact flow, as it was trained)."""
     import torch
     from basicsr.metrics import calculate_psnr
     from basicsr.utils import tensor2img
@@ -244,16 +278,17 @@ def mask_sensitivity(checkpoint, synthetic_root):
         gts = read_frames(synthetic_root, clip, num_frames, 'GT')
         ids = torch.from_numpy(ids).unsqueeze(0)
         lq = frames_to_tensor(frames).unsqueeze(0)
+        flows = {'flows': read_exact_flows(synthetic_root, clip, num_frames)} if exact_flow else {}
         for name, masks in (('true', ids), ('one instance', torch.zeros_like(ids)),
                             ('shifted 6 px', torch.roll(ids, 6, dims=-1))):
             with torch.no_grad():
-                output = net(lq, masks=masks)[0]
+                output = net(lq, masks=masks, **flows)[0]
             scores[name] += [calculate_psnr(tensor2img([output[t]]), gts[t], 0, test_y_channel=True)
                              for t in range(num_frames)]
     return {name: float(np.mean(values)) for name, values in scores.items()}
 
 
-def temporal_use(checkpoint, synthetic_root, with_masks, regime='crossing', kind='BI'):
+def temporal_use(checkpoint, synthetic_root, with_masks, regime='crossing', kind='BI', exact_flow=False):
     """How much a trained network takes from the other frames of the clip, on held-out clips of ``regime``.
 
     PSNR-Y of the whole clip (recurrent propagation over all frames) against each frame upscaled
@@ -262,9 +297,12 @@ def temporal_use(checkpoint, synthetic_root, with_masks, regime='crossing', kind
     squared error pooled over every frame of every clip, and (``'<clip | alone> per frame'``) as
     the mean of per-frame PSNR-Y, as the tables of sl-test report it. A network that gains nothing
     from time cannot gain from better alignment either. ``kind``: the LR frames, ``'BI'`` or ``'BD'``.
+    With ``exact_flow`` (a network with its flow warper), also the whole clip aligned by the clips'
+    exact flow instead of the network's own (``'exact ...'``): what perfect alignment would give the
+    trained network.
 
     Returns:
-        dict: ``{'<clip | alone> <all | background | objects | per frame>': PSNR-Y}``.
+        dict: ``{'<clip | alone | exact> <all | background | objects | per frame>': PSNR-Y}``.
     """
     import torch
     from basicsr.utils import tensor2img
@@ -273,7 +311,8 @@ def temporal_use(checkpoint, synthetic_root, with_masks, regime='crossing', kind
     from sl_arch.data.dataset_files import read_meta_info
     from sl_arch.io.tensors import frames_to_tensor
     net = load_checkpoint_network(checkpoint)
-    errors, per_frame = {}, {'clip': [], 'alone': []}
+    exact_flow = exact_flow and getattr(net, 'flow_warper', None) is not None
+    errors, per_frame = {}, {name: [] for name in ('clip', 'alone') + (('exact',) if exact_flow else ())}
 
     def add(key, squared):
         total, count = errors.get(key, (0.0, 0))
@@ -288,10 +327,14 @@ def temporal_use(checkpoint, synthetic_root, with_masks, regime='crossing', kind
             whole = net(lq, **({} if masks is None else {'masks': masks}))[0]
             alone = torch.cat([net(lq[:, t:t + 1], **({} if masks is None else {'masks': masks[:, t:t + 1]}))[0]
                                for t in range(num_frames)])
+            outputs = {'clip': whole, 'alone': alone}
+            if exact_flow:
+                outputs['exact'] = net(lq, flows=read_exact_flows(synthetic_root, clip, num_frames),
+                                       **({} if masks is None else {'masks': masks}))[0]
         for t in range(num_frames):
             gt_y = bgr2ycbcr(gts[t].astype(np.float32) / 255, y_only=True) * 255
             objects = cv2.resize((ids[t] > 0).astype(np.uint8), gt_y.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
-            for name, output in (('clip', whole), ('alone', alone)):
+            for name, output in outputs.items():
                 out_y = bgr2ycbcr(tensor2img([output[t]]).astype(np.float32) / 255, y_only=True) * 255
                 squared = (out_y - gt_y) ** 2
                 add(f'{name} all', squared)
@@ -324,18 +367,22 @@ def temporal_use_real(checkpoint, lq_root, gt_root):
     return results
 
 
-def print_temporal_use(checkpoint, synthetic_root, with_masks, real_roots=None, kind='BI'):
+def print_temporal_use(checkpoint, synthetic_root, with_masks, real_roots=None, kind='BI', exact_flow=False):
     """``--temporal-use``: the table of :func:`temporal_use` for one checkpoint, both regimes (and the real
-    clips of ``real_roots``, ``{label: folder holding GT/ and kind/}``), on ``kind`` LR frames (``'BI'`` or ``'BD'``)."""
+    clips of ``real_roots``, ``{label: folder holding GT/ and kind/}``), on ``kind`` LR frames (``'BI'`` or ``'BD'``);
+    with ``exact_flow`` a second row per regime: the whole clip aligned by the exact flow."""
     regions = ('per frame', 'all', 'background', 'objects')
     print(f'{checkpoint}: PSNR-Y of the whole clip / each frame alone (gain), held-out synthetic clips, {kind} x4')
     print('| regime | ' + ' | '.join(regions) + ' |\n|---|' + '---|' * len(regions))
     for regime in ('pan', 'crossing'):
-        use = temporal_use(checkpoint, synthetic_root, with_masks, regime, kind)
-        cells = [f'{use[f"clip {region}"]:.2f} / {use[f"alone {region}"]:.2f} '
-                 f'({use[f"clip {region}"] - use[f"alone {region}"]:+.2f})' if f'clip {region}' in use else '—'
-                 for region in regions]
-        print(f'| {regime} | ' + ' | '.join(cells) + ' |')
+        use = temporal_use(checkpoint, synthetic_root, with_masks, regime, kind, exact_flow)
+        for whole, label in (('clip', regime), ('exact', f'{regime}, exact flow')):
+            if f'{whole} all' not in use:
+                continue
+            cells = [f'{use[f"{whole} {region}"]:.2f} / {use[f"alone {region}"]:.2f} '
+                     f'({use[f"{whole} {region}"] - use[f"alone {region}"]:+.2f})' if f'{whole} {region}' in use
+                     else '—' for region in regions]
+            print(f'| {label} | ' + ' | '.join(cells) + ' |')
     if real_roots and not with_masks:
         print('\nReal held-out clips, mean per-frame PSNR-Y, whole clip / each frame alone (gain):')
         for label, real_root in real_roots.items():
@@ -484,6 +531,9 @@ def parse_args(argv):
                         'clips, whole clip vs each frame alone) and exit')
     parser.add_argument('--with-masks', action='store_true',
                         help='with --temporal-use: feed the true instance masks (networks trained on them)')
+    parser.add_argument('--exact-flow', action='store_true',
+                        help='with --temporal-use: also align the whole clip by the clips\' exact flow instead of '
+                             'the network\'s own (a network with its flow warper)')
     parser.add_argument('--degradation', choices=('bi', 'bd'), default='bi',
                         help='with --temporal-use: the LR frames of the held-out clips (the checkpoint\'s training '
                              'degradation; default bi)')
@@ -499,7 +549,8 @@ def main(argv=None):
             raise SLError(f'--temporal-use {args.temporal_use} is not a file; give an sl-train checkpoint (.pth).')
         real_roots = {test['label']: osp.join('datasets', test['folder']) for test in bench_options.TEST_SETS.values()
                       if test['real'] and osp.isdir(osp.join('datasets', test['folder'], args.degradation.upper()))}
-        print_temporal_use(args.temporal_use, args.synthetic_root, args.with_masks, real_roots, args.degradation.upper())
+        print_temporal_use(args.temporal_use, args.synthetic_root, args.with_masks, real_roots, args.degradation.upper(),
+                           args.exact_flow)
         return
     table = variants()
     keys = list(table) if not args.models else [key.strip() for key in args.models.split(',')]
@@ -521,7 +572,8 @@ def main(argv=None):
             raise SLError(f'--demo-root {args.demo_root} has no val/ folder; make it with sl-prepare or pass another.')
         run_command(['sl_arch.prepare', '--demo'], os.getcwd(), osp.join(args.work_dir, 'prepare_demo.out'), 1)
     rows = [{'key': key, 'label': table[key]['label'], 'network_g': table[key]['network_g'],
-             'masks': table[key].get('masks'), 'train': table[key].get('train')} for key in keys]
+             'masks': table[key].get('masks'), 'train': table[key].get('train'),
+             'exact_flow': bool(table[key].get('exact_flow'))} for key in keys]
 
     def job(row):
         progress(f'training {row["label"]} ...')
@@ -540,9 +592,10 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     for row in rows:
         if row['masks'] == 'input' and not row.get('error'):
-            row['mask_sensitivity'] = mask_sensitivity(row['checkpoint'], args.synthetic_root)
+            row['mask_sensitivity'] = mask_sensitivity(row['checkpoint'], args.synthetic_root, row['exact_flow'])
         if row['network_g']['type'] == 'SemanticLens' and not row.get('error') and 'temporal_use' not in row:
-            row['temporal_use'] = temporal_use(row['checkpoint'], args.synthetic_root, row['masks'] == 'input')
+            row['temporal_use'] = temporal_use(row['checkpoint'], args.synthetic_root, row['masks'] == 'input',
+                                               exact_flow=row['exact_flow'])
     for row in rows:  # the models that learn their masks
         if row['network_g'].get('use_semantics', True) and row['network_g']['type'] == 'SemanticLens' \
                 and row['masks'] != 'input' and not row.get('error'):

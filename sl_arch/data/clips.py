@@ -32,7 +32,7 @@ LOADER_KEYS = ('name', 'type', 'phase', 'scale', 'batch_size_per_gpu', 'num_work
 
 #: Kinds (see :data:`sl_arch.utils.options.KINDS`) of the data keys every sl_arch dataset takes.
 COMMON_OPTION_KINDS = {'dataroot_gt': 'str', 'dataroot_lq': 'str', 'meta_info_file': 'str', 'io_backend': 'dict',
-                       'semantics_root': 'str', 'check_frames': 'bool'}
+                       'semantics_root': 'str', 'flow_root': 'str', 'check_frames': 'bool'}
 
 #: Kinds of the :data:`LOADER_KEYS` that have one.
 LOADER_OPTION_KINDS = {'name': 'str', 'scale': 'int>0', 'batch_size_per_gpu': 'int>0', 'num_worker_per_gpu': 'int>=0',
@@ -248,6 +248,9 @@ def check_dataset_options(dataset_cls, opt, section, check_paths=True):
     if opt.get('semantics_root') is not None and not os.path.isdir(opt['semantics_root']):
         raise SLError(f'semantics_root {opt["semantics_root"]} does not exist or is not a folder; fix the path or '
                       'remove the option to use the learned masks.')
+    if opt.get('flow_root') is not None and not os.path.isdir(os.path.join(opt['flow_root'], 'flow_fwd')):
+        raise SLError(f'flow_root {opt["flow_root"]} has no flow_fwd/ folder (sl-prepare --synthetic layout); fix the '
+                      'path or remove the option to let the network estimate the flow.')
 
 
 def dataset_option_keys(option_kinds):
@@ -419,3 +422,39 @@ def read_clip_masks(semantics_root, clip, frames, lq_shape):
     """
     return np.stack([read_mask(find_mask(semantics_root, clip, frame), lq_shape) for frame in frames])
 
+
+def read_window_flows(flow_root, clip, frames, indices):
+    """Read the exact LR-pixel flows between consecutive frames of a window, in SemanticLens' ``flows=`` order.
+
+    The layout is ``sl-prepare --synthetic``'s: ``<flow_root>/flow_fwd/<clip>/<frame stem>.npy`` (h, w, 2),
+    the frame's flow (dx, dy) to the next frame, and ``flow_bwd/...`` to the previous one.
+
+    Args:
+        flow_root (str): The folder holding ``flow_fwd/`` and ``flow_bwd/`` (a split of sl-prepare --synthetic).
+        clip (str): Clip name.
+        frames (list[str]): The window's LR frame names, in window order.
+        indices (list[int]): Their positions in the clip; neighbours in the window must be neighbours in the
+            clip (the window may run backwards).
+
+    Returns:
+        tuple[list[ndarray], list[ndarray]]: ``(backward, forward)``, t - 1 arrays (h, w, 2) float32 each:
+        backward[i] is frame i's flow to frame i + 1 (it aligns frame i + 1 to frame i), forward[i] frame
+        i + 1's flow to frame i.
+
+    Raises:
+        SLError: a window with a stride other than 1, or a missing flow file (named).
+    """
+    steps = [following - current for current, following in zip(indices, indices[1:])]
+    if any(abs(step) != 1 for step in steps):
+        raise SLError(f'flow_root {flow_root} holds flows between neighbouring frames only; clip {clip!r} was read '
+                      f'with a stride of {max(abs(step) for step in steps)}: set interval_list to [1].')
+
+    def read(position, step):
+        path = os.path.join(flow_root, 'flow_fwd' if step == 1 else 'flow_bwd', clip,
+                            os.path.splitext(frames[position])[0] + '.npy')
+        if not os.path.isfile(path):
+            raise SLError(f'{path} is missing: flow_root must hold the flow of every frame (sl-prepare --synthetic '
+                          'layout); fix flow_root or remove it.')
+        return np.load(path).astype(np.float32)
+
+    return ([read(i, step) for i, step in enumerate(steps)], [read(i + 1, -step) for i, step in enumerate(steps)])

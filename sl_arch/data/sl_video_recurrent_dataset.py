@@ -9,7 +9,7 @@ from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data as data
 
 from sl_arch.data.clips import (build_clip_index, check_dataset_options, check_pair, dataset_option_keys,
-                                raise_problems, read_clip_frames, read_clip_masks)
+                                raise_problems, read_clip_frames, read_clip_masks, read_window_flows)
 from sl_arch.io.tensors import frames_to_tensor
 from sl_arch.utils.errors import SLError
 
@@ -45,6 +45,10 @@ class SLVideoRecurrentDataset(data.Dataset):
             semantics_root (str, optional): Folder of precomputed instance-id masks, one per LR
                 frame: ``<semantics_root>/<clip>/<frame stem>.npy`` (h, w) or a single-channel
                 PNG, at LR size.
+            flow_root (str, optional): Folder of the exact flow of every LR frame to its neighbours
+                (``sl-prepare --synthetic``'s ``flow_fwd/`` and ``flow_bwd/``, see
+                :func:`~sl_arch.data.clips.read_window_flows`); the network is fed them instead of its
+                own estimate (an oracle). Needs ``interval_list: [1]``.
             check_frames (bool): Check the header of every frame at start-up (present, not
                 truncated, one size per clip, GT = scale x LR, at least the crop); false skips it
                 for a huge set. Default: True.
@@ -56,6 +60,9 @@ class SLVideoRecurrentDataset(data.Dataset):
         gt (Tensor): (t, 3, gt_size, gt_size) RGB in [0, 1].
         masks (Tensor): (t, gt_size / scale, gt_size / scale) int64 instance ids, only with
             ``semantics_root``.
+        flows (Tensor): (2, t - 1, 2, gt_size / scale, gt_size / scale) float32 LR-pixel flows, only with
+            ``flow_root``: ``flows[0]`` backward (``flows[0][i]`` aligns frame i + 1 to frame i), ``flows[1]``
+            forward (``flows[1][i]`` aligns frame i to frame i + 1), flipped and rotated with the frames.
         key (str): ``<clip>/<first frame name without extension>``.
     """
 
@@ -80,6 +87,10 @@ class SLVideoRecurrentDataset(data.Dataset):
         self.use_hflip = opt.get('use_hflip', False)
         self.use_rot = opt.get('use_rot', False)
         self.semantics_root = opt.get('semantics_root')
+        self.flow_root = opt.get('flow_root')
+        if self.flow_root and self.interval_list != [1]:
+            raise SLError(f'datasets.{opt.get("phase", "train")}.flow_root holds flows between neighbouring frames only; '
+                          f'set interval_list to [1] (it is {self.interval_list}).')
         # seed of the per-draw generators (see __getitem__): BasicSR's manual_seed (+ rank) in sl-train
         self.draw_seed = torch.initial_seed() % 2**32
         if self.gt_size % self.scale:
@@ -151,7 +162,7 @@ class SLVideoRecurrentDataset(data.Dataset):
             indices.reverse()
         return indices
 
-    def _random_crop(self, clip, gt_imgs, lq_imgs, masks):
+    def _random_crop(self, clip, gt_imgs, lq_imgs, masks, flows=None):
         lq_h, lq_w = lq_imgs[0].shape[:2]
         lq_size = self.gt_size // self.scale
         if lq_h < lq_size or lq_w < lq_size:
@@ -163,7 +174,9 @@ class SLVideoRecurrentDataset(data.Dataset):
         gt_imgs = [img[gt_top:gt_top + self.gt_size, gt_left:gt_left + self.gt_size] for img in gt_imgs]
         if masks is not None:
             masks = [mask[top:top + lq_size, left:left + lq_size, None] for mask in masks]
-        return gt_imgs, lq_imgs, masks
+        if flows is not None:
+            flows = [np.ascontiguousarray(flow[top:top + lq_size, left:left + lq_size]) for flow in flows]
+        return gt_imgs, lq_imgs, masks, flows
 
     def __getitem__(self, index):
         """One training item; ``index`` is an int, or an ``(index, draw)`` pair from sl-train's sampler.
@@ -195,10 +208,17 @@ class SLVideoRecurrentDataset(data.Dataset):
         if self.semantics_root:
             masks = list(read_clip_masks(self.semantics_root, clip.name, lq_frames, lq_imgs[0].shape[:2]))
 
-        gt_imgs, lq_imgs, masks = self._random_crop(clip, gt_imgs, lq_imgs, masks)
+        flows = None
+        if self.flow_root:
+            backward, forward = read_window_flows(self.flow_root, clip.name, lq_frames, indices)
+            flows = backward + forward
+
+        gt_imgs, lq_imgs, masks, flows = self._random_crop(clip, gt_imgs, lq_imgs, masks, flows)
         num = len(indices)
-        # one call so that LR, GT and masks get the same flips
-        imgs = augment(lq_imgs + gt_imgs + (masks or []), self.use_hflip, self.use_rot)
+        # one call so that LR, GT, masks and flows get the same flips (the flows' vectors turned with them)
+        imgs = augment(lq_imgs + gt_imgs + (masks or []), self.use_hflip, self.use_rot, flows=flows)
+        if flows is not None:
+            imgs, flows = imgs
         item = {
             'lq': frames_to_tensor(imgs[:num]),
             'gt': frames_to_tensor(imgs[num:2 * num]),
@@ -206,6 +226,9 @@ class SLVideoRecurrentDataset(data.Dataset):
         }
         if masks is not None:
             item['masks'] = torch.from_numpy(np.stack([mask[..., 0] for mask in imgs[2 * num:]])).long()
+        if flows is not None:
+            item['flows'] = torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).reshape(2, num - 1, 2,
+                                                                                          *flows[0].shape[:2])
         return item
 
     def __len__(self):

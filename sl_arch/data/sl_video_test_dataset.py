@@ -1,9 +1,10 @@
+import numpy as np
 import torch
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data as data
 
 from sl_arch.data.clips import (build_clip_index, check_dataset_options, check_pair, dataset_option_keys,
-                                read_clip_frames, read_clip_masks)
+                                read_clip_frames, read_clip_masks, read_window_flows)
 from sl_arch.io.tensors import frames_to_tensor
 
 
@@ -30,6 +31,8 @@ class SLVideoTestDataset(data.Dataset):
             chunk_size (int): Frames per item; 0 means whole sequences. Default: 0.
             semantics_root (str, optional): Folder of precomputed instance-id masks per LR frame
                 (see :class:`SLVideoRecurrentDataset`).
+            flow_root (str, optional): Folder of the exact flows between neighbouring LR frames
+                (see :class:`SLVideoRecurrentDataset`), fed to the network instead of its own estimate.
             check_frames (bool): Check the header of every frame at start-up (present, not
                 truncated, one size per clip, GT = scale x LR); false skips it for a huge set.
                 Default: True.
@@ -40,6 +43,8 @@ class SLVideoTestDataset(data.Dataset):
         lq (Tensor): (t, 3, h, w) RGB in [0, 1].
         gt (Tensor): (t, 3, scale * h, scale * w), only with ``dataroot_gt``.
         masks (Tensor): (t, h, w) int64 instance ids, only with ``semantics_root``.
+        flows (Tensor): (2, t - 1, 2, h, w) float32 backward and forward flows, only with ``flow_root``
+            (see :class:`SLVideoRecurrentDataset`).
         folder (str): Sequence name.
         lq_path (list[str]): Location of every LR frame of the item.
         frame_offset (int): Index of the item's first frame in its sequence (chunked only).
@@ -58,6 +63,7 @@ class SLVideoTestDataset(data.Dataset):
         self.scale = opt.get('scale', 4)
         self.chunk_size = opt.get('chunk_size', 0) or 0
         self.semantics_root = opt.get('semantics_root')
+        self.flow_root = opt.get('flow_root')
         backend = (opt.get('io_backend') or {}).get('type', 'disk')
         self.lq_source, self.gt_source, self.clips = build_clip_index(
             opt['dataroot_lq'], opt.get('dataroot_gt'), backend, opt.get('meta_info_file'), self.scale,
@@ -94,6 +100,10 @@ class SLVideoTestDataset(data.Dataset):
         if self.semantics_root:
             masks = read_clip_masks(self.semantics_root, clip.name, lq_frames, lq_imgs[0].shape[:2])
             item['masks'] = torch.from_numpy(masks).long()
+        if self.flow_root and stop - start > 1:
+            flows = read_window_flows(self.flow_root, clip.name, lq_frames, list(range(start, stop)))
+            item['flows'] = torch.from_numpy(np.stack(flows[0] + flows[1])).permute(0, 3, 1, 2).reshape(
+                2, stop - start - 1, 2, *lq_imgs[0].shape[:2])
         if self.chunk_size:
             item['frame_offset'] = start
             item['num_frames_total'] = len(clip.lq_frames)

@@ -9,7 +9,8 @@
 * test-time temporal windows and spatial tiles (``val.tile``) bound the memory of long or large clips;
 * ``train.fix_flow`` freezes the pre-alignment (flow) parameters for the first iterations, decided
   from the current iteration so that a resumed run freezes exactly what it should;
-* precomputed instance masks from the dataset (``masks``) reach the network's forward;
+* precomputed instance masks from the dataset (``masks``) reach the network's forward, and so do
+  exact flows (``flows``, the datasets' ``flow_root``) that replace the network's own estimate;
 * checkpoints are written atomically, carry the ``network_g`` options, and load strictly with an
   error that names the mismatched keys; DistributedDataParallel also runs on the CPU (gloo);
 * training time is measured (CPU seconds, or synchronized GPU seconds on CUDA) and can be the
@@ -482,12 +483,17 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
         """
         super().feed_data(data)
         self.masks = data['masks'].to(self.device) if 'masks' in data else None
+        self.flows = data['flows'].to(self.device) if 'flows' in data else None
+        if self.flows is not None and 'flows' not in inspect.signature(self.get_bare_model(self.net_g).forward).parameters:
+            raise OptionError(f'the dataset\'s flow_root feeds flows to the network, and {self.opt["network_g"]["type"]} '
+                              'takes none: remove flow_root from the datasets.')
         self.mask_targets = None
         if getattr(self, 'cri_mask', None) is not None:
             self.mask_targets, self.masks = self.masks, None
 
-    def _forward(self, net, lq, masks):
-        """Run ``net`` on ``lq`` (b, t, c, h, w), passing instance ``masks`` (b, t, h, w) when given.
+    def _forward(self, net, lq, masks, flows=None):
+        """Run ``net`` on ``lq`` (b, t, c, h, w), passing instance ``masks`` (b, t, h, w) and the dataset's
+        ``flows`` (b, 2, t - 1, 2, h, w) when given.
 
         Clips smaller than ``min_input_size`` are padded first (:func:`pad_to_min_size`) and the
         output (b, t, c, s*h, s*w) cropped back to ``scale`` times the clip.
@@ -496,7 +502,14 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
         if self.min_input_size:
             lq = pad_to_min_size(lq, self.min_input_size)
             masks = None if masks is None else pad_to_min_size(masks, self.min_input_size)
-        output = net(lq) if masks is None else net(lq, masks=masks)
+            if flows is not None and lq.shape[-2:] != (height, width):
+                raise OptionError(f'clips of {width}x{height} LR px are padded to min_input_size '
+                                  f'{self.min_input_size}, which the flows of flow_root do not follow; use larger '
+                                  'clips (gt_size) or remove flow_root.')
+        extra = {} if masks is None else {'masks': masks}
+        if flows is not None:
+            extra['flows'] = (flows[:, 0], flows[:, 1])
+        output = net(lq, **extra)
         if lq.shape[-2:] != (height, width):
             scale = self.opt['scale']
             output = output[..., :height * scale, :width * scale]
@@ -526,14 +539,15 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
     def _training_forward(self):
         """Forward of the training batch into ``self.output``; returns the network's aux dict for the aux losses."""
         if not self.aux_losses:
-            self.output = self._forward(self.net_g, self.lq, self.masks)
+            self.output = self._forward(self.net_g, self.lq, self.masks, self.flows)
             return None
         if self.min_input_size > min(self.lq.shape[-2:]):
             raise OptionError(f'training patches of {self.lq.shape[-1]}x{self.lq.shape[-2]} LR px would be padded to '
                               f'min_input_size {self.min_input_size}, which the mask and flow losses do not follow; '
                               'use a larger gt_size or remove train.mask_opt / mask_consistency_opt / '
                               'flow_photometric_opt.')
-        self.output, aux = self.net_g(self.lq, return_aux=True)
+        self.output, aux = self.net_g(self.lq, return_aux=True,
+                                      **({} if self.flows is None else {'flows': (self.flows[:, 0], self.flows[:, 1])}))
         if aux['masks'] is None and (self.cri_mask is not None or self.cri_mask_consistency is not None):
             raise SLError('train.mask_opt / mask_consistency_opt need a network with its semantic branch '
                           '(use_semantics: true); remove them or switch the branch on.')
@@ -586,6 +600,9 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
         self.center_frame_only = val_opt.get('center_frame_only', False)
         num_frames = self.lq.size(1)
         lq, masks = self.lq, self.masks
+        if self.flows is not None and (flip_seq or val_opt.get('tile')):
+            raise OptionError('val.flip_seq and val.tile do not carry the flows of flow_root; remove them or '
+                              'flow_root.')
         if flip_seq:
             lq = torch.cat([lq, lq.flip(1)], dim=1)
             masks = None if masks is None else torch.cat([masks, masks.flip(1)], dim=1)
@@ -595,7 +612,7 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
             if val_opt.get('tile'):
                 output = self._forward_tiled(net, lq, masks, val_opt['tile'])
             else:
-                output = self._forward(net, lq, masks)
+                output = self._forward(net, lq, masks, self.flows)
         net.train(was_training)
         if flip_seq:
             output = 0.5 * (output[:, :num_frames] + output[:, num_frames:].flip(1))
@@ -642,7 +659,7 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
         for index in range(rank, len(dataset), world_size):
             item = dataset[index]
             folder = item['folder']
-            batch = {key: item[key].unsqueeze(0) for key in ('lq', 'gt', 'masks') if key in item}
+            batch = {key: item[key].unsqueeze(0) for key in ('lq', 'gt', 'masks', 'flows') if key in item}
             self.feed_data(batch)
             self.test()
             output = self.output.cpu()
