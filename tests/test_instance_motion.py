@@ -7,6 +7,7 @@ from basicsr.archs.arch_util import flow_warp
 
 from sl_arch.archs.prealign_arch import instance_affine_flow, instance_motion_flow, mask_centroid_shift
 from sl_arch.archs.semantic_lens_arch import PRESETS, SemanticLens
+from sl_arch.utils.errors import SLError
 from sl_arch.utils.options import OptionError
 
 
@@ -83,7 +84,17 @@ def test_semantic_lens_instance_motion_uses_the_masks_and_trains_the_flow():
     assert not math.isclose((out - moved).abs().max().item(), 0.0, abs_tol=1e-7)
 
 
-@pytest.mark.parametrize('off', ['use_flow', 'use_semantics'])
-def test_instance_motion_without_flow_or_masks_is_refused(off):
-    with pytest.raises(OptionError, match='instance_motion'):
-        SemanticLens(**PRESETS['tiny'], instance_motion=True, **{off: False})
+def test_instance_motion_without_flow_is_refused_and_without_the_semantic_branch_moves_the_given_masks():
+    with pytest.raises(OptionError, match='instance_motion refines the flow warper'):
+        SemanticLens(**PRESETS['tiny'], instance_motion=True, use_flow=False)
+    torch.manual_seed(0)
+    net = SemanticLens(**PRESETS['tiny'], instance_motion=True, use_semantics=False).eval()
+    assert net.semantic_extractor is None
+    lqs = torch.rand(1, 3, 3, 24, 32)
+    ids = torch.zeros(1, 3, 24, 32, dtype=torch.long)
+    for t in range(3):
+        ids[:, t, 6:12, 4 + 3 * t:10 + 3 * t] = 1
+    with torch.no_grad():
+        assert not torch.allclose(net(lqs, masks=ids), net(lqs, masks=torch.roll(ids, 6, dims=-1)), atol=1e-6)
+    with pytest.raises(SLError, match='instance_motion without the semantic branch moves the instances of given masks'):
+        net(lqs)

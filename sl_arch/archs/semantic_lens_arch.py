@@ -87,8 +87,9 @@ class SemanticLens(nn.Module):
             the pixel flow, its instance-wise affine fit and the shift of its mask between the
             two frames best explains its pixels (:func:`instance_motion_flow`). Fast small objects
             that the flow pyramid misses get their motion from their masks. Needs the flow warper
-            and the instance masks (learned or given). Ours, not the paper's; no parameters.
-            Default: False.
+            and the instance masks: learned, or given (``masks=``, the datasets' ``semantics_root``),
+            which with ``use_semantics: false`` is instance motion alone, without the semantic
+            branch. Ours, not the paper's; no parameters. Default: False.
         neighbour_input (bool): Early fusion of aligned neighbours: the pixel-feature extractor reads
             each LR frame together with its two neighbours warped onto it by the flow warper (the
             clip's ends repeat the frame itself), so sub-pixel detail of the neighbours reaches every
@@ -151,9 +152,9 @@ class SemanticLens(nn.Module):
         self.use_gps = use_gps and use_semantics
         self.use_isee = use_isee and use_semantics
         self.use_mask_gate = use_mask_gate
-        if instance_motion and not (use_flow and use_semantics):
-            raise OptionError('SemanticLens instance_motion needs the flow warper and the instance masks: '
-                              'set use_flow and use_semantics to true, or instance_motion to false.')
+        if instance_motion and not use_flow:
+            raise OptionError('SemanticLens instance_motion refines the flow warper\'s flow: set use_flow to true, or '
+                              'instance_motion to false.')
         self.instance_motion = instance_motion
         if neighbour_input and not use_flow:
             raise OptionError('SemanticLens neighbour_input warps the neighbours with the flow warper: set use_flow '
@@ -410,6 +411,9 @@ class SemanticLens(nn.Module):
         elif self.semantic_extractor is not None:
             semantics = self.semantic_extractor(lqs)
             masks = semantics['masks'] if masks is None else masks
+        elif self.instance_motion and masks is None and flows is None and t > 1:
+            raise InputShapeError('instance_motion without the semantic branch moves the instances of given masks: pass '
+                                  'masks= (in an option file, set semantics_root in the datasets).')
 
         flows_backward, flows_forward = self._flows(lqs, masks, flows)
         warped = None  # the neighbours' LR frames warped by the flows, computed once for both readers

@@ -109,6 +109,10 @@ def variants():
                                        network_g=dict(bench_options.semantic_lens_options(
                                            'tiny', {'use_semantics': False}), flow_load_path=flow),
                                        train=dict(bench_options.FROZEN_FLOW)),
+        'SL_motion_only': dict(label='SemanticLens w/o semantic branch, pretrained flow + instance motion of the '
+                               'ground-truth masks (oracle)',
+                               network_g=dict(bench_options.semantic_lens_options('tiny', {'use_semantics': False}),
+                                              flow_load_path=flow, instance_motion=True), masks='input'),
         'SL_gt_masks_motion_frozen': dict(label='SemanticLens, ground-truth masks, tokens pooled + instance motion '
                                           '(oracle), pretrained flow frozen',
                                           network_g=dict(pooled, flow_load_path=flow, instance_motion=True),
