@@ -10,7 +10,7 @@ from torch.utils import data as data
 
 from sl_arch.data.clips import (build_clip_index, check_dataset_options, check_pair, dataset_option_keys,
                                 raise_problems, read_clip_frames, read_clip_masks, read_window_flows)
-from sl_arch.io.tensors import frames_to_tensor
+from sl_arch.io.tensors import flows_to_tensor, frames_to_tensor
 from sl_arch.utils.errors import SLError
 
 
@@ -227,8 +227,7 @@ class SLVideoRecurrentDataset(data.Dataset):
         if masks is not None:
             item['masks'] = torch.from_numpy(np.stack([mask[..., 0] for mask in imgs[2 * num:]])).long()
         if flows is not None:
-            item['flows'] = torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).reshape(2, num - 1, 2,
-                                                                                          *flows[0].shape[:2])
+            item['flows'] = flows_to_tensor(flows[:num - 1], flows[num - 1:])
         return item
 
     def __len__(self):

@@ -1,11 +1,10 @@
-import numpy as np
 import torch
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data as data
 
 from sl_arch.data.clips import (build_clip_index, check_dataset_options, check_pair, dataset_option_keys,
                                 read_clip_frames, read_clip_masks, read_window_flows)
-from sl_arch.io.tensors import frames_to_tensor
+from sl_arch.io.tensors import flows_to_tensor, frames_to_tensor
 
 
 @DATASET_REGISTRY.register()
@@ -101,9 +100,8 @@ class SLVideoTestDataset(data.Dataset):
             masks = read_clip_masks(self.semantics_root, clip.name, lq_frames, lq_imgs[0].shape[:2])
             item['masks'] = torch.from_numpy(masks).long()
         if self.flow_root and stop - start > 1:
-            flows = read_window_flows(self.flow_root, clip.name, lq_frames, list(range(start, stop)))
-            item['flows'] = torch.from_numpy(np.stack(flows[0] + flows[1])).permute(0, 3, 1, 2).reshape(
-                2, stop - start - 1, 2, *lq_imgs[0].shape[:2])
+            item['flows'] = flows_to_tensor(*read_window_flows(self.flow_root, clip.name, lq_frames,
+                                                               list(range(start, stop))))
         if self.chunk_size:
             item['frame_offset'] = start
             item['num_frames_total'] = len(clip.lq_frames)

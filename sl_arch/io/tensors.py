@@ -33,3 +33,9 @@ def tensor_to_frame(tensor):
     """
     rgb = (tensor.float().clamp(0, 1) * 255).round().byte()
     return np.ascontiguousarray(rgb.flip(0).permute(1, 2, 0).numpy())
+
+
+def flows_to_tensor(backward, forward):
+    """(2, t - 1, 2, h, w) float32 tensor of two lists of t - 1 flows (h, w, 2): ``[backward; forward]``."""
+    return torch.from_numpy(np.stack(backward + forward)).permute(0, 3, 1, 2).reshape(2, len(backward), 2,
+                                                                                      *backward[0].shape[:2])
