@@ -68,3 +68,19 @@ def test_the_mask_gate_keeps_propagation_where_instances_agree_and_cuts_it_where
     # nothing propagates between frames of different instances: as if each frame were alone, but for
     # the flow warper and attention blocks that still see both frames
     assert (cut - alone).abs().mean() < (plain(clip, masks=changing) - alone).abs().mean()
+
+
+def test_the_mask_gate_reads_given_masks_without_the_semantic_branch():
+    gated, plain = build(use_semantics=False, use_mask_gate=True), build(use_semantics=False)
+    clip = torch.rand(1, 3, 3, 16, 16)
+    same = torch.zeros(1, 3, 16, 16, dtype=torch.long)
+    changing = torch.arange(3).view(1, 3, 1, 1).expand(1, 3, 16, 16)
+
+    with torch.no_grad():
+        # one instance throughout: nothing to cut, the network without the gate; no masks: the gate is off
+        assert torch.allclose(gated(clip, masks=same), plain(clip), atol=1e-6)
+        assert torch.allclose(gated(clip), plain(clip), atol=1e-6)
+        cut = gated(clip, masks=changing)
+        alone = torch.stack([gated(clip[:, [t]])[:, 0] for t in range(3)], 1)
+    # every frame another instance: no propagated feature survives, each frame scores as if alone but for MFSAB
+    assert (cut - alone).abs().mean() < (plain(clip) - alone).abs().mean()

@@ -81,8 +81,9 @@ class SemanticLens(nn.Module):
         use_mask_gate (bool): After the flow warp, scale the propagated features at each pixel by the
             agreement (cosine similarity) of the reference frame's instance distribution and the
             warped neighbour's: where the flow brings features of another instance (occlusion,
-            objects crossing) they are suppressed and the step relies on the current frame. Ours,
-            not the paper's; no parameters. Default: False.
+            objects crossing) they are suppressed and the step relies on the current frame. The masks are
+            the learned ones, or given ones (``masks=``), which also works with ``use_semantics: false``;
+            without any masks it does nothing. Ours, not the paper's; no parameters. Default: False.
         instance_motion (bool): Instance-centric motion: every instance moves by whichever of
             the pixel flow, its instance-wise affine fit and the shift of its mask between the
             two frames best explains its pixels (:func:`instance_motion_flow`). Fast small objects
@@ -382,8 +383,9 @@ class SemanticLens(nn.Module):
         Args:
             lqs (Tensor): (b, t, c, h, w) LR clip, h and w >= 16 (any values, odd included).
             masks (Tensor | None): precomputed instance ids (b, t, h, w) or soft masks
-                (b, t, n, h, w); they replace the learned masks in IMAGE and ISEE (with the
-                semantic branch off they are only returned, not used).
+                (b, t, n, h, w); they replace the learned masks in IMAGE and ISEE; with the
+                semantic branch off only ``instance_motion`` and ``use_mask_gate`` read them (otherwise
+                they are only returned).
             return_masks (bool): Also return the instance masks used.
             return_aux (bool): Also return a dict of what the mask losses read: ``masks``
                 (b, t, n, h, w) or None, ``flows_backward`` / ``flows_forward`` (b, t - 1, 2, h, w) or None.

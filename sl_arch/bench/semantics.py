@@ -117,6 +117,23 @@ def variants():
                                           '(oracle), pretrained flow frozen',
                                           network_g=dict(pooled, flow_load_path=flow, instance_motion=True),
                                           masks='input', train=dict(bench_options.FROZEN_FLOW)),
+        # the true instances on a warper that stays a flow (frozen), and what else they know: which propagated
+        # pixels belong to another instance after the warp (occlusion, crossing; use_mask_gate suppresses them)
+        'SL_motion_only_frozen': dict(label='SemanticLens w/o semantic branch, pretrained flow frozen + instance '
+                                      'motion of the ground-truth masks (oracle)',
+                                      network_g=dict(bench_options.semantic_lens_options('tiny', {'use_semantics': False}),
+                                                     flow_load_path=flow, instance_motion=True),
+                                      masks='input', train=dict(bench_options.FROZEN_FLOW)),
+        'SL_motion_gate_frozen': dict(label='SemanticLens w/o semantic branch, pretrained flow frozen + instance '
+                                      'motion and mask gate of the ground-truth masks (oracle)',
+                                      network_g=dict(bench_options.semantic_lens_options('tiny', {'use_semantics': False}),
+                                                     flow_load_path=flow, instance_motion=True, use_mask_gate=True),
+                                      masks='input', train=dict(bench_options.FROZEN_FLOW)),
+        'SL_exact_gate': dict(label='SemanticLens w/o semantic branch, exact flow (oracle) + mask gate of the '
+                              'ground-truth masks (oracle)',
+                              network_g=bench_options.semantic_lens_options('tiny', {'use_semantics': False,
+                                                                                     'use_mask_gate': True}),
+                              masks='input', exact_flow=True),
     }
 
 
