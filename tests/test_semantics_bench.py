@@ -114,3 +114,19 @@ def test_the_extractor_benchmark_can_read_exact_or_learned_flow_as_four_more_inp
     iou_all, iou_objects = extractor.train_and_score(root, iters=2, motion=True, fine_masks=True, num_frame=3,
                                                      flow='exact')
     assert 0 <= iou_objects <= iou_all <= 1
+
+
+def test_rows_of_another_seed_train_with_it_under_their_own_name(tmp_path):
+    from sl_arch.bench import semantics
+    row = semantics.variants()['SL_no_semantics']
+    for sub in ('train/GT', 'train/BI', 'val/GT', 'val/BI'):
+        (tmp_path / sub).mkdir(parents=True)
+    common = ['--iters', '5', '--synthetic-root', str(tmp_path), '--demo-root', '']
+    name, train_opt, _, checkpoint = semantics.row_options('SL_no_semantics', row, semantics.parse_args(common))
+    assert (name, train_opt['manual_seed'], train_opt['train']['total_iter']) == ('sem_SL_no_semantics', 0, 5)
+    name, train_opt, test_opt, checkpoint = semantics.row_options(
+        'SL_no_semantics', row, semantics.parse_args(common + ['--seed', '1']))
+    # seed 1 does not overwrite (or read back) the default seed's run in the same work dir
+    assert (name, train_opt['manual_seed'], train_opt['name']) == ('sem_SL_no_semantics_seed1', 1, name)
+    assert checkpoint == 'experiments/sem_SL_no_semantics_seed1/models/net_g_latest.pth'
+    assert test_opt['path']['pretrain_network_g'] == checkpoint

@@ -175,24 +175,33 @@ def progress(message):
     print(f'[sl-bench semantics] {message}', flush=True)
 
 
-def train_and_test(key, variant, args):
-    """Train and test one row through sl-train / sl-test; returns its figures.
-
-    A row whose recipe is unchanged since a finished earlier run is read back, not rerun.
-    """
-    name = f'sem_{key}'
-    work_dir = osp.abspath(args.work_dir)
+def row_options(key, variant, args):
+    """One row's run name and its sl-train / sl-test options: ``(name, train_opt, test_opt, checkpoint)``.
+    Rows of a seed other than the default are named ``sem_<row>_seed<N>``, beside the default's."""
+    name = f'sem_{key}' + (f'_seed{args.seed}' if args.seed != BUDGET['seed'] else '')
     network_opt = variant['network_g']
     train_set, _ = bench_options.prepared_dataset_options(args.synthetic_root)
     if variant.get('masks'):
         train_set['semantics_root'] = osp.join(osp.abspath(args.synthetic_root), 'train', 'masks')
     if variant.get('exact_flow'):
         train_set['flow_root'] = osp.join(osp.abspath(args.synthetic_root), 'train')
-    train_opt = bench_options.train_options(name, network_opt, dict(BUDGET, total_iter=args.iters), train_set)
+    train_opt = bench_options.train_options(name, network_opt, dict(BUDGET, total_iter=args.iters, seed=args.seed),
+                                              train_set)
     train_opt['train'].update(variant.get('train', {}))
     checkpoint = osp.join('experiments', name, 'models', 'net_g_latest.pth')
     sets = test_sets(args.synthetic_root, args.demo_root, variant.get('masks') == 'input', variant.get('exact_flow'))
     test_opt = bench_options.test_options(name, network_opt, {test['name']: test for test in sets.values()}, checkpoint)
+    return name, train_opt, test_opt, checkpoint
+
+
+def train_and_test(key, variant, args):
+    """Train and test one row through sl-train / sl-test; returns its figures.
+
+    A row whose recipe is unchanged since a finished earlier run is read back, not rerun.
+    """
+    name, train_opt, test_opt, checkpoint = row_options(key, variant, args)
+    work_dir = osp.abspath(args.work_dir)
+    network_opt = variant['network_g']
     done = osp.join(work_dir, 'logs', f'{name}.done.json')
     if (unchanged(osp.join(work_dir, 'options', f'train_{name}.yml'), train_opt)
             and unchanged(osp.join(work_dir, 'options', f'test_{name}.yml'), test_opt) and osp.isfile(done)):
@@ -475,7 +484,8 @@ def markdown_report(rows, quality, info):
         '',
         f'Command: `{info["command"]}` ({info["wall_minutes"]:.0f} min on this machine, {info["started"]}). '
         f'Every model trained {info["budget"]["total_iter"]} iterations (batch {info["budget"]["batch_size"]}, '
-        f'{info["budget"]["num_frame"]} frames, GT patch {info["budget"]["gt_size"]}) on the synthetic training '
+        f'{info["budget"]["num_frame"]} frames, GT patch {info["budget"]["gt_size"]}, seed {info["budget"]["seed"]}) on the '
+        'synthetic training '
         'clips, one thread each; PSNR-Y / SSIM-Y on held-out clips whose photographs no training clip uses.',
         '',
         '| model | params | s/iter | ' + ' | '.join(datasets) + ' |',
@@ -549,6 +559,9 @@ def parse_args(argv):
     parser.add_argument('--iters', type=int, default=BUDGET['total_iter'], help='training iterations of every model')
     parser.add_argument('--models', help='comma-separated subset of the rows (default: all)')
     parser.add_argument('--jobs', type=int, default=2, help='trainings side by side (default 2)')
+    parser.add_argument('--seed', type=int, default=BUDGET['seed'],
+                        help=f'training seed of every row (default {BUDGET["seed"]}); rows of another seed are named '
+                        '<row>_seed<N> in the work dir, beside those of the default')
     parser.add_argument('--synthetic-root', default=SYNTHETIC_ROOT, help='made with sl-prepare --synthetic if missing')
     parser.add_argument('--demo-root', default=DEMO_ROOT, help='real held-out frames (sl-prepare --demo); "" for none')
     parser.add_argument('--work-dir', default=osp.join('experiments', 'semantics'))
@@ -629,8 +642,8 @@ def main(argv=None):
             quality[row['key']] = mask_quality(row['checkpoint'], args.synthetic_root)
             save_mask_figure(row['checkpoint'], args.synthetic_root, next(iter(quality[row['key']])),
                              osp.join(args.out, f'masks_{row["key"]}.png'))
-    info = {'command': 'python -m sl_arch.bench.semantics ' + ' '.join(argv), 'budget': dict(BUDGET,
-                                                                                            total_iter=args.iters),
+    info = {'command': 'python -m sl_arch.bench.semantics ' + ' '.join(argv), 'budget': dict(BUDGET, total_iter=args.iters,
+                                                                                            seed=args.seed),
             'started': started_at, 'wall_minutes': (time.perf_counter() - started) / 60}
     write_json(osp.join(args.out, 'results.json'), {'info': info, 'rows': rows, 'mask_quality': quality})
     report = markdown_report(rows, quality, info)
