@@ -61,6 +61,7 @@ def variants():
     clips' exact flow replaces the network's estimate, in training and test) and extra ``train`` options."""
     tiny = bench_options.semantic_lens_options('tiny')
     pooled = dict(tiny, semantic_extractor={'type': 'SLPrecomputedSemantics'})
+    no_semantics = bench_options.semantic_lens_options('tiny', {'use_semantics': False})
     flow = osp.abspath(PRETRAINED_FLOW)
     return {
         'SL_gt_masks': dict(label='SemanticLens, ground-truth masks (oracle)', network_g=tiny, masks='input'),
@@ -121,19 +122,16 @@ def variants():
         # pixels belong to another instance after the warp (occlusion, crossing; use_mask_gate suppresses them)
         'SL_motion_only_frozen': dict(label='SemanticLens w/o semantic branch, pretrained flow frozen + instance '
                                       'motion of the ground-truth masks (oracle)',
-                                      network_g=dict(bench_options.semantic_lens_options('tiny', {'use_semantics': False}),
-                                                     flow_load_path=flow, instance_motion=True),
+                                      network_g=dict(no_semantics, flow_load_path=flow, instance_motion=True),
                                       masks='input', train=dict(bench_options.FROZEN_FLOW)),
         'SL_motion_gate_frozen': dict(label='SemanticLens w/o semantic branch, pretrained flow frozen + instance '
                                       'motion and mask gate of the ground-truth masks (oracle)',
-                                      network_g=dict(bench_options.semantic_lens_options('tiny', {'use_semantics': False}),
-                                                     flow_load_path=flow, instance_motion=True, use_mask_gate=True),
+                                      network_g=dict(no_semantics, flow_load_path=flow, instance_motion=True,
+                                                     use_mask_gate=True),
                                       masks='input', train=dict(bench_options.FROZEN_FLOW)),
         'SL_exact_gate': dict(label='SemanticLens w/o semantic branch, exact flow (oracle) + mask gate of the '
                               'ground-truth masks (oracle)',
-                              network_g=bench_options.semantic_lens_options('tiny', {'use_semantics': False,
-                                                                                     'use_mask_gate': True}),
-                              masks='input', exact_flow=True),
+                              network_g=dict(no_semantics, use_mask_gate=True), masks='input', exact_flow=True),
     }
 
 
@@ -484,9 +482,9 @@ def markdown_report(rows, quality, info):
         '',
         f'Command: `{info["command"]}` ({info["wall_minutes"]:.0f} min on this machine, {info["started"]}). '
         f'Every model trained {info["budget"]["total_iter"]} iterations (batch {info["budget"]["batch_size"]}, '
-        f'{info["budget"]["num_frame"]} frames, GT patch {info["budget"]["gt_size"]}, seed {info["budget"]["seed"]}) on the '
-        'synthetic training '
-        'clips, one thread each; PSNR-Y / SSIM-Y on held-out clips whose photographs no training clip uses.',
+        f'{info["budget"]["num_frame"]} frames, GT patch {info["budget"]["gt_size"]}, '
+        f'seed {info["budget"]["seed"]}) on the synthetic training clips, one thread each; PSNR-Y / SSIM-Y on '
+        'held-out clips whose photographs no training clip uses.',
         '',
         '| model | params | s/iter | ' + ' | '.join(datasets) + ' |',
         '|---|---|---|' + '---|' * len(datasets),
@@ -642,8 +640,8 @@ def main(argv=None):
             quality[row['key']] = mask_quality(row['checkpoint'], args.synthetic_root)
             save_mask_figure(row['checkpoint'], args.synthetic_root, next(iter(quality[row['key']])),
                              osp.join(args.out, f'masks_{row["key"]}.png'))
-    info = {'command': 'python -m sl_arch.bench.semantics ' + ' '.join(argv), 'budget': dict(BUDGET, total_iter=args.iters,
-                                                                                            seed=args.seed),
+    info = {'command': 'python -m sl_arch.bench.semantics ' + ' '.join(argv),
+            'budget': dict(BUDGET, total_iter=args.iters, seed=args.seed),
             'started': started_at, 'wall_minutes': (time.perf_counter() - started) / 60}
     write_json(osp.join(args.out, 'results.json'), {'info': info, 'rows': rows, 'mask_quality': quality})
     report = markdown_report(rows, quality, info)
