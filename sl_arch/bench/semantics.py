@@ -78,12 +78,11 @@ def variants():
         'SL_mask_selfsup': dict(label='SemanticLens, learned masks + SLMaskConsistencyLoss', network_g=tiny,
                                 train={'mask_consistency_opt': MASK_CONSISTENCY}),
         'SL_no_semantics': dict(label='SemanticLens w/o semantic branch',
-                                network_g=bench_options.semantic_lens_options('tiny', {'use_semantics': False})),
+                                network_g=no_semantics),
         'single_frame': dict(label='single-frame SRResNet, equal size', network_g={'type': 'SLFrameWise'}),
         # the same questions with the flow warper starting pretrained, and instance-centric motion
         'SL_no_semantics_pf': dict(label='SemanticLens w/o semantic branch, pretrained flow',
-                                   network_g=dict(bench_options.semantic_lens_options('tiny', {'use_semantics': False}),
-                                                  flow_load_path=flow)),
+                                   network_g=dict(no_semantics, flow_load_path=flow)),
         'SL_gt_masks_pf': dict(label='SemanticLens, ground-truth masks, tokens pooled (oracle), pretrained flow',
                                network_g=dict(pooled, flow_load_path=flow), masks='input'),
         'SL_gt_masks_motion': dict(label='SemanticLens, ground-truth masks, tokens pooled + instance motion (oracle), '
@@ -94,26 +93,22 @@ def variants():
         # the neighbours' pixels warped onto each frame and read by its feature extractor (neighbour_input):
         # with instance motion, each object of a neighbour is read back at its own new position
         'SL_no_semantics_nb': dict(label='SemanticLens w/o semantic branch, pretrained flow, aligned neighbours in',
-                                   network_g=dict(bench_options.semantic_lens_options(
-                                       'tiny', {'use_semantics': False, 'neighbour_input': True}), flow_load_path=flow)),
+                                   network_g=dict(no_semantics, neighbour_input=True, flow_load_path=flow)),
         'SL_gt_masks_motion_nb': dict(label='SemanticLens, ground-truth masks, tokens pooled + instance motion '
                                       '(oracle), pretrained flow, aligned neighbours in',
                                       network_g=dict(pooled, flow_load_path=flow, instance_motion=True,
                                                      neighbour_input=True), masks='input'),
         # the ceiling of any alignment: the clips' exact flow (an oracle), with the flow-frozen rows to compare
         'SL_no_semantics_exact': dict(label='SemanticLens w/o semantic branch, exact flow (oracle)',
-                                      network_g=bench_options.semantic_lens_options('tiny', {'use_semantics': False}),
-                                      exact_flow=True),
+                                      network_g=no_semantics, exact_flow=True),
         'SL_gt_masks_exact': dict(label='SemanticLens, ground-truth masks, tokens pooled (oracle), exact flow (oracle)',
                                   network_g=pooled, masks='input', exact_flow=True),
         'SL_no_semantics_frozen': dict(label='SemanticLens w/o semantic branch, pretrained flow frozen',
-                                       network_g=dict(bench_options.semantic_lens_options(
-                                           'tiny', {'use_semantics': False}), flow_load_path=flow),
+                                       network_g=dict(no_semantics, flow_load_path=flow),
                                        train=dict(bench_options.FROZEN_FLOW)),
         'SL_motion_only': dict(label='SemanticLens w/o semantic branch, pretrained flow + instance motion of the '
                                'ground-truth masks (oracle)',
-                               network_g=dict(bench_options.semantic_lens_options('tiny', {'use_semantics': False}),
-                                              flow_load_path=flow, instance_motion=True), masks='input'),
+                               network_g=dict(no_semantics, flow_load_path=flow, instance_motion=True), masks='input'),
         'SL_gt_masks_motion_frozen': dict(label='SemanticLens, ground-truth masks, tokens pooled + instance motion '
                                           '(oracle), pretrained flow frozen',
                                           network_g=dict(pooled, flow_load_path=flow, instance_motion=True),
