@@ -111,9 +111,56 @@ def test_the_extractor_benchmark_can_read_exact_or_learned_flow_as_four_more_inp
     assert dis.shape == frames.shape and torch.equal(dis[:, :3], frames[:, :3]) and dis[:-1, 3:5].abs().sum() > 0
     # with motion channels too: the image difference is added, the flow kept
     assert extractor.with_motion(frames[None]).shape == (1, 4, 10, 24, 40)
-    iou_all, iou_objects = extractor.train_and_score(root, iters=2, motion=True, fine_masks=True, num_frame=3,
-                                                     flow='exact')
-    assert 0 <= iou_objects <= iou_all <= 1
+    scores = extractor.train_and_score(root, iters=2, motion=True, fine_masks=True, num_frame=3, flow='exact')
+    assert 0 <= scores['clip_objects'] <= scores['clip_all'] <= 1 and 0 <= scores['foreground'] <= 1
+    # block matching as flow, camera-compensated differences and a cost volume append their channels
+    both = extractor.load_split(root, 'val', 'meta_info_crossing.txt', flow='blocks', camera='learned', costs=1)[0][0]
+    assert both.shape == (4, 3 + 4 + 6 + 2 * 9, 24, 40) and torch.equal(both[:, :3], frames[:, :3])
+    from sl_arch.bench.flow import block_matching_flow
+    assert torch.equal(both[:-1, 3:5], block_matching_flow(frames[:-1, :3], frames[1:, :3]))
+    camera = extractor.camera_flows(extractor.estimated_flows(warper, frames[:, :3]))
+    assert torch.allclose(both[:, 7:13], extractor.compensated_differences(frames[:, :3], camera), atol=1e-6)
+
+
+def test_block_matching_finds_a_whole_pixel_shift_and_the_camera_fit_ignores_a_moving_object():
+    import torch
+
+    from sl_arch.bench import extractor
+    from sl_arch.bench.flow import block_matching_flow
+    first = torch.rand(1, 3, 32, 48, generator=torch.Generator().manual_seed(0))
+    second = torch.roll(first, shifts=(-1, 2), dims=(2, 3))  # content moves 2 px right, 1 px up
+    inner = (slice(None), slice(None), slice(6, -6), slice(6, -6))
+    assert (block_matching_flow(first, second)[inner] == torch.tensor([2.0, -1.0]).view(1, 2, 1, 1)).all()
+    assert (block_matching_flow(second, first)[inner] == torch.tensor([-2.0, 1.0]).view(1, 2, 1, 1)).all()
+    # in a clip: to the next frame, then to the previous; none for the last frame's next, the first's previous
+    flows = extractor.estimated_flows(block_matching_flow, torch.cat([first, second]))
+    assert not flows[1, :2].any() and not flows[0, 2:].any()
+    # warped by that flow, each frame's neighbour matches it away from the border
+    differences = extractor.compensated_differences(torch.cat([first, second]), flows)
+    assert differences[inner].abs().max() < 1e-5
+    # a zooming camera with an object moving against it: the robust fit returns the camera's motion
+    h, w = 24, 40
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing='ij')
+    camera = torch.stack([0.02 * (xs - w / 2) + 0.5, 0.02 * (ys - h / 2) - 0.3])
+    seen = camera.clone()
+    seen[:, 8:14, 10:16] = torch.tensor([3.0, -2.0]).view(2, 1, 1)  # the object
+    fitted = extractor.camera_flows(torch.cat([seen, -seen])[None])
+    assert (fitted[0, :2] - camera).abs().max() < 0.05 and (fitted[0, 2:] + camera).abs().max() < 0.05
+
+
+def test_clip_mask_scores_tell_finding_the_objects_from_keeping_their_identity():
+    from sl_arch.bench.semantics import clip_mask_scores
+    true = np.zeros((2, 6, 6), int)
+    true[:, 1:3, 1:3] = 1
+    pred = np.where(true > 0, 1, 0)
+    pred[1][true[1] > 0] = 2  # found in both frames, in another slot in the second
+
+    scores = clip_mask_scores(pred, true, num_slots=3)
+
+    assert scores['foreground'] == 1.0 and scores['frame_objects'] == 1.0
+    assert scores['clip_objects'] == 0.5  # one matching for the clip: the object keeps slot 1 in one frame of two
+    missed = clip_mask_scores(np.zeros_like(true), true, num_slots=3)
+    assert missed['foreground'] == 0.0 and missed['clip_objects'] == 0.0
 
 
 def test_rows_of_another_seed_train_with_it_under_their_own_name(tmp_path):
@@ -130,3 +177,20 @@ def test_rows_of_another_seed_train_with_it_under_their_own_name(tmp_path):
     assert (name, train_opt['manual_seed'], train_opt['name']) == ('sem_SL_no_semantics_seed1', 1, name)
     assert checkpoint == 'experiments/sem_SL_no_semantics_seed1/models/net_g_latest.pth'
     assert test_opt['path']['pretrain_network_g'] == checkpoint
+
+
+def test_the_report_gives_each_learned_mask_clip_and_the_mean_of_every_score():
+    from sl_arch.bench.semantics import clip_mask_scores, markdown_report
+    true = np.zeros((2, 6, 6), int)
+    true[:, 1:3, 1:3] = 1
+    # all pixels in the background slot: the background's IoU is 64 / 72, the object's 0
+    quality = {'SL_learned': {'crossing_001': clip_mask_scores(true, true, 4),
+                              'crossing_003': clip_mask_scores(np.zeros_like(true), true, 4)}}
+    info = {'command': 'python -m sl_arch.bench.semantics', 'wall_minutes': 1.0, 'started': 'now',
+            'budget': {'total_iter': 2, 'batch_size': 1, 'num_frame': 3, 'gt_size': 64, 'seed': 0}}
+
+    report = markdown_report([{'key': 'SL_learned', 'label': 'learned masks'}], quality, info)
+
+    assert '| learned masks | crossing_001 | 2 | 2 | 1.000 | 1.000 | 1.000 | 1.000 | 1.000 |' in report
+    assert '| learned masks | crossing_003 | 2 | 1 | 0.444 | 0.000 | 0.444 | 0.000 | 0.000 |' in report
+    assert '| **learned masks** | **mean** | | | **0.722** | **0.500** | **0.722** | **0.500** | **0.500** |' in report

@@ -353,6 +353,29 @@ def zero_flow(ref, supp):
     return ref.new_zeros(ref.shape[0], 2, *ref.shape[-2:])
 
 
+def matching_costs(ref, supp, radius=4, patch=3):
+    """(n, (2 radius + 1)^2, h, w): for every whole-pixel displacement d within ``radius`` (dy-major,
+    dx within), the mean absolute difference between ``ref`` (n, c, h, w) at p and ``supp`` at p + d,
+    averaged over a ``patch`` x ``patch`` window (the frame's edge replicated). The costs a flow
+    network starts from, before any smoothing or pyramid."""
+    h, w = ref.shape[-2:]
+    size = 2 * radius + 1
+    padded = F.pad(supp, [radius] * 4, mode='replicate')
+    shifted = torch.stack([padded[..., dy:dy + h, dx:dx + w] for dy in range(size) for dx in range(size)], dim=1)
+    error = (ref.unsqueeze(1) - shifted).abs().mean(2)
+    return F.avg_pool2d(error, patch, 1, patch // 2, count_include_pad=False)
+
+
+def block_matching_flow(ref, supp, radius=4, patch=5):
+    """Flow (n, 2, h, w) from ``ref`` to ``supp`` by block matching: each pixel's whole-pixel displacement of
+    least :func:`matching_costs`. No smoothing and no pyramid, so an object a few pixels wide that moves
+    faster than a coarse level resolves keeps its own motion; noisy where texture is flat."""
+    steps = torch.arange(-radius, radius + 1, dtype=ref.dtype, device=ref.device)
+    dy, dx = (grid.flatten() for grid in torch.meshgrid(steps, steps, indexing='ij'))
+    best = matching_costs(ref, supp, radius, patch).argmin(1)
+    return torch.stack([dx[best], dy[best]], dim=1)
+
+
 def basicsr_spynet(load_path=None, seed=0):
     """BasicSR's own ``SpyNet`` (as BasicVSR / IconVSR / BasicVSR++ build it from ``spynet_path``)."""
     from basicsr.archs.spynet_arch import SpyNet

@@ -5,6 +5,8 @@ instances), the end-point error (LR pixels) of the flow SemanticLens aligns with
 and on the object pixels alone:
 
 * no motion (zero flow), and the pretrained tiny flow warper (``model_zoo/``) on its own;
+* two estimates without learning: OpenCV's DIS (:class:`sl_arch.archs.prealign_arch.SLDISFlow`) and
+  whole-pixel block matching (:func:`sl_arch.bench.flow.block_matching_flow`, 5 x 5 windows, 4 px);
 * its instance-wise affine fit (:func:`sl_arch.archs.prealign_arch.instance_affine_flow`);
 * instance-centric motion (:func:`sl_arch.archs.prealign_arch.instance_motion_flow`,
   SemanticLens ``instance_motion``), with the true masks, with the true masks shifted 6 px
@@ -39,7 +41,8 @@ def clip_masks(root, pairs, num_slots):
 
 def regime_errors(warper, pairs, masks, regime):
     """End-point errors (all pixels, object pixels) of each flow on the pairs of one regime."""
-    from sl_arch.archs.prealign_arch import instance_affine_flow, instance_motion_flow
+    from sl_arch.archs.prealign_arch import SLDISFlow, instance_affine_flow, instance_motion_flow
+    from sl_arch.bench.flow import block_matching_flow
     chosen = [pair for pair in pairs.pairs if pair[4] == regime]
     if not chosen:
         return None
@@ -63,6 +66,8 @@ def regime_errors(warper, pairs, masks, regime):
         flows = {
             'zero flow': torch.zeros_like(target),
             'pretrained flow warper': pixel,
+            'OpenCV DIS': SLDISFlow()(ref, supp),
+            'block matching': block_matching_flow(ref, supp),
             'its affine fit per true instance': instance_affine_flow(pixel, ref_masks),
             'instance motion, true masks': instance_motion_flow(pixel, ref, supp, ref_masks, supp_masks),
             'instance motion, masks shifted 6 px': instance_motion_flow(pixel, ref, supp, shifted(ref_masks),
