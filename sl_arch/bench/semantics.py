@@ -137,6 +137,14 @@ def variants():
                                             network_g=dict(no_semantics, flow_load_path=flow, instance_motion=True,
                                                            align_gate=True),
                                             masks='input', train=dict(bench_options.FROZEN_FLOW)),
+        # the best pixel flow we have on these clips without learning (OpenCV DIS: 0.03 px on pans, 1.4 px on
+        # the objects against the warper's 0.20 / 2.0), and the true instances' motion on top of it
+        'SL_no_semantics_dis': dict(label='SemanticLens w/o semantic branch, DIS flow',
+                                    network_g=dict(no_semantics, flow_estimator='dis')),
+        'SL_motion_only_dis': dict(label='SemanticLens w/o semantic branch, DIS flow + instance motion of the '
+                                   'ground-truth masks (oracle)',
+                                   network_g=dict(no_semantics, flow_estimator='dis', instance_motion=True),
+                                   masks='input'),
     }
 
 
