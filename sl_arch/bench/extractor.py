@@ -186,6 +186,8 @@ def main(argv=None):
     parser.add_argument('--dim', type=int, default=32, help='token / embedding width (SemanticLens sem_dim; tiny: 32)')
     parser.add_argument('--seed', type=int, default=0, help='seed of the initialisation and of the batches')
     args = parser.parse_args(argv)
+    if args.costs < 0:
+        raise SLError(f'--costs {args.costs}: give a radius in LR pixels, 1 or more (0: no cost volume).')
     if not osp.isfile(osp.join(args.root, 'val', 'meta_info_crossing.txt')):
         raise SLError(f'{args.root} holds no synthetic clips; make them with sl-prepare --synthetic -o {args.root}.')
     torch.set_num_threads(1)
