@@ -145,6 +145,9 @@ def variants():
                                    'ground-truth masks (oracle)',
                                    network_g=dict(no_semantics, flow_estimator='dis', instance_motion=True),
                                    masks='input'),
+        'SL_dis_gate': dict(label='SemanticLens w/o semantic branch, DIS flow + mask gate of the ground-truth masks '
+                            '(oracle)', network_g=dict(no_semantics, flow_estimator='dis', use_mask_gate=True),
+                            masks='input'),
     }
 
 
