@@ -86,13 +86,10 @@ def compensated_differences(frames, flows):
 
 def cost_volume(frames, radius=4):
     """(t, 2 (2 radius + 1)^2, h, w): :func:`sl_arch.bench.flow.matching_costs` (3 x 3 windows) of each frame
-    (t, c, h, w) against the next (first half) and the previous frame (second half); zero where the frame
-    has no such neighbour."""
+    (t, c, h, w) against the next (first half) and the previous frame (second half), laid out as
+    :func:`estimated_flows`; zero where the frame has no such neighbour."""
     from sl_arch.bench.flow import matching_costs
-    to_next = matching_costs(frames[:-1], frames[1:], radius)
-    to_previous = matching_costs(frames[1:], frames[:-1], radius)
-    zero = torch.zeros_like(to_next[:1])
-    return torch.cat([torch.cat([to_next, zero]), torch.cat([zero, to_previous])], dim=1)
+    return estimated_flows(lambda ref, supp: matching_costs(ref, supp, radius), frames)
 
 
 def flow_estimator(source):
