@@ -224,6 +224,12 @@ def test_align_gate_passes_features_where_the_flow_aligns_and_shuts_where_it_doe
     assert net.align_gate.weight.grad.abs().sum() > 0
     assert sum(p.numel() for p in net.align_gate.parameters()) == 19
     assert build(align_gate=False).align_gate is None
+    # align_gate_trained: false keeps the gate at its start (the same gates), the SR loss does not reach it
+    fixed = build(align_gate=True, use_semantics=False, align_gate_trained=False)
+    fixed(clip, flows=flows(1)).mean().backward()
+    assert fixed.align_gate.weight.grad is None and fixed.align_gate.bias.grad is None
+    assert not any(p.requires_grad for p in fixed.align_gate.parameters())
+    torch.testing.assert_close(fixed.align_gate.weight, build(align_gate=True, use_semantics=False).align_gate.weight)
     with pytest.raises(SLError, match='align_gate measures how well the flow warper aligns'):
         build(align_gate=True, use_flow=False)
 

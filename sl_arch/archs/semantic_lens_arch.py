@@ -103,6 +103,9 @@ class SemanticLens(nn.Module):
             about 0.95 where both are 0 and 0.5 at an error of 0.075 or 0.75 px of inconsistency. Where the
             flow is wrong the step relies on the current frame instead of misaligned features. Needs the flow
             warper. Ours, not the paper's; 19 parameters. Default: False.
+        align_gate_trained (bool): With ``align_gate``, whether training changes the gate. False keeps it at its
+            start, a fixed test of where the flow fails (an occlusion mask without parameters to learn: the
+            network cannot learn to close the gate where the flow is right). Default: True.
     """
 
     #: Smallest LR side accepted (the flow pyramid's coarsest level and the attention windows need it).
@@ -142,6 +145,7 @@ class SemanticLens(nn.Module):
                  instance_motion=False,
                  neighbour_input=False,
                  align_gate=False,
+                 align_gate_trained=True,
                  **unknown_options):
         super().__init__()
         reject_unknown_options(type(self), unknown_options)
@@ -205,6 +209,7 @@ class SemanticLens(nn.Module):
                 self.align_gate.weight[0, 0, 1, 1] = -40.
                 self.align_gate.weight[0, 1, 1, 1] = -4.
                 self.align_gate.bias.fill_(3.)
+            self.align_gate.requires_grad_(align_gate_trained)
         directions = ('backward', 'forwards')  # ModuleDict keys; 'forward' is taken by nn.Module
         self.image = nn.ModuleDict({d: SLMaskedPreAlign(num_feat, num_heads, window_size, use_semantics)
                                     for d in directions}) if use_image else None

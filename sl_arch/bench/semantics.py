@@ -148,6 +148,13 @@ def variants():
         'SL_dis_gate': dict(label='SemanticLens w/o semantic branch, DIS flow + mask gate of the ground-truth masks '
                             '(oracle)', network_g=dict(no_semantics, flow_estimator='dis', use_mask_gate=True),
                             masks='input'),
+        # the same cut without masks, from where the DIS flow fails (warp error, forward-backward inconsistency):
+        # learned (align_gate), or kept at its start, a fixed occlusion test
+        'SL_dis_align_gate': dict(label='SemanticLens w/o semantic branch, DIS flow + align gate',
+                                  network_g=dict(no_semantics, flow_estimator='dis', align_gate=True)),
+        'SL_dis_fixed_gate': dict(label='SemanticLens w/o semantic branch, DIS flow + fixed align gate',
+                                  network_g=dict(no_semantics, flow_estimator='dis', align_gate=True,
+                                                 align_gate_trained=False)),
     }
 
 
