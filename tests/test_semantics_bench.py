@@ -196,11 +196,13 @@ def test_the_report_gives_each_learned_mask_clip_and_the_mean_of_every_score():
     assert '| **learned masks** | **mean** | | | **0.722** | **0.500** | **0.722** | **0.500** | **0.500** |' in report
 
 
-def test_the_extractor_benchmark_refuses_a_negative_cost_radius_and_a_missing_root_in_one_line(tmp_path, capsys):
+def test_the_extractor_benchmark_refuses_bad_numbers_and_a_missing_root_in_one_line(tmp_path, capsys):
     import pytest
 
     from sl_arch.bench import extractor
     for argv, fragment in ((['--costs', '-1'], '--costs -1: give a radius'),
+                           (['--iters', '-3'], '--iters -3: give a number of training iterations'),
+                           (['--dim', '3'], '--dim 3: the width must be an even number'),
                            (['--root', str(tmp_path / 'none')], 'holds no synthetic clips')):
         with pytest.raises(SystemExit) as stop:
             extractor.main(argv)

@@ -183,6 +183,12 @@ def main(argv=None):
     parser.add_argument('--dim', type=int, default=32, help='token / embedding width (SemanticLens sem_dim; tiny: 32)')
     parser.add_argument('--seed', type=int, default=0, help='seed of the initialisation and of the batches')
     args = parser.parse_args(argv)
+    if args.iters < 0:
+        raise SLError(f'--iters {args.iters}: give a number of training iterations, 0 or more (0: the untrained '
+                      'extractor).')
+    if args.dim < 2 or args.dim % 2:
+        raise SLError(f'--dim {args.dim}: the width must be an even number, 2 or more (its attention has 2 heads; '
+                      'tiny: 32).')
     if args.costs < 0:
         raise SLError(f'--costs {args.costs}: give a radius in LR pixels, 1 or more (0: no cost volume).')
     if not osp.isfile(osp.join(args.root, 'val', 'meta_info_crossing.txt')):
