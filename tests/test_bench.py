@@ -11,6 +11,7 @@ import yaml
 
 from sl_arch.bench import compare, options, report
 from sl_arch.bench.common import run_in_child
+from sl_arch.utils.errors import SLError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -299,6 +300,8 @@ def test_the_seed_option_and_a_rows_training_changes_reach_its_option_files(tmp_
     from sl_arch.bench import runs
     _, budget = compare.mode_budget(compare.parse_args(['--quick', '--seed', '3']))
     assert budget['seed'] == 3
+    with pytest.raises(SLError, match='--seed -1: give a seed from 0'):
+        compare.mode_budget(compare.parse_args(['--quick', '--seed', '-1']))
     written = {}
     monkeypatch.setattr(runs, 'train_then_test', lambda name, train, test, work_dir, threads, trained=None:
                         written.setdefault(name, train) and {'train': {}, 'metrics': {}})

@@ -203,6 +203,7 @@ def test_the_extractor_benchmark_refuses_bad_numbers_and_a_missing_root_in_one_l
     for argv, fragment in ((['--costs', '-1'], '--costs -1: give a radius'),
                            (['--iters', '-3'], '--iters -3: give a number of training iterations'),
                            (['--dim', '3'], '--dim 3: the width must be an even number'),
+                           (['--seed', '-1'], '--seed -1: give a seed from 0'),
                            (['--root', str(tmp_path / 'none')], 'holds no synthetic clips')):
         with pytest.raises(SystemExit) as stop:
             extractor.main(argv)

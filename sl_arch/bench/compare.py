@@ -122,6 +122,8 @@ def mode_budget(args):
            args.threads) < 1 or budget['gt_size'] < 4:
         raise SLError('--max-iters, --batch-size, --num-frame, --jobs, --repeats and --threads must be at least 1, '
                       '--gt-size at least 4.')
+    if not 0 <= budget['seed'] < 2 ** 32:
+        raise SLError(f'--seed {budget["seed"]}: give a seed from 0 to 2**32 - 1.')
     return mode, budget
 
 

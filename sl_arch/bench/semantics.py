@@ -637,6 +637,8 @@ def main(argv=None):
         raise SLError(f'unknown row(s) {", ".join(unknown)}; choose from {", ".join(table)}.')
     if args.iters < 1 or args.jobs < 1:
         raise SLError('--iters and --jobs must be at least 1.')
+    if not 0 <= args.seed < 2 ** 32:
+        raise SLError(f'--seed {args.seed}: give a seed from 0 to 2**32 - 1.')
     for path, option in ((args.work_dir, '--work-dir'), (args.out, '--out')):
         check_writable(path, option)
     check_report_folder(args.out, ('results.json', 'report.md'))
