@@ -230,6 +230,15 @@ def test_align_gate_passes_features_where_the_flow_aligns_and_shuts_where_it_doe
     assert fixed.align_gate.weight.grad is None and fixed.align_gate.bias.grad is None
     assert not any(p.requires_grad for p in fixed.align_gate.parameters())
     torch.testing.assert_close(fixed.align_gate.weight, build(align_gate=True, use_semantics=False).align_gate.weight)
+    # align_gate_error: false reads the flows' inconsistency alone: a wrong but consistent flow leaves it open
+    consistency = build(align_gate=True, use_semantics=False, align_gate_error=False)
+    assert sum(p.numel() for p in consistency.align_gate.parameters()) == 10
+    wrong = consistency._align_gates(clip, consistency._warped_neighbours(clip, *flows(0)), *flows(0))
+    assert all(g[interior].min() > 0.9 for g in wrong)
+    backward = torch.zeros(1, 2, 2, 40, 48)
+    backward[:, :, 0] = 2.0
+    assert consistency._align_gates(still, consistency._warped_neighbours(still, backward, backward), backward,
+                                    backward)[0][interior].max() < 0.1
     with pytest.raises(SLError, match='align_gate measures how well the flow warper aligns'):
         build(align_gate=True, use_flow=False)
 

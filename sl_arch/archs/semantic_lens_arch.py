@@ -106,6 +106,10 @@ class SemanticLens(nn.Module):
         align_gate_trained (bool): With ``align_gate``, whether training changes the gate. False keeps it at its
             start, a fixed test of where the flow fails (an occlusion mask without parameters to learn: the
             network cannot learn to close the gate where the flow is right). Default: True.
+        align_gate_error (bool): With ``align_gate``, whether the gate reads the warp's photometric error besides
+            the flows' inconsistency. False: the inconsistency alone (a forward-backward occlusion test: a
+            correct flow over a textured background keeps a warp error from the LR frames' aliasing, but
+            the two flows agree there), 10 parameters. Default: True.
     """
 
     #: Smallest LR side accepted (the flow pyramid's coarsest level and the attention windows need it).
@@ -146,6 +150,7 @@ class SemanticLens(nn.Module):
                  neighbour_input=False,
                  align_gate=False,
                  align_gate_trained=True,
+                 align_gate_error=True,
                  **unknown_options):
         super().__init__()
         reject_unknown_options(type(self), unknown_options)
@@ -203,11 +208,12 @@ class SemanticLens(nn.Module):
         self.align_gate = None
         if align_gate:
             # inputs: warped-LR error (image units) and flow inconsistency (LR px); the start: sigmoid(3 - 40 e - 4 c)
-            self.align_gate = nn.Conv2d(2, 1, 3, 1, 1)
+            self.align_gate = nn.Conv2d(2 if align_gate_error else 1, 1, 3, 1, 1)
             with torch.no_grad():
                 self.align_gate.weight.zero_()
-                self.align_gate.weight[0, 0, 1, 1] = -40.
-                self.align_gate.weight[0, 1, 1, 1] = -4.
+                if align_gate_error:
+                    self.align_gate.weight[0, 0, 1, 1] = -40.
+                self.align_gate.weight[0, -1, 1, 1] = -4.
                 self.align_gate.bias.fill_(3.)
             self.align_gate.requires_grad_(align_gate_trained)
         directions = ('backward', 'forwards')  # ModuleDict keys; 'forward' is taken by nn.Module
@@ -336,7 +342,8 @@ class SemanticLens(nn.Module):
             # a pixel's flow and the reverse flow where it lands should cancel
             inconsistency = (flow + flow_warp(reverse, flow.permute(0, 2, 3, 1), padding_mode='border')).norm(
                 dim=1, keepdim=True)
-            return torch.sigmoid(self.align_gate(torch.cat([error, inconsistency], 1))).view(b, t - 1, 1, h, w)
+            cues = torch.cat([error, inconsistency], 1) if self.align_gate.in_channels == 2 else inconsistency
+            return torch.sigmoid(self.align_gate(cues)).view(b, t - 1, 1, h, w)
 
         following, previous = warped
         return (gate(lqs[:, :-1], following, flows_backward, flows_forward),

@@ -51,6 +51,14 @@ MODELS = {
                                             'alignment gate', 'SemanticLens',
                                             {'flow_estimator': 'dis', 'neighbour_input': True, 'use_semantics': False,
                                              'align_gate': True}),
+    # the gate kept at its start (align_gate_trained: false): a fixed occlusion test, nothing learned
+    'SL_dis_fixed_gate': ('SemanticLens, DIS flow, fixed alignment gate', 'SemanticLens',
+                          {'flow_estimator': 'dis', 'align_gate': True, 'align_gate_trained': False}),
+    'SL_dis_neighbours_no_semantics_fixed_gate': ('SemanticLens + aligned neighbours in, DIS flow, w/o semantic '
+                                                  'branch, fixed alignment gate', 'SemanticLens',
+                                                  {'flow_estimator': 'dis', 'neighbour_input': True,
+                                                   'use_semantics': False, 'align_gate': True,
+                                                   'align_gate_trained': False}),
     # the same at the single-frame network's size: 46 channels, 0.479M parameters against its 0.481M
     'SL_dis_wide_neighbours_no_semantics_gate': ('SemanticLens + aligned neighbours in, DIS flow, w/o semantic branch, '
                                                  'alignment gate, 46 ch (equal size)', 'SemanticLens',

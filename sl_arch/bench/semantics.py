@@ -155,6 +155,14 @@ def variants():
         'SL_dis_fixed_gate': dict(label='SemanticLens w/o semantic branch, DIS flow + fixed align gate',
                                   network_g=dict(no_semantics, flow_estimator='dis', align_gate=True,
                                                  align_gate_trained=False)),
+        # the flows' forward-backward inconsistency alone (no photometric error, which a right flow keeps over
+        # aliased texture): an occlusion test, fixed or learned
+        'SL_dis_fb_gate': dict(label='SemanticLens w/o semantic branch, DIS flow + fixed forward-backward gate',
+                               network_g=dict(no_semantics, flow_estimator='dis', align_gate=True,
+                                              align_gate_trained=False, align_gate_error=False)),
+        'SL_dis_fb_gate_learned': dict(label='SemanticLens w/o semantic branch, DIS flow + learned forward-backward '
+                                       'gate', network_g=dict(no_semantics, flow_estimator='dis', align_gate=True,
+                                                              align_gate_error=False)),
     }
 
 
