@@ -19,6 +19,13 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 
+def check_seed(seed):
+    """Refuse a ``--seed`` that numpy's and torch's generators do not take (SLError, one line)."""
+    from sl_arch.utils.errors import SLError
+    if not 0 <= seed < 2 ** 32:
+        raise SLError(f'--seed {seed}: give a seed from 0 to 2**32 - 1.')
+
+
 def count_parameters(net):
     """Number of parameters of ``net``."""
     return sum(p.numel() for p in net.parameters())

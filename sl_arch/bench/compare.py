@@ -39,7 +39,7 @@ import time
 
 from tqdm import tqdm
 
-from sl_arch.bench.common import run_in_child
+from sl_arch.bench.common import check_seed, run_in_child
 from sl_arch.bench.measure import set_motion
 from sl_arch.bench.options import (DATA_SCRIPT, DEFAULT_MODELS, MODELS, MODES, UPSAMPLINGS, dataset_options,
                                    min_input_size, network_options, parameter_counts, val_tile)
@@ -122,8 +122,7 @@ def mode_budget(args):
            args.threads) < 1 or budget['gt_size'] < 4:
         raise SLError('--max-iters, --batch-size, --num-frame, --jobs, --repeats and --threads must be at least 1, '
                       '--gt-size at least 4.')
-    if not 0 <= budget['seed'] < 2 ** 32:
-        raise SLError(f'--seed {budget["seed"]}: give a seed from 0 to 2**32 - 1.')
+    check_seed(budget['seed'])
     return mode, budget
 
 

@@ -21,6 +21,7 @@ import time
 import numpy as np
 import torch
 
+from sl_arch.bench.common import check_seed
 from sl_arch.utils.errors import SLError, cli_entry
 
 
@@ -189,8 +190,7 @@ def main(argv=None):
     if args.dim < 2 or args.dim % 2:
         raise SLError(f'--dim {args.dim}: the width must be an even number, 2 or more (its attention has 2 heads; '
                       'tiny: 32).')
-    if not 0 <= args.seed < 2 ** 32:
-        raise SLError(f'--seed {args.seed}: give a seed from 0 to 2**32 - 1.')
+    check_seed(args.seed)
     if args.costs < 0:
         raise SLError(f'--costs {args.costs}: give a radius in LR pixels, 1 or more (0: no cost volume).')
     if not osp.isfile(osp.join(args.root, 'val', 'meta_info_crossing.txt')):

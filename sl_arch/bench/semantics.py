@@ -37,6 +37,7 @@ import numpy as np
 import yaml
 
 from sl_arch.bench import options as bench_options
+from sl_arch.bench.common import check_seed
 from sl_arch.bench.report import check_report_folder
 from sl_arch.bench.runs import run_command, train_then_test
 from sl_arch.utils.errors import SLError, cli_entry
@@ -645,8 +646,7 @@ def main(argv=None):
         raise SLError(f'unknown row(s) {", ".join(unknown)}; choose from {", ".join(table)}.')
     if args.iters < 1 or args.jobs < 1:
         raise SLError('--iters and --jobs must be at least 1.')
-    if not 0 <= args.seed < 2 ** 32:
-        raise SLError(f'--seed {args.seed}: give a seed from 0 to 2**32 - 1.')
+    check_seed(args.seed)
     for path, option in ((args.work_dir, '--work-dir'), (args.out, '--out')):
         check_writable(path, option)
     check_report_folder(args.out, ('results.json', 'report.md'))
