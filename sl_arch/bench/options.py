@@ -59,6 +59,12 @@ MODELS = {
                                                   {'flow_estimator': 'dis', 'neighbour_input': True,
                                                    'use_semantics': False, 'align_gate': True,
                                                    'align_gate_trained': False}),
+    # the flows' forward-backward inconsistency alone (align_gate_error: false), learned
+    'SL_dis_neighbours_no_semantics_fb_gate': ('SemanticLens + aligned neighbours in, DIS flow, w/o semantic '
+                                               'branch, forward-backward gate', 'SemanticLens',
+                                               {'flow_estimator': 'dis', 'neighbour_input': True,
+                                                'use_semantics': False, 'align_gate': True,
+                                                'align_gate_error': False}),
     # the same at the single-frame network's size: 46 channels, 0.479M parameters against its 0.481M
     'SL_dis_wide_neighbours_no_semantics_gate': ('SemanticLens + aligned neighbours in, DIS flow, w/o semantic branch, '
                                                  'alignment gate, 46 ch (equal size)', 'SemanticLens',
