@@ -303,8 +303,8 @@ class SemanticLens(nn.Module):
         return flows_backward.view(b, t - 1, 2, h, w), flows_forward.view(b, t - 1, 2, h, w)
 
     def _warped_neighbours(self, lqs, flows_backward, flows_forward):
-        """The neighbours' LR frames warped by the flows, read by ``neighbour_input`` and ``align_gate``:
-        ``(following, previous)``, each (b, t - 1, c, h, w): following[i] is frame i + 1 warped onto frame i,
+        """The neighbours' LR frames warped by the flows, read by ``neighbour_input`` and by ``align_gate``'s warp
+        error: ``(following, previous)``, each (b, t - 1, c, h, w): following[i] is frame i + 1 warped onto frame i,
         previous[i] frame i warped onto frame i + 1. None without flows."""
         if flows_backward is None:
             return None
@@ -328,24 +328,29 @@ class SemanticLens(nn.Module):
             following[:, :-1], previous[:, 1:] = warped
         return torch.cat([lqs, previous, following], dim=2)
 
+    def _gate_reads_error(self):
+        """Whether ``align_gate`` reads the warp error (``align_gate_error``), so needs the warped LR frames."""
+        return self.align_gate is not None and self.align_gate.in_channels == 2
+
     def _align_gates(self, lqs, warped, flows_backward, flows_forward):
         """With ``align_gate``: the gates (b, t - 1, 1, h, w) of each direction's warps, indexed like the flows:
         backward[i] gates frame i + 1's features warped onto frame i, forward[i] frame i's onto frame i + 1.
-        ``warped``: :meth:`_warped_neighbours`."""
-        if self.align_gate is None or warped is None:
+        ``warped``: :meth:`_warped_neighbours`, read only when the gate reads the warp error (None otherwise)."""
+        if self.align_gate is None or flows_backward is None:
             return None, None
         b, t, c, h, w = lqs.shape
 
         def gate(ref, warped_supp, flow, reverse):
             flow, reverse = flow.flatten(0, 1), reverse.flatten(0, 1)
-            error = (warped_supp - ref).abs().mean(2, keepdim=True).flatten(0, 1)
             # a pixel's flow and the reverse flow where it lands should cancel
-            inconsistency = (flow + flow_warp(reverse, flow.permute(0, 2, 3, 1), padding_mode='border')).norm(
+            cues = (flow + flow_warp(reverse, flow.permute(0, 2, 3, 1), padding_mode='border')).norm(
                 dim=1, keepdim=True)
-            cues = torch.cat([error, inconsistency], 1) if self.align_gate.in_channels == 2 else inconsistency
+            if self._gate_reads_error():
+                error = (warped_supp - ref).abs().mean(2, keepdim=True).flatten(0, 1)
+                cues = torch.cat([error, cues], 1)
             return torch.sigmoid(self.align_gate(cues)).view(b, t - 1, 1, h, w)
 
-        following, previous = warped
+        following, previous = warped if warped is not None else (None, None)
         return (gate(lqs[:, :-1], following, flows_backward, flows_forward),
                 gate(lqs[:, 1:], previous, flows_forward, flows_backward))
 
@@ -431,7 +436,7 @@ class SemanticLens(nn.Module):
 
         flows_backward, flows_forward = self._flows(lqs, masks, flows)
         warped = None  # the neighbours' LR frames warped by the flows, computed once for both readers
-        if self.neighbour_input or self.align_gate is not None:
+        if self.neighbour_input or self._gate_reads_error():
             warped = self._warped_neighbours(lqs, flows_backward, flows_forward)
         feats = self.feat_extract(self._feature_input(lqs, warped).flatten(0, 1))
         feats = feats.view(b, t, -1, h, w)

@@ -18,10 +18,11 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from sl_arch.utils.errors import SLError
+
 
 def check_seed(seed):
     """Refuse a ``--seed`` that numpy's and torch's generators do not take (SLError, one line)."""
-    from sl_arch.utils.errors import SLError
     if not 0 <= seed < 2 ** 32:
         raise SLError(f'--seed {seed}: give a seed from 0 to 2**32 - 1.')
 
