@@ -159,6 +159,22 @@ def test_set_motion_measures_how_far_pixels_move_between_frames_in_lr_pixels(tmp
     assert '| bikes + carphone (real) | 0.5' in section and '| demo held-out (real) | 0.00 | 0% |' in section
 
 
+def test_the_report_names_what_the_training_folder_holds(tmp_path):
+    gt = tmp_path / 'indomain' / 'zoo_mix' / 'train' / 'GT'
+    for clip, frames in (('crossing_000', 3), ('crossing_001', 3), ('bikes', 5)):
+        (gt / clip).mkdir(parents=True)
+        for frame in range(frames):
+            cv2.imwrite(str(gt / clip / f'{frame:08d}.png'), np.zeros((8, 8, 3), np.uint8))
+    (gt / 'notes.txt').write_text('not a clip')
+    summary = compare.clip_summary(str(gt))
+    assert summary == '3 clips, 11 frames: bikes, crossing x2'
+    info = {'train_gt': str(gt), 'data_script': 'bash scripts/zoo_data.sh', 'train_clips': summary}
+    assert report.training_clips(info) == summary  # another --data-root: its clips, not the zoo's description
+    info['train_gt'] = os.path.join('datasets', 'zoo_mix', 'train', 'GT')
+    assert report.training_clips(info).startswith("synthetic clips + the demo footage's training frames")
+    assert report.training_clips(info).endswith(summary)
+
+
 def test_a_report_folder_holding_files_sl_bench_did_not_write_is_refused_before_any_work(tmp_path, capsys):
     out = tmp_path / 'mine'
     out.mkdir()

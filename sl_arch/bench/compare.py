@@ -33,6 +33,7 @@ import concurrent.futures
 import datetime
 import os
 import os.path as osp
+import re
 import sys
 import threading
 import time
@@ -197,6 +198,18 @@ def start_record(mode, argv, threads):
             'load': 'load average at start {:.2f}, {:.2f}, {:.2f}'.format(*os.getloadavg())}
 
 
+def clip_summary(gt_root):
+    """``'26 clips, 597 frames: bigbuckbunny, bikes, crossing x18, ...'`` for a folder of clip folders."""
+    from collections import Counter
+
+    from sl_arch.io.listing import list_frames
+    clips = sorted(name for name in os.listdir(gt_root) if osp.isdir(osp.join(gt_root, name)))
+    frames = sum(len(list_frames(osp.join(gt_root, clip))) for clip in clips)
+    kinds = Counter(re.sub(r'_\d+$', '', clip) for clip in clips)
+    names = ', '.join(kind if count == 1 else f'{kind} x{count}' for kind, count in sorted(kinds.items()))
+    return f'{len(clips)} clips, {frames} frames: {names}'
+
+
 def run_info(started, budget, train_set, test_sets, work_dir, rows):
     """What the report says about the run: command, budget, machine, data and how much each held-out set
     moves (:func:`sl_arch.bench.measure.set_motion`), versions."""
@@ -207,7 +220,7 @@ def run_info(started, budget, train_set, test_sets, work_dir, rows):
         'jobs': budget['jobs'], 'threads': started['threads'], 'load': started['load'], 'versions': versions(),
         'work_dir': osp.relpath(work_dir), 'train_gt': osp.relpath(train_set['dataroot_gt']),
         'degradation': osp.basename(train_set['dataroot_lq']),
-        'data_script': DATA_SCRIPT,
+        'data_script': DATA_SCRIPT, 'train_clips': clip_summary(train_set['dataroot_gt']),
         'test_sets': {name: osp.relpath(test['dataroot_gt']) for name, test in test_sets.items()},
         'measure': next((f'the first held-out clip ({row["frames"]} LR frames of {row["lr_size"]})' for row in rows
                          if row.get('lr_size')), '—'),

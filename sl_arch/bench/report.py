@@ -162,6 +162,16 @@ def results_table(rows, info):
     return markdown_table(headers, table)
 
 
+def training_clips(info):
+    """What the training folder holds: the zoo's mix (``scripts/zoo_data.sh``) or, under another
+    ``--data-root``, its clips as found there."""
+    found = info.get('train_clips')
+    if osp.normpath(info['train_gt']) == osp.join('datasets', 'zoo_mix', 'train', 'GT'):
+        zoo = f"synthetic clips + the demo footage's training frames, `{info['data_script']}`"
+        return f'{zoo}; {found}' if found else zoo
+    return found or 'clips of the --data-root given'
+
+
 def budget_section(rows, info):
     """What every model shared: data, budget, optimiser, pretrained flow, sizes."""
     budget = info['budget']
@@ -187,7 +197,7 @@ def budget_section(rows, info):
   the iteration that passes it, then the final weights are tested. The learning rate follows a cosine from
   {budget['lr']:g} to {budget['eta_min']:g} over the budget's seconds (`BudgetCosineLR`), so every model ends
   annealed whatever its speed.
-- Training data: `{info['train_gt']}` (synthetic clips + the demo footage's training frames, `{info['data_script']}`),
+- Training data: `{info['train_gt']}` ({training_clips(info)}),
   {info.get('degradation', 'BI')} x4 (training and test sets); batch {budget['batch_size']}, {budget['num_frame']} frames per clip, GT patch {budget['gt_size']} px (LR
   {budget['gt_size'] // 4} px), flips and rotations, seed {budget['seed']}; Adam (betas 0.9, 0.99); Charbonnier
   loss; no EMA; flow / SPyNet learning rate x{budget['flow_lr_mul']}.
