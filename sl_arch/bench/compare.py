@@ -42,14 +42,13 @@ from tqdm import tqdm
 
 from sl_arch.bench.common import check_seed, run_in_child
 from sl_arch.bench.measure import set_motion
-from sl_arch.bench.options import (DATA_SCRIPT, DEFAULT_MODELS, MODELS, MODES, UPSAMPLINGS, dataset_options,
-                                   min_input_size, network_options, parameter_counts, val_tile)
+from sl_arch.bench.options import (DATA_ROOT, DATA_SCRIPT, DEFAULT_MODELS, MODELS, MODES, UPSAMPLINGS,
+                                   dataset_options, min_input_size, network_options, parameter_counts, val_tile)
 from sl_arch.bench.report import check_report_folder, real_psnr, write_outputs
 from sl_arch.bench.runs import train_and_test_row
 from sl_arch.utils.errors import SLError, cli_entry
 from sl_arch.utils.files import check_writable
 
-DATA_ROOT = 'datasets'
 _print_lock = threading.Lock()
 
 
@@ -199,15 +198,15 @@ def start_record(mode, argv, threads):
 
 
 def clip_summary(gt_root):
-    """``'26 clips, 597 frames: bigbuckbunny, bikes, crossing x18, ...'`` for a folder of clip folders."""
+    """``'26 clips, 597 frames: bigbuckbunny, bikes, crossing x18, ...'`` for a folder of clip folders
+    (found as the datasets find them: :func:`sl_arch.io.listing.find_clip_folders`)."""
     from collections import Counter
 
-    from sl_arch.io.listing import list_frames
-    clips = sorted(name for name in os.listdir(gt_root) if osp.isdir(osp.join(gt_root, name)))
-    frames = sum(len(list_frames(osp.join(gt_root, clip))) for clip in clips)
+    from sl_arch.io.listing import find_clip_folders
+    clips = find_clip_folders(gt_root)
     kinds = Counter(re.sub(r'_\d+$', '', clip) for clip in clips)
     names = ', '.join(kind if count == 1 else f'{kind} x{count}' for kind, count in sorted(kinds.items()))
-    return f'{len(clips)} clips, {frames} frames: {names}'
+    return f'{len(clips)} clips, {sum(map(len, clips.values()))} frames: {names}'
 
 
 def run_info(started, budget, train_set, test_sets, work_dir, rows):

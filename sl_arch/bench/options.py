@@ -138,6 +138,8 @@ METRICS = {
     'ssim': {'type': 'calculate_ssim', 'crop_border': 0, 'test_y_channel': True},
 }
 
+#: ``sl-bench --data-root``'s default.
+DATA_ROOT = 'datasets'
 #: The data ``scripts/zoo_data.sh`` makes under ``--data-root``: training clips (synthetic clips and
 #: the demo footage's training frames, side by side) and the held-out test sets: name -> folder,
 #: meta_info file (or None), whether it is real footage, label.

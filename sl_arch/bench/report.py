@@ -7,7 +7,7 @@ import os
 import os.path as osp
 
 from sl_arch.bench.common import markdown_table
-from sl_arch.bench.options import BASELINES, TEST_SETS, real_test_sets
+from sl_arch.bench.options import BASELINES, DATA_ROOT, TEST_SETS, TRAIN_FOLDER, real_test_sets
 from sl_arch.utils.errors import SLError
 from sl_arch.utils.files import atomic_write, check_writable, write_json, write_text
 
@@ -163,13 +163,11 @@ def results_table(rows, info):
 
 
 def training_clips(info):
-    """What the training folder holds: the zoo's mix (``scripts/zoo_data.sh``) or, under another
-    ``--data-root``, its clips as found there."""
-    found = info.get('train_clips')
-    if osp.normpath(info['train_gt']) == osp.join('datasets', 'zoo_mix', 'train', 'GT'):
-        zoo = f"synthetic clips + the demo footage's training frames, `{info['data_script']}`"
-        return f'{zoo}; {found}' if found else zoo
-    return found or 'clips of the --data-root given'
+    """What the training folder holds: the clips found there, named as the zoo's mix
+    (``scripts/zoo_data.sh``) when it is the default ``--data-root``'s."""
+    if osp.normpath(info['train_gt']) == osp.normpath(osp.join(DATA_ROOT, TRAIN_FOLDER, 'GT')):
+        return f"synthetic clips + the demo footage's training frames, `{info['data_script']}`; {info['train_clips']}"
+    return info['train_clips']
 
 
 def budget_section(rows, info):
