@@ -146,6 +146,30 @@ def test_no_attention_grows_on_both_sides_with_the_frame(monkeypatch):
     assert bounded_side[16] == bounded_side[48] <= 2 * MICRO['window_size']**2
 
 
+def test_attention_under_cpu_autocast_runs_in_float32_and_returns_the_autocast_dtype(monkeypatch):
+    """bf16 flash attention on a CPU is slower than float32 (5.6x backward): under autocast the
+    attention itself takes float32 inputs, the layer still returns bfloat16 like its neighbours."""
+    seen = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def recording(q, k, v, attn_mask=None):
+        seen.append((q.dtype, k.dtype, v.dtype, None if attn_mask is None else attn_mask.dtype))
+        return sdpa(q, k, v, attn_mask=attn_mask)
+
+    monkeypatch.setattr(attention.F, 'scaled_dot_product_attention', recording)
+    torch.manual_seed(0)
+    layer = attention.MultiHeadAttention(16, 2)
+    queries, keys = torch.rand(3, 10, 16), torch.rand(3, 7, 16)
+    bias = torch.zeros(3, 1, 1, 7)
+    bias[..., -2:] = attention.PAD_BIAS
+    reference = layer(queries, keys, bias)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        mixed = layer(queries, keys, bias)
+    assert seen == [(torch.float32,) * 4] * 2
+    assert mixed.dtype == torch.bfloat16
+    assert torch.allclose(mixed.float(), reference, atol=0.05)
+
+
 def test_flow_warp_with_zero_flow_is_the_identity():
     frame = torch.rand(1, 3, 17, 23)
     torch.testing.assert_close(SLFlowWarper.warp(frame, torch.zeros(1, 2, 17, 23)), frame)

@@ -329,3 +329,23 @@ def test_the_seed_option_and_a_rows_training_changes_reach_its_option_files(tmp_
     plain, frozen = written['bench_SemanticLens'], written['bench_SL_frozen_flow']
     assert plain['manual_seed'] == frozen['manual_seed'] == 3
     assert plain['train']['fix_flow'] == 0 and frozen['train']['fix_flow'] >= budget['max_iter']
+
+
+def test_autocast_and_channels_last_reach_every_rows_training_only_when_asked():
+    import torch
+    train_set = {'name': 'train', 'type': 'SLVideoRecurrentDataset', 'dataroot_gt': 'gt', 'dataroot_lq': 'lq',
+                 'io_backend': {'type': 'disk'}}
+    network_g = options.network_options('SingleFrame', 'tiny', pretrained_flow=False)
+    written = {}
+    for argv in ([], ['--autocast', 'fp32'], ['--autocast', 'bf16', '--channels-last']):
+        _, budget = compare.mode_budget(compare.parse_args(['--quick'] + argv))
+        written[' '.join(argv)] = (options.train_options('bench_x', network_g, budget, train_set)['train'],
+                                   report.arithmetic(budget))
+    assert 'autocast' not in written[''][0] and 'channels_last' not in written[''][0]
+    assert written['--autocast fp32'] == written['']  # the default spelt out: same option files, rows read back
+    mixed, text = written['--autocast bf16 --channels-last']
+    assert mixed['autocast'] == 'bf16' and mixed['channels_last'] is True
+    assert 'bfloat16' in text and 'channels-last' in text and written[''][1] == 'training in float32, tests in float32'
+    if not torch.cuda.is_available():
+        with pytest.raises(SLError, match='--autocast fp16 needs CUDA'):
+            compare.mode_budget(compare.parse_args(['--quick', '--autocast', 'fp16']))

@@ -219,6 +219,22 @@ def test_mixed_precision_training_step_updates_the_weights_with_a_float32_loss(t
         build_model(dict(opt, train=dict(opt['train'], autocast='bf32')))
 
 
+def test_channels_last_training_keeps_the_weights_channels_last_and_matches_the_default_order(tmp_path):
+    model, opt = build(tmp_path)
+    batch = training_batch(opt)
+    steps = {}
+    for channels_last in (False, True):
+        torch.manual_seed(0)
+        model = build_model(dict(opt, train=dict(opt['train'], channels_last=channels_last)))
+        weight = model.net_g.conv_last.weight
+        assert weight.is_contiguous(memory_format=torch.channels_last) == channels_last
+        model.feed_data(batch)
+        model.optimize_parameters(1)
+        steps[channels_last] = (model.log_dict['l_pix'], model.net_g.conv_last.weight.detach().contiguous())
+    assert steps[True][0] == pytest.approx(steps[False][0], rel=1e-4)
+    assert torch.allclose(steps[True][1], steps[False][1], atol=1e-5)
+
+
 def test_clips_below_min_input_size_are_padded_for_the_network_and_cropped_back(tmp_path):
     model, opt = build(tmp_path)
     model.min_input_size = 20

@@ -81,6 +81,12 @@ def parse_args(argv):
     parser.add_argument('--preset', help='SemanticLens preset (default: quick tiny, full paper)')
     parser.add_argument('--pretrained-flow', action=argparse.BooleanOptionalAction, default=None,
                         help='start flow-using models from model_zoo/\'s pretrained flow (default: quick yes, full no)')
+    parser.add_argument('--autocast', choices=('fp32', 'bf16', 'fp16'),
+                        help='arithmetic of every model\'s training (train.autocast): fp32 (default), bf16 mixed '
+                             'precision (CPU with BF16 or GPU), fp16 (CUDA only); tests run in float32')
+    parser.add_argument('--channels-last', action='store_true',
+                        help='train every model with channels-last weights (train.channels_last): faster convolutions '
+                             'on a CPU')
     parser.add_argument('--jobs', type=int, help='trainings run side by side (default: quick 2, full 1)')
     parser.add_argument('--seed', type=int, help='training seed of every model (default 0); another seed in '
                         'another --work-dir measures the run-to-run spread')
@@ -114,8 +120,14 @@ def mode_budget(args):
     if args.cpu_seconds is not None or args.gpu_seconds is not None:
         budget['clock'] = 'cpu' if args.cpu_seconds is not None else 'gpu'
         budget['seconds'] = args.cpu_seconds if args.cpu_seconds is not None else args.gpu_seconds
+    if args.autocast not in (None, 'fp32'):
+        budget['autocast'] = args.autocast
+    if args.channels_last:
+        budget['channels_last'] = True
     if budget['clock'] == 'gpu' and not torch.cuda.is_available():
         raise SLError('--gpu-seconds needs CUDA, which this machine does not have; use --cpu-seconds.')
+    if budget.get('autocast') == 'fp16' and not torch.cuda.is_available():
+        raise SLError('--autocast fp16 needs CUDA, which this machine does not have; on a CPU use --autocast bf16.')
     if budget['seconds'] <= 0:
         raise SLError(f'--{budget["clock"]}-seconds must be above 0.')
     if min(budget['max_iter'], budget['batch_size'], budget['num_frame'], budget['jobs'], budget['repeats'],

@@ -170,6 +170,14 @@ def training_clips(info):
     return info['train_clips']
 
 
+def arithmetic(budget):
+    """How every model trained: float32 or mixed precision, default or channels-last weights."""
+    precision = {'bf16': 'bfloat16 mixed precision (`train.autocast: bf16`)',
+                 'fp16': 'float16 mixed precision (`train.autocast: fp16`)'}.get(budget.get('autocast'), 'float32')
+    order = ', channels-last weights (`train.channels_last`)' if budget.get('channels_last') else ''
+    return f'training in {precision}{order}, tests in float32'
+
+
 def budget_section(rows, info):
     """What every model shared: data, budget, optimiser, pretrained flow, sizes."""
     budget = info['budget']
@@ -198,7 +206,7 @@ def budget_section(rows, info):
 - Training data: `{info['train_gt']}` ({training_clips(info)}),
   {info.get('degradation', 'BI')} x4 (training and test sets); batch {budget['batch_size']}, {budget['num_frame']} frames per clip, GT patch {budget['gt_size']} px (LR
   {budget['gt_size'] // 4} px), flips and rotations, seed {budget['seed']}; Adam (betas 0.9, 0.99); Charbonnier
-  loss; no EMA; flow / SPyNet learning rate x{budget['flow_lr_mul']}.
+  loss; no EMA; flow / SPyNet learning rate x{budget['flow_lr_mul']}; {arithmetic(budget)}.
 - Held-out test sets, never trained on: {tests}.
 - Pretrained flow: {flow}.
 - SemanticLens: `PRESETS['{budget['preset']}']`; the ablations switch off one part each.

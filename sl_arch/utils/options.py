@@ -35,7 +35,7 @@ TOP_LEVEL_KEYS = ('name', 'model_type', 'scale', 'num_gpu', 'manual_seed', 'data
 #: compares the ``train`` and ``val`` lists with the model's source).
 TRAIN_KEYS = ('ema_decay', 'optim_g', 'scheduler', 'total_iter', 'warmup_iter', 'pixel_opt', 'perceptual_opt',
               'fix_flow', 'flow_lr_mul', 'mask_opt', 'mask_consistency_opt', 'flow_photometric_opt',
-              'cpu_seconds', 'gpu_seconds', 'autocast')
+              'cpu_seconds', 'gpu_seconds', 'autocast', 'channels_last')
 
 #: ``train.autocast`` values SLVideoRecurrentModel accepts (false: float32 training).
 AUTOCAST_VALUES = ('bf16', 'fp16')
@@ -335,7 +335,7 @@ def check_options(opt, path, is_train, check_paths=True):
 
 
 def _check_sl_model_values(opt, path, is_train):
-    """Values of SLVideoRecurrentModel's own keys: time budgets, autocast, min_input_size, BudgetCosineLR."""
+    """Values of SLVideoRecurrentModel's own keys: time budgets, autocast, channels_last, min_input_size, BudgetCosineLR."""
     check_option_types(opt, {'min_input_size': 'int>0'}, f'option file {path}')
     train = opt.get('train') or {}
     if not is_train or not isinstance(train, dict):
@@ -350,6 +350,8 @@ def _check_sl_model_values(opt, path, is_train):
         raise OptionError(f'{where} has both cpu_seconds and gpu_seconds; keep one budget.')
     if budgets == ['gpu_seconds'] and not _cuda_available():
         raise OptionError(f'{where}.gpu_seconds needs CUDA, which this machine does not have; use cpu_seconds.')
+    if train.get('channels_last') not in (None, False, True):
+        raise OptionError(f'{where}.channels_last: {train["channels_last"]!r} is not true or false; fix it.')
     if train.get('autocast') not in (None, False, *AUTOCAST_VALUES):
         raise OptionError(f'{where}.autocast: {train["autocast"]!r} is not one of {", ".join(AUTOCAST_VALUES)}, '
                           'false; fix it.')
