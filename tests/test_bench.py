@@ -349,3 +349,20 @@ def test_autocast_and_channels_last_reach_every_rows_training_only_when_asked():
     if not torch.cuda.is_available():
         with pytest.raises(SLError, match='--autocast fp16 needs CUDA'):
             compare.mode_budget(compare.parse_args(['--quick', '--autocast', 'fp16']))
+
+
+def test_step_time_prints_each_networks_iteration_time_per_arithmetic_and_refuses_upsamplings(capsys):
+    from sl_arch.bench import step_time
+    step_time.main(['--models', 'SingleFrame,SL_dis_neighbours_no_semantics_no_mfsab_gate', '--batch', '1',
+                    '--frames', '2', '--lr-side', '16', '--repeats', '1'])
+    table = [line for line in capsys.readouterr().out.splitlines() if line.startswith('| ')]
+    assert table[0] == '| model | params | fp32 | fp32, channels-last | bf16 | bf16, channels-last |'
+    assert [row.split(' | ')[0] for row in table[1:]] == ['| Single-frame SRResNet, equal size', '| SemanticLens + '
+                                                          'aligned neighbours in, DIS flow, w/o semantic branch, w/o '
+                                                          'MFSAB, alignment gate']
+    for row in table[1:]:
+        cells = row.strip('| ').split(' | ')
+        assert cells[2].endswith('(1.00x)') and all(re.fullmatch(r'\d+ \(\d+\.\d\dx\)', cell) for cell in cells[2:])
+    with pytest.raises(SystemExit) as exit_info:
+        step_time.main(['--models', 'bicubic'])
+    assert exit_info.value.code == 2 and 'upsamplings have no training iteration' in capsys.readouterr().err

@@ -1,0 +1,110 @@
+"""CPU time of one training iteration of ``sl-bench`` rows, per arithmetic: ``python -m sl_arch.bench.step_time``.
+
+    OMP_NUM_THREADS=1 python -m sl_arch.bench.step_time --models SingleFrame,SL_dis_gate --repeats 9
+
+Each row's network (as ``sl-bench --quick`` builds it) takes one training iteration (forward under
+``torch.autocast`` where asked, float32 loss, backward, Adam step) on the same random batch of
+``sl-bench``'s shape, in float32 or bf16 autocast, with default or channels-last weights
+(``train.autocast``, ``train.channels_last``). All variants run in round robin in one process, so
+a change of the machine's load hits them alike; the table gives each variant's median CPU seconds
+(``time.process_time``, one thread) and its ratio to the same network in float32, default order.
+No data loading: ``sl-bench``'s own iterations also read and crop clips.
+"""
+import argparse
+import itertools
+import statistics
+import time
+
+import torch
+
+from sl_arch.utils.errors import SLError, cli_entry
+
+#: The arithmetic variants: (label, autocast dtype or None, channels-last weights).
+VARIANTS = (('fp32', None, False), ('fp32, channels-last', None, True),
+            ('bf16', torch.bfloat16, False), ('bf16, channels-last', torch.bfloat16, True))
+DEFAULT_MODELS = ('SingleFrame', 'SL_dis_gate', 'SL_dis_neighbours_no_semantics_gate',
+                  'SL_dis_neighbours_no_semantics_no_mfsab_gate')
+
+
+def training_step(key, autocast, channels_last, batch, frames, lr_side, preset='tiny'):
+    """A callable running one training iteration of ``sl-bench`` row ``key``; and the row's parameter count."""
+    from basicsr.archs import build_network
+
+    from sl_arch.bench.options import network_options
+    torch.manual_seed(0)
+    net = build_network(network_options(key, preset, pretrained_flow=True, num_frame=frames))
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=1e-4)
+    clip = torch.rand(batch, frames, 3, lr_side, lr_side)
+    target = torch.rand(batch, frames, 3, 4 * lr_side, 4 * lr_side)
+
+    def step():
+        optimizer.zero_grad()
+        with torch.autocast('cpu', dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+            output = net(clip)
+        (output.float() - target).abs().mean().backward()
+        optimizer.step()
+
+    return step, sum(p.numel() for p in net.parameters())
+
+
+def step_times(keys, batch=2, frames=7, lr_side=24, repeats=9):
+    """Median CPU seconds per training iteration: ``{(key, variant label): seconds}``, and parameter counts."""
+    torch.set_num_threads(1)
+    steps, params = {}, {}
+    for key, (label, autocast, channels_last) in itertools.product(keys, VARIANTS):
+        steps[key, label], params[key] = training_step(key, autocast, channels_last, batch, frames, lr_side)
+    times = {name: [] for name in steps}
+    for step in steps.values():  # warm-up: oneDNN picks its kernels on the first call
+        step()
+    for _ in range(repeats):
+        for name, step in steps.items():
+            start = time.process_time()
+            step()
+            times[name].append(time.process_time() - start)
+    return {name: statistics.median(values) for name, values in times.items()}, params
+
+
+def report(seconds, params, keys, args):
+    """Markdown table: one row per network, CPU ms per iteration and ratio to float32 per variant."""
+    from sl_arch.bench.common import markdown_table
+    from sl_arch.bench.options import MODELS
+    rows = []
+    for key in keys:
+        base = seconds[key, VARIANTS[0][0]]
+        rows.append([MODELS[key][0], f'{params[key] / 1e6:.3f}M']
+                    + [f'{seconds[key, label] * 1000:.0f} ({seconds[key, label] / base:.2f}x)'
+                       for label, _, _ in VARIANTS])
+    header = (f'CPU ms per training iteration (ratio to the same network in float32), one thread, torch '
+              f'{torch.__version__}: batch {args.batch} x {args.frames} frames of {args.lr_side}x{args.lr_side} LR '
+              f'px, forward (under autocast where bf16), float32 loss, backward, Adam; medians of {args.repeats} '
+              'round-robin repeats, no data loading.')
+    return header + '\n\n' + markdown_table(['model', 'params'] + [label for label, _, _ in VARIANTS], rows)
+
+
+@cli_entry
+def main(argv=None):
+    from sl_arch.bench.compare import selected_models
+    from sl_arch.bench.options import UPSAMPLINGS, MODELS
+    parser = argparse.ArgumentParser(prog='python -m sl_arch.bench.step_time', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--models', default=','.join(DEFAULT_MODELS),
+                        help=f'comma-separated sl-bench rows with a network (default {",".join(DEFAULT_MODELS)})')
+    parser.add_argument('--batch', type=int, default=2)
+    parser.add_argument('--frames', type=int, default=7)
+    parser.add_argument('--lr-side', type=int, default=24, help='LR side of the training patches (default 24)')
+    parser.add_argument('--repeats', type=int, default=9)
+    args = parser.parse_args(argv)
+    keys = selected_models(args.models)
+    untrained = [key for key in keys if MODELS[key][1] in UPSAMPLINGS]
+    if untrained:
+        raise SLError(f'--models {",".join(untrained)}: upsamplings have no training iteration; drop them.')
+    if min(args.batch, args.frames, args.lr_side, args.repeats) < 1:
+        raise SLError('--batch, --frames, --lr-side and --repeats must be at least 1.')
+    seconds, params = step_times(keys, args.batch, args.frames, args.lr_side, args.repeats)
+    print(report(seconds, params, keys, args))
+
+
+if __name__ == '__main__':
+    main()
