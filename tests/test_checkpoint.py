@@ -259,3 +259,38 @@ def test_check_input_fits_names_the_limit_and_the_fix():
     with pytest.raises(SLError, match='at most 10 frames per window without CUDA.*set --chunk 10 or less'):
         check_input_fits(plus, 64, 64, [12, 4])
     check_input_fits(plus, 64, 64, [12, 4], device='cuda:0')
+
+
+# ------------------------------------------------------------------------------------------ model-zoo packing
+def test_pack_keeps_float16_weights_the_network_options_and_the_runs_record_and_never_overwrites(tmp_path, capsys):
+    import json
+
+    from sl_arch.bench import pack
+    models = tmp_path / 'experiments' / 'run' / 'models'
+    models.mkdir(parents=True)
+    weights = save(models / 'net_g_latest.pth', TINY_NET, keys=('params', 'params_ema'))
+    (models.parent / 'train_time.json').write_text(json.dumps({'iterations': 12, 'clock': 'cpu', 'seconds': 3.5,
+                                                               'seconds_per_iteration': 0.29, 'name': 'run'}))
+    out = tmp_path / 'zoo' / 'packed.pth'
+    pack.main([weights, '-o', str(out), '--data', 'demo frames', '--command', 'sl-train -opt x.yml'])
+    packed = torch.load(out, weights_only=False)
+    assert set(packed) == {'params', 'network_g', 'trained'} and packed['network_g'] == TINY_NET
+    assert all(value.dtype == torch.float16 for value in packed['params'].values() if value.is_floating_point())
+    assert {key: packed['trained'][key] for key in ('iterations', 'clock', 'seconds', 'data', 'command', 'weights')} == {
+        'iterations': 12, 'clock': 'cpu', 'seconds': 3.5, 'data': 'demo frames', 'command': 'sl-train -opt x.yml',
+        'weights': 'params, float16'}
+    original, packed_net = load_network(weights, param_key='params').net, load_network(str(out)).net
+    lqs = clip()
+    with torch.no_grad():
+        assert torch.allclose(original(lqs), packed_net(lqs), atol=2e-3)
+    written = out.read_bytes()
+    for argv, message in (([weights, '-o', str(out)], 'exists; nothing was written'),
+                          ([weights, '-o', str(tmp_path / 'other.pth'), '--param-key', 'params_x'],
+                           'no weights under --param-key params_x')):
+        with pytest.raises(SystemExit) as exit_info:
+            pack.main(argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert out.read_bytes() == written and not (tmp_path / 'other.pth').exists()
+    bare = save(tmp_path / 'bare.pth', TINY_NET, metadata=False)
+    with pytest.raises(SLError, match='carries no network_g; pack a checkpoint saved by sl-train'):
+        pack.pack(bare, str(tmp_path / 'bare_packed.pth'))
