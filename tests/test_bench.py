@@ -366,3 +366,18 @@ def test_step_time_prints_each_networks_iteration_time_per_arithmetic_and_refuse
     with pytest.raises(SystemExit) as exit_info:
         step_time.main(['--models', 'bicubic'])
     assert exit_info.value.code == 2 and 'upsamplings have no training iteration' in capsys.readouterr().err
+
+
+def test_the_lean_model_zoo_option_files_build_the_sl_bench_row_they_were_packed_from():
+    row = options.network_options('SL_dis_neighbours_no_semantics_no_mfsab_gate', 'tiny', pretrained_flow=True)
+    root = Path(__file__).resolve().parents[1] / 'options'
+    for path in ('train/SemanticLens/train_SemanticLens_lean_zoo_cpu.yml', 'test/SemanticLens/test_SemanticLens_lean_zoo.yml'):
+        assert yaml.safe_load((root / path).read_text())['network_g'] == row, path
+    train = yaml.safe_load((root / 'train/SemanticLens/train_SemanticLens_lean_zoo_cpu.yml').read_text())
+    budget = dict(options.MODES['quick'], seconds=1200)
+    template = options.train_options('x', row, budget, {})['train']
+    assert {key: train['train'][key] for key in ('optim_g', 'scheduler', 'cpu_seconds', 'flow_lr_mul', 'pixel_opt',
+                                                   'ema_decay')} == \
+        {key: template[key] for key in ('optim_g', 'scheduler', 'cpu_seconds', 'flow_lr_mul', 'pixel_opt', 'ema_decay')}
+    assert {key: train['datasets']['train'][key] for key in ('num_frame', 'gt_size', 'batch_size_per_gpu')} == \
+        {'num_frame': budget['num_frame'], 'gt_size': budget['gt_size'], 'batch_size_per_gpu': budget['batch_size']}
