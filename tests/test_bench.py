@@ -368,8 +368,17 @@ def test_step_time_prints_each_networks_iteration_time_per_arithmetic_and_refuse
     assert exit_info.value.code == 2 and 'upsamplings have no training iteration' in capsys.readouterr().err
 
 
-def test_the_lean_model_zoo_option_files_build_the_sl_bench_row_they_were_packed_from():
+def test_the_lean_model_zoo_file_and_option_files_hold_the_sl_bench_row_it_was_packed_from():
+    import torch
+
+    from sl_arch.utils.checkpoint import load_network
     row = options.network_options('SL_dis_neighbours_no_semantics_no_mfsab_gate', 'tiny', pretrained_flow=True)
+    zoo_file = Path(__file__).resolve().parents[1] / 'model_zoo' / 'semanticlens_lean_x4_bi.pth'
+    net, net_opt = load_network(str(zoo_file))[:2]
+    assert net_opt == row and torch.load(zoo_file, weights_only=False)['trained']['iterations'] == 4499
+    with torch.no_grad():
+        output = net(torch.rand(1, 3, 3, 20, 24))
+    assert output.shape == (1, 3, 3, 80, 96) and torch.isfinite(output).all()
     root = Path(__file__).resolve().parents[1] / 'options'
     for path in ('train/SemanticLens/train_SemanticLens_lean_zoo_cpu.yml', 'test/SemanticLens/test_SemanticLens_lean_zoo.yml'):
         assert yaml.safe_load((root / path).read_text())['network_g'] == row, path
