@@ -65,7 +65,7 @@ MODELS = {
                                                {'flow_estimator': 'dis', 'neighbour_input': True,
                                                 'use_semantics': False, 'align_gate': True,
                                                 'align_gate_error': False}),
-    # without the multi-frame self-attention block (MFSAB): 0.02M fewer parameters, 0.70x the CPU time per iteration
+    # without the multi-frame self-attention block (MFSAB): 0.02M fewer parameters, 0.76-0.81x the CPU time per iteration
     'SL_dis_neighbours_no_semantics_no_mfsab_gate': ('SemanticLens + aligned neighbours in, DIS flow, w/o semantic '
                                                      'branch, w/o MFSAB, alignment gate', 'SemanticLens',
                                                      {'flow_estimator': 'dis', 'neighbour_input': True,

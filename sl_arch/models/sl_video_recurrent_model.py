@@ -199,10 +199,10 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
       under ``torch.autocast``, the loss in float32 on its output; fp16 scales the loss
       (``torch.amp.GradScaler``). Validation runs in float32. Default: false.
     * ``train.channels_last`` (bool): keep the network's weights, and so its 2-D activations, in
-      channels-last memory order, which oneDNN's CPU convolutions run faster (one thread, AMD EPYC,
-      time per training iteration: the single-frame network of ``sl-bench`` 0.84x, SemanticLens
-      tiny variants 0.94-0.95x; under bf16 autocast 0.75x and 0.88-0.94x). Checkpoints load either
-      way. Default: false.
+      channels-last memory order, which oneDNN's CPU convolutions run faster (``python -m
+      sl_arch.bench.step_time``, one thread, AMD EPYC: 0.66-0.84x the float32 time per training
+      iteration of ``sl-bench``'s single-frame network, 0.90-0.95x of SemanticLens tiny variants).
+      Checkpoints load either way. Default: false.
     * ``min_input_size`` (int, top level): LR clips smaller than this are replicate-padded at the
       bottom and right before the network, in training and testing, and its output cropped back:
       for networks with a smallest input (``sl_arch.archs.spec``: BasicSR's SPyNet needs more than
