@@ -390,3 +390,32 @@ def test_the_lean_model_zoo_file_and_option_files_hold_the_sl_bench_row_it_was_p
         {key: template[key] for key in ('optim_g', 'scheduler', 'cpu_seconds', 'flow_lr_mul', 'pixel_opt', 'ema_decay')}
     assert {key: train['datasets']['train'][key] for key in ('num_frame', 'gt_size', 'batch_size_per_gpu')} == \
         {'num_frame': budget['num_frame'], 'gt_size': budget['gt_size'], 'batch_size_per_gpu': budget['batch_size']}
+
+
+def test_a_row_another_running_sl_bench_trains_in_the_same_work_dir_is_refused_and_a_stale_lock_taken_over(
+        tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from sl_arch.bench import runs
+    _, budget = compare.mode_budget(compare.parse_args(['--quick']))
+    seen = []
+    monkeypatch.setattr(runs, 'train_then_test', lambda name, train, test, work_dir, threads, trained=None:
+                        seen.append((tmp_path / 'logs' / f'{name}.lock').read_text()) or {'train': {}, 'metrics': {}})
+    train_set = {'name': 'train', 'type': 'SLVideoRecurrentDataset', 'dataroot_gt': 'gt', 'dataroot_lq': 'lq',
+                 'io_backend': {'type': 'disk'}}
+    row = {'key': 'SingleFrame', 'label': 'Single-frame', 'network_g': options.network_options('SingleFrame', 'tiny', False)}
+    lock = tmp_path / 'logs' / 'bench_SingleFrame.lock'
+    lock.parent.mkdir()
+    other = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])
+    try:
+        lock.write_text(str(other.pid))
+        with pytest.raises(SLError, match=f'Single-frame: another sl-bench \\(process {other.pid}\\) is training this '
+                                          'row in --work-dir'):
+            runs.train_and_test_row(row, budget, train_set, {}, str(tmp_path), 1)
+        assert not seen and lock.read_text() == str(other.pid)  # the other's lock is left alone
+    finally:
+        other.kill()
+        other.wait()
+    runs.train_and_test_row(row, budget, train_set, {}, str(tmp_path), 1)  # its process has ended: taken over
+    assert seen == [str(os.getpid())] and not lock.exists()

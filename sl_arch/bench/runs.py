@@ -5,6 +5,7 @@ its figures are read back from the JSON records SLVideoRecurrentModel writes bes
 ``experiments/<name>/train_time.json`` (CPU or GPU seconds, iterations) and
 ``results/<name>/metrics_<dataset>.json`` (PSNR-Y / SSIM-Y per sequence and their mean).
 """
+import contextlib
 import datetime
 import json
 import os
@@ -117,8 +118,9 @@ def train_and_test_row(row, budget, train_set, test_sets, work_dir, threads, tes
     trained = None
     if record is not None and record['options']['train'] == as_recorded['train']:
         trained = {key: record['result'][key] for key in ('train', 'train_wall_s')}
-    result = dict(train_then_test(name, options['train'], options['test'], work_dir, threads, trained),
-                  checkpoint=checkpoint)
+    with row_lock(work_dir, name, row.get('label', row['key'])):
+        result = dict(train_then_test(name, options['train'], options['test'], work_dir, threads, trained),
+                      checkpoint=checkpoint)
     record = {'options': options, 'result': result,
               'finished': record['finished'] if trained else
               datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}
@@ -126,6 +128,57 @@ def train_and_test_row(row, budget, train_set, test_sets, work_dir, threads, tes
     if trained:
         result['read_back'] = f'training finished {record["finished"]}, tested again'
     return result
+
+
+@contextlib.contextmanager
+def row_lock(work_dir, name, label):
+    """Hold ``<work_dir>/logs/<name>.lock`` (this process's id) while a row trains and tests.
+
+    A second ``sl-bench`` on the same ``--work-dir`` would otherwise start the same unfinished row
+    again and have BasicSR archive (rename) the folder the first one is still writing into. A lock
+    left by a process that no longer runs is taken over.
+
+    Raises:
+        SLError: another running process holds the row.
+    """
+    path = osp.join(work_dir, 'logs', f'{name}.lock')
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    while True:
+        try:
+            handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            holder = _lock_holder(path)
+            being_written = holder is None and time.time() - os.path.getmtime(path) < 10
+            if being_written or (holder is not None and holder != os.getpid() and _process_runs(holder)):
+                raise SLError(f'{label}: another sl-bench (process {holder or "starting"}) is training this row in --work-dir '
+                              f'{work_dir}; wait for it to finish (it is read back then) or use another --work-dir.')
+            os.remove(path)  # left by a process that has ended
+            continue
+        with os.fdopen(handle, 'w') as lock_file:
+            lock_file.write(str(os.getpid()))
+        break
+    try:
+        yield
+    finally:
+        os.remove(path)
+
+
+def _lock_holder(path):
+    try:
+        with open(path, encoding='utf-8') as handle:
+            return int(handle.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _process_runs(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # runs, under another user
+        return True
+    return True
 
 
 def read_finished_run(done, checkpoint):
