@@ -380,7 +380,8 @@ def test_the_lean_model_zoo_file_and_option_files_hold_the_sl_bench_row_it_was_p
         output = net(torch.rand(1, 3, 3, 20, 24))
     assert output.shape == (1, 3, 3, 80, 96) and torch.isfinite(output).all()
     root = Path(__file__).resolve().parents[1] / 'options'
-    for path in ('train/SemanticLens/train_SemanticLens_lean_zoo_cpu.yml', 'test/SemanticLens/test_SemanticLens_lean_zoo.yml'):
+    for path in ('train/SemanticLens/train_SemanticLens_lean_zoo_cpu.yml',
+                 'test/SemanticLens/test_SemanticLens_lean_zoo.yml'):
         assert yaml.safe_load((root / path).read_text())['network_g'] == row, path
     train = yaml.safe_load((root / 'train/SemanticLens/train_SemanticLens_lean_zoo_cpu.yml').read_text())
     budget = dict(options.MODES['quick'], seconds=1200)
@@ -404,7 +405,8 @@ def test_a_row_another_running_sl_bench_trains_in_the_same_work_dir_is_refused_a
                         seen.append((tmp_path / 'logs' / f'{name}.lock').read_text()) or {'train': {}, 'metrics': {}})
     train_set = {'name': 'train', 'type': 'SLVideoRecurrentDataset', 'dataroot_gt': 'gt', 'dataroot_lq': 'lq',
                  'io_backend': {'type': 'disk'}}
-    row = {'key': 'SingleFrame', 'label': 'Single-frame', 'network_g': options.network_options('SingleFrame', 'tiny', False)}
+    row = {'key': 'SingleFrame', 'label': 'Single-frame',
+           'network_g': options.network_options('SingleFrame', 'tiny', False)}
     lock = tmp_path / 'logs' / 'bench_SingleFrame.lock'
     lock.parent.mkdir()
     other = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])

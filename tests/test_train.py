@@ -242,7 +242,7 @@ def test_sl_train_refuses_two_budgets_and_an_unknown_autocast_in_one_line_before
     for change, message in (({'cpu_seconds': 1, 'gpu_seconds': 1}, 'has both cpu_seconds and gpu_seconds'),
                             ({'autocast': 'fp8'}, "train.autocast: 'fp8' is not one of bf16, fp16, false"),
                             ({'cpu_seconds': -3}, 'cpu_seconds: -3 is not a positive number of seconds'),
-                            ({'channels_last': 'yes'}, "train.channels_last: 'yes' is not true or false")):
+                            ({'channels_last': 'yes'}, "train: channels_last: 'yes' is not true or false")):
         options = make_options(tmp_path / 'data')
         options['train'].update(change)
         with pytest.raises(SystemExit) as exit_info:

@@ -65,7 +65,8 @@ MODELS = {
                                                {'flow_estimator': 'dis', 'neighbour_input': True,
                                                 'use_semantics': False, 'align_gate': True,
                                                 'align_gate_error': False}),
-    # without the multi-frame self-attention block (MFSAB): 0.02M fewer parameters, 0.76-0.81x the CPU time per iteration
+    # without the multi-frame self-attention block (MFSAB): 0.02M fewer parameters, 0.76-0.81x the CPU time per
+    # iteration
     'SL_dis_neighbours_no_semantics_no_mfsab_gate': ('SemanticLens + aligned neighbours in, DIS flow, w/o semantic '
                                                      'branch, w/o MFSAB, alignment gate', 'SemanticLens',
                                                      {'flow_estimator': 'dis', 'neighbour_input': True,
@@ -345,8 +346,9 @@ def train_options(name, network_opt, budget, train_set):
         name (str): Run name (``experiments/<name>``).
         network_opt (dict): ``network_g``.
         budget (dict): A time budget as in :data:`MODES` (``clock``, ``seconds``, ``max_iter``,
-            batch, ...; optional ``autocast`` and ``channels_last``), or an iteration budget: ``total_iter`` (and ``fix_flow_fraction``)
-            instead of ``clock`` / ``seconds`` / ``max_iter``, the cosine then running over the iterations.
+            batch, ...; optional ``autocast`` and ``channels_last``), or an iteration budget:
+            ``total_iter`` (and ``fix_flow_fraction``) instead of ``clock`` / ``seconds`` / ``max_iter``,
+            the cosine then running over the iterations.
         train_set (dict): From :func:`dataset_options` or :func:`prepared_dataset_options`.
     """
     train = {

@@ -17,7 +17,7 @@ import os.path as osp
 
 import torch
 
-from sl_arch.utils.checkpoint import NETWORK_OPT_KEY, atomic_torch_save, network_state_dict, read_checkpoint
+from sl_arch.utils.checkpoint import NETWORK_OPT_KEY, atomic_torch_save, read_checkpoint
 from sl_arch.utils.errors import SLError, cli_entry
 from sl_arch.utils.files import check_writable
 
@@ -52,8 +52,8 @@ def pack(checkpoint_path, out, param_key='params', data=None, command=None):
     if not isinstance(checkpoint.get(param_key), dict):
         raise SLError(f'{checkpoint_path} has no weights under --param-key {param_key} (it has '
                       f'{", ".join(key for key, value in checkpoint.items() if isinstance(value, dict))}).')
-    state_dict = network_state_dict(checkpoint, param_key, checkpoint_path)
-    weights = {name: value.half() if value.is_floating_point() else value for name, value in state_dict.items()}
+    weights = {name: value.half() if value.is_floating_point() else value
+               for name, value in checkpoint[param_key].items()}
     trained = dict(run_record(checkpoint_path), weights=f'{param_key}, float16', source=osp.relpath(checkpoint_path))
     trained.update({key: value for key, value in (('data', data), ('command', command)) if value})
     atomic_torch_save({'params': weights, NETWORK_OPT_KEY: network_opt, 'trained': trained}, out)

@@ -148,11 +148,16 @@ def row_lock(work_dir, name, label):
             handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
             holder = _lock_holder(path)
-            being_written = holder is None and time.time() - os.path.getmtime(path) < 10
+            try:
+                being_written = holder is None and time.time() - os.path.getmtime(path) < 10
+            except FileNotFoundError:  # its holder has just finished: try again
+                continue
             if being_written or (holder is not None and holder != os.getpid() and _process_runs(holder)):
-                raise SLError(f'{label}: another sl-bench (process {holder or "starting"}) is training this row in --work-dir '
-                              f'{work_dir}; wait for it to finish (it is read back then) or use another --work-dir.')
-            os.remove(path)  # left by a process that has ended
+                raise SLError(f'{label}: another sl-bench (process {holder or "starting"}) is training this row in '
+                              f'--work-dir {work_dir}; wait for it to finish (it is read back then) or use another '
+                              '--work-dir.')
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)  # left by a process that has ended
             continue
         with os.fdopen(handle, 'w') as lock_file:
             lock_file.write(str(os.getpid()))

@@ -233,11 +233,11 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
         Returns:
             nn.Module: The network, wrapped where distributed.
         """
+        train_opt = self.opt.get('train') or {}
         net = net.to(self.device)
-        if (self.opt.get('train') or {}).get('channels_last'):
+        if train_opt.get('channels_last'):
             net = net.to(memory_format=torch.channels_last)
         if self.opt['dist']:
-            train_opt = self.opt.get('train') or {}
             find_unused = self.opt.get('find_unused_parameters', bool(train_opt.get('fix_flow')))
             device_ids = [torch.cuda.current_device()] if self.device.type == 'cuda' else None
             net = DistributedDataParallel(net, device_ids=device_ids, find_unused_parameters=find_unused)

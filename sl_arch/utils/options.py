@@ -335,7 +335,8 @@ def check_options(opt, path, is_train, check_paths=True):
 
 
 def _check_sl_model_values(opt, path, is_train):
-    """Values of SLVideoRecurrentModel's own keys: time budgets, autocast, channels_last, min_input_size, BudgetCosineLR."""
+    """Values of SLVideoRecurrentModel's own keys: time budgets, autocast, channels_last, min_input_size,
+    BudgetCosineLR."""
     check_option_types(opt, {'min_input_size': 'int>0'}, f'option file {path}')
     train = opt.get('train') or {}
     if not is_train or not isinstance(train, dict):
@@ -350,8 +351,7 @@ def _check_sl_model_values(opt, path, is_train):
         raise OptionError(f'{where} has both cpu_seconds and gpu_seconds; keep one budget.')
     if budgets == ['gpu_seconds'] and not _cuda_available():
         raise OptionError(f'{where}.gpu_seconds needs CUDA, which this machine does not have; use cpu_seconds.')
-    if train.get('channels_last') not in (None, False, True):
-        raise OptionError(f'{where}.channels_last: {train["channels_last"]!r} is not true or false; fix it.')
+    check_option_types(train, {'channels_last': 'bool'}, where)
     if train.get('autocast') not in (None, False, *AUTOCAST_VALUES):
         raise OptionError(f'{where}.autocast: {train["autocast"]!r} is not one of {", ".join(AUTOCAST_VALUES)}, '
                           'false; fix it.')
