@@ -421,3 +421,26 @@ def test_a_row_another_running_sl_bench_trains_in_the_same_work_dir_is_refused_a
         other.wait()
     runs.train_and_test_row(row, budget, train_set, {}, str(tmp_path), 1)  # its process has ended: taken over
     assert seen == [str(os.getpid())] and not lock.exists()
+
+
+def test_lr_sets_every_rows_learning_rate_or_one_rows_and_bad_values_are_one_line_errors(tmp_path, monkeypatch):
+    from sl_arch.bench import runs
+    _, default = compare.mode_budget(compare.parse_args(['--quick']))
+    _, budget = compare.mode_budget(compare.parse_args(['--quick', '--lr', '2e-3,SingleFrame=4e-3']))
+    assert budget['lr'] == 2e-3 and budget['row_lr'] == {'SingleFrame': 4e-3} and 'row_lr' not in default
+    written = {}
+    monkeypatch.setattr(runs, 'train_then_test', lambda name, train, test, work_dir, threads, trained=None:
+                        written.setdefault(name, train) and {'train': {}, 'metrics': {}})
+    train_set = {'name': 'train', 'type': 'SLVideoRecurrentDataset', 'dataroot_gt': 'gt', 'dataroot_lq': 'lq',
+                 'io_backend': {'type': 'disk'}}
+    for key in ('SemanticLens', 'SingleFrame'):
+        network_g = options.network_options(key, 'tiny', pretrained_flow=False)
+        runs.train_and_test_row({'key': key, 'network_g': network_g}, budget, train_set, {}, str(tmp_path), 1)
+    assert written['bench_SemanticLens']['train']['optim_g']['lr'] == 2e-3
+    assert written['bench_SingleFrame']['train']['optim_g']['lr'] == 4e-3
+    info = {'budget': budget, 'train_gt': 'gt', 'train_clips': '1 clip', 'test_sets': {name: name for name in options.TEST_SETS}}
+    assert 'cosine from 0.002 (SingleFrame: 0.004) to' in report.budget_section([], info).replace('\n  ', ' ')
+    for text, message in (('0', "'0' is not a learning rate above 0"), ('fast', "'fast' is not a learning rate"),
+                          ('nan', "'nan' is not"), ('Nope=1e-3', "unknown row 'Nope'")):
+        with pytest.raises(SLError, match=message):
+            compare.mode_budget(compare.parse_args(['--quick', '--lr', text]))

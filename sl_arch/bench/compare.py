@@ -87,6 +87,9 @@ def parse_args(argv):
     parser.add_argument('--channels-last', action='store_true',
                         help='train every model with channels-last weights (train.channels_last): faster convolutions '
                              'on a CPU')
+    parser.add_argument('--lr', help='peak learning rate: one number for every model (default: quick 1e-3, full 2e-4), '
+                                     'and/or ROW=NUMBER for one row, comma-separated (e.g. '
+                                     '--lr 2e-3,SingleFrame=4e-3)')
     parser.add_argument('--jobs', type=int, help='trainings run side by side (default: quick 2, full 1)')
     parser.add_argument('--seed', type=int, help='training seed of every model (default 0); another seed in '
                         'another --work-dir measures the run-to-run spread')
@@ -120,6 +123,8 @@ def mode_budget(args):
     if args.cpu_seconds is not None or args.gpu_seconds is not None:
         budget['clock'] = 'cpu' if args.cpu_seconds is not None else 'gpu'
         budget['seconds'] = args.cpu_seconds if args.cpu_seconds is not None else args.gpu_seconds
+    if args.lr is not None:
+        budget.update(learning_rates(args.lr))
     if args.autocast not in (None, 'fp32'):
         budget['autocast'] = args.autocast
     if args.channels_last:
@@ -136,6 +141,33 @@ def mode_budget(args):
                       '--gt-size at least 4.')
     check_seed(budget['seed'])
     return mode, budget
+
+
+def learning_rates(text):
+    """``--lr``: ``{'lr': every row's}`` and/or ``{'row_lr': {row: its own}}``.
+
+    Raises:
+        SLError: a part that is not a positive number or ROW=number, or an unknown row.
+    """
+    result, rows = {}, {}
+    for part in (part.strip() for part in text.split(',')):
+        key, _, number = part.rpartition('=')
+        try:
+            value = float(number)
+        except ValueError:
+            value = 0
+        if not 0 < value < float('inf'):
+            raise SLError(f'--lr {text}: {part!r} is not a learning rate above 0 or ROW=learning rate, '
+                          'e.g. --lr 2e-3,SingleFrame=4e-3.')
+        if key and key not in MODELS:
+            raise SLError(f'--lr {text}: unknown row {key!r}; choose from {", ".join(MODELS)}.')
+        if key:
+            rows[key] = value
+        else:
+            result['lr'] = value
+    if rows:
+        result['row_lr'] = rows
+    return result
 
 
 def selected_models(text):

@@ -196,13 +196,14 @@ def budget_section(rows, info):
             '(`flow_estimator: dis`) take OpenCV\'s DIS optical flow instead, nothing to load; EDVR and the '
             'single-frame network have no flow; IconVSR\'s EDVR feature extractor starts untrained'
             if budget['pretrained_flow'] else 'every model trains from scratch (no pretrained flow)')
+    own_lr = ''.join(f' ({key}: {value:g})' for key, value in budget.get('row_lr', {}).items())
     return f"""## Same budget for every model
 
 - **{budget['seconds']:g} {budget['clock'].upper()} seconds of training per model**
   ({measured}): `train.{budget['clock']}_seconds`; training ends after
   the iteration that passes it, then the final weights are tested. The learning rate follows a cosine from
-  {budget['lr']:g} to {budget['eta_min']:g} over the budget's seconds (`BudgetCosineLR`), so every model ends
-  annealed whatever its speed.
+  {budget['lr']:g}{own_lr} to {budget['eta_min']:g} over the budget's seconds (`BudgetCosineLR`), so every model
+  ends annealed whatever its speed.
 - Training data: `{info['train_gt']}` ({training_clips(info)}),
   {info.get('degradation', 'BI')} x4 (training and test sets); batch {budget['batch_size']}, {budget['num_frame']} frames per clip, GT patch {budget['gt_size']} px (LR
   {budget['gt_size'] // 4} px), flips and rotations, seed {budget['seed']}; Adam (betas 0.9, 0.99); Charbonnier

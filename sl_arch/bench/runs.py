@@ -110,6 +110,8 @@ def train_and_test_row(row, budget, train_set, test_sets, work_dir, threads, tes
     options = {'train': train_options(name, row['network_g'], budget, train_set),
                'test': test_options(name, row['network_g'], test_sets, checkpoint)}
     options['train']['train'].update(TRAIN_CHANGES.get(row['key'], {}))
+    if row['key'] in budget.get('row_lr', {}):
+        options['train']['train']['optim_g']['lr'] = budget['row_lr'][row['key']]
     done = osp.join(work_dir, 'logs', f'{name}.done.json')
     record = read_finished_run(done, checkpoint)
     as_recorded = json.loads(json.dumps(options))  # the options as the record holds them (JSON types)
