@@ -226,8 +226,8 @@ def test_verdict_states_margins_computed_from_the_rows():
     assert report.verdict([variant])[0].startswith('- SemanticLens has no result in this run')
 
 
-def test_micro_benchmark_trains_every_model_for_the_same_cpu_seconds_and_reports_measured_rows(tmp_path,
-                                                                                                  monkeypatch):
+def test_micro_benchmark_trains_every_model_for_the_same_cpu_seconds_and_reports_measured_rows(tmp_path, monkeypatch,
+                                                                                                  capsys):
     monkeypatch.chdir(tmp_path)
     os.symlink(ROOT / 'model_zoo', tmp_path / 'model_zoo')
     data_root = write_benchmark_data(tmp_path / 'data')
@@ -310,6 +310,21 @@ def test_micro_benchmark_trains_every_model_for_the_same_cpu_seconds_and_reports
     assert retested['read_back'].startswith('training finished') and retested['read_back'].endswith('tested again')
     assert retested['metrics']['real_heldout'] == rows[1]['metrics']['real_heldout']  # same code, same scores
     assert test_log.stat().st_mtime_ns > tested_at and train_log.stat().st_mtime_ns == trained_at
+
+    # validation of the finished rows on another folder (here a test set's): the same weights, the same score;
+    # sl-bench's own records are not touched
+    from sl_arch.bench import validate
+    done = tmp_path / 'work' / 'logs' / 'bench_SemanticLens.done.json'
+    recorded = done.read_text()
+    capsys.readouterr()
+    validate.main([str(tmp_path / 'work'), '--set', str(Path(data_root, 'real_heldout', 'train')),
+                   '--models', 'SemanticLens'])
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith('| SemanticLens |')]
+    assert len(lines) == 1 and f'**{rows[1]["metrics"]["real_heldout"]["psnr"]["mean"]:.3f}**' in lines[0]
+    assert '| 0.001 |' in lines[0] and done.read_text() == recorded
+    with pytest.raises(SystemExit) as exit_info:
+        validate.main([str(tmp_path / 'work'), '--set', str(tmp_path / 'nowhere')])
+    assert exit_info.value.code == 2 and 'has no GT/ folder' in capsys.readouterr().err
 
 
 def test_the_seed_option_and_a_rows_training_changes_reach_its_option_files(tmp_path, monkeypatch):

@@ -1,0 +1,107 @@
+"""Validation PSNR-Y of finished ``sl-bench`` rows on frames no test set holds: ``python -m sl_arch.bench.validate``.
+
+    python -m sl_arch.bench.validate experiments/benchmark/lr1e-3 experiments/benchmark/lr2e-3 \\
+        --set datasets/real_other_shots/train
+
+Choosing a setting (a learning rate: ``sl-bench --lr``) by the held-out test sets would tune on them.
+This tests the final weights of every finished row of each ``--work-dir`` (``logs/bench_<row>.done.json``)
+on another set (``--set``: a folder with ``GT/`` and ``BI/`` or ``BD/`` clip folders, e.g. the shots of
+bikes.mp4 that no test set shows, made by ``bash scripts/indomain_data.sh``) and prints one table: row,
+work dir, peak learning rate, iterations, validation PSNR-Y, the best of each row marked. Each test runs
+``sl-test`` in a child process (one thread) as run ``val_bench_<row>`` in that work dir; sl-bench's own
+runs and records are not touched.
+"""
+import argparse
+import os
+import os.path as osp
+
+from sl_arch.bench.common import markdown_table
+from sl_arch.bench.options import write_yaml
+from sl_arch.bench.runs import read_finished_run, read_record, run_command
+from sl_arch.models.sl_video_recurrent_model import metrics_file_name
+from sl_arch.utils.errors import SLError, cli_entry
+
+#: Dataset name of the validation set in the test runs and their metrics files.
+SET_NAME = 'validation'
+
+
+def finished_rows(work_dir):
+    """``{row: done record}`` of the finished rows of one sl-bench ``--work-dir`` whose checkpoint is still there."""
+    logs = osp.join(work_dir, 'logs')
+    if not osp.isdir(logs):
+        raise SLError(f'{work_dir} is not an sl-bench --work-dir (it has no logs/ folder); give the folder sl-bench '
+                      'trained in.')
+    rows = {}
+    for name in sorted(os.listdir(logs)):
+        if name.startswith('bench_') and name.endswith('.done.json'):
+            run = name[:-len('.done.json')]
+            checkpoint = osp.join(work_dir, 'experiments', run, 'models', 'net_g_latest.pth')
+            record = read_finished_run(osp.join(logs, name), checkpoint)
+            if record is not None:
+                rows[run[len('bench_'):]] = record
+    return rows
+
+
+def validate_row(work_dir, row, record, val_set, threads=1):
+    """Validation PSNR-Y (mean of the sequence means) of one finished row; runs ``sl-test`` in ``work_dir``."""
+    name = f'val_bench_{row}'
+    test_opt = dict(record['options']['test'], name=name, datasets={'test_1': dict(val_set, name=SET_NAME)})
+    test_yml = osp.join(work_dir, 'options', f'test_{name}.yml')
+    write_yaml(test_yml, test_opt)
+    run_command(['sl_arch.test', '-opt', test_yml], work_dir, osp.join(work_dir, 'logs', f'{name}_test.out'), threads)
+    return read_record(osp.join(work_dir, 'results', name, metrics_file_name(SET_NAME)))['metrics']['psnr']['mean']
+
+
+def validation_set(folder, degradation):
+    """``SLVideoTestDataset`` options of ``folder`` (``GT/`` and ``BI/`` or ``BD/``); SLError naming a missing one."""
+    folder = osp.abspath(folder)
+    for sub in ('GT', degradation):
+        if not osp.isdir(osp.join(folder, sub)):
+            raise SLError(f'--set {folder} has no {sub}/ folder; give a folder made by sl-prepare (e.g. '
+                          'datasets/real_other_shots/train, made by bash scripts/indomain_data.sh).')
+    return {'type': 'SLVideoTestDataset', 'dataroot_gt': osp.join(folder, 'GT'),
+            'dataroot_lq': osp.join(folder, degradation), 'io_backend': {'type': 'disk'}}
+
+
+def table(results):
+    """Markdown table of ``[(row, work dir, lr, iterations, psnr)]``, rows grouped, each row's best in bold."""
+    best = {}
+    for row, _, _, _, psnr in results:
+        best[row] = max(best.get(row, psnr), psnr)
+    lines = []
+    for row, work_dir, lr, iterations, psnr in sorted(results, key=lambda item: (item[0], item[2])):
+        value = f'{psnr:.3f}'
+        lines.append([row, work_dir, f'{lr:g}', iterations, f'**{value}**' if psnr == best[row] else value])
+    return markdown_table(['row', 'work dir', 'peak lr', 'iterations', 'validation PSNR-Y (dB)'], lines)
+
+
+@cli_entry
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog='python -m sl_arch.bench.validate', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('work_dirs', nargs='+', metavar='WORK_DIR', help='sl-bench --work-dir folders')
+    parser.add_argument('--set', required=True, help='validation folder with GT/ and BI/ (or BD/) clip folders')
+    parser.add_argument('--degradation', choices=('bi', 'bd'), default='bi', help='LR frames: bi (default) or bd')
+    parser.add_argument('--models', help='comma-separated rows to test (default: every finished row)')
+    parser.add_argument('--threads', type=int, default=1, help='torch threads of each test (default 1)')
+    args = parser.parse_args(argv)
+    val_set = validation_set(args.set, args.degradation.upper())
+    wanted = {key.strip() for key in args.models.split(',') if key.strip()} if args.models else None
+    work = {osp.abspath(folder): finished_rows(osp.abspath(folder)) for folder in args.work_dirs}
+    results = []
+    for work_dir, rows in work.items():
+        for row, record in rows.items():
+            if wanted is None or row in wanted:
+                psnr = validate_row(work_dir, row, record, val_set, args.threads)
+                lr = record['options']['train']['train']['optim_g']['lr']
+                results.append((row, osp.relpath(work_dir), lr, record['result']['train'].get('iterations', '—'),
+                                psnr))
+                print(f'[validate] {row} ({osp.relpath(work_dir)}): {psnr:.3f} dB', flush=True)
+    if not results:
+        raise SLError(f'no finished row{" of " + args.models if wanted else ""} in {", ".join(args.work_dirs)}; '
+                      'run sl-bench there first.')
+    print(table(results))
+
+
+if __name__ == '__main__':
+    main()
