@@ -327,20 +327,26 @@ def test_micro_benchmark_trains_every_model_for_the_same_cpu_seconds_and_reports
     assert exit_info.value.code == 2 and 'has no GT/ folder' in capsys.readouterr().err
 
 
-def test_the_seed_option_and_a_rows_training_changes_reach_its_option_files(tmp_path, monkeypatch):
+def training_options_of_rows(keys, budget, work_dir, monkeypatch):
+    """``{run name: training options}`` sl-bench writes for rows ``keys`` under ``budget`` (nothing trains)."""
     from sl_arch.bench import runs
-    _, budget = compare.mode_budget(compare.parse_args(['--quick', '--seed', '3']))
-    assert budget['seed'] == 3
-    with pytest.raises(SLError, match='--seed -1: give a seed from 0'):
-        compare.mode_budget(compare.parse_args(['--quick', '--seed', '-1']))
     written = {}
     monkeypatch.setattr(runs, 'train_then_test', lambda name, train, test, work_dir, threads, trained=None:
                         written.setdefault(name, train) and {'train': {}, 'metrics': {}})
     train_set = {'name': 'train', 'type': 'SLVideoRecurrentDataset', 'dataroot_gt': 'gt', 'dataroot_lq': 'lq',
                  'io_backend': {'type': 'disk'}}
-    for key in ('SemanticLens', 'SL_frozen_flow'):
+    for key in keys:
         network_g = options.network_options(key, 'tiny', pretrained_flow=False)
-        runs.train_and_test_row({'key': key, 'network_g': network_g}, budget, train_set, {}, str(tmp_path), 1)
+        runs.train_and_test_row({'key': key, 'network_g': network_g}, budget, train_set, {}, str(work_dir), 1)
+    return written
+
+
+def test_the_seed_option_and_a_rows_training_changes_reach_its_option_files(tmp_path, monkeypatch):
+    _, budget = compare.mode_budget(compare.parse_args(['--quick', '--seed', '3']))
+    assert budget['seed'] == 3
+    with pytest.raises(SLError, match='--seed -1: give a seed from 0'):
+        compare.mode_budget(compare.parse_args(['--quick', '--seed', '-1']))
+    written = training_options_of_rows(('SemanticLens', 'SL_frozen_flow'), budget, tmp_path, monkeypatch)
     plain, frozen = written['bench_SemanticLens'], written['bench_SL_frozen_flow']
     assert plain['manual_seed'] == frozen['manual_seed'] == 3
     assert plain['train']['fix_flow'] == 0 and frozen['train']['fix_flow'] >= budget['max_iter']
@@ -439,21 +445,14 @@ def test_a_row_another_running_sl_bench_trains_in_the_same_work_dir_is_refused_a
 
 
 def test_lr_sets_every_rows_learning_rate_or_one_rows_and_bad_values_are_one_line_errors(tmp_path, monkeypatch):
-    from sl_arch.bench import runs
     _, default = compare.mode_budget(compare.parse_args(['--quick']))
     _, budget = compare.mode_budget(compare.parse_args(['--quick', '--lr', '2e-3,SingleFrame=4e-3']))
     assert budget['lr'] == 2e-3 and budget['row_lr'] == {'SingleFrame': 4e-3} and 'row_lr' not in default
-    written = {}
-    monkeypatch.setattr(runs, 'train_then_test', lambda name, train, test, work_dir, threads, trained=None:
-                        written.setdefault(name, train) and {'train': {}, 'metrics': {}})
-    train_set = {'name': 'train', 'type': 'SLVideoRecurrentDataset', 'dataroot_gt': 'gt', 'dataroot_lq': 'lq',
-                 'io_backend': {'type': 'disk'}}
-    for key in ('SemanticLens', 'SingleFrame'):
-        network_g = options.network_options(key, 'tiny', pretrained_flow=False)
-        runs.train_and_test_row({'key': key, 'network_g': network_g}, budget, train_set, {}, str(tmp_path), 1)
+    written = training_options_of_rows(('SemanticLens', 'SingleFrame'), budget, tmp_path, monkeypatch)
     assert written['bench_SemanticLens']['train']['optim_g']['lr'] == 2e-3
     assert written['bench_SingleFrame']['train']['optim_g']['lr'] == 4e-3
-    info = {'budget': budget, 'train_gt': 'gt', 'train_clips': '1 clip', 'test_sets': {name: name for name in options.TEST_SETS}}
+    info = {'budget': budget, 'train_gt': 'gt', 'train_clips': '1 clip',
+            'test_sets': {name: name for name in options.TEST_SETS}}
     assert 'cosine from 0.002 (SingleFrame: 0.004) to' in report.budget_section([], info).replace('\n  ', ' ')
     for text, message in (('0', "'0' is not a learning rate above 0"), ('fast', "'fast' is not a learning rate"),
                           ('nan', "'nan' is not"), ('Nope=1e-3', "unknown row 'Nope'")):
