@@ -389,27 +389,31 @@ def test_step_time_prints_each_networks_iteration_time_per_arithmetic_and_refuse
     assert exit_info.value.code == 2 and 'upsamplings have no training iteration' in capsys.readouterr().err
 
 
-def test_the_lean_model_zoo_file_and_option_files_hold_the_sl_bench_row_it_was_packed_from():
+@pytest.mark.parametrize('row_key, name, iterations, arithmetic', [
+    ('SL_dis_neighbours_no_semantics_no_mfsab_gate', 'lean', 4499, {}),
+    ('SL_dis_neighbours_no_semantics_no_mfsab_gate_up16', 'lean16', 9028, {'autocast': 'bf16', 'channels_last': True}),
+])
+def test_the_lean_model_zoo_files_and_option_files_hold_the_sl_bench_row_they_were_packed_from(row_key, name, iterations,
+                                                                                               arithmetic):
     import torch
 
     from sl_arch.utils.checkpoint import load_network
-    row = options.network_options('SL_dis_neighbours_no_semantics_no_mfsab_gate', 'tiny', pretrained_flow=True)
-    zoo_file = Path(__file__).resolve().parents[1] / 'model_zoo' / 'semanticlens_lean_x4_bi.pth'
+    row = options.network_options(row_key, 'tiny', pretrained_flow=True)
+    zoo_file = Path(__file__).resolve().parents[1] / 'model_zoo' / f'semanticlens_{name}_x4_bi.pth'
     net, net_opt = load_network(str(zoo_file))[:2]
-    assert net_opt == row and torch.load(zoo_file, weights_only=False)['trained']['iterations'] == 4499
+    assert net_opt == row and torch.load(zoo_file, weights_only=False)['trained']['iterations'] == iterations
     with torch.no_grad():
         output = net(torch.rand(1, 3, 3, 20, 24))
     assert output.shape == (1, 3, 3, 80, 96) and torch.isfinite(output).all()
     root = Path(__file__).resolve().parents[1] / 'options'
-    for path in ('train/SemanticLens/train_SemanticLens_lean_zoo_cpu.yml',
-                 'test/SemanticLens/test_SemanticLens_lean_zoo.yml'):
+    train_path = f'train/SemanticLens/train_SemanticLens_{name}_zoo_cpu.yml'
+    for path in (train_path, f'test/SemanticLens/test_SemanticLens_{name}_zoo.yml'):
         assert yaml.safe_load((root / path).read_text())['network_g'] == row, path
-    train = yaml.safe_load((root / 'train/SemanticLens/train_SemanticLens_lean_zoo_cpu.yml').read_text())
-    budget = dict(options.MODES['quick'], seconds=1200)
+    train = yaml.safe_load((root / train_path).read_text())
+    budget = dict(options.MODES['quick'], seconds=1200, **arithmetic)
     template = options.train_options('x', row, budget, {})['train']
-    assert {key: train['train'][key] for key in ('optim_g', 'scheduler', 'cpu_seconds', 'flow_lr_mul', 'pixel_opt',
-                                                   'ema_decay')} == \
-        {key: template[key] for key in ('optim_g', 'scheduler', 'cpu_seconds', 'flow_lr_mul', 'pixel_opt', 'ema_decay')}
+    keys = ('optim_g', 'scheduler', 'cpu_seconds', 'flow_lr_mul', 'pixel_opt', 'ema_decay', 'autocast', 'channels_last')
+    assert {key: train['train'].get(key) for key in keys} == {key: template.get(key) for key in keys}
     assert {key: train['datasets']['train'][key] for key in ('num_frame', 'gt_size', 'batch_size_per_gpu')} == \
         {'num_frame': budget['num_frame'], 'gt_size': budget['gt_size'], 'batch_size_per_gpu': budget['batch_size']}
 
