@@ -22,3 +22,17 @@ for kind in GT BI BD; do
   done
 done
 echo "datasets/indomain/zoo_mix/train: $(ls datasets/indomain/zoo_mix/train/GT | wc -l) clips"
+# The same frames split at their cuts (frames 187 and 242, found by sl_arch.io.shots): three shots that no test
+# set holds, the validation set of `python -m sl_arch.bench.validate --set datasets/real_other_shots_split`.
+for kind in GT BI BD; do
+  for shot in "137 186" "187 241" "242 249"; do
+    read -r first last <<< "$shot"
+    mkdir -p "datasets/real_other_shots_split/$kind/bikes_$first"
+    for index in $(seq "$first" "$last"); do
+      frame=$(printf %08d.png "$index")
+      ln -sfn "$(realpath "datasets/real_other_shots/train/$kind/bikes/$frame")" \
+        "datasets/real_other_shots_split/$kind/bikes_$first/$frame"
+    done
+  done
+done
+echo "datasets/real_other_shots_split: $(ls datasets/real_other_shots_split/GT | wc -l) shots"
