@@ -79,15 +79,6 @@ MODELS = {
                                                           {'flow_estimator': 'dis', 'neighbour_input': True,
                                                            'use_semantics': False, 'use_mfsab': False,
                                                            'align_gate': True, 'num_upsample_feat': 16}),
-    # the multiply-adds saved there spent on 48 instead of 32 channels at LR resolution, where the frames are
-    # propagated and fused: 0.40M parameters, 270M multiply-adds per 24-px LR frame against 292M at 32 / 32
-    'SL_dis_wide48_neighbours_no_semantics_no_mfsab_gate_up16': ('SemanticLens + aligned neighbours in, DIS flow, '
-                                                                 'w/o semantic branch, w/o MFSAB, alignment gate, '
-                                                                 '48 ch, 16-ch upsampling', 'SemanticLens',
-                                                                 {'flow_estimator': 'dis', 'neighbour_input': True,
-                                                                  'use_semantics': False, 'use_mfsab': False,
-                                                                  'align_gate': True, 'num_feat': 48,
-                                                                  'num_upsample_feat': 16}),
     # the same at the single-frame network's size: 46 channels, 0.479M parameters against its 0.481M
     'SL_dis_wide_neighbours_no_semantics_gate': ('SemanticLens + aligned neighbours in, DIS flow, w/o semantic branch, '
                                                  'alignment gate, 46 ch (equal size)', 'SemanticLens',
