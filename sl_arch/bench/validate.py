@@ -1,12 +1,13 @@
 """Validation PSNR-Y of finished ``sl-bench`` rows on frames no test set holds: ``python -m sl_arch.bench.validate``.
 
     python -m sl_arch.bench.validate experiments/benchmark/lr1e-3 experiments/benchmark/lr2e-3 \\
-        --set datasets/real_other_shots/train
+        --set datasets/real_other_shots_split
 
 Choosing a setting (a learning rate: ``sl-bench --lr``) by the held-out test sets would tune on them.
 This tests the final weights of every finished row of each ``--work-dir`` (``logs/bench_<row>.done.json``)
 on another set (``--set``: a folder with ``GT/`` and ``BI/`` or ``BD/`` clip folders, e.g. the shots of
-bikes.mp4 that no test set shows, made by ``bash scripts/indomain_data.sh``) and prints one table: row,
+bikes.mp4 that no test set shows, one clip per shot, made by ``bash scripts/indomain_data.sh``: a clip
+is one sequence to a recurrent network, so split footage at its cuts) and prints one table: row,
 work dir, peak learning rate, iterations, validation PSNR-Y, the best of each row marked. Each test runs
 ``sl-test`` in a child process (one thread) as run ``val_bench_<row>`` in that work dir; sl-bench's own
 runs and records are not touched.
