@@ -325,6 +325,9 @@ def test_micro_benchmark_trains_every_model_for_the_same_cpu_seconds_and_reports
     with pytest.raises(SystemExit) as exit_info:
         validate.main([str(tmp_path / 'work'), '--set', str(tmp_path / 'nowhere')])
     assert exit_info.value.code == 2 and 'has no GT/ folder' in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        validate.main([str(tmp_path / 'work'), '--set', str(Path(data_root, 'real_heldout', 'train')), '--threads', '0'])
+    assert exit_info.value.code == 2 and '--threads 0: give at least 1' in capsys.readouterr().err
 
 
 def training_options_of_rows(keys, budget, work_dir, monkeypatch):

@@ -20,7 +20,7 @@ import sys
 from sl_arch.bench.common import markdown_table
 from sl_arch.bench.options import MODES, TEST_SETS, dataset_options, network_options, test_options, train_options
 from sl_arch.bench.report import check_report_folder, real_psnr
-from sl_arch.bench.runs import train_then_test
+from sl_arch.bench.runs import final_checkpoint, train_then_test
 from sl_arch.utils.errors import SLError, cli_entry
 from sl_arch.utils.files import check_writable, write_json, write_text
 
@@ -40,7 +40,7 @@ def run_precision(autocast, args, train_set, test_sets):
     name = f'autocast_{autocast or "fp32"}'
     train_opt = train_options(name, network_opt, budget, train_set)
     train_opt['train']['autocast'] = autocast
-    checkpoint = osp.join(args.work_dir, 'experiments', name, 'models', 'net_g_latest.pth')
+    checkpoint = final_checkpoint(args.work_dir, name)
     result = train_then_test(name, train_opt, test_options(name, network_opt, test_sets, checkpoint), args.work_dir, 1)
     return dict(result, key='SemanticLens', precision=autocast or 'fp32')
 

@@ -37,6 +37,11 @@ def run_command(args, cwd, log_path, threads):
         raise SLError(f'{args[0]} failed ({lines[-1] if lines else "no output"}); see {log_path}')
 
 
+def final_checkpoint(work_dir, name):
+    """Where ``sl-train`` leaves the last weights of run ``name`` started in ``work_dir``."""
+    return osp.join(work_dir, 'experiments', name, 'models', 'net_g_latest.pth')
+
+
 def read_record(path):
     """A JSON record a run wrote; SLError naming it when it is missing."""
     if not osp.isfile(path):
@@ -106,7 +111,7 @@ def train_and_test_row(row, budget, train_set, test_sets, work_dir, threads, tes
         finished run ended) for a row read back.
     """
     name = f'bench_{row["key"]}'
-    checkpoint = osp.join(work_dir, 'experiments', name, 'models', 'net_g_latest.pth')
+    checkpoint = final_checkpoint(work_dir, name)
     options = {'train': train_options(name, row['network_g'], budget, train_set),
                'test': test_options(name, row['network_g'], test_sets, checkpoint)}
     options['train']['train'].update(TRAIN_CHANGES.get(row['key'], {}))

@@ -39,7 +39,7 @@ import yaml
 from sl_arch.bench import options as bench_options
 from sl_arch.bench.common import check_seed
 from sl_arch.bench.report import check_report_folder
-from sl_arch.bench.runs import run_command, train_then_test
+from sl_arch.bench.runs import final_checkpoint, run_command, train_then_test
 from sl_arch.utils.errors import SLError, cli_entry
 from sl_arch.utils.files import check_writable, write_json, write_text
 
@@ -218,7 +218,7 @@ def row_options(key, variant, args):
     train_opt = bench_options.train_options(name, network_opt, dict(BUDGET, total_iter=args.iters, seed=args.seed),
                                               train_set)
     train_opt['train'].update(variant.get('train', {}))
-    checkpoint = osp.join('experiments', name, 'models', 'net_g_latest.pth')
+    checkpoint = final_checkpoint('', name)  # relative to the folder the runs start in
     sets = test_sets(args.synthetic_root, args.demo_root, variant.get('masks') == 'input', variant.get('exact_flow'))
     test_opt = bench_options.test_options(name, network_opt, {test['name']: test for test in sets.values()}, checkpoint)
     return name, train_opt, test_opt, checkpoint

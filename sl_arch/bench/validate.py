@@ -18,7 +18,7 @@ import os.path as osp
 
 from sl_arch.bench.common import markdown_table
 from sl_arch.bench.options import write_yaml
-from sl_arch.bench.runs import read_finished_run, read_record, run_command
+from sl_arch.bench.runs import final_checkpoint, read_finished_run, read_record, run_command
 from sl_arch.models.sl_video_recurrent_model import metrics_file_name
 from sl_arch.utils.errors import SLError, cli_entry
 
@@ -36,8 +36,7 @@ def finished_rows(work_dir):
     for name in sorted(os.listdir(logs)):
         if name.startswith('bench_') and name.endswith('.done.json'):
             run = name[:-len('.done.json')]
-            checkpoint = osp.join(work_dir, 'experiments', run, 'models', 'net_g_latest.pth')
-            record = read_finished_run(osp.join(logs, name), checkpoint)
+            record = read_finished_run(osp.join(logs, name), final_checkpoint(work_dir, run))
             if record is not None:
                 rows[run[len('bench_'):]] = record
     return rows
@@ -58,8 +57,8 @@ def validation_set(folder, degradation):
     folder = osp.abspath(folder)
     for sub in ('GT', degradation):
         if not osp.isdir(osp.join(folder, sub)):
-            raise SLError(f'--set {folder} has no {sub}/ folder; give a folder made by sl-prepare (e.g. '
-                          'datasets/real_other_shots/train, made by bash scripts/indomain_data.sh).')
+            raise SLError(f'--set {folder} has no {sub}/ folder; give a folder of clip folders as sl-prepare makes '
+                          'them (e.g. datasets/real_other_shots_split, made by bash scripts/indomain_data.sh).')
     return {'type': 'SLVideoTestDataset', 'dataroot_gt': osp.join(folder, 'GT'),
             'dataroot_lq': osp.join(folder, degradation), 'io_backend': {'type': 'disk'}}
 
@@ -86,6 +85,8 @@ def main(argv=None):
     parser.add_argument('--models', help='comma-separated rows to test (default: every finished row)')
     parser.add_argument('--threads', type=int, default=1, help='torch threads of each test (default 1)')
     args = parser.parse_args(argv)
+    if args.threads < 1:
+        raise SLError(f'--threads {args.threads}: give at least 1.')
     val_set = validation_set(args.set, args.degradation.upper())
     wanted = {key.strip() for key in args.models.split(',') if key.strip()} if args.models else None
     work = {osp.abspath(folder): finished_rows(osp.abspath(folder)) for folder in args.work_dirs}
