@@ -451,10 +451,12 @@ def test_a_row_another_running_sl_bench_trains_in_the_same_work_dir_is_refused_a
     assert seen == [str(os.getpid())] and not lock.exists()
 
 
-def test_lr_sets_every_rows_learning_rate_or_one_rows_and_bad_values_are_one_line_errors(tmp_path, monkeypatch):
+def test_lr_and_the_clip_options_set_every_rows_value_or_one_rows_and_bad_values_are_one_line_errors(
+        tmp_path, monkeypatch):
     _, default = compare.mode_budget(compare.parse_args(['--quick']))
     _, budget = compare.mode_budget(compare.parse_args(['--quick', '--lr', '2e-3,SingleFrame=4e-3']))
-    assert budget['lr'] == 2e-3 and budget['row_lr'] == {'SingleFrame': 4e-3} and 'row_lr' not in default
+    assert budget['lr'] == 2e-3 and budget['row_changes'] == {'SingleFrame': {'lr': 4e-3}}
+    assert 'row_changes' not in default
     written = training_options_of_rows(('SemanticLens', 'SingleFrame'), budget, tmp_path, monkeypatch)
     assert written['bench_SemanticLens']['train']['optim_g']['lr'] == 2e-3
     assert written['bench_SingleFrame']['train']['optim_g']['lr'] == 4e-3
@@ -465,3 +467,20 @@ def test_lr_sets_every_rows_learning_rate_or_one_rows_and_bad_values_are_one_lin
                           ('nan', "'nan' is not"), ('Nope=1e-3', "unknown row 'Nope'")):
         with pytest.raises(SLError, match=message):
             compare.mode_budget(compare.parse_args(['--quick', '--lr', text]))
+    # the clip's frames, patch and batch: one row's own, the others the mode's
+    _, budget = compare.mode_budget(compare.parse_args(['--quick', '--num-frame', 'SemanticLens=15', '--gt-size',
+                                                        'SemanticLens=64', '--batch-size', '3']))
+    written = training_options_of_rows(('SemanticLens', 'SingleFrame'), budget, tmp_path / 'clips', monkeypatch)
+    clips = {name: {key: options['datasets']['train'][key] for key in ('num_frame', 'gt_size', 'batch_size_per_gpu')}
+             for name, options in written.items()}
+    assert clips == {'bench_SemanticLens': {'num_frame': 15, 'gt_size': 64, 'batch_size_per_gpu': 3},
+                     'bench_SingleFrame': {'num_frame': 7, 'gt_size': 96, 'batch_size_per_gpu': 3}}
+    info['budget'] = budget
+    assert ('batch 3, 7 (SemanticLens: 15) frames per clip, GT patch 96 px (SemanticLens: 64)'
+            in report.budget_section([], info).replace('\n  ', ' '))
+    for option, text, message in (('--gt-size', '66', "'66' is not a GT patch of at least 4 px, a multiple of 4"),
+                                  ('--num-frame', 'SemanticLens=0', "'SemanticLens=0' is not a number of frames"),
+                                  ('--batch-size', '1.5', "'1.5' is not a batch of at least 1"),
+                                  ('--num-frame', 'Nope=3', "unknown row 'Nope'")):
+        with pytest.raises(SLError, match=f'{option} {text}: {message}'):
+            compare.mode_budget(compare.parse_args(['--quick', option, text]))

@@ -107,6 +107,39 @@ def test_disk_and_lmdb_backends_return_identical_tensors(real_root):
     assert torch.equal(disk_val[0]['gt'], lmdb_val[0]['gt']) and torch.equal(disk_val[0]['lq'], lmdb_val[0]['lq'])
 
 
+@pytest.mark.parametrize('backend', ['disk', 'lmdb'])
+def test_cache_frames_decodes_each_frame_once_and_gives_the_same_items(real_root, backend, monkeypatch):
+    from sl_arch.data import clips
+    options = dict(use_hflip=True, use_rot=True, random_reverse=True)
+    plain = build_dataset(train_opt(real_root, **options))  # from disk (one lmdb opens once per process)
+    cached = build_dataset(train_opt(real_root, backend, cache_frames=True, **options))
+    decoded = []
+    for name in ('read_image', 'decode_image'):
+        real = getattr(clips, name)
+        monkeypatch.setattr(clips, name, lambda *args, real=real: decoded.append(args[-1]) or real(*args))
+    draws = [(index, draw) for draw in range(40) for index in (0, 5)]
+    expected = [plain[key] for key in draws]
+    assert len(decoded) == len(draws) * 3 * 2  # LR and GT of 3 frames per item
+    decoded.clear()
+    for key, item in zip(draws, expected):  # flips in place on every crop: the kept frames must not change
+        got = cached[key]
+        assert got['key'] == item['key']
+        assert torch.equal(got['lq'], item['lq']) and torch.equal(got['gt'], item['gt'])
+    assert 0 < len(decoded) <= 2 * 8  # each of its 8 LR and 8 GT frames at most once
+    monkeypatch.setattr('sl_arch.data.sl_video_recurrent_dataset.available_memory', lambda: 1000)
+    records = Records()
+    logging.getLogger('basicsr').addHandler(records)  # BasicSR's logger does not propagate
+    try:
+        too_big = build_dataset(train_opt(real_root, cache_frames=True))  # read from the files, with a warning
+    finally:
+        logging.getLogger('basicsr').removeHandler(records)
+    decoded.clear()
+    too_big[0, 0], too_big[0, 0]
+    assert len(decoded) == 2 * 3 * 2
+    assert 'cache_frames: the decoded frames of' in ' '.join(records.messages)
+    assert 'reading them from their files' in ' '.join(records.messages)
+
+
 def test_dataset_works_under_basicsr_build_dataloader_with_enlarge_ratio(real_root):
     opt = train_opt(real_root, 'lmdb', num_worker_per_gpu=1, batch_size_per_gpu=2, dataset_enlarge_ratio=3)
     dataset = build_dataset(opt)

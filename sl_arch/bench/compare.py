@@ -42,7 +42,7 @@ from tqdm import tqdm
 
 from sl_arch.bench.common import check_seed, run_in_child
 from sl_arch.bench.measure import set_motion
-from sl_arch.bench.options import (DATA_ROOT, DATA_SCRIPT, DEFAULT_MODELS, MODELS, MODES, UPSAMPLINGS,
+from sl_arch.bench.options import (DATA_ROOT, DATA_SCRIPT, DEFAULT_MODELS, MODELS, MODES, UPSAMPLINGS, row_budget,
                                    dataset_options, min_input_size, network_options, parameter_counts, val_tile)
 from sl_arch.bench.report import check_report_folder, real_psnr, write_outputs
 from sl_arch.bench.runs import train_and_test_row
@@ -75,9 +75,12 @@ def parse_args(argv):
     budget.add_argument('--gpu-seconds', type=float, help='training budget per model in GPU seconds (CUDA only; '
                                                           'full mode: 7200)')
     parser.add_argument('--max-iters', type=int, help='upper bound of iterations per model (default: quick 100000)')
-    parser.add_argument('--batch-size', type=int, help='training batch (default: quick 2, full 8)')
-    parser.add_argument('--num-frame', type=int, help='frames per training clip (default: quick 7, full 15)')
-    parser.add_argument('--gt-size', type=int, help='GT training patch in px (default 96, the synthetic clips\' height)')
+    parser.add_argument('--batch-size', help='training batch (default: quick 2, full 8); like --lr, ROW=N sets one '
+                                             'row\'s')
+    parser.add_argument('--num-frame', help='frames per training clip (default: quick 7, full 15); like --lr, ROW=N '
+                                            'sets one row\'s (e.g. --num-frame 7,SemanticLens=15)')
+    parser.add_argument('--gt-size', help='GT training patch in px (default 96, the synthetic clips\' height); like '
+                                          '--lr, ROW=N sets one row\'s')
     parser.add_argument('--preset', help='SemanticLens preset (default: quick tiny, full paper)')
     parser.add_argument('--pretrained-flow', action=argparse.BooleanOptionalAction, default=None,
                         help='start flow-using models from model_zoo/\'s pretrained flow (default: quick yes, full no)')
@@ -115,16 +118,24 @@ def mode_budget(args):
     budget = dict(MODES[mode])
     if mode == 'full' and not torch.cuda.is_available():
         budget['clock'] = 'cpu'
-    for name, value in (('max_iter', args.max_iters), ('batch_size', args.batch_size), ('num_frame', args.num_frame),
-                        ('gt_size', args.gt_size), ('preset', args.preset), ('jobs', args.jobs),
+    for name, value in (('max_iter', args.max_iters), ('preset', args.preset), ('jobs', args.jobs),
                         ('repeats', args.repeats), ('pretrained_flow', args.pretrained_flow), ('seed', args.seed)):
         if value is not None:
             budget[name] = value
     if args.cpu_seconds is not None or args.gpu_seconds is not None:
         budget['clock'] = 'cpu' if args.cpu_seconds is not None else 'gpu'
         budget['seconds'] = args.cpu_seconds if args.cpu_seconds is not None else args.gpu_seconds
-    if args.lr is not None:
-        budget.update(learning_rates(args.lr))
+    row_changes = {}
+    for name, text in (('lr', args.lr), ('batch_size', args.batch_size), ('num_frame', args.num_frame),
+                       ('gt_size', args.gt_size)):
+        if text is not None:
+            every, rows = row_values(name, text)
+            if every is not None:
+                budget[name] = every
+            for key, value in rows.items():
+                row_changes.setdefault(key, {})[name] = value
+    if row_changes:
+        budget['row_changes'] = row_changes
     if args.autocast not in (None, 'fp32'):
         budget['autocast'] = args.autocast
     if args.channels_last:
@@ -135,39 +146,46 @@ def mode_budget(args):
         raise SLError('--autocast fp16 needs CUDA, which this machine does not have; on a CPU use --autocast bf16.')
     if budget['seconds'] <= 0:
         raise SLError(f'--{budget["clock"]}-seconds must be above 0.')
-    if min(budget['max_iter'], budget['batch_size'], budget['num_frame'], budget['jobs'], budget['repeats'],
-           args.threads) < 1 or budget['gt_size'] < 4:
-        raise SLError('--max-iters, --batch-size, --num-frame, --jobs, --repeats and --threads must be at least 1, '
-                      '--gt-size at least 4.')
+    if min(budget['max_iter'], budget['jobs'], budget['repeats'], args.threads) < 1:
+        raise SLError('--max-iters, --jobs, --repeats and --threads must be at least 1.')
     check_seed(budget['seed'])
     return mode, budget
 
 
-def learning_rates(text):
-    """``--lr``: ``{'lr': every row's}`` and/or ``{'row_lr': {row: its own}}``.
+#: The options that take one value for every row and/or ROW=value: budget key -> (option, parse, smallest value,
+#: what a value is, an example).
+ROW_OPTIONS = {
+    'lr': ('--lr', float, 0, 'a learning rate above 0', '2e-3,SingleFrame=4e-3'),
+    'batch_size': ('--batch-size', int, 1, 'a batch of at least 1', '2,SingleFrame=4'),
+    'num_frame': ('--num-frame', int, 1, 'a number of frames of at least 1', '7,SemanticLens=15'),
+    'gt_size': ('--gt-size', int, 4, 'a GT patch of at least 4 px, a multiple of 4', '96,SemanticLens=64'),
+}
+
+
+def row_values(name, text):
+    """One of :data:`ROW_OPTIONS` from its command-line text: ``(every row's value or None, {row: its own})``.
 
     Raises:
-        SLError: a part that is not a positive number or ROW=number, or an unknown row.
+        SLError: a part that is not a value of its kind or ROW=value, or an unknown row.
     """
-    result, rows = {}, {}
+    option, parse, smallest, what, example = ROW_OPTIONS[name]
+    every, rows = None, {}
     for part in (part.strip() for part in text.split(',')):
         key, _, number = part.rpartition('=')
         try:
-            value = float(number)
+            value = parse(number)
         except ValueError:
-            value = 0
-        if not 0 < value < float('inf'):
-            raise SLError(f'--lr {text}: {part!r} is not a learning rate above 0 or ROW=learning rate, '
-                          'e.g. --lr 2e-3,SingleFrame=4e-3.')
+            value = None
+        good = value is not None and smallest <= value < float('inf') and (value > 0 if parse is float else True)
+        if not good or (name == 'gt_size' and value % 4):
+            raise SLError(f'{option} {text}: {part!r} is not {what} or ROW=value, e.g. {option} {example}.')
         if key and key not in MODELS:
-            raise SLError(f'--lr {text}: unknown row {key!r}; choose from {", ".join(MODELS)}.')
+            raise SLError(f'{option} {text}: unknown row {key!r}; choose from {", ".join(MODELS)}.')
         if key:
             rows[key] = value
         else:
-            result['lr'] = value
-    if rows:
-        result['row_lr'] = rows
-    return result
+            every = value
+    return every, rows
 
 
 def selected_models(text):
@@ -184,7 +202,8 @@ def describe_rows(keys, budget):
     rows = []
     for key in keys:
         label, kind, _ = MODELS[key]
-        network_opt = network_options(key, budget['preset'], budget['pretrained_flow'], budget['num_frame'])
+        network_opt = network_options(key, budget['preset'], budget['pretrained_flow'],
+                                      row_budget(budget, key)['num_frame'])
         params = parameter_counts(network_opt) if network_opt else (None, None)
         rows.append({'key': key, 'label': label, 'kind': kind, 'network_g': network_opt, 'params': params[0],
                      'params_no_spynet': params[1], 'min_input_size': network_opt and min_input_size(network_opt)})

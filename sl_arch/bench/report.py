@@ -196,17 +196,21 @@ def budget_section(rows, info):
             '(`flow_estimator: dis`) take OpenCV\'s DIS optical flow instead, nothing to load; EDVR and the '
             'single-frame network have no flow; IconVSR\'s EDVR feature extractor starts untrained'
             if budget['pretrained_flow'] else 'every model trains from scratch (no pretrained flow)')
-    own_lr = ''.join(f' ({key}: {value:g})' for key, value in budget.get('row_lr', {}).items())
+    own = {}  # the rows' own values (sl-bench --lr ROW=..., --num-frame ROW=...)
+    for name in ('lr', 'batch_size', 'num_frame', 'gt_size'):
+        text = ', '.join(f'{key}: {values[name]:g}' for key, values in budget.get('row_changes', {}).items()
+                         if name in values)
+        own[name] = f' ({text})' if text else ''
     return f"""## Same budget for every model
 
 - **{budget['seconds']:g} {budget['clock'].upper()} seconds of training per model**
   ({measured}): `train.{budget['clock']}_seconds`; training ends after
   the iteration that passes it, then the final weights are tested. The learning rate follows a cosine from
-  {budget['lr']:g}{own_lr} to {budget['eta_min']:g} over the budget's seconds (`BudgetCosineLR`), so every model
+  {budget['lr']:g}{own['lr']} to {budget['eta_min']:g} over the budget's seconds (`BudgetCosineLR`), so every model
   ends annealed whatever its speed.
 - Training data: `{info['train_gt']}` ({training_clips(info)}),
-  {info.get('degradation', 'BI')} x4 (training and test sets); batch {budget['batch_size']}, {budget['num_frame']} frames per clip, GT patch {budget['gt_size']} px (LR
-  {budget['gt_size'] // 4} px), flips and rotations, seed {budget['seed']}; Adam (betas 0.9, 0.99); Charbonnier
+  {info.get('degradation', 'BI')} x4 (training and test sets); batch {budget['batch_size']}{own['batch_size']}, {budget['num_frame']}{own['num_frame']} frames per clip, GT
+  patch {budget['gt_size']} px{own['gt_size']} (LR {budget['gt_size'] // 4} px), flips and rotations, seed {budget['seed']}; Adam (betas 0.9, 0.99); Charbonnier
   loss; no EMA; flow / SPyNet learning rate x{budget['flow_lr_mul']}; {arithmetic(budget)}.
 - Held-out test sets, never trained on: {tests}.
 - Pretrained flow: {flow}.

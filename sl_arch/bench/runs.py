@@ -15,7 +15,7 @@ import sys
 import time
 
 from sl_arch.bench.common import child_env
-from sl_arch.bench.options import TRAIN_CHANGES, test_options, train_options, write_yaml
+from sl_arch.bench.options import TRAIN_CHANGES, row_budget, test_options, train_options, write_yaml
 from sl_arch.models.sl_video_recurrent_model import TRAIN_TIME_FILE, metrics_file_name
 from sl_arch.utils.files import write_json
 from sl_arch.utils.errors import SLError
@@ -112,11 +112,9 @@ def train_and_test_row(row, budget, train_set, test_sets, work_dir, threads, tes
     """
     name = f'bench_{row["key"]}'
     checkpoint = final_checkpoint(work_dir, name)
-    options = {'train': train_options(name, row['network_g'], budget, train_set),
+    options = {'train': train_options(name, row['network_g'], row_budget(budget, row['key']), train_set),
                'test': test_options(name, row['network_g'], test_sets, checkpoint)}
     options['train']['train'].update(TRAIN_CHANGES.get(row['key'], {}))
-    if row['key'] in budget.get('row_lr', {}):
-        options['train']['train']['optim_g']['lr'] = budget['row_lr'][row['key']]
     done = osp.join(work_dir, 'logs', f'{name}.done.json')
     record = read_finished_run(done, checkpoint)
     as_recorded = json.loads(json.dumps(options))  # the options as the record holds them (JSON types)

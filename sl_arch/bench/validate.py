@@ -64,15 +64,16 @@ def validation_set(folder, degradation):
 
 
 def table(results):
-    """Markdown table of ``[(row, work dir, lr, iterations, psnr)]``, rows grouped, each row's best in bold."""
+    """Markdown table of ``[(row, work dir, lr, clips, iterations, psnr)]``, rows grouped, each row's best in bold."""
     best = {}
-    for row, _, _, _, psnr in results:
+    for row, *_, psnr in results:
         best[row] = max(best.get(row, psnr), psnr)
     lines = []
-    for row, work_dir, lr, iterations, psnr in sorted(results, key=lambda item: (item[0], item[2])):
+    for row, work_dir, lr, clips, iterations, psnr in sorted(results, key=lambda item: (item[0], item[2], item[3])):
         value = f'{psnr:.3f}'
-        lines.append([row, work_dir, f'{lr:g}', iterations, f'**{value}**' if psnr == best[row] else value])
-    return markdown_table(['row', 'work dir', 'peak lr', 'iterations', 'validation PSNR-Y (dB)'], lines)
+        lines.append([row, work_dir, f'{lr:g}', clips, iterations, f'**{value}**' if psnr == best[row] else value])
+    return markdown_table(['row', 'work dir', 'peak lr', 'batch x frames x GT px', 'iterations',
+                           'validation PSNR-Y (dB)'], lines)
 
 
 @cli_entry
@@ -95,9 +96,11 @@ def main(argv=None):
         for row, record in rows.items():
             if wanted is None or row in wanted:
                 psnr = validate_row(work_dir, row, record, val_set, args.threads)
-                lr = record['options']['train']['train']['optim_g']['lr']
-                results.append((row, osp.relpath(work_dir), lr, record['result']['train'].get('iterations', '—'),
-                                psnr))
+                train = record['options']['train']
+                data = train['datasets']['train']
+                clips = f'{data["batch_size_per_gpu"]} x {data["num_frame"]} x {data["gt_size"]}'
+                results.append((row, osp.relpath(work_dir), train['train']['optim_g']['lr'], clips,
+                                record['result']['train'].get('iterations', '—'), psnr))
                 print(f'[validate] {row} ({osp.relpath(work_dir)}): {psnr:.3f} dB', flush=True)
     if not results:
         raise SLError(f'no finished row{" of " + args.models if wanted else ""} in {", ".join(args.work_dirs)}; '

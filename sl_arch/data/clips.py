@@ -65,6 +65,7 @@ class ClipStore:
         self.role = role
         self._env = None
         self._clips = None
+        self._decoded = None  # {(clip, frame): image} once keep_decoded() is called
         if backend == 'lmdb':
             self.clips  # an lmdb's index is one small text file: read it now, so a wrong root fails here
 
@@ -107,15 +108,30 @@ class ClipStore:
         import lmdb
         return lmdb.open(self.root, readonly=True, lock=False, readahead=False)
 
+    def keep_decoded(self):
+        """Keep every frame :meth:`read` decodes in memory (per process), so that each is decoded once.
+
+        The images it then returns are read-only: copy what you change.
+        """
+        if self._decoded is None:
+            self._decoded = {}
+
     def read(self, clip, frame):
-        """Read one frame as (h, w, 3) uint8 BGR."""
+        """Read one frame as (h, w, 3) uint8 BGR (read-only after :meth:`keep_decoded`)."""
+        if self._decoded is not None and (clip, frame) in self._decoded:
+            return self._decoded[clip, frame]
         if self.backend == 'disk':
-            return read_image(os.path.join(self.root, clip, frame))
-        if self._env is None:  # opened lazily, in the data-loader worker that reads
-            self._env = self._open_lmdb()
-        with self._env.begin(write=False) as txn:
-            content = txn.get(self.key(clip, frame).encode('ascii'))
-        return decode_image(content, self.location(clip, frame))
+            img = read_image(os.path.join(self.root, clip, frame))
+        else:
+            if self._env is None:  # opened lazily, in the data-loader worker that reads
+                self._env = self._open_lmdb()
+            with self._env.begin(write=False) as txn:
+                content = txn.get(self.key(clip, frame).encode('ascii'))
+            img = decode_image(content, self.location(clip, frame))
+        if self._decoded is not None:
+            img.flags.writeable = False  # a crop flipped in place must not change the kept frame
+            self._decoded[clip, frame] = img
+        return img
 
     def frame_sizes(self, clips):
         """Check every frame's header without decoding it: present, an image, not truncated.

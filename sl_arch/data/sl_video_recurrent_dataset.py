@@ -14,6 +14,18 @@ from sl_arch.io.tensors import flows_to_tensor, frames_to_tensor
 from sl_arch.utils.errors import SLError
 
 
+def available_memory():
+    """Bytes of memory available to this process now, or None where the system does not say (not Linux)."""
+    try:
+        with open('/proc/meminfo') as meminfo:
+            for line in meminfo:
+                if line.startswith('MemAvailable:'):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 @DATASET_REGISTRY.register()
 class SLVideoRecurrentDataset(data.Dataset):
     """Training clips of any video: random windows of ``num_frame`` frames, randomly cropped.
@@ -52,6 +64,11 @@ class SLVideoRecurrentDataset(data.Dataset):
             check_frames (bool): Check the header of every frame at start-up (present, not
                 truncated, one size per clip, GT = scale x LR, at least the crop); false skips it
                 for a huge set. Default: True.
+            cache_frames (bool): Keep every decoded frame in memory, so that each PNG is decoded
+                once instead of at every draw (decoding is most of the data loading), once per
+                data-loader worker. With ``check_frames`` the decoded size is computed at start-up:
+                a set above half the available memory is read from its files (with a warning).
+                Default: False.
         Any other key is an error (besides BasicSR's data-loader keys, see
         :data:`~sl_arch.data.clips.LOADER_KEYS`).
 
@@ -71,7 +88,7 @@ class SLVideoRecurrentDataset(data.Dataset):
 
     #: Kinds of this dataset's own option keys (see :data:`sl_arch.utils.options.KINDS`).
     OPTION_KINDS = {'num_frame': 'int>0', 'gt_size': 'int>0', 'interval_list': 'list[int>0]', 'random_reverse': 'bool',
-                    'use_hflip': 'bool', 'use_rot': 'bool'}
+                    'use_hflip': 'bool', 'use_rot': 'bool', 'cache_frames': 'bool'}
     REQUIRED_OPTIONS = ('dataroot_gt', 'dataroot_lq', 'num_frame', 'gt_size')
     OPTION_KEYS = dataset_option_keys(OPTION_KINDS)
 
@@ -104,6 +121,9 @@ class SLVideoRecurrentDataset(data.Dataset):
         self.keys = [(clip_idx, frame_idx) for clip_idx, clip in enumerate(self.clips)
                      for frame_idx in range(len(clip.lq_frames))]
         self._check_sizes()
+        if opt.get('cache_frames', False) and self._cache_fits():
+            for source in (self.lq_source, self.gt_source):
+                source.keep_decoded()
 
     @classmethod
     def check_options(cls, opt, section, check_paths=True):
@@ -153,6 +173,24 @@ class SLVideoRecurrentDataset(data.Dataset):
         check_pair(self.gt_source, self.lq_source, clip.name, frames=(clip.gt_frames[0], clip.lq_frames[0]),
                    imgs=(gt_img, lq_img), scale=self.scale)
 
+    def _cache_fits(self):
+        """Whether the decoded frames take at most half the available memory; if not, a warning says so.
+
+        Needs the frame sizes of the start-up check (``check_frames``); without them the frames are kept.
+        """
+        if not all(clip.lq_size for clip in self.clips):
+            return True
+        lq_bytes = sum(len(clip.lq_frames) * clip.lq_size[0] * clip.lq_size[1] * 3 for clip in self.clips)
+        needed = lq_bytes * (1 + self.scale ** 2)  # LR and GT frames
+        available = available_memory()
+        if available is None or needed <= available / 2:
+            return True
+        get_root_logger().warning(f'datasets.{self.opt.get("phase", "train")}.cache_frames: the decoded frames of '
+                                  f'{self.gt_source.root} need {needed / 2**30:.1f} GiB, more than half of the '
+                                  f'{available / 2**30:.1f} GiB of memory available; reading them from their files '
+                                  'instead (set cache_frames to false to silence this).')
+        return False
+
     def _window(self, clip):
         intervals = [interval for interval in self.interval_list if self._span(interval) <= len(clip.lq_frames)]
         interval = random.choice(intervals)
@@ -169,9 +207,10 @@ class SLVideoRecurrentDataset(data.Dataset):
             raise SLError(f'clip {clip.name!r} LR frames are {lq_w}x{lq_h}, smaller than the LR crop {lq_size} '
                           f'(gt_size {self.gt_size} / scale {self.scale}); lower gt_size.')
         top, left = random.randint(0, lq_h - lq_size), random.randint(0, lq_w - lq_size)
-        lq_imgs = [img[top:top + lq_size, left:left + lq_size] for img in lq_imgs]
+        # copies: augment flips in place, and kept frames (cache_frames) are read-only
+        lq_imgs = [img[top:top + lq_size, left:left + lq_size].copy() for img in lq_imgs]
         gt_top, gt_left = top * self.scale, left * self.scale
-        gt_imgs = [img[gt_top:gt_top + self.gt_size, gt_left:gt_left + self.gt_size] for img in gt_imgs]
+        gt_imgs = [img[gt_top:gt_top + self.gt_size, gt_left:gt_left + self.gt_size].copy() for img in gt_imgs]
         if masks is not None:
             masks = [mask[top:top + lq_size, left:left + lq_size, None] for mask in masks]
         if flows is not None:
