@@ -287,16 +287,23 @@ def test_micro_benchmark_trains_every_model_for_the_same_cpu_seconds_and_reports
     assert again[0]['key'] == 'bilinear' and 5 < again[0]['metrics']['demo_bbb_val']['psnr']['mean'] < 60
     assert 'Read back from finished runs' in (tmp_path / 'again' / 'report.md').read_text()
 
-    # run again with a held-out set added: the finished training is only tested again
+    # run again with a held-out set added (a validation set, here a test set's folder): the finished training is
+    # only tested again; the set gets a column, not a share of the real mean
     train_log = tmp_path / 'work' / 'logs' / 'bench_SemanticLens_train.out'
     trained_at = train_log.stat().st_mtime_ns
-    monkeypatch.setitem(options.TEST_SETS, 'extra', dict(options.TEST_SETS['real_heldout'], label='extra (real)'))
     compare.main(['--quick', '--models', 'SemanticLens', '--data-root', data_root, '--cpu-seconds', '1',
                   '--gt-size', '64', '--num-frame', '3', '--batch-size', '1', '--repeats', '1',
+                  '--val-set', str(Path(data_root, 'real_heldout', 'train')),
                   '--work-dir', str(tmp_path / 'work'), '--out', str(tmp_path / 'extra')])
     extra = json.loads((tmp_path / 'extra' / 'results.json').read_text())['rows'][0]
     assert extra['read_back'].startswith('training finished') and extra['train'] == rows[1]['train']
-    assert extra['metrics']['extra'] == extra['metrics']['real_heldout'] == rows[1]['metrics']['real_heldout']
+    assert extra['metrics']['validation'] == extra['metrics']['real_heldout'] == rows[1]['metrics']['real_heldout']
+    assert report.real_psnr(extra) == report.real_psnr(rows[1])
+    assert '| validation (other real shots, --val-set) PSNR-Y / SSIM-Y |' in (tmp_path / 'extra' / 'report.md').read_text()
+    with pytest.raises(SystemExit) as exit_info:
+        compare.main(['--quick', '--models', 'SemanticLens', '--data-root', data_root, '--val-set',
+                      str(tmp_path / 'nowhere'), '--work-dir', str(tmp_path / 'work'), '--out', str(tmp_path / 'no')])
+    assert exit_info.value.code == 2 and '--val-set' in capsys.readouterr().err
     assert len(list(earlier.parent.glob('bench_SemanticLens_archived_*'))) == 1  # not trained again
     assert train_log.stat().st_mtime_ns == trained_at
 

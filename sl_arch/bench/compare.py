@@ -42,8 +42,9 @@ from tqdm import tqdm
 
 from sl_arch.bench.common import check_seed, run_in_child
 from sl_arch.bench.measure import set_motion
-from sl_arch.bench.options import (DATA_ROOT, DATA_SCRIPT, DEFAULT_MODELS, MODELS, MODES, UPSAMPLINGS, row_budget,
-                                   dataset_options, min_input_size, network_options, parameter_counts, val_tile)
+from sl_arch.bench.options import (DATA_ROOT, DATA_SCRIPT, DEFAULT_MODELS, MODELS, MODES, UPSAMPLINGS, VALIDATION_SET,
+                                   dataset_options, min_input_size, network_options, parameter_counts, row_budget,
+                                   val_tile, validation_set)
 from sl_arch.bench.report import check_report_folder, real_psnr, write_outputs
 from sl_arch.bench.runs import train_and_test_row
 from sl_arch.utils.errors import SLError, cli_entry
@@ -93,6 +94,10 @@ def parse_args(argv):
     parser.add_argument('--lr', help='peak learning rate: one number for every model (default: quick 1e-3, full 2e-4), '
                                      'and/or ROW=NUMBER for one row, comma-separated (e.g. '
                                      '--lr 2e-3,SingleFrame=4e-3)')
+    parser.add_argument('--val-set', help='also test every model on this folder of GT/ and BI/ (or BD/) clip folders, '
+                                          'footage no test set holds (e.g. datasets/real_other_shots_split, made by '
+                                          'bash scripts/indomain_data.sh): a column and a margin of the report, not '
+                                          'in the real mean')
     parser.add_argument('--jobs', type=int, help='trainings run side by side (default: quick 2, full 1)')
     parser.add_argument('--seed', type=int, help='training seed of every model (default 0); another seed in '
                         'another --work-dir measures the run-to-run spread')
@@ -303,6 +308,8 @@ def main(argv=None):
     check_report_folder(out_dir)
     rows = describe_rows(keys, budget)
     train_set, test_sets = dataset_options(args.data_root, args.degradation.upper())
+    if args.val_set:
+        test_sets[VALIDATION_SET] = validation_set(args.val_set, args.degradation.upper(), '--val-set')
     os.makedirs(work_dir, exist_ok=True)
     started = start_record(mode, argv, args.threads)
 

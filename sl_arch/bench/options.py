@@ -175,6 +175,9 @@ TEST_SETS = {
                                label='synthetic crossing'),
 }
 DATA_SCRIPT = 'bash scripts/zoo_data.sh'
+#: Name of the validation set (``sl-bench --val-set``, ``python -m sl_arch.bench.validate --set``): footage no
+#: test set holds, tested like the test sets but not in their real mean, for choosing settings without tuning on them.
+VALIDATION_SET = 'validation'
 
 
 # ---------------------------------------------------------------------------------- sizes
@@ -308,6 +311,23 @@ def dataset_options(data_root, degradation='BI'):
                  'dataroot_gt': osp.join(train, 'GT'), 'dataroot_lq': osp.join(train, degradation),
                  'io_backend': {'type': 'disk'}}
     return train_set, tests
+
+
+def validation_set(folder, degradation, option='--set'):
+    """``SLVideoTestDataset`` options of ``folder`` (``GT/`` and ``BI/`` or ``BD/`` clip folders) as the
+    :data:`VALIDATION_SET`; SLError naming ``option`` and a missing sub-folder."""
+    folder = osp.abspath(folder)
+    for sub in ('GT', degradation):
+        if not osp.isdir(osp.join(folder, sub)):
+            raise SLError(f'{option} {folder} has no {sub}/ folder; give a folder of clip folders as sl-prepare makes '
+                          'them (e.g. datasets/real_other_shots_split, made by bash scripts/indomain_data.sh).')
+    return {'name': VALIDATION_SET, 'type': 'SLVideoTestDataset', 'dataroot_gt': osp.join(folder, 'GT'),
+            'dataroot_lq': osp.join(folder, degradation), 'io_backend': {'type': 'disk'}}
+
+
+def held_out_label(name):
+    """The label of a held-out set: a test set's, or the validation set's."""
+    return TEST_SETS[name]['label'] if name in TEST_SETS else f'{name} (other real shots, --val-set)'
 
 
 def prepared_dataset_options(data_root):

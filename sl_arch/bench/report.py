@@ -7,7 +7,8 @@ import os
 import os.path as osp
 
 from sl_arch.bench.common import markdown_table
-from sl_arch.bench.options import BASELINES, DATA_ROOT, TEST_SETS, TRAIN_FOLDER, real_test_sets
+from sl_arch.bench.options import (BASELINES, DATA_ROOT, TEST_SETS, TRAIN_FOLDER, VALIDATION_SET, held_out_label,
+                                   real_test_sets)
 from sl_arch.utils.errors import SLError
 from sl_arch.utils.files import atomic_write, check_writable, write_json, write_text
 
@@ -72,12 +73,12 @@ def verdict(rows, clock='CPU'):
 
 def margins(sl, other):
     """``{dataset: SemanticLens PSNR-Y - other's}`` over the test sets both have."""
-    return {name: psnr(sl, name) - psnr(other, name) for name in TEST_SETS
+    return {name: psnr(sl, name) - psnr(other, name) for name in (*TEST_SETS, VALIDATION_SET)
             if psnr(sl, name) is not None and psnr(other, name) is not None}
 
 
 def margin_text(deltas):
-    return ', '.join(f'{delta:+.2f} dB on {TEST_SETS[name]["label"]}' for name, delta in deltas.items())
+    return ', '.join(f'{delta:+.2f} dB on {held_out_label(name)}' for name, delta in deltas.items())
 
 
 def comparison_sentence(sl, baseline, clock, name='SemanticLens'):
@@ -143,7 +144,7 @@ def results_table(rows, info):
     device = 'GPU' if info['versions']['cuda'] else 'CPU'
     headers = (['model', 'params (M)', 'iterations', f'train {clock} s / iter', 'GFLOPs / frame',
                 f'{device} ms / frame', 'peak test MiB']
-               + [f'{test_set["label"]} PSNR-Y / SSIM-Y' for test_set in TEST_SETS.values()]
+               + [f'{held_out_label(name)} PSNR-Y / SSIM-Y' for name in info['test_sets']]
                + ['**real mean PSNR-Y**'])
     table = []
     for row in rows:
@@ -154,7 +155,7 @@ def results_table(rows, info):
                  str(iterations(row) or '—'), format_number(seconds_per_iteration(row), 2),
                  format_number(row.get('gflops_per_frame'), 2), format_number(row.get('ms_per_frame'), 1),
                  format_number(row.get('peak_mib'), 0)]
-        for name in TEST_SETS:
+        for name in info['test_sets']:
             metrics = row['metrics'].get(name)
             cells.append(f'{metrics["psnr"]["mean"]:.2f} / {metrics["ssim"]["mean"]:.4f}' if metrics else '—')
         cells.append(f'**{format_number(real_psnr(row), 2)}**')
@@ -187,7 +188,7 @@ def budget_section(rows, info):
                          'and smaller test clips are padded to it (`min_input_size`)'
                          if (row.get('min_input_size') or 0) > patch else '')
                       for row in rows if row.get('network_g') and row['kind'] != 'SemanticLens')
-    tests = ', '.join(f'{test["label"]} (`{info["test_sets"][name]}`)' for name, test in TEST_SETS.items())
+    tests = ', '.join(f'{held_out_label(name)} (`{folder}`)' for name, folder in info['test_sets'].items())
     measured = ('CPU time of the one-thread training process, `time.process_time`, data loading included'
                 if budget['clock'] == 'cpu' else 'GPU seconds: wall time with CUDA synchronized')
     flow = ('every flow-using model starts from the same pretrained flow (model_zoo/README.md): BasicVSR, IconVSR '
@@ -229,7 +230,7 @@ def motion_section(info):
         return ''
     table = markdown_table(
         ['held-out set', 'median motion (LR px / frame)', f'pixels moving > {MOVING_PX} LR px'],
-        [[TEST_SETS[name]['label'] if name in TEST_SETS else name, format_number(values['median_px'], 2),
+        [[held_out_label(name), format_number(values['median_px'], 2),
           '—' if values['moving_share'] is None else f'{100 * values["moving_share"]:.0f}%']
          for name, values in motion.items()])
     return f"""## How much the held-out sets move

@@ -10,21 +10,18 @@ bikes.mp4 that no test set shows, one clip per shot, made by ``bash scripts/indo
 is one sequence to a recurrent network, so split footage at its cuts) and prints one table: row,
 work dir, peak learning rate, iterations, validation PSNR-Y, the best of each row marked. Each test runs
 ``sl-test`` in a child process (one thread) as run ``val_bench_<row>`` in that work dir; sl-bench's own
-runs and records are not touched.
+runs and records are not touched. (``sl-bench --val-set FOLDER`` tests the rows of a new run on such a set
+as it tests them on the test sets: a column of its report.)
 """
 import argparse
 import os
 import os.path as osp
 
 from sl_arch.bench.common import markdown_table
-from sl_arch.bench.options import write_yaml
+from sl_arch.bench.options import VALIDATION_SET, validation_set, write_yaml
 from sl_arch.bench.runs import final_checkpoint, read_finished_run, read_record, run_command
 from sl_arch.models.sl_video_recurrent_model import metrics_file_name
 from sl_arch.utils.errors import SLError, cli_entry
-
-#: Dataset name of the validation set in the test runs and their metrics files.
-SET_NAME = 'validation'
-
 
 def finished_rows(work_dir):
     """``{row: done record}`` of the finished rows of one sl-bench ``--work-dir`` whose checkpoint is still there."""
@@ -45,22 +42,11 @@ def finished_rows(work_dir):
 def validate_row(work_dir, row, record, val_set, threads=1):
     """Validation PSNR-Y (mean of the sequence means) of one finished row; runs ``sl-test`` in ``work_dir``."""
     name = f'val_bench_{row}'
-    test_opt = dict(record['options']['test'], name=name, datasets={'test_1': dict(val_set, name=SET_NAME)})
+    test_opt = dict(record['options']['test'], name=name, datasets={'test_1': dict(val_set, name=VALIDATION_SET)})
     test_yml = osp.join(work_dir, 'options', f'test_{name}.yml')
     write_yaml(test_yml, test_opt)
     run_command(['sl_arch.test', '-opt', test_yml], work_dir, osp.join(work_dir, 'logs', f'{name}_test.out'), threads)
-    return read_record(osp.join(work_dir, 'results', name, metrics_file_name(SET_NAME)))['metrics']['psnr']['mean']
-
-
-def validation_set(folder, degradation):
-    """``SLVideoTestDataset`` options of ``folder`` (``GT/`` and ``BI/`` or ``BD/``); SLError naming a missing one."""
-    folder = osp.abspath(folder)
-    for sub in ('GT', degradation):
-        if not osp.isdir(osp.join(folder, sub)):
-            raise SLError(f'--set {folder} has no {sub}/ folder; give a folder of clip folders as sl-prepare makes '
-                          'them (e.g. datasets/real_other_shots_split, made by bash scripts/indomain_data.sh).')
-    return {'type': 'SLVideoTestDataset', 'dataroot_gt': osp.join(folder, 'GT'),
-            'dataroot_lq': osp.join(folder, degradation), 'io_backend': {'type': 'disk'}}
+    return read_record(osp.join(work_dir, 'results', name, metrics_file_name(VALIDATION_SET)))['metrics']['psnr']['mean']
 
 
 def table(results):
