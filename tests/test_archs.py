@@ -125,6 +125,20 @@ def test_same_seed_gives_the_same_output():
         assert torch.equal(build()(lqs), build()(lqs))
 
 
+def test_training_reconstructs_all_frames_at_once_and_inference_frame_by_frame_to_the_same_clip(monkeypatch):
+    net, lqs = build(), torch.rand(2, 4, 3, 20, 18)  # distinct frames and batch items: any mix-up shows
+    calls = []
+    monkeypatch.setattr(net.reconstruct, 'forward', lambda x, real=net.reconstruct.forward: calls.append(len(x)) or
+                        real(x))
+    trained = net(lqs)
+    assert calls == [2 * 4]
+    calls.clear()
+    with torch.no_grad():
+        inferred = net(lqs)
+    assert calls == [2] * 4
+    torch.testing.assert_close(trained.detach(), inferred, rtol=1e-5, atol=1e-5)
+
+
 def test_no_attention_grows_on_both_sides_with_the_frame(monkeypatch):
     """Memory linear in frame area: in every attention call one side (window tokens, or semantic
     tokens) stays the same size when the frame grows."""

@@ -395,6 +395,27 @@ class SemanticLens(nn.Module):
             outputs[frame] = hidden
         return outputs
 
+    def _reconstruct(self, lqs, backward_feats, forward_feats):
+        """The HR clip (b, t, c, scale*h, scale*w) from both directions' features (lists of (b, c, h, w)).
+
+        With autograd recording (training), all frames at once: autograd keeps every frame's HR maps anyway,
+        and larger operations run faster. Without it (inference), frame by frame: only one frame's HR feature
+        maps are alive at once, so test-time memory does not grow with the clip's length at the HR stage.
+        """
+        b, t = lqs.shape[:2]
+
+        def upscale(lq, backward_feat, forward_feat):
+            fused = self.fusion(torch.cat([backward_feat, forward_feat], 1))
+            hr = self.conv_last(self.upsample(self.reconstruct(fused)))
+            return hr + F.interpolate(lq, scale_factor=self.scale, mode='bicubic', align_corners=False)
+
+        if torch.is_grad_enabled():
+            # frame-major order, as the lists are: (t * b, ...)
+            out = upscale(lqs.transpose(0, 1).flatten(0, 1), torch.cat(backward_feats), torch.cat(forward_feats))
+            return out.view(t, b, *out.shape[1:]).transpose(0, 1)
+        return torch.stack([upscale(lqs[:, frame], backward_feats[frame], forward_feats[frame]) for frame in range(t)],
+                           dim=1)
+
     def forward(self, lqs, masks=None, return_masks=False, return_aux=False, flows=None):
         """
         Args:
@@ -444,15 +465,7 @@ class SemanticLens(nn.Module):
         backward_feats = self._propagate('backward', feats, flows_backward, semantics, masks, gates=gates_backward)
         forward_feats = self._propagate('forwards', feats, flows_forward, semantics, masks, backward_feats, gates_forward)
 
-        # frame by frame: the HR feature maps of one frame at a time, not of the whole clip, are
-        # alive at once (test-time memory no longer grows with clip length at the HR stage)
-        outputs = []
-        for frame in range(t):
-            fused = self.fusion(torch.cat([backward_feats[frame], forward_feats[frame]], 1))
-            hr = self.conv_last(self.upsample(self.reconstruct(fused)))
-            base = F.interpolate(lqs[:, frame], scale_factor=self.scale, mode='bicubic', align_corners=False)
-            outputs.append(hr + base)
-        out = torch.stack(outputs, dim=1)
+        out = self._reconstruct(lqs, backward_feats, forward_feats)
         if return_aux:
             return out, {'masks': masks, 'flows_backward': flows_backward, 'flows_forward': flows_forward}
         return (out, masks) if return_masks else out
