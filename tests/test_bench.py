@@ -274,6 +274,9 @@ def test_micro_benchmark_trains_every_model_for_the_same_cpu_seconds_and_reports
     assert '## How much the held-out sets move' in text and '| synthetic crossing |' in text
     for row, line in zip(rows, table_rows):
         assert f'{report.real_psnr(row):.2f}' in line and re.search(r'\d+\.\d+ / 0\.\d{4}', line)
+    for row in trained:  # each trained network upscaled a long clip: the first held-out clip forth and back
+        assert row['long_clip']['frames'] >= 192 and row['long_clip']['drop_db'] >= 0
+    assert '| long-clip drop (dB) |' in text
     assert 'Against BasicVSR' in text and 'sl-bench --quick' in text and '1 CPU seconds of training' in text
 
     # run again with a row added: the finished runs are read back, not trained again
@@ -491,3 +494,30 @@ def test_lr_and_the_clip_options_set_every_rows_value_or_one_rows_and_bad_values
                                   ('--num-frame', 'Nope=3', "unknown row 'Nope'")):
         with pytest.raises(SLError, match=f'{option} {text}: {message}'):
             compare.mode_budget(compare.parse_args(['--quick', option, text]))
+
+
+def test_long_clip_drop_finds_a_network_whose_propagated_state_grows_and_not_one_that_holds(tmp_path):
+    import torch
+
+    from basicsr.archs import build_network
+
+    from sl_arch.bench.measure import long_clip_drop
+    network_g = dict(options.semantic_lens_options('tiny', {'use_semantics': False, 'use_image': False,
+                                                            'use_mfsab': False, 'use_flow': False}),
+                     num_feat=8, num_upsample_feat=8)
+    torch.manual_seed(0)
+    lq = torch.rand(5, 3, 16, 16)
+    item = {'lq': lq, 'gt': torch.nn.functional.interpolate(lq, scale_factor=4, mode='bicubic').clamp(0, 1)}
+    drops = {}
+    for name, gain in (('holds', 0), ('grows', 30)):
+        torch.manual_seed(0)
+        net = build_network(network_g)
+        with torch.no_grad():  # what the trunks make of the propagated features: nothing, or much more
+            net.trunk['backward'][0].weight[:, 8:] *= 0
+            net.trunk['forwards'][0].weight[:, 8:] *= gain
+        checkpoint = tmp_path / f'{name}.pth'
+        torch.save({'params': net.state_dict()}, checkpoint)
+        result = long_clip_drop({'checkpoint': str(checkpoint), 'network_g': network_g}, item, min_frames=40)
+        assert result['frames'] == 40 and len(result['pass_psnr']) == 8
+        drops[name] = result['drop_db']
+    assert drops['holds'] < 0.01 and drops['grows'] > 1

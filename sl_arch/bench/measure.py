@@ -39,6 +39,7 @@ def measure_row(payload):
                              for name, test_set in payload['test_sets'].items()}
     else:
         result.update(time_network(payload, lq))
+        result['long_clip'] = long_clip_drop(payload, first)
     return result
 
 
@@ -171,6 +172,52 @@ def time_network(payload, lq):
     if payload['network_g']['type'].endswith('BasicVSRPlusPlus'):  # ours and BasicSR's
         result['deformable_alignment'] = len(net.deform_align) > 0
     return result
+
+
+#: Frames of the long-clip test (:func:`long_clip_drop`): the first held-out clip played forth and back up to this.
+LONG_CLIP_FRAMES = 192
+
+
+def long_clip_drop(payload, item, min_frames=LONG_CLIP_FRAMES):
+    """Whether a network holds its quality deep into a long clip: a recurrent one whose propagated state grows
+    from frame to frame (trained on 7-frame clips, it never saw more) degrades after tens of frames.
+
+    The first held-out clip (``item``) is played forth and back (ping-pong, so no frame jumps) until it has
+    ``min_frames`` frames and upscaled in one forward, float32; every pass shows the same frames, so a
+    network that holds gives about the same PSNR-Y in each.
+
+    Returns:
+        dict: ``frames``, ``pass_psnr`` (PSNR-Y of each pass: mean over its frames), ``drop_db`` (median pass
+        minus worst pass).
+    """
+    import statistics
+
+    import torch
+    from basicsr.metrics import calculate_psnr
+    from basicsr.utils import tensor2img
+
+    from sl_arch.models.sl_video_recurrent_model import pad_to_min_size
+    from sl_arch.utils.checkpoint import load_network
+    from sl_arch.utils.tiling import forward_video
+    device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    net = load_network(payload['checkpoint'], payload['network_g'], param_key='params', device=device).net
+    lq, gt = item['lq'], item['gt']
+    order = []  # frame indices, forth and back
+    for number in range(-(-min_frames // len(lq))):
+        order += range(len(lq)) if number % 2 == 0 else reversed(range(len(lq)))
+    clip = torch.stack([lq[index] for index in order]).unsqueeze(0)
+    height, width = clip.shape[-2:]
+    if payload.get('min_input_size'):
+        clip = pad_to_min_size(clip, payload['min_input_size'])
+    tile = payload.get('tile')
+    with torch.no_grad():
+        output = forward_video(net, clip.to(device), **tile) if tile else net(clip.to(device))
+    output = output[0, :, :, :4 * height, :4 * width].float().cpu()
+    psnrs = [calculate_psnr(tensor2img([frame]), tensor2img([gt[index]]), 0, test_y_channel=True)
+             for frame, index in zip(output, order)]
+    per_pass = len(lq)
+    pass_psnr = [statistics.fmean(psnrs[start:start + per_pass]) for start in range(0, len(psnrs), per_pass)]
+    return {'frames': len(order), 'pass_psnr': pass_psnr, 'drop_db': statistics.median(pass_psnr) - min(pass_psnr)}
 
 
 def versions():

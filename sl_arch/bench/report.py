@@ -7,6 +7,7 @@ import os
 import os.path as osp
 
 from sl_arch.bench.common import markdown_table
+from sl_arch.bench.measure import LONG_CLIP_FRAMES
 from sl_arch.bench.options import (BASELINES, DATA_ROOT, TEST_SETS, TRAIN_FOLDER, VALIDATION_SET, held_out_label,
                                    real_test_sets)
 from sl_arch.utils.errors import SLError
@@ -46,6 +47,15 @@ def iterations(row):
     return (row.get('train') or {}).get('iterations')
 
 
+def long_clip_drop(row):
+    """dB the row loses deep into a long clip (:func:`sl_arch.bench.measure.long_clip_drop`), or None."""
+    return (row.get('long_clip') or {}).get('drop_db')
+
+
+#: A long-clip drop above this many dB is named in the verdict.
+LONG_CLIP_TOLERANCE = 0.3
+
+
 # ---------------------------------------------------------------------------------- verdict
 def verdict(rows, clock='CPU'):
     """Plain sentences computed from the measured rows: SemanticLens against each reference."""
@@ -56,9 +66,9 @@ def verdict(rows, clock='CPU'):
         variants = [row for key, row in by_key.items() if key.startswith('SL_') and real_psnr(row) is not None]
         if variants and baselines:  # a run of variants only: each against the single-frame network and the rest
             return [comparison_sentence(variant, baseline, clock, variant['label'])
-                    for variant in variants for baseline in baselines]
+                    for variant in variants for baseline in baselines] + long_clip_sentences(rows)
         return ['- SemanticLens has no result in this run, so there is no verdict.']
-    lines = [comparison_sentence(sl, baseline, clock) for baseline in baselines]
+    lines = [comparison_sentence(sl, baseline, clock) for baseline in baselines] + long_clip_sentences(rows)
     if 'BasicVSR' in by_key:
         lines.append(speed_sentence(sl, by_key['BasicVSR'], clock))
     if 'bicubic' in by_key:
@@ -69,6 +79,18 @@ def verdict(rows, clock='CPU'):
     lines.append('- One seed per model: the run-to-run spread was not measured, so margins of a few hundredths '
                  'of a dB are within noise.')
     return lines
+
+
+def long_clip_sentences(rows):
+    """A sentence naming the rows that lose more than :data:`LONG_CLIP_TOLERANCE` dB deep into a long clip."""
+    losing = [f'{row["label"]} ({long_clip_drop(row):.2f} dB)' for row in rows
+              if not row.get('error') and (long_clip_drop(row) or 0) > LONG_CLIP_TOLERANCE]
+    if not losing:
+        return []
+    return [f'- **Long clips**: on the first held-out clip played forth and back to {LONG_CLIP_FRAMES} frames, '
+            f'{", ".join(losing)} lose that much PSNR-Y in their worst pass over the median pass (the same frames '
+            'each pass): their propagated state grows from frame to frame, which the test sets (16-64 frames) '
+            'barely show; upscale long videos in windows (`sl-infer`) or train on longer clips.']
 
 
 def margins(sl, other):
@@ -143,7 +165,7 @@ def results_table(rows, info):
     clock = info['budget']['clock'].upper()
     device = 'GPU' if info['versions']['cuda'] else 'CPU'
     headers = (['model', 'params (M)', 'iterations', f'train {clock} s / iter', 'GFLOPs / frame',
-                f'{device} ms / frame', 'peak test MiB']
+                f'{device} ms / frame', 'peak test MiB', 'long-clip drop (dB)']
                + [f'{held_out_label(name)} PSNR-Y / SSIM-Y' for name in info['test_sets']]
                + ['**real mean PSNR-Y**'])
     table = []
@@ -154,7 +176,7 @@ def results_table(rows, info):
         cells = [row['label'], format_number(row['params'] / 1e6 if row['params'] else None, 3),
                  str(iterations(row) or '—'), format_number(seconds_per_iteration(row), 2),
                  format_number(row.get('gflops_per_frame'), 2), format_number(row.get('ms_per_frame'), 1),
-                 format_number(row.get('peak_mib'), 0)]
+                 format_number(row.get('peak_mib'), 0), format_number(long_clip_drop(row), 2)]
         for name in info['test_sets']:
             metrics = row['metrics'].get(name)
             cells.append(f'{metrics["psnr"]["mean"]:.2f} / {metrics["ssim"]["mean"]:.4f}' if metrics else '—')
@@ -279,7 +301,9 @@ use the same functions on MATLAB-bicubic upsampling and on the bilinear upsampli
 BasicSR's video models add their output to. Iterations and {clock} s / iter come from each run's `train_time.json`.
 GFLOPs / frame, ms / frame and peak memory: one test forward over {info['measure']}, each model alone in a
 fresh process after the training ({info['threads']} thread(s), median of {info['budget']['repeats']} runs after one
-warm-up); EDVR runs one window of its `num_frame` frames per output frame.
+warm-up); EDVR runs one window of its `num_frame` frames per output frame. Long-clip drop: the same clip played
+forth and back to {LONG_CLIP_FRAMES} frames in one forward; PSNR-Y of the median pass minus the worst (the same
+frames each pass; near 0 for a network whose quality holds).
 
 ## Verdict
 
