@@ -485,6 +485,10 @@ def test_lr_and_the_clip_options_set_every_rows_value_or_one_rows_and_bad_values
              for name, options in written.items()}
     assert clips == {'bench_SemanticLens': {'num_frame': 15, 'gt_size': 64, 'batch_size_per_gpu': 3},
                      'bench_SingleFrame': {'num_frame': 7, 'gt_size': 96, 'batch_size_per_gpu': 3}}
+    long_row = 'SL_dis_neighbours_no_semantics_no_mfsab_gate_up16_long'  # its own clips (ROW_BUDGETS)
+    written = training_options_of_rows((long_row,), default, tmp_path / 'long', monkeypatch)
+    assert {key: written[f'bench_{long_row}']['datasets']['train'][key] for key in ('num_frame', 'batch_size_per_gpu')} \
+        == {'num_frame': 14, 'batch_size_per_gpu': 1}
     info['budget'] = budget
     assert ('batch 3, 7 (SemanticLens: 15) frames per clip, GT patch 96 px (SemanticLens: 64)'
             in report.budget_section([], info).replace('\n  ', ' '))

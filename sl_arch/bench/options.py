@@ -87,6 +87,14 @@ MODELS = {
                                                                     'use_semantics': False, 'use_mfsab': False,
                                                                     'use_image': False, 'align_gate': True,
                                                                     'num_upsample_feat': 16}),
+    # the lean16 network trained on 14-frame clips, batch 1 (the same frames per iteration): a propagated state
+    # that stays bounded over long clips (ROW_BUDGETS)
+    'SL_dis_neighbours_no_semantics_no_mfsab_gate_up16_long': ('SemanticLens + aligned neighbours in, DIS flow, w/o '
+                                                               'semantic branch, w/o MFSAB, alignment gate, 16-ch '
+                                                               'upsampling, 14-frame clips', 'SemanticLens',
+                                                               {'flow_estimator': 'dis', 'neighbour_input': True,
+                                                                'use_semantics': False, 'use_mfsab': False,
+                                                                'align_gate': True, 'num_upsample_feat': 16}),
     # the same at the single-frame network's size: 46 channels, 0.479M parameters against its 0.481M
     'SL_dis_wide_neighbours_no_semantics_gate': ('SemanticLens + aligned neighbours in, DIS flow, w/o semantic branch, '
                                                  'alignment gate, 46 ch (equal size)', 'SemanticLens',
@@ -104,6 +112,11 @@ TRAIN_CHANGES = {
     'SL_neighbours': FROZEN_FLOW,
     'SL_neighbours_no_semantics': FROZEN_FLOW,
     'SL_wide_no_semantics': FROZEN_FLOW,
+}
+#: Rows trained on other clips than the mode's: key -> budget values (``sl-bench --num-frame ROW=...`` and the
+#: like override them).
+ROW_BUDGETS = {
+    'SL_dis_neighbours_no_semantics_no_mfsab_gate_up16_long': {'num_frame': 14, 'batch_size': 1},
 }
 #: The rows ``sl-bench`` runs without ``--models``.
 DEFAULT_MODELS = ('bicubic', 'bilinear', 'SemanticLens', 'SingleFrame', 'BasicVSR', 'IconVSR', 'BasicVSRPP', 'EDVR',
@@ -376,9 +389,9 @@ def with_min_input_size(options, network_opt):
 
 
 def row_budget(budget, key):
-    """``budget`` with row ``key``'s own values (``budget['row_changes']``: ``sl-bench --lr ROW=...``,
-    ``--num-frame ROW=...``, ...)."""
-    return dict(budget, **budget.get('row_changes', {}).get(key, {}))
+    """``budget`` with row ``key``'s own values: its :data:`ROW_BUDGETS`, then ``budget['row_changes']``
+    (``sl-bench --lr ROW=...``, ``--num-frame ROW=...``, ...)."""
+    return {**budget, **ROW_BUDGETS.get(key, {}), **budget.get('row_changes', {}).get(key, {})}
 
 
 def train_options(name, network_opt, budget, train_set):

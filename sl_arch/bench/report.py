@@ -9,7 +9,7 @@ import os.path as osp
 from sl_arch.bench.common import markdown_table
 from sl_arch.bench.measure import LONG_CLIP_FRAMES
 from sl_arch.bench.options import (BASELINES, DATA_ROOT, TEST_SETS, TRAIN_FOLDER, VALIDATION_SET, held_out_label,
-                                   real_test_sets)
+                                   real_test_sets, row_budget)
 from sl_arch.utils.errors import SLError
 from sl_arch.utils.files import atomic_write, check_writable, write_json, write_text
 
@@ -219,10 +219,11 @@ def budget_section(rows, info):
             '(`flow_estimator: dis`) take OpenCV\'s DIS optical flow instead, nothing to load; EDVR and the '
             'single-frame network have no flow; IconVSR\'s EDVR feature extractor starts untrained'
             if budget['pretrained_flow'] else 'every model trains from scratch (no pretrained flow)')
-    own = {}  # the rows' own values (sl-bench --lr ROW=..., --num-frame ROW=...)
+    own = {}  # the rows' own values (ROW_BUDGETS, sl-bench --lr ROW=..., --num-frame ROW=...)
+    keys = [row['key'] for row in rows if row.get('network_g')] or list(budget.get('row_changes', {}))
     for name in ('lr', 'batch_size', 'num_frame', 'gt_size'):
-        text = ', '.join(f'{key}: {values[name]:g}' for key, values in budget.get('row_changes', {}).items()
-                         if name in values)
+        text = ', '.join(f'{key}: {row_budget(budget, key)[name]:g}' for key in keys
+                         if row_budget(budget, key)[name] != budget[name])
         own[name] = f' ({text})' if text else ''
     return f"""## Same budget for every model
 
