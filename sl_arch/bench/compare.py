@@ -157,13 +157,15 @@ def mode_budget(args):
     return mode, budget
 
 
-#: The options that take one value for every row and/or ROW=value: budget key -> (option, parse, smallest value,
-#: what a value is, an example).
+#: The options that take one value for every row and/or ROW=value: budget key -> (option, parse, whether a value
+#: is good, what a good value is, an example).
 ROW_OPTIONS = {
-    'lr': ('--lr', float, 0, 'a learning rate above 0', '2e-3,SingleFrame=4e-3'),
-    'batch_size': ('--batch-size', int, 1, 'a batch of at least 1', '2,SingleFrame=4'),
-    'num_frame': ('--num-frame', int, 1, 'a number of frames of at least 1', '7,SemanticLens=15'),
-    'gt_size': ('--gt-size', int, 4, 'a GT patch of at least 4 px, a multiple of 4', '96,SemanticLens=64'),
+    'lr': ('--lr', float, lambda value: 0 < value < float('inf'), 'a learning rate above 0', '2e-3,SingleFrame=4e-3'),
+    'batch_size': ('--batch-size', int, lambda value: value >= 1, 'a batch of at least 1', '2,SingleFrame=4'),
+    'num_frame': ('--num-frame', int, lambda value: value >= 1, 'a number of frames of at least 1',
+                  '7,SemanticLens=15'),
+    'gt_size': ('--gt-size', int, lambda value: value >= 4 and value % 4 == 0,
+                'a GT patch of at least 4 px, a multiple of 4', '96,SemanticLens=64'),
 }
 
 
@@ -173,7 +175,7 @@ def row_values(name, text):
     Raises:
         SLError: a part that is not a value of its kind or ROW=value, or an unknown row.
     """
-    option, parse, smallest, what, example = ROW_OPTIONS[name]
+    option, parse, good, what, example = ROW_OPTIONS[name]
     every, rows = None, {}
     for part in (part.strip() for part in text.split(',')):
         key, _, number = part.rpartition('=')
@@ -181,8 +183,7 @@ def row_values(name, text):
             value = parse(number)
         except ValueError:
             value = None
-        good = value is not None and smallest <= value < float('inf') and (value > 0 if parse is float else True)
-        if not good or (name == 'gt_size' and value % 4):
+        if value is None or not good(value):
             raise SLError(f'{option} {text}: {part!r} is not {what} or ROW=value, e.g. {option} {example}.')
         if key and key not in MODELS:
             raise SLError(f'{option} {text}: unknown row {key!r}; choose from {", ".join(MODELS)}.')
