@@ -160,6 +160,28 @@ def test_forward_backward_on_a_small_cpu_clip_reaches_the_deformable_alignment()
             assert param.grad is not None and torch.isfinite(param.grad).all() and param.grad.abs().sum() > 0, name
 
 
+def test_deformable_convolution_runs_in_float32_under_cpu_bf16_autocast_and_its_networks_train():
+    torch.manual_seed(0)
+    x, weight, bias = torch.rand(1, 4, 8, 8), torch.rand(4, 4, 3, 3, requires_grad=True), torch.rand(4)
+    offset, mask = torch.rand(1, 18, 8, 8) * 2, torch.rand(1, 9, 8, 8)
+    inputs = [tensor.bfloat16() for tensor in (x, offset, mask)]  # what bf16 layers before it hand over
+    with torch.autocast('cpu', dtype=torch.bfloat16):  # torchvision's CPU kernel has no bf16: it raised here
+        out = deform_conv2d(inputs[0], inputs[1], weight, bias, padding=1, mask=inputs[2])
+    expected = deform_conv2d(*(tensor.float() for tensor in inputs[:2]), weight, bias, padding=1,
+                             mask=inputs[2].float())
+    assert out.dtype == torch.bfloat16 and torch.equal(out, expected.bfloat16())
+    out.float().sum().backward()
+    assert weight.grad.abs().sum() > 0
+    for network_opt in ({'type': 'SLBasicVSRPlusPlus', **SMALL},
+                        {'type': 'EDVR', 'num_feat': 8, 'num_frame': 3, 'deformable_groups': 2, 'num_extract_block': 1,
+                         'num_reconstruct_block': 1}):
+        net = build_network(network_opt)
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            output = net(clip() if network_opt['type'] == 'SLBasicVSRPlusPlus' else torch.rand(1, 3, 3, 32, 32))
+        output.float().mean().backward()
+        assert all(param.grad is not None for param in net.parameters() if param.requires_grad)
+
+
 def test_mid_channels_must_fit_the_16_deformable_groups():
     with pytest.raises(OptionError, match='multiple of 8'):
         SLBasicVSRPlusPlus(mid_channels=12, num_blocks=1)
