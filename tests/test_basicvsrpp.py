@@ -182,6 +182,14 @@ def test_deformable_convolution_runs_in_float32_under_cpu_bf16_autocast_and_its_
         assert all(param.grad is not None for param in net.parameters() if param.requires_grad)
 
 
+def test_a_clip_longer_than_cpu_cache_length_runs_on_the_cpu():
+    torch.manual_seed(0)
+    net = SLBasicVSRPlusPlus(**SMALL, cpu_cache_length=2)  # BasicSR's network moved its features to CUDA here
+    with torch.no_grad():
+        assert net(clip()).shape == (1, 3, 3, 256, 256)
+    assert net.cpu_cache_length == 2
+
+
 def test_mid_channels_must_fit_the_16_deformable_groups():
     with pytest.raises(OptionError, match='multiple of 8'):
         SLBasicVSRPlusPlus(mid_channels=12, num_blocks=1)

@@ -40,8 +40,9 @@ class SLBasicVSRPlusPlus(BasicVSRPlusPlus):
             the paper). Default: 10.
         is_low_res_input (bool): LR input (x4 output) if True, else same-size output. Default: True.
         spynet_path (str | None): Pretrained SPyNet weights. Default: None.
-        cpu_cache_length (int): Clips longer than this keep features on the CPU between steps;
-            as in BasicSR this needs CUDA, longer clips fail without it. Default: 100.
+        cpu_cache_length (int): On CUDA, clips longer than this keep features on the CPU between
+            steps, as in BasicSR. On the CPU it does nothing (BasicSR's network then moved them to
+            CUDA and failed on clips longer than this). Default: 100.
     """
 
     def __init__(self, mid_channels=64, num_blocks=7, max_residue_magnitude=10, is_low_res_input=True,
@@ -59,3 +60,13 @@ class SLBasicVSRPlusPlus(BasicVSRPlusPlus):
                     2 * mid_channels, mid_channels, 3, padding=1, deformable_groups=DEFORMABLE_GROUPS,
                     max_residue_magnitude=max_residue_magnitude)
         self.is_with_alignment = True
+
+    def forward(self, lqs):
+        if lqs.is_cuda:
+            return super().forward(lqs)
+        length = self.cpu_cache_length
+        self.cpu_cache_length = max(length, lqs.size(1))  # the features are on the CPU already: no cache
+        try:
+            return super().forward(lqs)
+        finally:
+            self.cpu_cache_length = length
