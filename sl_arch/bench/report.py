@@ -89,8 +89,8 @@ def long_clip_sentences(rows):
         return []
     return [f'- **Long clips**: on the first held-out clip played forth and back to {LONG_CLIP_FRAMES} frames, '
             f'{", ".join(losing)} lose that much PSNR-Y in their worst pass over the median pass (the same frames '
-            'each pass): their propagated state grows from frame to frame, which the test sets (16-64 frames) '
-            'barely show; upscale long videos in windows (`sl-infer`) or train on longer clips.']
+            'each pass): their quality falls the longer they run, which the test sets (16-64 frames) do not show. '
+            'Upscale long videos with them in short windows only (`sl-infer --chunk`, 32 frames by default).']
 
 
 def margins(sl, other):
