@@ -228,10 +228,14 @@ def test_edvr_spec_is_a_sliding_window_of_its_frame_count_on_multiples_of_four()
 def test_frame_wise_and_basicvsrpp_specs():
     assert arch_spec({'type': 'SLFrameWise'}).scale == 4
     assert arch_spec({'type': 'SLFrameWise', 'network': {'type': 'MSRResNet', 'upscale': 2}}).scale == 2
-    small = {'type': 'SLBasicVSRPlusPlus', 'mid_channels': 8, 'num_blocks': 1, 'cpu_cache_length': 2}
-    spec = arch_spec(small)
+    small = {'type': 'BasicVSRPlusPlus', 'mid_channels': 8, 'num_blocks': 1, 'cpu_cache_length': 2}
+    spec = arch_spec(small)  # BasicSR's: longer clips than cpu_cache_length need CUDA
     assert (spec.min_size, spec.max_frames_cpu, spec.scale) == (64, 2, 4)
     assert runs(small, 2, 64, 64) and not runs(small, 2, 63, 64) and not runs(small, 3, 64, 64)
+    ours = dict(small, type='SLBasicVSRPlusPlus')  # ours keeps them on the CPU
+    spec = arch_spec(ours)
+    assert (spec.min_size, spec.max_frames_cpu, spec.scale) == (64, None, 4)
+    assert runs(ours, 3, 64, 64) and not runs(ours, 2, 63, 64)
 
 
 def test_a_network_without_a_spec_entry_gets_the_whole_clip_defaults_and_unknown_types_are_refused():
@@ -255,10 +259,11 @@ def test_check_input_fits_names_the_limit_and_the_fix():
         check_input_fits(icon, 64, 64, [5, 3], source='x', clip_frames=9)
     edvr = arch_spec(SMALL_EDVR)
     check_input_fits(edvr, 8, 8, 1)  # windows are padded at the clip ends: any clip length
-    plus = arch_spec({'type': 'SLBasicVSRPlusPlus', 'cpu_cache_length': 10})
+    plus = arch_spec({'type': 'BasicVSRPlusPlus', 'cpu_cache_length': 10})  # BasicSR's; ours has no such limit
     with pytest.raises(SLError, match='at most 10 frames per window without CUDA.*set --chunk 10 or less'):
         check_input_fits(plus, 64, 64, [12, 4])
     check_input_fits(plus, 64, 64, [12, 4], device='cuda:0')
+    check_input_fits(arch_spec({'type': 'SLBasicVSRPlusPlus', 'cpu_cache_length': 10}), 64, 64, [12, 4])
 
 
 # ------------------------------------------------------------------------------------------ model-zoo packing

@@ -124,11 +124,14 @@ def _iconvsr(opt):
     return dict(_basicvsr(opt), min_frames=2 * opt['temporal_padding'] + 1)
 
 
-def _basicvsrpp(opt):
+def _sl_basicvsrpp(opt):
     low_res = bool(opt['is_low_res_input'])  # else the input is HR and the flow runs on it downscaled x4
-    # BasicSR moves features with .cuda() once a clip is longer than cpu_cache_length
-    return dict(scale=4 if low_res else 1, min_size=BASICVSRPP_MIN_LR_SIZE * (1 if low_res else 4),
-                max_frames_cpu=opt['cpu_cache_length'])
+    return dict(scale=4 if low_res else 1, min_size=BASICVSRPP_MIN_LR_SIZE * (1 if low_res else 4))
+
+
+def _basicvsrpp(opt):
+    # BasicSR's moves features with .cuda() once a clip is longer than cpu_cache_length (SLBasicVSRPlusPlus does not)
+    return dict(_sl_basicvsrpp(opt), max_frames_cpu=opt['cpu_cache_length'])
 
 
 def _edvr(opt):
@@ -154,7 +157,7 @@ RESOLVERS = {
     'SLBasicVSR': _sl_basicvsr,
     'IconVSR': _iconvsr,
     'BasicVSRPlusPlus': _basicvsrpp,
-    'SLBasicVSRPlusPlus': _basicvsrpp,
+    'SLBasicVSRPlusPlus': _sl_basicvsrpp,
     'EDVR': _edvr,
     'DUF': _duf,
     'SLFrameWise': _frame_wise,
