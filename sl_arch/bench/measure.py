@@ -38,8 +38,9 @@ def measure_row(payload):
         result['metrics'] = {name: upsampling_metrics(upsample, test_set)
                              for name, test_set in payload['test_sets'].items()}
     else:
-        result.update(time_network(payload, lq))
-        result['long_clip'] = long_clip_drop(payload, first)
+        net, device = load_row_network(payload)
+        result.update(time_network(net, device, payload, lq))
+        result['long_clip'] = long_clip_drop(net, device, payload, first)
     return result
 
 
@@ -141,21 +142,38 @@ def upsampling_metrics(upsample, test_set):
             for k, metric in enumerate(('psnr', 'ssim'))}
 
 
-def time_network(payload, lq):
+def load_row_network(payload):
+    """The row's trained network (``checkpoint``, ``network_g``) on CUDA where there is one, else the CPU; and
+    that device."""
+    import torch
+
+    from sl_arch.utils.checkpoint import load_network
+    device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    return load_network(payload['checkpoint'], payload['network_g'], param_key='params', device=device).net, device
+
+
+def network_input(clip, payload, device):
+    """``clip`` (1, t, c, h, w) padded to the row's ``min_input_size`` (when it has one), on ``device``."""
+    from sl_arch.models.sl_video_recurrent_model import pad_to_min_size
+    return (pad_to_min_size(clip, payload['min_input_size']) if payload.get('min_input_size') else clip).to(device)
+
+
+def run_network(net, clip, payload):
+    """One test forward of ``clip`` as the row is tested: on sliding windows where it has a ``tile``."""
+    from sl_arch.utils.tiling import forward_video
+    tile = payload.get('tile')
+    return forward_video(net, clip, **tile) if tile else net(clip)
+
+
+def time_network(net, device, payload, lq):
     """GFLOPs, time per frame and peak memory of one test forward of the row's network over ``lq`` (1, t, c, h, w)."""
     import torch
 
     from sl_arch.bench.common import count_flops, max_rss_mib, median_seconds
-    from sl_arch.models.sl_video_recurrent_model import pad_to_min_size
-    from sl_arch.utils.checkpoint import load_network
-    from sl_arch.utils.tiling import forward_video
-    device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    net = load_network(payload['checkpoint'], payload['network_g'], param_key='params', device=device).net
-    clip = pad_to_min_size(lq, payload['min_input_size']) if payload.get('min_input_size') else lq
-    clip, tile = clip.to(device), payload.get('tile')
+    clip = network_input(lq, payload, device)
 
     def forward():
-        output = forward_video(net, clip, **tile) if tile else net(clip)
+        output = run_network(net, clip, payload)
         if device.type == 'cuda':
             torch.cuda.synchronize()
         return output
@@ -178,13 +196,19 @@ def time_network(payload, lq):
 LONG_CLIP_FRAMES = 192
 
 
-def long_clip_drop(payload, item, min_frames=LONG_CLIP_FRAMES):
+def long_clip_drop(net, device, payload, item, min_frames=LONG_CLIP_FRAMES):
     """Whether a network holds its quality deep into a long clip: a recurrent one whose propagated state grows
     from frame to frame (trained on 7-frame clips, it never saw more) degrades after tens of frames.
 
     The first held-out clip (``item``) is played forth and back (ping-pong, so no frame jumps) until it has
     ``min_frames`` frames and upscaled in one forward, float32; every pass shows the same frames, so a
     network that holds gives about the same PSNR-Y in each.
+
+    Args:
+        net, device: From :func:`load_row_network`.
+        payload (dict): The row's ``min_input_size`` and ``tile`` (as :func:`measure_row`'s).
+        item (dict): A test-set item: ``lq`` (t, c, h, w) and ``gt``.
+        min_frames (int): Frames of the long clip at least.
 
     Returns:
         dict: ``frames``, ``pass_psnr`` (PSNR-Y of each pass: mean over its frames), ``drop_db`` (median pass
@@ -195,23 +219,14 @@ def long_clip_drop(payload, item, min_frames=LONG_CLIP_FRAMES):
     import torch
     from basicsr.metrics import calculate_psnr
     from basicsr.utils import tensor2img
-
-    from sl_arch.models.sl_video_recurrent_model import pad_to_min_size
-    from sl_arch.utils.checkpoint import load_network
-    from sl_arch.utils.tiling import forward_video
-    device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    net = load_network(payload['checkpoint'], payload['network_g'], param_key='params', device=device).net
     lq, gt = item['lq'], item['gt']
     order = []  # frame indices, forth and back
     for number in range(-(-min_frames // len(lq))):
         order += range(len(lq)) if number % 2 == 0 else reversed(range(len(lq)))
     clip = torch.stack([lq[index] for index in order]).unsqueeze(0)
     height, width = clip.shape[-2:]
-    if payload.get('min_input_size'):
-        clip = pad_to_min_size(clip, payload['min_input_size'])
-    tile = payload.get('tile')
     with torch.no_grad():
-        output = forward_video(net, clip.to(device), **tile) if tile else net(clip.to(device))
+        output = run_network(net, network_input(clip, payload, device), payload)
     output = output[0, :, :, :4 * height, :4 * width].float().cpu()
     psnrs = [calculate_psnr(tensor2img([frame]), tensor2img([gt[index]]), 0, test_y_channel=True)
              for frame, index in zip(output, order)]

@@ -221,9 +221,9 @@ def budget_section(rows, info):
             if budget['pretrained_flow'] else 'every model trains from scratch (no pretrained flow)')
     own = {}  # the rows' own values (ROW_BUDGETS, sl-bench --lr ROW=..., --num-frame ROW=...)
     keys = [row['key'] for row in rows if row.get('network_g')] or list(budget.get('row_changes', {}))
+    budgets = {key: row_budget(budget, key) for key in keys}
     for name in ('lr', 'batch_size', 'num_frame', 'gt_size'):
-        text = ', '.join(f'{key}: {row_budget(budget, key)[name]:g}' for key in keys
-                         if row_budget(budget, key)[name] != budget[name])
+        text = ', '.join(f'{key}: {values[name]:g}' for key, values in budgets.items() if values[name] != budget[name])
         own[name] = f' ({text})' if text else ''
     return f"""## Same budget for every model
 
