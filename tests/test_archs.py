@@ -281,6 +281,46 @@ def test_align_gate_passes_features_where_the_flow_aligns_and_shuts_where_it_doe
         build(align_gate=True, use_flow=False)
 
 
+def test_state_bound_keeps_the_propagated_features_within_it_and_changes_nothing_far_below_it():
+    clip = torch.rand(1, 6, 3, 20, 24, generator=torch.Generator().manual_seed(2))
+
+    def propagated(net):  # every propagation step's output, both directions
+        outputs, original = [], net._propagate
+
+        def record(*args, **kwargs):
+            result = original(*args, **kwargs)
+            outputs.extend(result)
+            return result
+        net._propagate = record
+        with torch.no_grad():
+            out = net(clip)
+        return out, torch.stack(outputs)
+
+    def amplified(**options):  # a trunk that multiplies the propagated features by 20 at every step
+        net = build(use_semantics=False, use_image=False, use_mfsab=False, **options)
+        with torch.no_grad():
+            for trunk in net.trunk.values():
+                trunk[0].weight[:, MICRO['num_feat']:] *= 20
+        return net
+
+    _, unbounded = propagated(amplified())
+    _, bounded = propagated(amplified(state_bound=1.0))
+    assert unbounded.abs().max() > 10 and bounded.abs().max() <= 1.0
+    # a bound far above the features is the unbounded network (tanh(x) ~ x)
+    out, features = propagated(build(use_semantics=False))
+    out_loose, features_loose = propagated(build(use_semantics=False, state_bound=1e4))
+    torch.testing.assert_close(features_loose, features, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(out_loose, out, rtol=1e-4, atol=1e-5)
+    # no parameters, and the SR loss trains through it
+    assert sum(p.numel() for p in build(state_bound=1.0).parameters()) == sum(p.numel() for p in build().parameters())
+    net = build(use_semantics=False, state_bound=0.5)
+    net(clip).mean().backward()
+    assert net.trunk['forwards'][0].weight.grad.abs().sum() > 0
+    for bad in (0, -1.0, 'one', True):
+        with pytest.raises(SLError, match='state_bound must be a positive number'):
+            build(state_bound=bad)
+
+
 def test_dis_flow_does_not_depend_on_the_frames_seen_before():
     # OpenCV lowers DIS's finest scale for good on a small frame: the flow of a 68x160 pair must not
     # depend on whether a 24x24 training patch came first (it did: 0.68 vs 1.08 LR px on real footage)

@@ -95,6 +95,20 @@ MODELS = {
                                                                {'flow_estimator': 'dis', 'neighbour_input': True,
                                                                 'use_semantics': False, 'use_mfsab': False,
                                                                 'align_gate': True, 'num_upsample_feat': 16}),
+    # lean16 and its no-IMAGE variant with the propagated features soft-bounded (state_bound: 1): trained for long,
+    # the unbounded ones lose quality deep into long clips (the long-clip drop)
+    'SL_dis_neighbours_no_semantics_no_mfsab_gate_up16_bounded': ('SemanticLens + aligned neighbours in, DIS flow, '
+                                                                  'w/o semantic branch, w/o MFSAB, alignment gate, '
+                                                                  '16-ch upsampling, bounded state', 'SemanticLens',
+                                                                  {'flow_estimator': 'dis', 'neighbour_input': True,
+                                                                   'use_semantics': False, 'use_mfsab': False,
+                                                                   'align_gate': True, 'num_upsample_feat': 16,
+                                                                   'state_bound': 1.0}),
+    'SL_dis_neighbours_no_semantics_no_mfsab_no_image_gate_up16_bounded': (
+        'SemanticLens + aligned neighbours in, DIS flow, w/o semantic branch, w/o MFSAB, w/o IMAGE, alignment gate, '
+        '16-ch upsampling, bounded state', 'SemanticLens',
+        {'flow_estimator': 'dis', 'neighbour_input': True, 'use_semantics': False, 'use_mfsab': False,
+         'use_image': False, 'align_gate': True, 'num_upsample_feat': 16, 'state_bound': 1.0}),
     # the same at the single-frame network's size: 46 channels, 0.479M parameters against its 0.481M
     'SL_dis_wide_neighbours_no_semantics_gate': ('SemanticLens + aligned neighbours in, DIS flow, w/o semantic branch, '
                                                  'alignment gate, 46 ch (equal size)', 'SemanticLens',
