@@ -90,7 +90,8 @@ def long_clip_sentences(rows):
     return [f'- **Long clips**: on the first held-out clip played forth and back to {LONG_CLIP_FRAMES} frames, '
             f'{", ".join(losing)} lose that much PSNR-Y in their worst pass over the median pass (the same frames '
             'each pass): their quality falls the longer they run, which the test sets (16-64 frames) do not show. '
-            'Upscale long videos with them in short windows only (`sl-infer --chunk`, 32 frames by default).']
+            'Upscale long videos with them in short windows only (`sl-infer --chunk`, 32 frames by default); a '
+            'SemanticLens trained with `network_g.state_bound: 1.0` keeps its propagated features bounded.']
 
 
 def margins(sl, other):
