@@ -405,6 +405,8 @@ def test_step_time_prints_each_networks_iteration_time_per_arithmetic_and_refuse
 @pytest.mark.parametrize('row_key, name, iterations, arithmetic', [
     ('SL_dis_neighbours_no_semantics_no_mfsab_gate', 'lean', 4499, {}),
     ('SL_dis_neighbours_no_semantics_no_mfsab_gate_up16', 'lean16', 8794, {'autocast': 'bf16', 'channels_last': True}),
+    ('SL_dis_neighbours_no_semantics_no_mfsab_gate_up16_bounded', 'lean16_bounded', 6971,
+     {'autocast': 'bf16', 'channels_last': True}),
 ])
 def test_the_lean_model_zoo_files_and_option_files_hold_the_sl_bench_row_they_were_packed_from(row_key, name, iterations,
                                                                                                arithmetic):
