@@ -87,34 +87,32 @@ MODELS = {
                                                                     'use_semantics': False, 'use_mfsab': False,
                                                                     'use_image': False, 'align_gate': True,
                                                                     'num_upsample_feat': 16}),
-    # the lean16 network trained on 14-frame clips, batch 1 (the same frames per iteration): a propagated state
-    # that stays bounded over long clips (ROW_BUDGETS)
-    'SL_dis_neighbours_no_semantics_no_mfsab_gate_up16_long': ('SemanticLens + aligned neighbours in, DIS flow, w/o '
-                                                               'semantic branch, w/o MFSAB, alignment gate, 16-ch '
-                                                               'upsampling, 14-frame clips', 'SemanticLens',
-                                                               {'flow_estimator': 'dis', 'neighbour_input': True,
-                                                                'use_semantics': False, 'use_mfsab': False,
-                                                                'align_gate': True, 'num_upsample_feat': 16}),
-    # lean16 and its no-IMAGE variant with the propagated features soft-bounded (state_bound: 1): trained for long,
-    # the unbounded ones lose quality deep into long clips (the long-clip drop)
-    'SL_dis_neighbours_no_semantics_no_mfsab_gate_up16_bounded': ('SemanticLens + aligned neighbours in, DIS flow, '
-                                                                  'w/o semantic branch, w/o MFSAB, alignment gate, '
-                                                                  '16-ch upsampling, bounded state', 'SemanticLens',
-                                                                  {'flow_estimator': 'dis', 'neighbour_input': True,
-                                                                   'use_semantics': False, 'use_mfsab': False,
-                                                                   'align_gate': True, 'num_upsample_feat': 16,
-                                                                   'state_bound': 1.0}),
-    'SL_dis_neighbours_no_semantics_no_mfsab_no_image_gate_up16_bounded': (
-        'SemanticLens + aligned neighbours in, DIS flow, w/o semantic branch, w/o MFSAB, w/o IMAGE, alignment gate, '
-        '16-ch upsampling, bounded state', 'SemanticLens',
-        {'flow_estimator': 'dis', 'neighbour_input': True, 'use_semantics': False, 'use_mfsab': False,
-         'use_image': False, 'align_gate': True, 'num_upsample_feat': 16, 'state_bound': 1.0}),
     # the same at the single-frame network's size: 46 channels, 0.479M parameters against its 0.481M
     'SL_dis_wide_neighbours_no_semantics_gate': ('SemanticLens + aligned neighbours in, DIS flow, w/o semantic branch, '
                                                  'alignment gate, 46 ch (equal size)', 'SemanticLens',
                                                  {'flow_estimator': 'dis', 'neighbour_input': True,
                                                   'use_semantics': False, 'align_gate': True, 'num_feat': 46}),
 }
+
+
+def _variant(base, label_suffix, **network_changes):
+    """A row that is row ``base``'s network with ``network_changes``, labelled as ``base`` + ``label_suffix``."""
+    label, kind, ablation = MODELS[base]
+    return f'{label}, {label_suffix}', kind, dict(ablation, **network_changes)
+
+
+MODELS.update({
+    # the lean16 network trained on 14-frame clips, batch 1 (the same frames per iteration; ROW_BUDGETS): tried for a
+    # propagated state that stays bounded over long clips; at 1200 CPU s it did not (README, fourteenth round)
+    'SL_dis_neighbours_no_semantics_no_mfsab_gate_up16_long': _variant(
+        'SL_dis_neighbours_no_semantics_no_mfsab_gate_up16', '14-frame clips'),
+    # lean16 and its no-IMAGE variant with the propagated features soft-bounded (state_bound: 1): trained for long,
+    # the unbounded ones lose quality deep into long clips (the long-clip drop)
+    'SL_dis_neighbours_no_semantics_no_mfsab_gate_up16_bounded': _variant(
+        'SL_dis_neighbours_no_semantics_no_mfsab_gate_up16', 'bounded state', state_bound=1.0),
+    'SL_dis_neighbours_no_semantics_no_mfsab_no_image_gate_up16_bounded': _variant(
+        'SL_dis_neighbours_no_semantics_no_mfsab_no_image_gate_up16', 'bounded state', state_bound=1.0),
+})
 #: ``train`` options that keep the pretrained flow as it is for the whole run: trained by the SR loss it
 #: drifts away from motion (EPE on real frames 0.06 -> 0.63 px after 1200 CPU-s: README, sl-bench).
 FROZEN_FLOW = {'fix_flow': 10**9}
