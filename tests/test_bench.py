@@ -491,6 +491,10 @@ def test_lr_and_the_clip_options_set_every_rows_value_or_one_rows_and_bad_values
     written = training_options_of_rows((long_row,), default, tmp_path / 'long', monkeypatch)
     assert {key: written[f'bench_{long_row}']['datasets']['train'][key] for key in ('num_frame', 'batch_size_per_gpu')} \
         == {'num_frame': 14, 'batch_size_per_gpu': 1}
+    frame_flow_row = 'SL_dis_neighbours_no_semantics_no_mfsab_no_image_gate_up16_bounded_frameflow'  # its own data
+    written = training_options_of_rows((frame_flow_row, 'SingleFrame'), default, tmp_path / 'flow', monkeypatch)
+    assert written[f'bench_{frame_flow_row}']['datasets']['train']['dis_flows'] is True
+    assert 'dis_flows' not in written['bench_SingleFrame']['datasets']['train']
     info['budget'] = budget
     assert ('batch 3, 7 (SemanticLens: 15) frames per clip, GT patch 96 px (SemanticLens: 64)'
             in report.budget_section([], info).replace('\n  ', ' '))

@@ -368,6 +368,50 @@ def test_clip_folders_may_be_symbolic_links_and_a_link_loop_ends(tmp_path):
     assert find_clip_folders(str(root)) == {'clip_a': ['00000000.png', '00000001.png']}
 
 
+def test_dis_flows_are_the_whole_frames_flow_estimated_once_per_pair_and_turn_with_the_flips(tmp_path):
+    from basicsr.archs.arch_util import flow_warp
+
+    from sl_arch.archs.prealign_arch import SLDISFlow
+    from sl_arch.data.synthetic import write_synthetic
+    from sl_arch.io.tensors import frames_to_tensor
+    root = tmp_path / 'synthetic'
+    write_synthetic(str(root), num_train=2, num_val=0, size=(160, 96), num_frames=6, kinds=('BI',))
+    opt = {'name': 'dis', 'type': 'SLVideoRecurrentDataset', 'phase': 'train', 'scale': 4,
+           'dataroot_gt': str(root / 'train/GT'), 'dataroot_lq': str(root / 'train/BI'), 'dis_flows': True,
+           'cache_frames': True, 'num_frame': 4, 'gt_size': 64}
+    # a crop of the whole frames' flow: not the flow of the crop
+    dataset = build_dataset(opt)
+    item = dataset[(0, 0)]
+    assert item['flows'].shape == (2, 3, 2, 16, 16) and item['flows'].dtype == torch.float32
+    clip = dataset.clips[0]
+    frames = frames_to_tensor(dataset.lq_source.read(clip.name, name) for name in clip.lq_frames)
+    whole = SLDISFlow()(frames[:-1], frames[1:])  # backward flows of the whole clip, (t - 1, 2, 24, 40)
+    lq = item['lq']
+    matches = [(top, left) for top in range(24 - 16 + 1) for left in range(40 - 16 + 1)
+               for start in range(6 - 4 + 1) if torch.equal(frames[start:start + 4, :, top:top + 16, left:left + 16], lq)
+               and torch.equal(whole[start:start + 3, :, top:top + 16, left:left + 16], item['flows'][0])]
+    assert matches
+    assert len(dataset._kept_flows) <= 2 * 3  # each pair of the window once
+    for draw in range(1, 12):
+        dataset[(draw % len(dataset), draw)]
+    assert len(dataset._kept_flows) <= 2 * 2 * 5  # two clips, five pairs each way, however often drawn
+
+    # flipped and transposed with the frames, the flows still align them
+    dataset = build_dataset(dict(opt, use_hflip=True, use_rot=True, random_reverse=True))
+    errors = []  # mean absolute error of the aligned frames: with the flows, negated, no flow
+    inner = (Ellipsis, slice(3, -3), slice(3, -3))
+    for draw in range(16):
+        item = dataset[(draw % len(dataset), draw)]
+        lq, flows = item['lq'], item['flows']
+        for direction, (moving, fixed) in enumerate(((lq[1:], lq[:-1]), (lq[:-1], lq[1:]))):
+            errors.append([float((flow_warp(moving, flow.permute(0, 2, 3, 1), padding_mode='border') - fixed)[inner]
+                                 .abs().mean()) for flow in (flows[direction], -flows[direction], 0 * flows[direction])])
+    right, negated, unaligned = np.mean(errors, axis=0)
+    assert right < 0.85 * min(negated, unaligned), (right, negated, unaligned)
+    with pytest.raises(SLError, match='flow_root and dis_flows both give the network its flows; keep one'):
+        build_dataset(dict(opt, flow_root=str(root / 'train')))
+
+
 def test_exact_flows_follow_the_window_crop_flips_and_reversal_and_align_the_frames(tmp_path):
     from basicsr.archs.arch_util import flow_warp
 

@@ -113,6 +113,21 @@ MODELS.update({
     'SL_dis_neighbours_no_semantics_no_mfsab_no_image_gate_up16_bounded': _variant(
         'SL_dis_neighbours_no_semantics_no_mfsab_no_image_gate_up16', 'bounded state', state_bound=1.0),
 })
+MODELS.update({
+    # the bounded no-IMAGE row with its 32 LR channels changed: wider (40) learns more per iteration, narrower (24)
+    # takes more iterations in the same CPU time
+    'SL_dis_neighbours_no_semantics_no_mfsab_no_image_gate_up16_bounded_w40': _variant(
+        'SL_dis_neighbours_no_semantics_no_mfsab_no_image_gate_up16_bounded', '40 ch', num_feat=40),
+    'SL_dis_neighbours_no_semantics_no_mfsab_no_image_gate_up16_bounded_w24': _variant(
+        'SL_dis_neighbours_no_semantics_no_mfsab_no_image_gate_up16_bounded', '24 ch', num_feat=24),
+    # the same network trained on the DIS flow of whole frames, estimated once per frame pair by the dataset
+    # (TRAIN_SET_CHANGES) instead of on each crop at every iteration; tested as every DIS row is
+    'SL_dis_neighbours_no_semantics_no_mfsab_no_image_gate_up16_bounded_frameflow': _variant(
+        'SL_dis_neighbours_no_semantics_no_mfsab_no_image_gate_up16_bounded', 'trained on whole-frame flow'),
+    # the same network at twice the learning rate (ROW_BUDGETS)
+    'SL_dis_neighbours_no_semantics_no_mfsab_no_image_gate_up16_bounded_lr2e-3': _variant(
+        'SL_dis_neighbours_no_semantics_no_mfsab_no_image_gate_up16_bounded', 'lr 2e-3'),
+})
 #: ``train`` options that keep the pretrained flow as it is for the whole run: trained by the SR loss it
 #: drifts away from motion (EPE on real frames 0.06 -> 0.63 px after 1200 CPU-s: README, sl-bench).
 FROZEN_FLOW = {'fix_flow': 10**9}
@@ -125,10 +140,15 @@ TRAIN_CHANGES = {
     'SL_neighbours_no_semantics': FROZEN_FLOW,
     'SL_wide_no_semantics': FROZEN_FLOW,
 }
+#: Rows whose training set has more options than the shared one: key -> dataset options added.
+TRAIN_SET_CHANGES = {
+    'SL_dis_neighbours_no_semantics_no_mfsab_no_image_gate_up16_bounded_frameflow': {'dis_flows': True},
+}
 #: Rows trained on other clips than the mode's: key -> budget values (``sl-bench --num-frame ROW=...`` and the
 #: like override them).
 ROW_BUDGETS = {
     'SL_dis_neighbours_no_semantics_no_mfsab_gate_up16_long': {'num_frame': 14, 'batch_size': 1},
+    'SL_dis_neighbours_no_semantics_no_mfsab_no_image_gate_up16_bounded_lr2e-3': {'lr': 2e-3},
 }
 #: The rows ``sl-bench`` runs without ``--models``.
 DEFAULT_MODELS = ('bicubic', 'bilinear', 'SemanticLens', 'SingleFrame', 'BasicVSR', 'IconVSR', 'BasicVSRPP', 'EDVR',

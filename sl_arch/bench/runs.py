@@ -15,7 +15,7 @@ import sys
 import time
 
 from sl_arch.bench.common import child_env
-from sl_arch.bench.options import TRAIN_CHANGES, row_budget, test_options, train_options, write_yaml
+from sl_arch.bench.options import TRAIN_CHANGES, TRAIN_SET_CHANGES, row_budget, test_options, train_options, write_yaml
 from sl_arch.models.sl_video_recurrent_model import TRAIN_TIME_FILE, metrics_file_name
 from sl_arch.utils.files import write_json
 from sl_arch.utils.errors import SLError
@@ -112,6 +112,7 @@ def train_and_test_row(row, budget, train_set, test_sets, work_dir, threads, tes
     """
     name = f'bench_{row["key"]}'
     checkpoint = final_checkpoint(work_dir, name)
+    train_set = dict(train_set, **TRAIN_SET_CHANGES.get(row['key'], {}))
     options = {'train': train_options(name, row['network_g'], row_budget(budget, row['key']), train_set),
                'test': test_options(name, row['network_g'], test_sets, checkpoint)}
     options['train']['train'].update(TRAIN_CHANGES.get(row['key'], {}))

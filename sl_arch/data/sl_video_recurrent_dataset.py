@@ -69,6 +69,13 @@ class SLVideoRecurrentDataset(data.Dataset):
                 data-loader worker. With ``check_frames`` the decoded size is computed at start-up:
                 a set above half the available memory is read from its files (with a warning).
                 Default: False.
+            dis_flows (bool): Estimate the flows between neighbouring LR frames with OpenCV's DIS
+                (:class:`~sl_arch.archs.prealign_arch.SLDISFlow`, its defaults: what SemanticLens'
+                ``flow_estimator: dis`` runs at test time) on the whole frames, once per frame pair (kept in
+                memory with ``cache_frames``: 16 bytes per LR pixel), then crop and flip them with the
+                frames; the network is fed them as it is ``flow_root``'s. Its training then sees the flow
+                of whole frames, as at test time, instead of the flow of each crop, and spends no
+                time on it per iteration. Not with ``flow_root``. Default: False.
         Any other key is an error (besides BasicSR's data-loader keys, see
         :data:`~sl_arch.data.clips.LOADER_KEYS`).
 
@@ -78,8 +85,8 @@ class SLVideoRecurrentDataset(data.Dataset):
         masks (Tensor): (t, gt_size / scale, gt_size / scale) int64 instance ids, only with
             ``semantics_root``.
         flows (Tensor): (2, t - 1, 2, gt_size / scale, gt_size / scale) float32 LR-pixel flows, only with
-            ``flow_root``: ``flows[0]`` backward (``flows[0][i]`` aligns frame i + 1 to frame i), ``flows[1]``
-            forward (``flows[1][i]`` aligns frame i to frame i + 1), flipped and rotated with the frames.
+            ``flow_root`` or ``dis_flows``: ``flows[0]`` backward (``flows[0][i]`` aligns frame i + 1 to frame i),
+            ``flows[1]`` forward (``flows[1][i]`` aligns frame i to frame i + 1), flipped and rotated with the frames.
         key (str): ``<clip>/<first frame name without extension>``.
     """
 
@@ -88,7 +95,7 @@ class SLVideoRecurrentDataset(data.Dataset):
 
     #: Kinds of this dataset's own option keys (see :data:`sl_arch.utils.options.KINDS`).
     OPTION_KINDS = {'num_frame': 'int>0', 'gt_size': 'int>0', 'interval_list': 'list[int>0]', 'random_reverse': 'bool',
-                    'use_hflip': 'bool', 'use_rot': 'bool', 'cache_frames': 'bool'}
+                    'use_hflip': 'bool', 'use_rot': 'bool', 'cache_frames': 'bool', 'dis_flows': 'bool'}
     REQUIRED_OPTIONS = ('dataroot_gt', 'dataroot_lq', 'num_frame', 'gt_size')
     OPTION_KEYS = dataset_option_keys(OPTION_KINDS)
 
@@ -108,6 +115,14 @@ class SLVideoRecurrentDataset(data.Dataset):
         if self.flow_root and self.interval_list != [1]:
             raise SLError(f'datasets.{opt.get("phase", "train")}.flow_root holds flows between neighbouring frames only; '
                           f'set interval_list to [1] (it is {self.interval_list}).')
+        self.dis_flows = None  # the DIS estimator, with dis_flows
+        if opt.get('dis_flows', False):
+            if self.flow_root:
+                raise SLError(f'datasets.{opt.get("phase", "train")}: flow_root and dis_flows both give the network '
+                              'its flows; keep one.')
+            from sl_arch.archs.prealign_arch import SLDISFlow
+            self.dis_flows = SLDISFlow()
+        self._kept_flows = None  # (clip index, frame, neighbour) -> (h, w, 2) flow, with dis_flows and cache_frames
         # seed of the per-draw generators (see __getitem__): BasicSR's manual_seed (+ rank) in sl-train
         self.draw_seed = torch.initial_seed() % 2**32
         if self.gt_size % self.scale:
@@ -124,6 +139,8 @@ class SLVideoRecurrentDataset(data.Dataset):
         if opt.get('cache_frames', False) and self._cache_fits():
             for source in (self.lq_source, self.gt_source):
                 source.keep_decoded()
+            if self.dis_flows is not None:
+                self._kept_flows = {}
 
     @classmethod
     def check_options(cls, opt, section, check_paths=True):
@@ -182,6 +199,8 @@ class SLVideoRecurrentDataset(data.Dataset):
             return True
         lq_bytes = sum(len(clip.lq_frames) * clip.lq_size[0] * clip.lq_size[1] * 3 for clip in self.clips)
         needed = lq_bytes * (1 + self.scale ** 2)  # LR and GT frames
+        if self.dis_flows is not None:
+            needed += lq_bytes // 3 * 16  # two float32 (x, y) flows per LR pixel
         available = available_memory()
         if available is None or needed <= available / 2:
             return True
@@ -214,7 +233,7 @@ class SLVideoRecurrentDataset(data.Dataset):
         if masks is not None:
             masks = [mask[top:top + lq_size, left:left + lq_size, None] for mask in masks]
         if flows is not None:
-            flows = [np.ascontiguousarray(flow[top:top + lq_size, left:left + lq_size]) for flow in flows]
+            flows = [flow[top:top + lq_size, left:left + lq_size].copy() for flow in flows]
         return gt_imgs, lq_imgs, masks, flows
 
     def __getitem__(self, index):
@@ -251,6 +270,8 @@ class SLVideoRecurrentDataset(data.Dataset):
         if self.flow_root:
             backward, forward = read_window_flows(self.flow_root, clip.name, lq_frames, indices)
             flows = backward + forward
+        elif self.dis_flows is not None:
+            flows = self._window_dis_flows(self.keys[index][0], indices, lq_imgs)
 
         gt_imgs, lq_imgs, masks, flows = self._random_crop(clip, gt_imgs, lq_imgs, masks, flows)
         num = len(indices)
@@ -268,6 +289,27 @@ class SLVideoRecurrentDataset(data.Dataset):
         if flows is not None:
             item['flows'] = flows_to_tensor(flows[:num - 1], flows[num - 1:])
         return item
+
+    def _window_dis_flows(self, clip_index, indices, lq_imgs):
+        """DIS flows of a window's whole LR frames (``dis_flows``), in :func:`read_window_flows`' order: t - 1
+        backward flows (frame i's flow to frame i + 1), then t - 1 forward ones (frame i + 1's to frame i)."""
+        pairs = list(zip(range(len(indices) - 1), range(1, len(indices))))
+        return [self._dis_flow(clip_index, indices, lq_imgs, ref, supp) for ref, supp in pairs + [
+            (supp, ref) for ref, supp in pairs]]
+
+    def _dis_flow(self, clip_index, indices, lq_imgs, ref, supp):
+        """The (h, w, 2) float32 DIS flow of window frame ``ref`` to window frame ``supp``, computed once
+        per frame pair when kept (``cache_frames``)."""
+        key = (clip_index, indices[ref], indices[supp])
+        if self._kept_flows is not None and key in self._kept_flows:
+            return self._kept_flows[key]
+        frames = frames_to_tensor([lq_imgs[ref], lq_imgs[supp]])
+        with torch.no_grad():
+            flow = self.dis_flows(frames[:1], frames[1:])[0].permute(1, 2, 0).numpy()
+        flow.setflags(write=False)  # kept flows are shared by every draw: crops are copies
+        if self._kept_flows is not None:
+            self._kept_flows[key] = flow
+        return flow
 
     def __len__(self):
         return len(self.keys)
