@@ -95,39 +95,6 @@ MODELS = {
 }
 
 
-def _variant(base, label_suffix, **network_changes):
-    """A row that is row ``base``'s network with ``network_changes``, labelled as ``base`` + ``label_suffix``."""
-    label, kind, ablation = MODELS[base]
-    return f'{label}, {label_suffix}', kind, dict(ablation, **network_changes)
-
-
-MODELS.update({
-    # the lean16 network trained on 14-frame clips, batch 1 (the same frames per iteration; ROW_BUDGETS): tried for a
-    # propagated state that stays bounded over long clips; at 1200 CPU s it did not (README, fourteenth round)
-    'SL_dis_neighbours_no_semantics_no_mfsab_gate_up16_long': _variant(
-        'SL_dis_neighbours_no_semantics_no_mfsab_gate_up16', '14-frame clips'),
-    # lean16 and its no-IMAGE variant with the propagated features soft-bounded (state_bound: 1): trained for long,
-    # the unbounded ones lose quality deep into long clips (the long-clip drop)
-    'SL_dis_neighbours_no_semantics_no_mfsab_gate_up16_bounded': _variant(
-        'SL_dis_neighbours_no_semantics_no_mfsab_gate_up16', 'bounded state', state_bound=1.0),
-    'SL_dis_neighbours_no_semantics_no_mfsab_no_image_gate_up16_bounded': _variant(
-        'SL_dis_neighbours_no_semantics_no_mfsab_no_image_gate_up16', 'bounded state', state_bound=1.0),
-})
-MODELS.update({
-    # the bounded no-IMAGE row with its 32 LR channels changed: wider (40) learns more per iteration, narrower (24)
-    # takes more iterations in the same CPU time
-    'SL_dis_neighbours_no_semantics_no_mfsab_no_image_gate_up16_bounded_w40': _variant(
-        'SL_dis_neighbours_no_semantics_no_mfsab_no_image_gate_up16_bounded', '40 ch', num_feat=40),
-    'SL_dis_neighbours_no_semantics_no_mfsab_no_image_gate_up16_bounded_w24': _variant(
-        'SL_dis_neighbours_no_semantics_no_mfsab_no_image_gate_up16_bounded', '24 ch', num_feat=24),
-    # the same network trained on the DIS flow of whole frames, estimated once per frame pair by the dataset
-    # (TRAIN_SET_CHANGES) instead of on each crop at every iteration; tested as every DIS row is
-    'SL_dis_neighbours_no_semantics_no_mfsab_no_image_gate_up16_bounded_frameflow': _variant(
-        'SL_dis_neighbours_no_semantics_no_mfsab_no_image_gate_up16_bounded', 'trained on whole-frame flow'),
-    # the same network at twice the learning rate (ROW_BUDGETS)
-    'SL_dis_neighbours_no_semantics_no_mfsab_no_image_gate_up16_bounded_lr2e-3': _variant(
-        'SL_dis_neighbours_no_semantics_no_mfsab_no_image_gate_up16_bounded', 'lr 2e-3'),
-})
 #: ``train`` options that keep the pretrained flow as it is for the whole run: trained by the SR loss it
 #: drifts away from motion (EPE on real frames 0.06 -> 0.63 px after 1200 CPU-s: README, sl-bench).
 FROZEN_FLOW = {'fix_flow': 10**9}
@@ -140,16 +107,56 @@ TRAIN_CHANGES = {
     'SL_neighbours_no_semantics': FROZEN_FLOW,
     'SL_wide_no_semantics': FROZEN_FLOW,
 }
-#: Rows whose training set has more options than the shared one: key -> dataset options added.
-TRAIN_SET_CHANGES = {
-    'SL_dis_neighbours_no_semantics_no_mfsab_no_image_gate_up16_bounded_frameflow': {'dis_flows': True},
-}
-#: Rows trained on other clips than the mode's: key -> budget values (``sl-bench --num-frame ROW=...`` and the
-#: like override them).
-ROW_BUDGETS = {
-    'SL_dis_neighbours_no_semantics_no_mfsab_gate_up16_long': {'num_frame': 14, 'batch_size': 1},
-    'SL_dis_neighbours_no_semantics_no_mfsab_no_image_gate_up16_bounded_lr2e-3': {'lr': 2e-3},
-}
+#: Rows whose training set has more options than the shared one: key -> dataset options added (:func:`_variant`).
+TRAIN_SET_CHANGES = {}
+#: Rows trained on other clips or at another rate than the mode's: key -> budget values (``sl-bench --num-frame
+#: ROW=...``, ``--lr ROW=...`` and the like override them; :func:`_variant`).
+ROW_BUDGETS = {}
+
+
+def _variant(key, base, label_suffix, budget=None, train_set=None, **network_changes):
+    """Add row ``key``: row ``base``'s network with ``network_changes``, labelled as ``base`` + ``label_suffix``,
+    trained with ``budget`` values (:data:`ROW_BUDGETS`) and ``train_set`` options (:data:`TRAIN_SET_CHANGES`)
+    of its own where given."""
+    label, kind, ablation = MODELS[base]
+    MODELS[key] = f'{label}, {label_suffix}', kind, dict(ablation, **network_changes)
+    if budget:
+        ROW_BUDGETS[key] = budget
+    if train_set:
+        TRAIN_SET_CHANGES[key] = train_set
+
+
+LEAN16 = 'SL_dis_neighbours_no_semantics_no_mfsab_gate_up16'
+LEAN16_NO_IMAGE = 'SL_dis_neighbours_no_semantics_no_mfsab_no_image_gate_up16'
+# lean16 trained on 14-frame clips, batch 1 (the same frames per iteration): tried for a propagated state that
+# stays bounded over long clips; at 1200 CPU s it did not (README, fourteenth round)
+_variant(f'{LEAN16}_long', LEAN16, '14-frame clips', budget={'num_frame': 14, 'batch_size': 1})
+# lean16 and its no-IMAGE variant with the propagated features soft-bounded (state_bound: 1): trained for long, the
+# unbounded ones lose quality deep into long clips (the long-clip drop)
+_variant(f'{LEAN16}_bounded', LEAN16, 'bounded state', state_bound=1.0)
+_variant(f'{LEAN16_NO_IMAGE}_bounded', LEAN16_NO_IMAGE, 'bounded state', state_bound=1.0)
+# the bounded no-IMAGE row with its 32 LR channels changed: wider (40) learns more per iteration, narrower (24) takes
+# more iterations in the same CPU time
+_variant(f'{LEAN16_NO_IMAGE}_bounded_w40', f'{LEAN16_NO_IMAGE}_bounded', '40 ch', num_feat=40)
+_variant(f'{LEAN16_NO_IMAGE}_bounded_w24', f'{LEAN16_NO_IMAGE}_bounded', '24 ch', num_feat=24)
+# the same network at two and three times the learning rate
+_variant(f'{LEAN16_NO_IMAGE}_bounded_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded', 'lr 2e-3', budget={'lr': 2e-3})
+_variant(f'{LEAN16_NO_IMAGE}_bounded_lr3e-3', f'{LEAN16_NO_IMAGE}_bounded', 'lr 3e-3', budget={'lr': 3e-3})
+# trained on the DIS flow of whole frames, estimated once per frame pair by the dataset (dis_flows) instead of on
+# each crop at every iteration; tested as every DIS row is
+WHOLE_FRAME_FLOW = {'dis_flows': True}
+_variant(f'{LEAN16_NO_IMAGE}_bounded_frameflow', f'{LEAN16_NO_IMAGE}_bounded', 'trained on whole-frame flow',
+         train_set=WHOLE_FRAME_FLOW)
+_variant(f'{LEAN16_NO_IMAGE}_bounded_frameflow_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded',
+         'trained on whole-frame flow, lr 2e-3', budget={'lr': 2e-3}, train_set=WHOLE_FRAME_FLOW)
+# batches of 4 clips instead of 2: the recurrent steps' many small operations cost little more on twice the clips
+# (one thread: 1.65x the CPU time of a batch of 2), where the single-frame network's convolutions cost 2.3x
+_variant(f'{LEAN16_NO_IMAGE}_bounded_b4', f'{LEAN16_NO_IMAGE}_bounded', 'batch 4', budget={'batch_size': 4})
+_variant(f'{LEAN16_NO_IMAGE}_bounded_frameflow_b4', f'{LEAN16_NO_IMAGE}_bounded',
+         'trained on whole-frame flow, batch 4', budget={'batch_size': 4}, train_set=WHOLE_FRAME_FLOW)
+_variant(f'{LEAN16_NO_IMAGE}_bounded_frameflow_b4_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded',
+         'trained on whole-frame flow, batch 4, lr 2e-3', budget={'batch_size': 4, 'lr': 2e-3},
+         train_set=WHOLE_FRAME_FLOW)
 #: The rows ``sl-bench`` runs without ``--models``.
 DEFAULT_MODELS = ('bicubic', 'bilinear', 'SemanticLens', 'SingleFrame', 'BasicVSR', 'IconVSR', 'BasicVSRPP', 'EDVR',
                   'SL_no_semantics', 'SL_no_flow')
