@@ -142,6 +142,11 @@ _variant(f'{LEAN16_NO_IMAGE}_bounded_w24', f'{LEAN16_NO_IMAGE}_bounded', '24 ch'
 # the same network at two and three times the learning rate
 _variant(f'{LEAN16_NO_IMAGE}_bounded_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded', 'lr 2e-3', budget={'lr': 2e-3})
 _variant(f'{LEAN16_NO_IMAGE}_bounded_lr3e-3', f'{LEAN16_NO_IMAGE}_bounded', 'lr 3e-3', budget={'lr': 3e-3})
+_variant(f'{LEAN16}_bounded_lr2e-3', f'{LEAN16}_bounded', 'lr 2e-3', budget={'lr': 2e-3})
+# at 2e-3 with 40 channels, and on shorter clips of a larger batch (5 x 3 frames per iteration instead of 7 x 2)
+_variant(f'{LEAN16_NO_IMAGE}_bounded_w40_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded_w40', 'lr 2e-3', budget={'lr': 2e-3})
+_variant(f'{LEAN16_NO_IMAGE}_bounded_lr2e-3_5x3', f'{LEAN16_NO_IMAGE}_bounded', 'lr 2e-3, 5-frame clips, batch 3',
+         budget={'lr': 2e-3, 'num_frame': 5, 'batch_size': 3})
 # trained on the DIS flow of whole frames, estimated once per frame pair by the dataset (dis_flows) instead of on
 # each crop at every iteration; tested as every DIS row is
 WHOLE_FRAME_FLOW = {'dis_flows': True}
