@@ -395,6 +395,8 @@ def test_dis_flows_are_the_whole_frames_flow_estimated_once_per_pair_and_turn_wi
     for draw in range(1, 12):
         dataset[(draw % len(dataset), draw)]
     assert len(dataset._kept_flows) <= 2 * 2 * 5  # two clips, five pairs each way, however often drawn
+    uncached = build_dataset(dict(opt, cache_frames=False))  # estimated at every draw: the same flows
+    assert uncached._kept_flows is None and torch.equal(uncached[(0, 0)]['flows'], dataset[(0, 0)]['flows'])
 
     # flipped and transposed with the frames, the flows still align them
     dataset = build_dataset(dict(opt, use_hflip=True, use_rot=True, random_reverse=True))

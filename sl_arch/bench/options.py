@@ -159,9 +159,6 @@ _variant(f'{LEAN16_NO_IMAGE}_bounded_frameflow_lr2e-3', f'{LEAN16_NO_IMAGE}_boun
 _variant(f'{LEAN16_NO_IMAGE}_bounded_b4', f'{LEAN16_NO_IMAGE}_bounded', 'batch 4', budget={'batch_size': 4})
 _variant(f'{LEAN16_NO_IMAGE}_bounded_frameflow_b4', f'{LEAN16_NO_IMAGE}_bounded',
          'trained on whole-frame flow, batch 4', budget={'batch_size': 4}, train_set=WHOLE_FRAME_FLOW)
-_variant(f'{LEAN16_NO_IMAGE}_bounded_frameflow_b4_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded',
-         'trained on whole-frame flow, batch 4, lr 2e-3', budget={'batch_size': 4, 'lr': 2e-3},
-         train_set=WHOLE_FRAME_FLOW)
 #: The rows ``sl-bench`` runs without ``--models``.
 DEFAULT_MODELS = ('bicubic', 'bilinear', 'SemanticLens', 'SingleFrame', 'BasicVSR', 'IconVSR', 'BasicVSRPP', 'EDVR',
                   'SL_no_semantics', 'SL_no_flow')

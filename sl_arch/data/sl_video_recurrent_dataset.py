@@ -116,13 +116,13 @@ class SLVideoRecurrentDataset(data.Dataset):
         if self.flow_root and self.interval_list != [1]:
             raise SLError(f'datasets.{opt.get("phase", "train")}.flow_root holds flows between neighbouring frames only; '
                           f'set interval_list to [1] (it is {self.interval_list}).')
-        self.dis_flows = None  # the DIS estimator, with dis_flows
+        self.flow_estimator = None  # SLDISFlow, with dis_flows
         if opt.get('dis_flows', False):
             if self.flow_root:
                 raise SLError(f'datasets.{opt.get("phase", "train")}: flow_root and dis_flows both give the network '
                               'its flows; keep one.')
             from sl_arch.archs.prealign_arch import SLDISFlow
-            self.dis_flows = SLDISFlow()
+            self.flow_estimator = SLDISFlow()
         self._kept_flows = None  # (clip index, frame, neighbour) -> (h, w, 2) flow, with dis_flows and cache_frames
         # seed of the per-draw generators (see __getitem__): BasicSR's manual_seed (+ rank) in sl-train
         self.draw_seed = torch.initial_seed() % 2**32
@@ -140,7 +140,7 @@ class SLVideoRecurrentDataset(data.Dataset):
         if opt.get('cache_frames', False) and self._cache_fits():
             for source in (self.lq_source, self.gt_source):
                 source.keep_decoded()
-            if self.dis_flows is not None:
+            if self.flow_estimator is not None:
                 self._kept_flows = {}
 
     @classmethod
@@ -200,7 +200,7 @@ class SLVideoRecurrentDataset(data.Dataset):
             return True
         lq_bytes = sum(len(clip.lq_frames) * clip.lq_size[0] * clip.lq_size[1] * 3 for clip in self.clips)
         needed = lq_bytes * (1 + self.scale ** 2)  # LR and GT frames
-        if self.dis_flows is not None:
+        if self.flow_estimator is not None:
             needed += lq_bytes // 3 * 16  # two float32 (x, y) flows per LR pixel
         available = available_memory()
         if available is None or needed <= available / 2:
@@ -271,7 +271,7 @@ class SLVideoRecurrentDataset(data.Dataset):
         if self.flow_root:
             backward, forward = read_window_flows(self.flow_root, clip.name, lq_frames, indices)
             flows = backward + forward
-        elif self.dis_flows is not None:
+        elif self.flow_estimator is not None:
             flows = self._window_dis_flows(self.keys[index][0], indices, lq_imgs)
 
         gt_imgs, lq_imgs, masks, flows = self._random_crop(clip, gt_imgs, lq_imgs, masks, flows)
@@ -293,24 +293,21 @@ class SLVideoRecurrentDataset(data.Dataset):
 
     def _window_dis_flows(self, clip_index, indices, lq_imgs):
         """DIS flows of a window's whole LR frames (``dis_flows``), in :func:`read_window_flows`' order: t - 1
-        backward flows (frame i's flow to frame i + 1), then t - 1 forward ones (frame i + 1's to frame i)."""
+        backward flows (frame i's flow to frame i + 1), then t - 1 forward ones (frame i + 1's to frame i), each
+        (h, w, 2) float32. The pairs not kept yet (all, without ``cache_frames``) are estimated in one call."""
         steps = range(len(indices) - 1)
-        backward = [self._dis_flow(clip_index, indices, lq_imgs, i, i + 1) for i in steps]
-        return backward + [self._dis_flow(clip_index, indices, lq_imgs, i + 1, i) for i in steps]
-
-    def _dis_flow(self, clip_index, indices, lq_imgs, ref, supp):
-        """The (h, w, 2) float32 DIS flow of window frame ``ref`` to window frame ``supp``, computed once
-        per frame pair when kept (``cache_frames``)."""
-        key = (clip_index, indices[ref], indices[supp])
-        if self._kept_flows is not None and key in self._kept_flows:
-            return self._kept_flows[key]
-        frames = frames_to_tensor([lq_imgs[ref], lq_imgs[supp]])
-        with torch.no_grad():
-            flow = self.dis_flows(frames[:1], frames[1:])[0].permute(1, 2, 0).numpy()
-        flow.setflags(write=False)  # kept flows are shared by every draw: crops are copies
-        if self._kept_flows is not None:
-            self._kept_flows[key] = flow
-        return flow
+        pairs = [(i, i + 1) for i in steps] + [(i + 1, i) for i in steps]
+        keys = [(clip_index, indices[ref], indices[supp]) for ref, supp in pairs]
+        kept = self._kept_flows if self._kept_flows is not None else {}
+        missing = [index for index, key in enumerate(keys) if key not in kept]
+        if missing:
+            frames = frames_to_tensor(lq_imgs)
+            refs, supps = (torch.tensor([pairs[index][side] for index in missing]) for side in (0, 1))
+            with torch.no_grad():
+                estimated = self.flow_estimator(frames[refs], frames[supps]).permute(0, 2, 3, 1).numpy()
+            estimated.setflags(write=False)  # kept flows are shared by every draw: crops are copies
+            kept.update((keys[index], flow) for index, flow in zip(missing, estimated))
+        return [kept[key] for key in keys]
 
     def __len__(self):
         return len(self.keys)
