@@ -321,6 +321,42 @@ def test_state_bound_keeps_the_propagated_features_within_it_and_changes_nothing
             build(state_bound=bad)
 
 
+@pytest.mark.parametrize('scale', [1, 2, 3, 4])
+def test_direct_upsample_runs_no_convolution_at_the_hr_size_and_starts_near_bicubic(scale):
+    net = build(use_semantics=False, flow_estimator='dis', scale=scale, direct_upsample=True)
+    convolved = []  # the spatial size of every convolution's input
+    for module in net.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            module.register_forward_hook(lambda module, args, output: convolved.append(tuple(args[0].shape[-2:])))
+    clip = torch.rand(1, 3, 3, 19, 22, generator=torch.Generator().manual_seed(0))
+    out = net(clip)
+    assert out.shape == (1, 3, 3, 19 * scale, 22 * scale)
+    assert set(convolved) == {(19, 22)}  # every convolution reads LR maps (the flow is DIS, no convolutions)
+    bicubic = torch.nn.functional.interpolate(clip.flatten(0, 1), scale_factor=scale, mode='bicubic',
+                                              align_corners=False).view_as(out)
+    assert (out - bicubic).abs().mean() < 0.1  # a small last layer: the untrained network is near its bicubic skip
+    torch.nn.functional.l1_loss(out, torch.rand_like(out)).backward()
+    assert net.conv_last[0].weight.grad.abs().sum() > 0 and net.feat_extract[0].weight.grad.abs().sum() > 0
+    staged = build(use_semantics=False, flow_estimator='dis', scale=scale)
+    assert sum(p.numel() for p in net.parameters()) < sum(p.numel() for p in staged.parameters())
+    assert not any(name.startswith('upsample.') for name, _ in net.named_parameters())
+
+
+def test_residual_blocks_compute_what_basicsr_blocks_with_the_same_weights_compute():
+    from basicsr.archs.arch_util import ResidualBlockNoBN
+    from sl_arch.archs.semantic_lens_arch import ResidualBlock
+    x = torch.randn(2, 8, 9, 11, generator=torch.Generator().manual_seed(1))
+    for res_scale in (1, 0.2):
+        ours, basicsr = ResidualBlock(8, res_scale), ResidualBlockNoBN(8, res_scale)
+        assert ours.load_state_dict(basicsr.state_dict()) is not None  # same parameter names and shapes
+        x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+        y1, y2 = ours(x1), basicsr(x2)
+        assert torch.equal(y1, y2)  # bit for bit: multiplying by 1 changes nothing
+        y1.square().sum().backward()
+        y2.square().sum().backward()
+        assert torch.equal(x1.grad, x2.grad) and torch.equal(ours.conv1.weight.grad, basicsr.conv1.weight.grad)
+
+
 def test_dis_flow_does_not_depend_on_the_frames_seen_before():
     # OpenCV lowers DIS's finest scale for good on a small frame: the flow of a 68x160 pair must not
     # depend on whether a 24x24 training patch came first (it did: 0.68 vs 1.08 LR px on real footage)
