@@ -357,6 +357,26 @@ def test_residual_blocks_compute_what_basicsr_blocks_with_the_same_weights_compu
         assert torch.equal(x1.grad, x2.grad) and torch.equal(ours.conv1.weight.grad, basicsr.conv1.weight.grad)
 
 
+def test_under_bf16_autocast_the_recurrent_steps_convolutions_read_bf16_channels_last_maps():
+    # the flow warp runs in float32 under autocast; its output goes back to the features' type and memory order before
+    # the concatenation, which would otherwise be promoted to float32 and reordered again for every step's convolution
+    net = build(use_semantics=False, use_image=False, use_mfsab=False, flow_estimator='dis', align_gate=True,
+                state_bound=1.0).to(memory_format=torch.channels_last)
+    read = []
+    for trunk in net.trunk.values():
+        trunk[0].register_forward_hook(lambda module, args, output: read.append(args[0]))
+    clip = torch.rand(2, 4, 3, 20, 24, generator=torch.Generator().manual_seed(3))
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = net(clip)
+    assert len(read) == 8
+    assert all(x.dtype == torch.bfloat16 and x.is_contiguous(memory_format=torch.channels_last) for x in read)
+    # the same network in float32, default memory order, computes the same clip up to bf16 rounding
+    reference = build(use_semantics=False, use_image=False, use_mfsab=False, flow_estimator='dis', align_gate=True,
+                      state_bound=1.0)
+    with torch.no_grad():
+        assert (reference(clip) - out.float()).abs().mean() < 0.01
+
+
 def test_dis_flow_does_not_depend_on_the_frames_seen_before():
     # OpenCV lowers DIS's finest scale for good on a small frame: the flow of a 68x160 pair must not
     # depend on whether a 24x24 training patch came first (it did: 0.68 vs 1.08 LR px on real footage)
