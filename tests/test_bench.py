@@ -495,6 +495,11 @@ def test_lr_and_the_clip_options_set_every_rows_value_or_one_rows_and_bad_values
     written = training_options_of_rows((frame_flow_row, 'SingleFrame'), default, tmp_path / 'flow', monkeypatch)
     assert written[f'bench_{frame_flow_row}']['datasets']['train']['dis_flows'] is True
     assert 'dis_flows' not in written['bench_SingleFrame']['datasets']['train']
+    warm_row = 'SL_dis_neighbours_no_semantics_no_mfsab_no_image_gate_up16_bounded_lr3e-3_warmup'  # its own train options
+    written = training_options_of_rows((warm_row, 'SingleFrame'), default, tmp_path / 'warm', monkeypatch)
+    assert written[f'bench_{warm_row}']['train']['warmup_iter'] == 200
+    assert written[f'bench_{warm_row}']['train']['optim_g']['lr'] == 3e-3
+    assert written['bench_SingleFrame']['train']['warmup_iter'] == -1
     info['budget'] = budget
     assert ('batch 3, 7 (SemanticLens: 15) frames per clip, GT patch 96 px (SemanticLens: 64)'
             in report.budget_section([], info).replace('\n  ', ' '))
