@@ -36,12 +36,6 @@ PRESETS = {
 }
 
 
-def _memory_format(feat):
-    """``torch.channels_last`` where the (b, c, h, w) map ``feat`` is laid out so (channels innermost, as the
-    convolutions' outputs are with channels-last weights, slices of them included), else ``torch.contiguous_format``."""
-    return torch.channels_last if feat.dim() == 4 and feat.stride(1) == 1 and feat.shape[1] > 1 else torch.contiguous_format
-
-
 class ResidualBlock(ResidualBlockNoBN):
     """BasicSR's ``ResidualBlockNoBN`` (same parameters and names, same output) that skips its multiplication by
     ``res_scale`` where that is 1: one elementwise operation less forward and backward per block, which the recurrent
@@ -421,7 +415,7 @@ class SemanticLens(nn.Module):
     def _propagate(self, direction, feats, flows, semantics, masks, backward_feats=None, gates=None):
         b, t, c, h, w = feats.shape
         frames = range(t - 1, -1, -1) if direction == 'backward' else range(t)
-        hidden = feats.new_zeros(b, c, h, w).contiguous(memory_format=_memory_format(feats[:, 0]))
+        hidden = torch.zeros_like(feats[:, 0])  # laid out as the features (channels-last where they are)
         outputs = [None] * t
         for step, frame in enumerate(frames):
             ref_feat = feats[:, frame]
@@ -435,7 +429,7 @@ class SemanticLens(nn.Module):
                 # under autocast the warp runs in float32 and returns a contiguous map: back to the features' type and
                 # memory order here (the cast the trunk's convolution would make of the whole concatenation, on half of
                 # it), so that the concatenation is not promoted to float32 and reordered again for the convolution
-                hidden = hidden.to(ref_feat.dtype).contiguous(memory_format=_memory_format(ref_feat))
+                hidden = torch.empty_like(ref_feat).copy_(hidden)
             hidden = self.trunk[direction](torch.cat([ref_feat, hidden], 1))
             if self.state_bound == 1:
                 hidden = torch.tanh(hidden)  # the same values, without the division and multiplication by 1
