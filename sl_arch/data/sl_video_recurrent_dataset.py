@@ -3,7 +3,7 @@ import random
 
 import numpy as np
 import torch
-from basicsr.data.transforms import augment
+from basicsr.data.transforms import augment, paired_random_crop
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data as data
@@ -226,15 +226,16 @@ class SLVideoRecurrentDataset(data.Dataset):
         if lq_h < lq_size or lq_w < lq_size:
             raise SLError(f'clip {clip.name!r} LR frames are {lq_w}x{lq_h}, smaller than the LR crop {lq_size} '
                           f'(gt_size {self.gt_size} / scale {self.scale}); lower gt_size.')
-        top, left = random.randint(0, lq_h - lq_size), random.randint(0, lq_w - lq_size)
+        num, num_masks = len(lq_imgs), len(masks or [])
+        # BasicSR's crop, the masks and flows cropped as LR maps with the frames; its lists of one come back bare
+        gt_imgs, lq_maps = (maps if isinstance(maps, list) else [maps] for maps in paired_random_crop(
+            gt_imgs, lq_imgs + (masks or []) + (flows or []), self.gt_size, self.scale))
         # copies: augment flips in place, and kept frames (cache_frames) are read-only
-        lq_imgs = [img[top:top + lq_size, left:left + lq_size].copy() for img in lq_imgs]
-        gt_top, gt_left = top * self.scale, left * self.scale
-        gt_imgs = [img[gt_top:gt_top + self.gt_size, gt_left:gt_left + self.gt_size].copy() for img in gt_imgs]
+        gt_imgs, lq_imgs = [img.copy() for img in gt_imgs], [img.copy() for img in lq_maps[:num]]
         if masks is not None:
-            masks = [mask[top:top + lq_size, left:left + lq_size, None] for mask in masks]
+            masks = [mask[..., None] for mask in lq_maps[num:num + num_masks]]
         if flows is not None:
-            flows = [flow[top:top + lq_size, left:left + lq_size].copy() for flow in flows]
+            flows = [flow.copy() for flow in lq_maps[num + num_masks:]]
         return gt_imgs, lq_imgs, masks, flows
 
     def __getitem__(self, index):
