@@ -81,6 +81,13 @@ def test_a_row_may_change_a_size_of_the_preset():
     assert wide_dis['num_feat'] == 46 and wide_dis['flow_estimator'] == 'dis' and wide_dis['align_gate']
     assert 'flow_load_path' not in wide_dis
     assert abs(options.parameter_counts(wide_dis)[0] - single_frame) / single_frame < 0.02
+    # the single-frame network of the lean rows' size: the nearest SRResNet not smaller than them, at either rate
+    lean = options.parameter_counts(options.network_options(
+        'SL_dis_neighbours_no_semantics_no_mfsab_no_image_gate_up16_bounded', 'tiny', pretrained_flow=True))[0]
+    for key, lr in (('SingleFrame_lean', None), ('SingleFrame_lean_lr5e-4', 5e-4)):
+        small = options.network_options(key, 'tiny', pretrained_flow=True)
+        assert small['network']['num_feat'] == 32 and lean <= options.parameter_counts(small)[0] < 1.1 * lean
+        assert options.ROW_BUDGETS.get(key, {}).get('lr') == lr
 
 
 def test_edvr_takes_the_training_clip_length_and_is_tested_on_sliding_windows_of_it(tmp_path):

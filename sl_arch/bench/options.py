@@ -19,6 +19,10 @@ MODELS = {
     'bilinear': ('Bilinear (where the BasicSR models start)', 'bilinear', None),
     'SemanticLens': ('SemanticLens', 'SemanticLens', {}),
     'SingleFrame': ('Single-frame SRResNet, equal size', 'SLFrameWise', None),
+    # the size of the lean rows (0.185M) rather than of the full tiny network: 32 ch / 6 blocks, 0.196M, the nearest
+    # SRResNet not smaller than them
+    'SingleFrame_lean': ('Single-frame SRResNet, 32 ch / 6 blocks (the lean rows\' size)', 'SLFrameWise',
+                         {'network': dict(type='MSRResNet', upscale=4, num_feat=32, num_block=6)}),
     'BasicVSR': ('BasicVSR', 'BasicVSR', None),
     # the flow SemanticLens' DIS rows use, for BasicVSR too (sl_arch/archs/basicvsr_arch.py)
     'BasicVSR_dis': ('BasicVSR, DIS flow', 'SLBasicVSR', {'flow_estimator': 'dis'}),
@@ -177,6 +181,8 @@ _variant(f'{LEAN16_NO_IMAGE}_bounded_lr3e-3_warmup', f'{LEAN16_NO_IMAGE}_bounded
 # 1.6x the steps of a batch of 2 in the same CPU time
 _variant(f'{LEAN16_NO_IMAGE}_bounded_b1_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded', 'batch 1, lr 2e-3',
          budget={'batch_size': 1, 'lr': 2e-3})
+# the lean rows' size of single-frame network at the tiny reference's rate too (5e-4; the mode's 1e-3 otherwise)
+_variant('SingleFrame_lean_lr5e-4', 'SingleFrame_lean', 'lr 5e-4', budget={'lr': 5e-4})
 #: The rows ``sl-bench`` runs without ``--models``.
 DEFAULT_MODELS = ('bicubic', 'bilinear', 'SemanticLens', 'SingleFrame', 'BasicVSR', 'IconVSR', 'BasicVSRPP', 'EDVR',
                   'SL_no_semantics', 'SL_no_flow')
