@@ -222,12 +222,19 @@ def test_verdict_states_margins_computed_from_the_rows():
     assert 'Against BasicVSR (150 iterations in the same budget): SemanticLens behind by 0.30 dB' in text
     assert 'a ratio of 0.40' in text
     # a run of variants without the full model: each one against the single-frame network and the other baselines
-    variant = row('SL_dis_flow', 'SemanticLens, DIS flow', [27.8, 32.4, 37.3, 28.1, 31.0], 0.6, 900)
+    variant = dict(row('SL_dis_flow', 'SemanticLens, DIS flow', [27.8, 32.4, 37.3, 28.1, 31.0], 0.6, 900), params=200000)
     lines = report.verdict([rows[1], variant, rows[2]])
     assert len(lines) == 2
-    assert lines[0].startswith('- **Against the equal-size single-frame network at equal CPU time**: SemanticLens, '
-                               'DIS flow is **behind by 0.20 dB PSNR-Y on real held-out footage**')
+    assert lines[0].startswith('- **Against the single-frame network of 0.490M parameters at equal CPU time** '
+                               '(SemanticLens, DIS flow: 0.200M): SemanticLens, DIS flow is **behind by 0.20 dB PSNR-Y '
+                               'on real held-out footage**')
     assert lines[0].endswith('It did 900 iterations, the single-frame network 1500.')
+    # with a second single-frame network (the lean rows' size) each variant is set against both, sizes stated
+    small = dict(row('SingleFrame_lean', 'Single-frame, small', [27.9, 32.4, 37.4, 28.2, 31.1], 0.1, 2500),
+                 params=196000)
+    both = report.verdict([rows[1], small, variant])
+    assert len(both) == 2 and 'single-frame network of 0.196M parameters' in both[1]
+    assert 'SemanticLens, DIS flow is **behind by 0.07 dB' in both[1] and both[1].endswith('network 2500.')
     assert lines[1].startswith('- Against BasicVSR (150 iterations in the same budget): SemanticLens, DIS flow behind '
                                'by 0.80 dB on real footage')
     assert report.verdict([variant])[0].startswith('- SemanticLens has no result in this run')

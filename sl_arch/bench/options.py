@@ -181,16 +181,20 @@ _variant(f'{LEAN16_NO_IMAGE}_bounded_lr3e-3_warmup', f'{LEAN16_NO_IMAGE}_bounded
 # 1.6x the steps of a batch of 2 in the same CPU time
 _variant(f'{LEAN16_NO_IMAGE}_bounded_b1_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded', 'batch 1, lr 2e-3',
          budget={'batch_size': 1, 'lr': 2e-3})
-# the lean rows' size of single-frame network at the tiny reference's rate too (5e-4; the mode's 1e-3 otherwise)
+# the lean rows' size of single-frame network at the tiny reference's rate (5e-4) and at the lean rows' 300-s rate
+# (2e-3); the mode's 1e-3 otherwise
 _variant('SingleFrame_lean_lr5e-4', 'SingleFrame_lean', 'lr 5e-4', budget={'lr': 5e-4})
+_variant('SingleFrame_lean_lr2e-3', 'SingleFrame_lean', 'lr 2e-3', budget={'lr': 2e-3})
 #: The rows ``sl-bench`` runs without ``--models``.
 DEFAULT_MODELS = ('bicubic', 'bilinear', 'SemanticLens', 'SingleFrame', 'BasicVSR', 'IconVSR', 'BasicVSRPP', 'EDVR',
                   'SL_no_semantics', 'SL_no_flow')
 #: Rows without a network: MATLAB-bicubic upsampling (the VSR papers' reference) and bilinear
 #: upsampling, which BasicVSR, IconVSR, BasicVSR++ and EDVR add their output to.
 UPSAMPLINGS = ('bicubic', 'bilinear')
-#: Rows compared with SemanticLens in the verdict (the single-frame reference first).
-BASELINES = ('SingleFrame', 'BasicVSR', 'BasicVSR_dis', 'IconVSR', 'BasicVSRPP', 'EDVR')
+#: The single-frame references: the full tiny network's size (0.48M) and the lean rows' (0.196M).
+SINGLE_FRAME_ROWS = ('SingleFrame', 'SingleFrame_lean')
+#: Rows compared with SemanticLens in the verdict (the single-frame references first).
+BASELINES = SINGLE_FRAME_ROWS + ('BasicVSR', 'BasicVSR_dis', 'IconVSR', 'BasicVSRPP', 'EDVR')
 
 #: Budgets of the two modes. ``seconds`` of training per model, on the ``clock`` (``'cpu'``: CPU
 #: seconds of the one-thread training process; ``'gpu'``: synchronized GPU seconds, CUDA only);

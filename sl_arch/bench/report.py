@@ -8,8 +8,8 @@ import os.path as osp
 
 from sl_arch.bench.common import markdown_table
 from sl_arch.bench.measure import LONG_CLIP_FRAMES
-from sl_arch.bench.options import (BASELINES, DATA_ROOT, TEST_SETS, TRAIN_FOLDER, VALIDATION_SET, held_out_label,
-                                   real_test_sets, row_budget)
+from sl_arch.bench.options import (BASELINES, DATA_ROOT, SINGLE_FRAME_ROWS, TEST_SETS, TRAIN_FOLDER, VALIDATION_SET,
+                                   held_out_label, real_test_sets, row_budget)
 from sl_arch.utils.errors import SLError
 from sl_arch.utils.files import atomic_write, check_writable, write_json, write_text
 
@@ -74,7 +74,8 @@ def verdict(rows, clock='CPU'):
     if 'bicubic' in by_key:
         lines.append(bicubic_sentence(sl, by_key['bicubic'], [by_key[key] for key in BASELINES if key in by_key]))
     if 'bilinear' in by_key:
-        lines += starting_point_sentences(by_key['bilinear'], [by_key[key] for key in BASELINES[1:] if key in by_key])
+        lines += starting_point_sentences(by_key['bilinear'], [by_key[key] for key in BASELINES
+                                                                  if key in by_key and key not in SINGLE_FRAME_ROWS])
     lines += [ablation_sentence(sl, row) for row in rows if row['key'].startswith('SL_') and row['key'] in by_key]
     lines.append('- One seed per model: the run-to-run spread was not measured, so margins of a few hundredths '
                  'of a dB are within noise.')
@@ -106,18 +107,18 @@ def margin_text(deltas):
 
 def comparison_sentence(sl, baseline, clock, name='SemanticLens'):
     """``name`` (the ``sl`` row) against one reference row: the single-frame network, or a video baseline."""
-    if baseline['key'] == 'SingleFrame':
+    if baseline['key'] in SINGLE_FRAME_ROWS:
         return single_frame_sentence(sl, baseline, clock, name)
     return baseline_sentence(sl, baseline, name)
 
 
 def single_frame_sentence(sl, single, clock, name='SemanticLens'):
-    """``name`` (the ``sl`` row) against the equal-size single-frame network."""
+    """``name`` (the ``sl`` row) against a single-frame network, both sizes stated."""
     real = real_psnr(sl) - real_psnr(single)
-    return (f'- **Against the equal-size single-frame network at equal {clock} time**: {name} is '
-            f'**{"ahead" if real > 0 else "behind"} by {abs(real):.2f} dB PSNR-Y on real held-out footage** '
-            f'({margin_text(margins(sl, single))}). It did {plural(iterations(sl), "iteration")}, the single-frame '
-            f'network {iterations(single)}.')
+    return (f'- **Against the single-frame network of {single["params"] / 1e6:.3f}M parameters at equal {clock} time** '
+            f'({name}: {sl["params"] / 1e6:.3f}M): {name} is **{"ahead" if real > 0 else "behind"} by {abs(real):.2f} '
+            f'dB PSNR-Y on real held-out footage** ({margin_text(margins(sl, single))}). It did '
+            f'{plural(iterations(sl), "iteration")}, the single-frame network {iterations(single)}.')
 
 
 def baseline_sentence(sl, row, name='SemanticLens'):
@@ -334,7 +335,7 @@ def save_plot(rows, path):
                and real_psnr(row) is not None]
     for number, row in enumerate(plotted, 1):
         colour = ('tab:red' if row['key'] == 'SemanticLens' else 'tab:orange' if row['key'].startswith('SL_')
-                  else 'black' if row['key'] in ('bicubic', 'bilinear', 'SingleFrame') else 'tab:blue')
+                  else 'black' if row['key'] in ('bicubic', 'bilinear', *SINGLE_FRAME_ROWS) else 'tab:blue')
         axes.scatter(row['ms_per_frame'], real_psnr(row), color=colour, s=40, zorder=3,
                      label=f'{number}  {row["label"]}')
         axes.annotate(str(number), (row['ms_per_frame'], real_psnr(row)), textcoords='offset points',
