@@ -405,9 +405,9 @@ def test_step_time_prints_each_networks_iteration_time_per_arithmetic_and_refuse
                     '--frames', '2', '--lr-side', '16', '--repeats', '1'])
     table = [line for line in capsys.readouterr().out.splitlines() if line.startswith('| ')]
     assert table[0] == '| model | params | fp32 | fp32, channels-last | bf16 | bf16, channels-last |'
-    assert [row.split(' | ')[0] for row in table[1:]] == ['| Single-frame SRResNet, equal size', '| SemanticLens + '
-                                                          'aligned neighbours in, DIS flow, w/o semantic branch, w/o '
-                                                          'MFSAB, alignment gate']
+    assert [row.split(' | ')[0] for row in table[1:]] == [
+        "| Single-frame SRResNet, the full tiny network's size",
+        '| SemanticLens + aligned neighbours in, DIS flow, w/o semantic branch, w/o MFSAB, alignment gate']
     for row in table[1:]:
         cells = row.strip('| ').split(' | ')
         assert cells[2].endswith('(1.00x)') and all(re.fullmatch(r'\d+ \(\d+\.\d\dx\)', cell) for cell in cells[2:])

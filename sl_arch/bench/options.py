@@ -18,7 +18,7 @@ MODELS = {
     'bicubic': ('Bicubic', 'bicubic', None),
     'bilinear': ('Bilinear (where the BasicSR models start)', 'bilinear', None),
     'SemanticLens': ('SemanticLens', 'SemanticLens', {}),
-    'SingleFrame': ('Single-frame SRResNet, equal size', 'SLFrameWise', None),
+    'SingleFrame': ('Single-frame SRResNet, the full tiny network\'s size', 'SLFrameWise', None),
     # the size of the lean rows (0.185M) rather than of the full tiny network: 32 ch / 6 blocks, 0.196M, the nearest
     # SRResNet not smaller than them
     'SingleFrame_lean': ('Single-frame SRResNet, 32 ch / 6 blocks (the lean rows\' size)', 'SLFrameWise',
