@@ -335,7 +335,7 @@ def save_plot(rows, path):
                and real_psnr(row) is not None]
     for number, row in enumerate(plotted, 1):
         colour = ('tab:red' if row['key'] == 'SemanticLens' else 'tab:orange' if row['key'].startswith('SL_')
-                  else 'black' if row['key'] in ('bicubic', 'bilinear', *SINGLE_FRAME_ROWS) else 'tab:blue')
+                  else 'black' if row['kind'] in ('bicubic', 'bilinear', 'SLFrameWise') else 'tab:blue')
         axes.scatter(row['ms_per_frame'], real_psnr(row), color=colour, s=40, zorder=3,
                      label=f'{number}  {row["label"]}')
         axes.annotate(str(number), (row['ms_per_frame'], real_psnr(row)), textcoords='offset points',
