@@ -7,7 +7,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 import yaml
+
+import sl_arch  # noqa: F401  (registers, installs the torchvision shim)
+from basicsr.utils.registry import ARCH_REGISTRY
 
 from sl_arch.bench import compare, options, report
 from sl_arch.bench.common import run_in_child
@@ -88,6 +92,26 @@ def test_a_row_may_change_a_size_of_the_preset():
         small = options.network_options(key, 'tiny', pretrained_flow=True)
         assert small['network']['num_feat'] == 32 and lean <= options.parameter_counts(small)[0] < 1.1 * lean
         assert options.ROW_BUDGETS.get(key, {}).get('lr') == lr
+
+
+def test_the_rebalanced_rows_move_residual_blocks_between_stages_at_the_same_size():
+    base = 'SL_dis_neighbours_no_semantics_no_mfsab_no_image_gate_up16_bounded'
+    reference = options.network_options(f'{base}_lr2e-3', 'tiny', pretrained_flow=True)
+    size = options.parameter_counts(reference)[0]
+    for suffix, blocks in (('e3p1', (3, 1, 1)), ('e2p1r2', (2, 1, 2)), ('e0p3r0', (0, 3, 0))):
+        key = f'{base}_{suffix}_lr2e-3'
+        row = options.network_options(key, 'tiny', pretrained_flow=True)
+        assert (row['num_extract_block'], row['num_block'], row['num_reconstruct_block']) == blocks
+        assert {k: v for k, v in row.items() if k not in ('num_extract_block', 'num_block', 'num_reconstruct_block')} \
+            == {k: v for k, v in reference.items() if k not in ('num_extract_block', 'num_block', 'num_reconstruct_block')}
+        assert options.parameter_counts(row)[0] == size  # the same blocks, in other places
+        assert options.ROW_BUDGETS[key] == {'lr': 2e-3}
+    # no residual block in the extractor or the reconstruction still builds a working network
+    network_opt = dict(options.network_options(f'{base}_e0p3r0_lr2e-3', 'tiny', pretrained_flow=True))
+    network = ARCH_REGISTRY.get(network_opt.pop('type'))(**network_opt)
+    assert len(network.feat_extract) == 3 and len(network.feat_extract[2]) == 0 and len(network.reconstruct) == 0
+    with torch.no_grad():
+        assert network(torch.rand(1, 3, 3, 16, 16)).shape == (1, 3, 3, 64, 64)
 
 
 def test_edvr_takes_the_training_clip_length_and_is_tested_on_sliding_windows_of_it(tmp_path):

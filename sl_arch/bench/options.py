@@ -181,6 +181,19 @@ _variant(f'{LEAN16_NO_IMAGE}_bounded_lr3e-3_warmup', f'{LEAN16_NO_IMAGE}_bounded
 # 1.6x the steps of a batch of 2 in the same CPU time
 _variant(f'{LEAN16_NO_IMAGE}_bounded_b1_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded', 'batch 1, lr 2e-3',
          budget={'batch_size': 1, 'lr': 2e-3})
+# the same residual blocks per frame spent elsewhere (nineteenth round): the recurrent steps' blocks moved into the
+# extractor, which reads each frame with its two DIS-aligned neighbours (early fusion, learned like a single-frame
+# network), or into the extractor and the reconstruction; parameters and multiply-adds as the 2e-3 row
+_variant(f'{LEAN16_NO_IMAGE}_bounded_e3p1_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded',
+         '3 extractor blocks, 1 per recurrent step, lr 2e-3', budget={'lr': 2e-3}, num_extract_block=3, num_block=1)
+_variant(f'{LEAN16_NO_IMAGE}_bounded_e2p1r2_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded',
+         '2 extractor blocks, 1 per recurrent step, 2 reconstruction blocks, lr 2e-3', budget={'lr': 2e-3},
+         num_extract_block=2, num_block=1, num_reconstruct_block=2)
+# and the other way: every residual block in the recurrent steps (3 per step and direction), none in the extractor
+# and the reconstruction (the 3-1 split above lost on both seeds tried)
+_variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded',
+         'no extractor or reconstruction blocks, 3 per recurrent step, lr 2e-3', budget={'lr': 2e-3},
+         num_extract_block=0, num_block=3, num_reconstruct_block=0)
 # the lean rows' size of single-frame network at the tiny reference's rate (5e-4) and at the lean rows' 300-s rate
 # (2e-3); the mode's 1e-3 otherwise
 _variant('SingleFrame_lean_lr5e-4', 'SingleFrame_lean', 'lr 5e-4', budget={'lr': 5e-4})
