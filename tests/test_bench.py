@@ -534,7 +534,7 @@ def test_lr_and_the_clip_options_set_every_rows_value_or_one_rows_and_bad_values
     assert written[f'bench_{frame_flow_row}']['datasets']['train']['dis_flows'] is True
     assert 'dis_flows' not in written['bench_SingleFrame']['datasets']['train']
     # a row's dataset options replace the sampling defaults too (frame intervals), not only add to them
-    interval_row = 'SL_dis_neighbours_no_semantics_no_mfsab_no_image_gate_up16_bounded_interval12_lr2e-3'
+    interval_row = 'SL_dis_neighbours_no_semantics_no_mfsab_no_image_gate_up16_bounded_e0p3r0_interval12_lr2e-3'
     written = training_options_of_rows((interval_row, 'SingleFrame'), default, tmp_path / 'interval', monkeypatch)
     assert written[f'bench_{interval_row}']['datasets']['train']['interval_list'] == [1, 2]
     assert written['bench_SingleFrame']['datasets']['train']['interval_list'] == [1]
