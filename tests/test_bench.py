@@ -106,6 +106,19 @@ def test_the_rebalanced_rows_move_residual_blocks_between_stages_at_the_same_siz
             == {k: v for k, v in reference.items() if k not in ('num_extract_block', 'num_block', 'num_reconstruct_block')}
         assert options.parameter_counts(row)[0] == size  # the same blocks, in other places
         assert options.ROW_BUDGETS[key] == {'lr': 2e-3}
+    # the same move in lean16 with IMAGE (the 1200-s row, the mode's rate)
+    image = options.network_options('SL_dis_neighbours_no_semantics_no_mfsab_gate_up16_bounded_e0p3r0', 'tiny',
+                                    pretrained_flow=True)
+    assert image.get('use_image', True) and (image['num_extract_block'], image['num_block'], image['num_reconstruct_block']) \
+        == (0, 3, 0)
+    assert options.parameter_counts(image)[0] == options.parameter_counts(options.network_options(
+        'SL_dis_neighbours_no_semantics_no_mfsab_gate_up16_bounded', 'tiny', pretrained_flow=True))[0]
+    assert 'SL_dis_neighbours_no_semantics_no_mfsab_gate_up16_bounded_e0p3r0' not in options.ROW_BUDGETS
+    # 4 blocks per step at 28 channels: smaller than the 2e-3 row, so not larger than the single-frame reference either
+    deeper = options.network_options(f'{base}_e0p4r0_w28_lr2e-3', 'tiny', pretrained_flow=True)
+    assert (deeper['num_feat'], deeper['num_extract_block'], deeper['num_block'], deeper['num_reconstruct_block']) \
+        == (28, 0, 4, 0)
+    assert options.parameter_counts(deeper)[0] < size
     # no residual block in the extractor or the reconstruction still builds a working network
     network_opt = dict(options.network_options(f'{base}_e0p3r0_lr2e-3', 'tiny', pretrained_flow=True))
     network = ARCH_REGISTRY.get(network_opt.pop('type'))(**network_opt)

@@ -202,6 +202,9 @@ _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p4r0_w28_lr2e-3', f'{LEAN16_NO_IMAGE}_bou
 # align per step, as the test footage's fast bikes have; the single-frame network sees the same frames either way
 _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_interval12_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_lr2e-3',
          'frame intervals 1-2', budget={'lr': 2e-3}, train_set={'interval_list': [1, 2]})
+# lean16 with IMAGE (the 1200-s row, lr 1e-3) with every residual block in the recurrent steps, as e0p3r0 above
+_variant(f'{LEAN16}_bounded_e0p3r0', f'{LEAN16}_bounded', 'no extractor or reconstruction blocks, 3 per recurrent step',
+         num_extract_block=0, num_block=3, num_reconstruct_block=0)
 # the lean rows' size of single-frame network at the tiny reference's rate (5e-4) and at the lean rows' 300-s rate
 # (2e-3); the mode's 1e-3 otherwise
 _variant('SingleFrame_lean_lr5e-4', 'SingleFrame_lean', 'lr 5e-4', budget={'lr': 5e-4})
