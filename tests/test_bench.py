@@ -95,22 +95,22 @@ def test_a_row_may_change_a_size_of_the_preset():
 
 
 def test_the_rebalanced_rows_move_residual_blocks_between_stages_at_the_same_size():
+    stages = ('num_extract_block', 'num_block', 'num_reconstruct_block')
     base = 'SL_dis_neighbours_no_semantics_no_mfsab_no_image_gate_up16_bounded'
     reference = options.network_options(f'{base}_lr2e-3', 'tiny', pretrained_flow=True)
     size = options.parameter_counts(reference)[0]
     for suffix, blocks in (('e3p1', (3, 1, 1)), ('e2p1r2', (2, 1, 2)), ('e0p3r0', (0, 3, 0))):
         key = f'{base}_{suffix}_lr2e-3'
         row = options.network_options(key, 'tiny', pretrained_flow=True)
-        assert (row['num_extract_block'], row['num_block'], row['num_reconstruct_block']) == blocks
-        assert {k: v for k, v in row.items() if k not in ('num_extract_block', 'num_block', 'num_reconstruct_block')} \
-            == {k: v for k, v in reference.items() if k not in ('num_extract_block', 'num_block', 'num_reconstruct_block')}
+        assert tuple(row[name] for name in stages) == blocks
+        assert ({k: v for k, v in row.items() if k not in stages}
+                == {k: v for k, v in reference.items() if k not in stages})
         assert options.parameter_counts(row)[0] == size  # the same blocks, in other places
         assert options.ROW_BUDGETS[key] == {'lr': 2e-3}
     # the same move in lean16 with IMAGE (the 1200-s row, the mode's rate)
     image = options.network_options('SL_dis_neighbours_no_semantics_no_mfsab_gate_up16_bounded_e0p3r0', 'tiny',
                                     pretrained_flow=True)
-    assert image.get('use_image', True) and (image['num_extract_block'], image['num_block'], image['num_reconstruct_block']) \
-        == (0, 3, 0)
+    assert image.get('use_image', True) and tuple(image[name] for name in stages) == (0, 3, 0)
     assert options.parameter_counts(image)[0] == options.parameter_counts(options.network_options(
         'SL_dis_neighbours_no_semantics_no_mfsab_gate_up16_bounded', 'tiny', pretrained_flow=True))[0]
     assert 'SL_dis_neighbours_no_semantics_no_mfsab_gate_up16_bounded_e0p3r0' not in options.ROW_BUDGETS
