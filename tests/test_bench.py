@@ -127,6 +127,23 @@ def test_the_rebalanced_rows_move_residual_blocks_between_stages_at_the_same_siz
         assert network(torch.rand(1, 3, 3, 16, 16)).shape == (1, 3, 3, 64, 64)
 
 
+def test_a_variant_is_trained_as_its_base_row_with_its_own_values_on_top(monkeypatch):
+    for table in ('MODELS', 'ROW_BUDGETS', 'TRAIN_SET_CHANGES', 'TRAIN_CHANGES'):
+        monkeypatch.setattr(options, table, dict(getattr(options, table)))
+    options._variant('base_row', 'SemanticLens', 'base', budget={'lr': 2e-3, 'batch_size': 1},
+                     train_set={'dis_flows': True}, train={'warmup_iter': 200})
+    options._variant('derived_row', 'base_row', 'derived', budget={'batch_size': 3}, train_set={'interval_list': [1, 2]},
+                     num_feat=24)
+    assert options.MODELS['derived_row'] == ('SemanticLens, base, derived', 'SemanticLens', {'num_feat': 24})
+    assert options.ROW_BUDGETS['derived_row'] == {'lr': 2e-3, 'batch_size': 3}
+    assert options.TRAIN_SET_CHANGES['derived_row'] == {'dis_flows': True, 'interval_list': [1, 2]}
+    assert options.TRAIN_CHANGES['derived_row'] == {'warmup_iter': 200}
+    assert options.ROW_BUDGETS['base_row'] == {'lr': 2e-3, 'batch_size': 1}  # the base row keeps its own
+    # the committed frame-interval row takes its base row's rate this way
+    interval_row = 'SL_dis_neighbours_no_semantics_no_mfsab_no_image_gate_up16_bounded_e0p3r0_interval12_lr2e-3'
+    assert options.ROW_BUDGETS[interval_row] == {'lr': 2e-3}
+
+
 def test_edvr_takes_the_training_clip_length_and_is_tested_on_sliding_windows_of_it(tmp_path):
     edvr = options.network_options('EDVR', 'tiny', pretrained_flow=True, num_frame=7)
     assert edvr['num_frame'] == 7

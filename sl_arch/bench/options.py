@@ -120,16 +120,14 @@ ROW_BUDGETS = {}
 
 def _variant(key, base, label_suffix, budget=None, train_set=None, train=None, **network_changes):
     """Add row ``key``: row ``base``'s network with ``network_changes``, labelled as ``base`` + ``label_suffix``,
-    trained with ``budget`` values (:data:`ROW_BUDGETS`), ``train_set`` options (:data:`TRAIN_SET_CHANGES`) and
-    ``train`` options (:data:`TRAIN_CHANGES`) of its own where given."""
+    trained as ``base`` is (its :data:`ROW_BUDGETS`, :data:`TRAIN_SET_CHANGES` and :data:`TRAIN_CHANGES`) with
+    ``budget``, ``train_set`` and ``train`` values of its own on top where given."""
     label, kind, ablation = MODELS[base]
     MODELS[key] = f'{label}, {label_suffix}', kind, dict(ablation, **network_changes)
-    if budget:
-        ROW_BUDGETS[key] = budget
-    if train_set:
-        TRAIN_SET_CHANGES[key] = train_set
-    if train:
-        TRAIN_CHANGES[key] = train
+    for table, own in ((ROW_BUDGETS, budget), (TRAIN_SET_CHANGES, train_set), (TRAIN_CHANGES, train)):
+        values = {**table.get(base, {}), **(own or {})}
+        if values:
+            table[key] = values
 
 
 LEAN16 = 'SL_dis_neighbours_no_semantics_no_mfsab_gate_up16'
@@ -201,7 +199,7 @@ _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p4r0_w28_lr2e-3', f'{LEAN16_NO_IMAGE}_bou
 # the 3-blocks-per-step row on clips drawn at frame intervals 1 and 2 (BasicSR's interval_list): larger motions to
 # align per step, as the test footage's fast bikes have; the single-frame network sees the same frames either way
 _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_interval12_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_lr2e-3',
-         'frame intervals 1-2', budget={'lr': 2e-3}, train_set={'interval_list': [1, 2]})
+         'frame intervals 1-2', train_set={'interval_list': [1, 2]})  # the base row's rate, 2e-3
 # lean16 with IMAGE (the 1200-s row, lr 1e-3) with every residual block in the recurrent steps, as e0p3r0 above
 _variant(f'{LEAN16}_bounded_e0p3r0', f'{LEAN16}_bounded', 'no extractor or reconstruction blocks, 3 per recurrent step',
          num_extract_block=0, num_block=3, num_reconstruct_block=0)
