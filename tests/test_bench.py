@@ -453,7 +453,7 @@ def test_autocast_and_channels_last_reach_every_rows_training_only_when_asked():
             compare.mode_budget(compare.parse_args(['--quick', '--autocast', 'fp16']))
 
 
-def test_step_time_prints_each_networks_iteration_time_per_arithmetic_and_refuses_upsamplings(capsys):
+def test_step_time_prints_each_networks_iteration_time_per_arithmetic_and_refuses_bad_options(capsys):
     from sl_arch.bench import step_time
     step_time.main(['--models', 'SingleFrame,SL_dis_neighbours_no_semantics_no_mfsab_gate', '--batch', '1',
                     '--frames', '2', '--lr-side', '16', '--repeats', '1'])
@@ -468,6 +468,13 @@ def test_step_time_prints_each_networks_iteration_time_per_arithmetic_and_refuse
     with pytest.raises(SystemExit) as exit_info:
         step_time.main(['--models', 'bicubic'])
     assert exit_info.value.code == 2 and 'upsamplings have no training iteration' in capsys.readouterr().err
+    # a sliding-window network restores the centre frame: its loss is against that frame's target
+    step_time.main(['--models', 'EDVR', '--batch', '2', '--frames', '3', '--lr-side', '16', '--repeats', '1'])
+    assert capsys.readouterr().out.splitlines()[-1].startswith('| EDVR | ')
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit) as exit_info:
+            step_time.main(['--models', 'SingleFrame', '--device', 'cuda'])
+        assert exit_info.value.code == 2 and '--device cuda: this machine has 0 usable CUDA GPU' in capsys.readouterr().err
 
 
 @pytest.mark.parametrize('row_key, name, iterations, arithmetic', [

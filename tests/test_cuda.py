@@ -8,6 +8,7 @@ deformable alignment only where CUDA is), ``sl-infer --device cuda`` with ``--pr
 """
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -145,3 +146,16 @@ def test_sl_train_on_a_gpu_with_a_gpu_seconds_budget_and_fp16_autocast(tmp_path)
     metrics = json.loads((experiment / 'metrics_synthetic_val.json').read_text())
     assert metrics['metrics']['psnr']['mean'] > 5
     assert 'End of training' in read_train_log(experiment)
+
+
+def test_step_time_on_a_gpu_times_each_networks_training_iteration_on_the_gpu(capsys):
+    from sl_arch.bench import step_time
+    step_time.main(['--device', 'cuda', '--models', 'SingleFrame_lean,SL_dis_neighbours_no_semantics_no_mfsab_gate_up16',
+                    '--batch', '1', '--frames', '3', '--lr-side', '32', '--repeats', '2'])
+    out = capsys.readouterr().out
+    assert out.startswith(f'GPU ms per training iteration on {torch.cuda.get_device_name(0)}')
+    table = [line for line in out.splitlines() if line.startswith('| ')]
+    assert len(table) == 3
+    for row in table[1:]:
+        cells = row.strip('| ').split(' | ')
+        assert cells[2].endswith('(1.00x)') and all(re.fullmatch(r'\d+ \(\d+\.\d\dx\)', cell) for cell in cells[2:])

@@ -1,6 +1,7 @@
-"""CPU time of one training iteration of ``sl-bench`` rows, per arithmetic: ``python -m sl_arch.bench.step_time``.
+"""Time of one training iteration of ``sl-bench`` rows, per arithmetic: ``python -m sl_arch.bench.step_time``.
 
     OMP_NUM_THREADS=1 python -m sl_arch.bench.step_time --models SingleFrame,SL_dis_gate --repeats 9
+    python -m sl_arch.bench.step_time --device cuda --models SingleFrame_lean,BasicVSR --batch 8 --lr-side 64
 
 Each row's network (as ``sl-bench --quick`` builds it) takes one training iteration (forward under
 ``torch.autocast`` where asked, float32 loss, backward, Adam step) on the same random batch of
@@ -8,7 +9,10 @@ Each row's network (as ``sl-bench --quick`` builds it) takes one training iterat
 (``train.autocast``, ``train.channels_last``). All variants run in round robin in one process, so
 a change of the machine's load hits them alike; the table gives each variant's median CPU seconds
 (``time.process_time``, one thread) and its ratio to the same network in float32, default order.
-No data loading: ``sl-bench``'s own iterations also read and crop clips.
+With ``--device cuda`` the networks and the batch are on the GPU, autocast is CUDA's and each
+iteration is timed by the wall clock between two ``torch.cuda.synchronize()`` (GPU seconds, the
+CPU's launching included, as ``train.gpu_seconds`` counts them). No data loading: ``sl-bench``'s
+own iterations also read and crop clips.
 """
 import argparse
 import itertools
@@ -26,43 +30,56 @@ DEFAULT_MODELS = ('SingleFrame', 'SL_dis_gate', 'SL_dis_neighbours_no_semantics_
                   'SL_dis_neighbours_no_semantics_no_mfsab_gate')
 
 
-def training_step(key, autocast, channels_last, batch, frames, lr_side, preset='tiny'):
+def training_step(key, autocast, channels_last, batch, frames, lr_side, preset='tiny', device='cpu'):
     """A callable running one training iteration of ``sl-bench`` row ``key``; and the row's parameter count."""
     from basicsr.archs import build_network
 
-    from sl_arch.bench.options import network_options
+    from sl_arch.bench.options import min_input_size, network_options
+    from sl_arch.models.sl_video_recurrent_model import pad_to_min_size
     torch.manual_seed(0)
-    net = build_network(network_options(key, preset, pretrained_flow=True, num_frame=frames))
+    network_opt = network_options(key, preset, pretrained_flow=True, num_frame=frames)
+    net = build_network(network_opt).to(device)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=1e-4)
-    clip = torch.rand(batch, frames, 3, lr_side, lr_side)
-    target = torch.rand(batch, frames, 3, 4 * lr_side, 4 * lr_side)
+    # as sl-bench trains it: a clip below the network's smallest input is padded, the output cropped back
+    clip = pad_to_min_size(torch.rand(batch, frames, 3, lr_side, lr_side), min_input_size(network_opt) or 0).to(device)
+    target = torch.rand(batch, frames, 3, 4 * lr_side, 4 * lr_side).to(device)
 
     def step():
         optimizer.zero_grad()
-        with torch.autocast('cpu', dtype=autocast or torch.bfloat16, enabled=autocast is not None):
-            output = net(clip)
-        (output.float() - target).abs().mean().backward()
+        with torch.autocast(torch.device(device).type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+            output = net(clip)[..., :4 * lr_side, :4 * lr_side]
+        # a sliding-window network (EDVR) restores the centre frame only
+        (output.float() - (target if output.dim() == 5 else target[:, frames // 2])).abs().mean().backward()
         optimizer.step()
 
     return step, sum(p.numel() for p in net.parameters())
 
 
-def step_times(keys, batch=2, frames=7, lr_side=24, repeats=9):
-    """Median CPU seconds per training iteration: ``{(key, variant label): seconds}``, and parameter counts."""
+def step_times(keys, batch=2, frames=7, lr_side=24, repeats=9, device='cpu'):
+    """Median seconds per training iteration: ``{(key, variant label): seconds}``, and parameter counts. On the CPU
+    its time of one thread; on a GPU the wall time of each iteration, from a synchronized start to its end."""
     torch.set_num_threads(1)
+    device = torch.device(device)
+    cuda = device.type == 'cuda'
+    clock = time.perf_counter if cuda else time.process_time
+    synchronize = torch.cuda.synchronize if cuda else (lambda: None)
     steps, params = {}, {}
     for key, (label, autocast, channels_last) in itertools.product(keys, VARIANTS):
-        steps[key, label], params[key] = training_step(key, autocast, channels_last, batch, frames, lr_side)
+        steps[key, label], params[key] = training_step(key, autocast, channels_last, batch, frames, lr_side,
+                                                       device=device)
     times = {name: [] for name in steps}
-    for step in steps.values():  # warm-up: oneDNN picks its kernels on the first call
-        step()
+    for _ in range(2):  # warm-up: oneDNN and cuDNN pick their kernels on the first calls
+        for step in steps.values():
+            step()
     for _ in range(repeats):
         for name, step in steps.items():
-            start = time.process_time()
+            synchronize()
+            start = clock()
             step()
-            times[name].append(time.process_time() - start)
+            synchronize()
+            times[name].append(clock() - start)
     return {name: statistics.median(values) for name, values in times.items()}, params
 
 
@@ -76,8 +93,10 @@ def report(seconds, params, keys, args):
         rows.append([MODELS[key][0], f'{params[key] / 1e6:.3f}M']
                     + [f'{seconds[key, label] * 1000:.0f} ({seconds[key, label] / base:.2f}x)'
                        for label, _, _ in VARIANTS])
-    header = (f'CPU ms per training iteration (ratio to the same network in float32), one thread, torch '
-              f'{torch.__version__}: batch {args.batch} x {args.frames} frames of {args.lr_side}x{args.lr_side} LR '
+    where = (f'GPU ms per training iteration on {torch.cuda.get_device_name(args.device)} (ratio to the same network '
+             f'in float32)' if torch.device(args.device).type == 'cuda' else
+             'CPU ms per training iteration (ratio to the same network in float32), one thread')
+    header = (f'{where}, torch {torch.__version__}: batch {args.batch} x {args.frames} frames of {args.lr_side}x{args.lr_side} LR '
               f'px, forward (under autocast where bf16), float32 loss, backward, Adam; medians of {args.repeats} '
               'round-robin repeats, no data loading.')
     return header + '\n\n' + markdown_table(['model', 'params'] + [label for label, _, _ in VARIANTS], rows)
@@ -95,6 +114,7 @@ def main(argv=None):
     parser.add_argument('--frames', type=int, default=7)
     parser.add_argument('--lr-side', type=int, default=24, help='LR side of the training patches (default 24)')
     parser.add_argument('--repeats', type=int, default=9)
+    parser.add_argument('--device', default='cpu', help='cpu (default), or cuda / cuda:N: time the iterations on a GPU')
     args = parser.parse_args(argv)
     keys = selected_models(args.models)
     untrained = [key for key in keys if MODELS[key][1] in UPSAMPLINGS]
@@ -102,7 +122,9 @@ def main(argv=None):
         raise SLError(f'--models {",".join(untrained)}: upsamplings have no training iteration; drop them.')
     if min(args.batch, args.frames, args.lr_side, args.repeats) < 1:
         raise SLError('--batch, --frames, --lr-side and --repeats must be at least 1.')
-    seconds, params = step_times(keys, args.batch, args.frames, args.lr_side, args.repeats)
+    from sl_arch.infer import torch_device
+    device = torch_device(args.device)  # one clear line where this machine has no such GPU
+    seconds, params = step_times(keys, args.batch, args.frames, args.lr_side, args.repeats, device)
     print(report(seconds, params, keys, args))
 
 
