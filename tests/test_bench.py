@@ -468,6 +468,9 @@ def test_step_time_prints_each_networks_iteration_time_per_arithmetic_and_refuse
     with pytest.raises(SystemExit) as exit_info:
         step_time.main(['--models', 'bicubic'])
     assert exit_info.value.code == 2 and 'upsamplings have no training iteration' in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        step_time.main(['--models', 'IconVSR', '--frames', '2'])
+    assert exit_info.value.code == 2 and '--frames 2: IconVSR needs clips of at least' in capsys.readouterr().err
     # a sliding-window network restores the centre frame: its loss is against that frame's target
     step_time.main(['--models', 'EDVR', '--batch', '2', '--frames', '3', '--lr-side', '16', '--repeats', '1'])
     assert capsys.readouterr().out.splitlines()[-1].startswith('| EDVR | ')

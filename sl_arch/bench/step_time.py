@@ -122,6 +122,13 @@ def main(argv=None):
         raise SLError(f'--models {",".join(untrained)}: upsamplings have no training iteration; drop them.')
     if min(args.batch, args.frames, args.lr_side, args.repeats) < 1:
         raise SLError('--batch, --frames, --lr-side and --repeats must be at least 1.')
+    from sl_arch.archs.spec import arch_spec
+    from sl_arch.bench.options import network_options
+    for key in keys:
+        needed = arch_spec(network_options(key, 'tiny', pretrained_flow=True, num_frame=args.frames)).min_frames
+        if args.frames < needed:
+            raise SLError(f'--frames {args.frames}: {key} needs clips of at least {needed} frames; raise --frames '
+                          f'or drop the row.')
     from sl_arch.infer import torch_device
     device = torch_device(args.device)  # one clear line where this machine has no such GPU
     seconds, params = step_times(keys, args.batch, args.frames, args.lr_side, args.repeats, device)
