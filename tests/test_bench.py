@@ -617,3 +617,49 @@ def test_long_clip_drop_finds_a_network_whose_propagated_state_grows_and_not_one
         assert result['frames'] == 40 and len(result['pass_psnr']) == 8
         drops[name] = result['drop_db']
     assert drops['holds'] < 0.01 and drops['grows'] > 1
+
+
+def write_report(folder, seed, seconds, scores):
+    """A minimal sl-bench results.json: per row key, (real-set PSNR-Y, validation PSNR-Y, iterations)."""
+    from sl_arch.bench.options import real_test_sets
+    rows = [{'key': 'bicubic', 'label': 'Bicubic', 'kind': 'bicubic',
+             'metrics': {name: {'psnr': {'mean': 30.0}} for name in real_test_sets()}}]
+    for key, (real, validation, iterations) in scores.items():
+        metrics = {name: {'psnr': {'mean': real}} for name in real_test_sets()}
+        metrics['validation'] = {'psnr': {'mean': validation}}
+        rows.append({'key': key, 'label': f'label of {key}', 'kind': 'x', 'metrics': metrics,
+                     'train': {'budget_seconds': seconds, 'iterations': iterations}})
+    folder.mkdir(parents=True)
+    (folder / 'results.json').write_text(json.dumps({'info': {'budget': {'seed': seed}}, 'rows': rows}))
+    return str(folder)
+
+
+def test_curve_tables_each_models_score_and_margin_per_budget_over_seeds_and_refuses_bad_input(tmp_path, capsys):
+    from sl_arch.bench import curve
+    reports = [write_report(tmp_path / 's0_300', 0, 300.0, {'SF': (33.4, 31.4, 2700), 'SL': (33.6, 31.3, 2500)}),
+               write_report(tmp_path / 's1_300', 1, 300.0, {'SF': (33.2, 31.2, 2600), 'SL': (33.6, 31.4, 2400)}),
+               write_report(tmp_path / 's0_600', 0, 600.0, {'SF': (33.3, 31.3, 5200), 'SL': (33.8, 31.5, 4900)}),
+               # the seed-0 300-s rows read back by another report count once
+               write_report(tmp_path / 's0_300_again', 0, 300.0, {'SF': (33.4, 31.4, 2700)})]
+    out = tmp_path / 'curve'
+    curve.main(reports + ['--models', 'SF,SL', '--reference', 'SF', '--out', str(out)])
+    table = [line for line in capsys.readouterr().out.splitlines() if line.startswith('| label')]
+    assert table == ['| label of SF | 300 | 33.30 | 33.40 (2700), 33.20 (2600) | — | — | — |',
+                     '| label of SF | 600 | 33.30 | 33.30 (5200) | — | — | — |',
+                     '| label of SL | 300 | 33.60 | 33.60 (2500), 33.60 (2400) | +0.30 | +0.20, +0.40 | +0.05 |',
+                     '| label of SL | 600 | 33.80 | 33.80 (4900) | +0.50 | +0.50 | +0.20 |']
+    assert sorted(os.listdir(out)) == ['budget_curve.png', 'report.md', 'results.json']
+    assert len(json.loads((out / 'results.json').read_text())['rows']) == 6
+    curve.main(reports[:1] + ['--models', 'SL', '--out', str(out)])  # its own earlier curve is replaced
+    capsys.readouterr()
+    bad = [(reports[:1] + ['--models', 'SL', '--out', reports[1]], 'holds the report of an sl-bench run'),
+           (reports[:1] + ['--models', 'SL,BasicVSR'], '--models BasicVSR: no trained row'),
+           (reports[:1] + ['--models', 'SL', '--reference', 'SF'], '--reference SF is not one of --models'),
+           ([str(tmp_path)] + ['--models', 'SL'], 'no readable results.json'),
+           (reports[:1] + [write_report(tmp_path / 'retested', 0, 300.0, {'SL': (33.7, 31.3, 2500)}), '--models', 'SL'],
+            'disagree (33.600 against 33.700 dB')]
+    for argv, message in bad:
+        with pytest.raises(SystemExit) as exit_info:
+            curve.main(argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err, message
+    assert json.loads(Path(reports[1], 'results.json').read_text())['info'] == {'budget': {'seed': 1}}
