@@ -17,7 +17,6 @@ own iterations also read and crop clips.
 import argparse
 import itertools
 import statistics
-import time
 
 import torch
 
@@ -61,10 +60,9 @@ def step_times(keys, batch=2, frames=7, lr_side=24, repeats=9, device='cpu'):
     """Median seconds per training iteration: ``{(key, variant label): seconds}``, and parameter counts. On the CPU
     its time of one thread; on a GPU the wall time of each iteration, from a synchronized start to its end."""
     torch.set_num_threads(1)
+    from sl_arch.models.sl_video_recurrent_model import clock_seconds
     device = torch.device(device)
-    cuda = device.type == 'cuda'
-    clock = time.perf_counter if cuda else time.process_time
-    synchronize = torch.cuda.synchronize if cuda else (lambda: None)
+    clock = 'gpu' if device.type == 'cuda' else 'cpu'  # as train.gpu_seconds / cpu_seconds count
     steps, params = {}, {}
     for key, (label, autocast, channels_last) in itertools.product(keys, VARIANTS):
         steps[key, label], params[key] = training_step(key, autocast, channels_last, batch, frames, lr_side,
@@ -75,11 +73,9 @@ def step_times(keys, batch=2, frames=7, lr_side=24, repeats=9, device='cpu'):
             step()
     for _ in range(repeats):
         for name, step in steps.items():
-            synchronize()
-            start = clock()
+            start = clock_seconds(clock)
             step()
-            synchronize()
-            times[name].append(clock() - start)
+            times[name].append(clock_seconds(clock) - start)
     return {name: statistics.median(values) for name, values in times.items()}, params
 
 

@@ -83,6 +83,15 @@ def metrics_file_name(dataset_name):
     return f'metrics_{dataset_name}.json'
 
 
+def clock_seconds(kind):
+    """A reading of a training clock in seconds: ``'cpu'``, this process's CPU time (``time.process_time``);
+    ``'gpu'``, the wall clock once CUDA's queued work is done (``torch.cuda.synchronize()``)."""
+    if kind == 'gpu':
+        torch.cuda.synchronize()
+        return time.perf_counter()
+    return time.process_time()
+
+
 class TrainingClock:
     """Seconds spent training and iterations done: the measure of a time budget.
 
@@ -101,20 +110,14 @@ class TrainingClock:
         self.iterations, self.offset, self.wall_offset = 0, 0.0, 0.0
         self._start = self._wall_start = None
 
-    def _now(self):
-        if self.kind == 'gpu':
-            torch.cuda.synchronize()
-            return time.perf_counter()
-        return time.process_time()
-
     def start(self):
         """Start counting (a second call does nothing)."""
         if self._start is None:
-            self._start, self._wall_start = self._now(), time.perf_counter()
+            self._start, self._wall_start = clock_seconds(self.kind), time.perf_counter()
 
     def seconds(self):
         """Seconds counted so far (0 before :meth:`start`)."""
-        return self.offset + (0.0 if self._start is None else self._now() - self._start)
+        return self.offset + (0.0 if self._start is None else clock_seconds(self.kind) - self._start)
 
     def wall_seconds(self):
         """Wall seconds since :meth:`start`, resumed runs included."""
