@@ -214,7 +214,8 @@ def test_neighbour_input_brings_each_neighbour_onto_its_frame_with_the_flow(monk
 
     monkeypatch.setattr(net.flow_warper, 'forward', exact_flow)
     flows_backward, flows_forward = net._flows(clip)
-    fed = net._feature_input(clip, net._warped_neighbours(clip, flows_backward, flows_forward))
+    fed = net._feature_input(clip, net._warped_neighbours(clip, flows_backward, flows_forward), flows_backward,
+                             flows_forward)
     assert fed.shape == (1, 3, 9, 40, 48) and net.feat_extract[0].in_channels == 9
     interior = (..., slice(4, -4), slice(4, -4))
     torch.testing.assert_close(fed[:, 1, 3:6][interior], clip[:, 1][interior])  # previous frame, aligned
@@ -225,6 +226,45 @@ def test_neighbour_input_brings_each_neighbour_onto_its_frame_with_the_flow(monk
     assert net(clip).shape == (1, 3, 3, 160, 192)
     with pytest.raises(SLError, match='neighbour_input warps the neighbours with the flow warper'):
         build(neighbour_input=True, use_flow=False)
+
+
+def test_neighbour_radius_2_brings_the_frames_two_steps_away_onto_each_frame_by_the_composed_flows(monkeypatch):
+    net = build(neighbour_input=True, neighbour_radius=2, use_semantics=False)
+    steps = [(2, -1), (-1, 2), (1, 1), (0, -2)]  # (dx, dy) from frame i to frame i + 1: the motion changes
+    texture = torch.rand(1, 3, 48, 56)
+    offsets = [(0, 0)]
+    for dx, dy in steps:
+        offsets.append((offsets[-1][0] + dx, offsets[-1][1] + dy))
+    # frame i pixel (y, x) sits at (y + dy_i, x + dx_i) in frame i + 1
+    clip = torch.stack([torch.roll(texture, shifts=(oy, ox), dims=(2, 3)) for ox, oy in offsets], dim=1)
+
+    def exact_flow(ref, supp):  # the warper's contract: flow_warp(supp, flow) aligns supp to ref
+        sign = 1 if torch.equal(supp, clip[:, 1:].flatten(0, 1)) else -1
+        flow = torch.zeros(ref.shape[0], 2, *ref.shape[-2:])
+        for pair, (dx, dy) in enumerate(steps):
+            flow[pair, 0], flow[pair, 1] = sign * dx, sign * dy
+        return flow
+
+    monkeypatch.setattr(net.flow_warper, 'forward', exact_flow)
+    flows_backward, flows_forward = net._flows(clip)
+    fed = net._feature_input(clip, net._warped_neighbours(clip, flows_backward, flows_forward),
+                             flows_backward, flows_forward)
+    assert fed.shape == (1, 5, 15, 48, 56) and net.feat_extract[0].in_channels == 15
+    interior = (..., slice(8, -8), slice(8, -8))
+    for frame in range(5):
+        for channels, neighbour in ((slice(3, 6), frame - 1), (slice(6, 9), frame + 1),
+                                    (slice(9, 12), frame - 2), (slice(12, 15), frame + 2)):
+            if 0 <= neighbour < 5:  # aligned onto the frame; unaligned it differs
+                torch.testing.assert_close(fed[:, frame, channels][interior], clip[:, frame][interior])
+                assert (clip[:, neighbour] - clip[:, frame])[interior].abs().mean() > 0.1
+            else:  # no such neighbour: the frame itself
+                torch.testing.assert_close(fed[:, frame, channels], clip[:, frame])
+    short = build(neighbour_input=True, neighbour_radius=2, use_semantics=False)
+    assert short(clip[:, :2]).shape == (1, 2, 3, 192, 224)  # a clip too short for the second neighbours
+    with pytest.raises(SLError, match='set neighbour_input to true'):
+        build(neighbour_radius=2, use_semantics=False)
+    with pytest.raises(SLError, match='neighbour_radius must be an integer >= 1'):
+        build(neighbour_input=True, neighbour_radius=0, use_semantics=False)
 
 
 def test_align_gate_passes_features_where_the_flow_aligns_and_shuts_where_it_does_not():

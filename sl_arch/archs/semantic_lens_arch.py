@@ -107,6 +107,13 @@ class SemanticLens(nn.Module):
             clip's ends repeat the frame itself), so sub-pixel detail of the neighbours reaches every
             frame's features directly, not only through the propagated hidden state. Needs the flow
             warper. Ours, not the paper's; ``2 * num_in_ch * num_feat * 9`` more parameters. Default: False.
+        neighbour_radius (int): With ``neighbour_input``, how many frames on each side are warped onto each frame:
+            1, the two neighbours; 2 also frames ``i - 2`` and ``i + 2``, each warped by the two steps' flows
+            composed (``flow(i <- i+2) = flow(i <- i+1) + flow(i+1 <- i+2)`` read where the first lands, no more
+            flow estimates), so twice as many sub-pixel samples of the scene reach each frame's features directly,
+            before the recurrence has learned to carry them. A frame without such a neighbour (the clip's ends)
+            stands in for it. ``2 * num_in_ch * num_feat * 9`` more parameters per step of radius. Ours, not the
+            paper's. Default: 1.
         align_gate (bool): Alignment confidence: after the flow warp, the propagated features are scaled at
             each pixel by a gate learned from two measures of where the flow fails, the error of the
             neighbour's LR frame warped onto the frame (mean over channels) and the forward-backward
@@ -171,6 +178,7 @@ class SemanticLens(nn.Module):
                  use_mask_gate=False,
                  instance_motion=False,
                  neighbour_input=False,
+                 neighbour_radius=1,
                  align_gate=False,
                  align_gate_trained=True,
                  align_gate_error=True,
@@ -195,6 +203,12 @@ class SemanticLens(nn.Module):
             raise OptionError('SemanticLens neighbour_input warps the neighbours with the flow warper: set use_flow '
                               'to true, or neighbour_input to false.')
         self.neighbour_input = neighbour_input
+        if isinstance(neighbour_radius, bool) or not isinstance(neighbour_radius, int) or neighbour_radius < 1:
+            raise OptionError(f'SemanticLens neighbour_radius must be an integer >= 1, got {neighbour_radius!r}.')
+        if neighbour_radius > 1 and not neighbour_input:
+            raise OptionError('SemanticLens neighbour_radius sets how many neighbours neighbour_input warps in: set '
+                              'neighbour_input to true, or neighbour_radius to 1.')
+        self.neighbour_radius = neighbour_radius
         if align_gate and not use_flow:
             raise OptionError('SemanticLens align_gate measures how well the flow warper aligns: set use_flow to true, '
                               'or align_gate to false.')
@@ -229,7 +243,7 @@ class SemanticLens(nn.Module):
 
         # Pixel Enhancer
         self.feat_extract = nn.Sequential(
-            nn.Conv2d(num_in_ch * (3 if neighbour_input else 1), num_feat, 3, 1, 1), nn.LeakyReLU(0.1, inplace=True),
+            nn.Conv2d(num_in_ch * (1 + 2 * neighbour_radius if neighbour_input else 1), num_feat, 3, 1, 1), nn.LeakyReLU(0.1, inplace=True),
             make_layer(ResidualBlock, num_extract_block, num_feat=num_feat))
         self.flow_warper = None
         if use_flow:
@@ -343,25 +357,45 @@ class SemanticLens(nn.Module):
         previous[i] frame i warped onto frame i + 1. None without flows."""
         if flows_backward is None:
             return None
-        b, t, c, h, w = lqs.shape
-
-        def warp(frames, flows):
-            return flow_warp(frames.flatten(0, 1), flows.flatten(0, 1).permute(0, 2, 3, 1),
-                             padding_mode='border').view(b, t - 1, c, h, w)
-
         # backward[i] aligns frame i+1 to frame i; forward[i] aligns frame i to frame i+1
-        return warp(lqs[:, 1:], flows_backward), warp(lqs[:, :-1], flows_forward)
+        return self._warp(lqs[:, 1:], flows_backward), self._warp(lqs[:, :-1], flows_forward)
 
-    def _feature_input(self, lqs, warped):
+    def _feature_input(self, lqs, warped, flows_backward, flows_forward):
         """What the pixel-feature extractor reads: the clip, or with ``neighbour_input`` each frame with its
-        previous and next frame warped onto it (``warped``: :meth:`_warped_neighbours`), (b, t, 3c, h, w); a
-        frame without a neighbour stands in for it."""
+        previous and next frame warped onto it (``warped``: :meth:`_warped_neighbours`), and with ``neighbour_radius``
+        r > 1 the frames up to r steps away, warped by the composed flows: (b, t, (1 + 2r) c, h, w), ordered
+        frame, previous, next, second previous, second next, ...; a frame without such a neighbour stands in for it."""
         if not self.neighbour_input:
             return lqs
         previous, following = lqs.clone(), lqs.clone()
         if warped is not None:
             following[:, :-1], previous[:, 1:] = warped
-        return torch.cat([lqs, previous, following], dim=2)
+        inputs = [lqs, previous, following]
+        t = lqs.shape[1]
+        # flows to the frames k steps away, composed step by step: far_backward[i] aligns frame i + k to frame i
+        far_backward, far_forward = flows_backward, flows_forward
+        for k in range(2, self.neighbour_radius + 1):
+            previous, following = lqs.clone(), lqs.clone()
+            if flows_backward is not None and t > k:
+                far_backward = self._compose(far_backward[:, :-1], flows_backward[:, k - 1:])
+                far_forward = self._compose(flows_forward[:, k - 1:], far_forward[:, :-1])
+                following[:, :-k] = self._warp(lqs[:, k:], far_backward)
+                previous[:, k:] = self._warp(lqs[:, :-k], far_forward)
+            inputs += [previous, following]
+        return torch.cat(inputs, dim=2)
+
+    @staticmethod
+    def _warp(frames, flows):
+        """``frames`` (b, n, c, h, w) warped by ``flows`` (b, n, 2, h, w), border padding."""
+        b, n, c, h, w = frames.shape
+        return flow_warp(frames.flatten(0, 1), flows.flatten(0, 1).permute(0, 2, 3, 1),
+                         padding_mode='border').view(b, n, c, h, w)
+
+    @classmethod
+    def _compose(cls, first, second):
+        """The flow of ``first`` then ``second`` (each (b, n, 2, h, w)): a pixel moves by ``first``, then by
+        ``second`` read where it landed."""
+        return first + cls._warp(second, first)
 
     def _gate_reads_error(self):
         """Whether ``align_gate`` reads the warp error (``align_gate_error``), so needs the warped LR frames."""
@@ -502,7 +536,7 @@ class SemanticLens(nn.Module):
         warped = None  # the neighbours' LR frames warped by the flows, computed once for both readers
         if self.neighbour_input or self._gate_reads_error():
             warped = self._warped_neighbours(lqs, flows_backward, flows_forward)
-        feats = self.feat_extract(self._feature_input(lqs, warped).flatten(0, 1))
+        feats = self.feat_extract(self._feature_input(lqs, warped, flows_backward, flows_forward).flatten(0, 1))
         feats = feats.view(b, t, -1, h, w)
         gates_backward, gates_forward = self._align_gates(lqs, warped, flows_backward, flows_forward)
         backward_feats = self._propagate('backward', feats, flows_backward, semantics, masks, gates=gates_backward)
