@@ -267,6 +267,25 @@ def test_neighbour_radius_2_brings_the_frames_two_steps_away_onto_each_frame_by_
         build(neighbour_input=True, neighbour_radius=0, use_semantics=False)
 
 
+def test_neighbour_difference_feeds_each_aligned_neighbour_less_the_frame(monkeypatch):
+    texture = torch.rand(1, 3, 40, 48)
+    clip = torch.stack([torch.roll(texture, shifts=(-i, 2 * i), dims=(2, 3)) for i in range(3)], dim=1)
+    fed = {}
+    for difference in (False, True):
+        net = build(neighbour_input=True, neighbour_difference=difference, use_semantics=False)
+        flows = (torch.zeros(1, 2, 2, 40, 48), torch.zeros(1, 2, 2, 40, 48))
+        flows[0][:, :, 0], flows[0][:, :, 1] = 2, -1  # frame i + 1 onto frame i
+        flows[1][:, :, 0], flows[1][:, :, 1] = -2, 1
+        fed[difference] = net._feature_input(clip, net._warped_neighbours(clip, *flows), *flows)
+        assert net(clip, flows=flows).shape == (1, 3, 3, 160, 192)
+    torch.testing.assert_close(fed[True][:, :, :3], clip)  # the frame itself
+    torch.testing.assert_close(fed[True][:, :, 3:], fed[False][:, :, 3:] - clip.repeat(1, 1, 2, 1, 1))
+    assert fed[True][:, 1, 3:, 4:-4, 4:-4].abs().max() < 1e-5  # aligned: nothing differs
+    assert fed[True][:, 0, 3:6].abs().max() == 0 and fed[True][:, 2, 6:9].abs().max() == 0  # no neighbour: 0
+    with pytest.raises(SLError, match='set neighbour_input to true'):
+        build(neighbour_difference=True, use_semantics=False)
+
+
 def test_align_gate_passes_features_where_the_flow_aligns_and_shuts_where_it_does_not():
     import cv2
     net = build(align_gate=True, use_semantics=False)

@@ -114,6 +114,12 @@ class SemanticLens(nn.Module):
             before the recurrence has learned to carry them. A frame without such a neighbour (the clip's ends)
             stands in for it. ``2 * num_in_ch * num_feat * 9`` more parameters per step of radius. Ours, not the
             paper's. Default: 1.
+        neighbour_difference (bool): With ``neighbour_input``, each warped neighbour enters as its difference from the
+            frame (``warped - frame``; 0 where the frame has no such neighbour) instead of as itself: what the
+            neighbour adds is what differs from the frame (sub-pixel detail, or misalignment), and a first convolution
+            reading differences need not learn to cancel the frame from its nearly equal neighbours. The temporal
+            difference of Isobe et al., "Look Back and Forth: Video Super-Resolution with Explicit Temporal Difference
+            Modeling", CVPR 2022, taken after the warp. Ours as built here; no parameters. Default: False.
         align_gate (bool): Alignment confidence: after the flow warp, the propagated features are scaled at
             each pixel by a gate learned from two measures of where the flow fails, the error of the
             neighbour's LR frame warped onto the frame (mean over channels) and the forward-backward
@@ -179,6 +185,7 @@ class SemanticLens(nn.Module):
                  instance_motion=False,
                  neighbour_input=False,
                  neighbour_radius=1,
+                 neighbour_difference=False,
                  align_gate=False,
                  align_gate_trained=True,
                  align_gate_error=True,
@@ -209,6 +216,10 @@ class SemanticLens(nn.Module):
             raise OptionError('SemanticLens neighbour_radius sets how many neighbours neighbour_input warps in: set '
                               'neighbour_input to true, or neighbour_radius to 1.')
         self.neighbour_radius = neighbour_radius
+        if neighbour_difference and not neighbour_input:
+            raise OptionError('SemanticLens neighbour_difference changes what neighbour_input reads: set neighbour_input '
+                              'to true, or neighbour_difference to false.')
+        self.neighbour_difference = neighbour_difference
         if align_gate and not use_flow:
             raise OptionError('SemanticLens align_gate measures how well the flow warper aligns: set use_flow to true, '
                               'or align_gate to false.')
@@ -364,7 +375,8 @@ class SemanticLens(nn.Module):
         """What the pixel-feature extractor reads: the clip, or with ``neighbour_input`` each frame with its
         previous and next frame warped onto it (``warped``: :meth:`_warped_neighbours`), and with ``neighbour_radius``
         r > 1 the frames up to r steps away, warped by the composed flows: (b, t, (1 + 2r) c, h, w), ordered
-        frame, previous, next, second previous, second next, ...; a frame without such a neighbour stands in for it."""
+        frame, previous, next, second previous, second next, ...; a frame without such a neighbour stands in for it.
+        With ``neighbour_difference`` the neighbours enter less the frame."""
         if not self.neighbour_input:
             return lqs
         previous, following = lqs.clone(), lqs.clone()
@@ -382,6 +394,8 @@ class SemanticLens(nn.Module):
                 following[:, :-k] = self._warp(lqs[:, k:], far_backward)
                 previous[:, k:] = self._warp(lqs[:, :-k], far_forward)
             inputs += [previous, following]
+        if self.neighbour_difference:
+            inputs[1:] = [neighbour - lqs for neighbour in inputs[1:]]
         return torch.cat(inputs, dim=2)
 
     @staticmethod
