@@ -407,6 +407,22 @@ def test_micro_benchmark_trains_every_model_for_the_same_cpu_seconds_and_reports
         validate.main([str(tmp_path / 'work'), '--set', str(Path(data_root, 'real_heldout', 'train')), '--threads', '0'])
     assert exit_info.value.code == 2 and '--threads 0: give at least 1' in capsys.readouterr().err
 
+    # the same weights with their own flow, the GT frames' flow and none: their own is what sl-bench measured
+    from sl_arch.bench import flow_ceiling
+    flow_ceiling.main([str(tmp_path / 'work'), '--models', 'SemanticLens', '--sets', 'real_heldout'])
+    lines = [line.split('|') for line in capsys.readouterr().out.splitlines() if '| SemanticLens |' in line]
+    assert [cells[3].strip() for cells in lines] == ['bikes + carphone (real)', '**mean**']
+    own, oracle, zero = (float(cell.strip(' *')) for cell in lines[0][4:7])
+    assert own == pytest.approx(rows[1]['metrics']['real_heldout']['psnr']['mean'], abs=0.006)
+    assert own != zero and 5 < oracle < 60 and lines[1][4].strip(' *') == f'{own:.2f}'
+    assert done.read_text() == recorded
+    for argv, message in ((['--models', 'BasicVSR'], 'takes no given flows'),
+                          (['--models', 'SL_no_flow'], '--models SL_no_flow: no finished run'),
+                          (['--models', 'SemanticLens', '--sets', 'elsewhere'], '--sets elsewhere: SemanticLens was not')):
+        with pytest.raises(SystemExit) as exit_info:
+            flow_ceiling.main([str(tmp_path / 'work')] + argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
 
 def training_options_of_rows(keys, budget, work_dir, monkeypatch):
     """``{run name: training options}`` sl-bench writes for rows ``keys`` under ``budget`` (nothing trains)."""
