@@ -211,6 +211,8 @@ _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_lr2e-3', f'{LEAN16_NO_IMAGE}_bo
          'neighbours in as differences', neighbour_difference=True)
 _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_n2_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_lr2e-3',
          'frames +-2 in', neighbour_radius=2)
+_variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_gated_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_lr2e-3',
+         'differences gated', neighbour_gate=True)
 # lean16 with IMAGE (the 1200-s row, lr 1e-3) with every residual block in the recurrent steps, as e0p3r0 above
 _variant(f'{LEAN16}_bounded_e0p3r0', f'{LEAN16}_bounded', 'no extractor or reconstruction blocks, 3 per recurrent step',
          num_extract_block=0, num_block=3, num_reconstruct_block=0)
