@@ -284,20 +284,6 @@ def test_neighbour_difference_feeds_each_aligned_neighbour_less_the_frame(monkey
     assert fed[True][:, 0, 3:6].abs().max() == 0 and fed[True][:, 2, 6:9].abs().max() == 0  # no neighbour: 0
     with pytest.raises(SLError, match='set neighbour_input to true'):
         build(neighbour_difference=True, use_semantics=False)
-    # neighbour_gate: each neighbour's difference scaled by the alignment gate of its warp
-    net = build(neighbour_input=True, neighbour_difference=True, neighbour_gate=True, align_gate=True,
-                use_semantics=False)
-    flows = (torch.randn(1, 2, 2, 40, 48), torch.randn(1, 2, 2, 40, 48))  # a poor flow: gates well below 1
-    warped = net._warped_neighbours(clip, *flows)
-    gates = net._align_gates(clip, warped, *flows)
-    gated, plain = (net._feature_input(clip, warped, *flows, given) for given in (gates, None))
-    assert 0 < gates[0].min() and gates[0].max() < 1 and gates[0].std() > 0
-    torch.testing.assert_close(gated[:, :-1, 6:9], plain[:, :-1, 6:9] * gates[0])  # next frame, by the backward gates
-    torch.testing.assert_close(gated[:, 1:, 3:6], plain[:, 1:, 3:6] * gates[1])  # previous frame, by the forward ones
-    torch.testing.assert_close(gated[:, :, :3], clip)
-    assert net(clip, flows=flows).shape == (1, 3, 3, 160, 192)
-    with pytest.raises(SLError, match='set neighbour_difference and align_gate to true'):
-        build(neighbour_input=True, neighbour_difference=True, neighbour_gate=True, use_semantics=False)
 
 
 def test_align_gate_passes_features_where_the_flow_aligns_and_shuts_where_it_does_not():

@@ -120,9 +120,6 @@ class SemanticLens(nn.Module):
             reading differences need not learn to cancel the frame from its nearly equal neighbours. The temporal
             difference of Isobe et al., "Look Back and Forth: Video Super-Resolution with Explicit Temporal Difference
             Modeling", CVPR 2022, taken after the warp. Ours as built here; no parameters. Default: False.
-        neighbour_gate (bool): With ``neighbour_difference`` and ``align_gate``, the differences of the two neighbours
-            are scaled by the alignment gate of their warp, as the propagated features are: where the flow fails, a
-            misaligned neighbour's large difference does not enter the features. Ours; no parameters. Default: False.
         align_gate (bool): Alignment confidence: after the flow warp, the propagated features are scaled at
             each pixel by a gate learned from two measures of where the flow fails, the error of the
             neighbour's LR frame warped onto the frame (mean over channels) and the forward-backward
@@ -189,7 +186,6 @@ class SemanticLens(nn.Module):
                  neighbour_input=False,
                  neighbour_radius=1,
                  neighbour_difference=False,
-                 neighbour_gate=False,
                  align_gate=False,
                  align_gate_trained=True,
                  align_gate_error=True,
@@ -224,10 +220,6 @@ class SemanticLens(nn.Module):
             raise OptionError('SemanticLens neighbour_difference changes what neighbour_input reads: set neighbour_input '
                               'to true, or neighbour_difference to false.')
         self.neighbour_difference = neighbour_difference
-        if neighbour_gate and not (neighbour_difference and align_gate):
-            raise OptionError('SemanticLens neighbour_gate scales the neighbour differences by the alignment gate: set '
-                              'neighbour_difference and align_gate to true, or neighbour_gate to false.')
-        self.neighbour_gate = neighbour_gate
         if align_gate and not use_flow:
             raise OptionError('SemanticLens align_gate measures how well the flow warper aligns: set use_flow to true, '
                               'or align_gate to false.')
@@ -379,13 +371,12 @@ class SemanticLens(nn.Module):
         # backward[i] aligns frame i+1 to frame i; forward[i] aligns frame i to frame i+1
         return self._warp(lqs[:, 1:], flows_backward), self._warp(lqs[:, :-1], flows_forward)
 
-    def _feature_input(self, lqs, warped, flows_backward, flows_forward, gates=None):
+    def _feature_input(self, lqs, warped, flows_backward, flows_forward):
         """What the pixel-feature extractor reads: the clip, or with ``neighbour_input`` each frame with its
         previous and next frame warped onto it (``warped``: :meth:`_warped_neighbours`), and with ``neighbour_radius``
         r > 1 the frames up to r steps away, warped by the composed flows: (b, t, (1 + 2r) c, h, w), ordered
         frame, previous, next, second previous, second next, ...; a frame without such a neighbour stands in for it.
-        With ``neighbour_difference`` the neighbours enter less the frame; ``gates`` (:meth:`_align_gates`, with
-        ``neighbour_gate``) scale the two neighbours' differences."""
+        With ``neighbour_difference`` the neighbours enter less the frame."""
         if not self.neighbour_input:
             return lqs
         previous, following = lqs.clone(), lqs.clone()
@@ -405,11 +396,6 @@ class SemanticLens(nn.Module):
             inputs += [previous, following]
         if self.neighbour_difference:
             inputs[1:] = [neighbour - lqs for neighbour in inputs[1:]]
-            if gates is not None and gates[0] is not None:
-                # backward[i] gates frame i + 1 warped onto frame i (the next one), forward[i] frame i onto frame i + 1
-                next_gate, previous_gate = torch.ones_like(lqs[:, :, :1]), torch.ones_like(lqs[:, :, :1])
-                next_gate[:, :-1], previous_gate[:, 1:] = gates
-                inputs[1], inputs[2] = inputs[1] * previous_gate, inputs[2] * next_gate
         return torch.cat(inputs, dim=2)
 
     @staticmethod
@@ -564,11 +550,9 @@ class SemanticLens(nn.Module):
         warped = None  # the neighbours' LR frames warped by the flows, computed once for both readers
         if self.neighbour_input or self._gate_reads_error():
             warped = self._warped_neighbours(lqs, flows_backward, flows_forward)
-        gates_backward, gates_forward = self._align_gates(lqs, warped, flows_backward, flows_forward)
-        feats = self.feat_extract(self._feature_input(lqs, warped, flows_backward, flows_forward,
-                                                      (gates_backward, gates_forward) if self.neighbour_gate else None
-                                                      ).flatten(0, 1))
+        feats = self.feat_extract(self._feature_input(lqs, warped, flows_backward, flows_forward).flatten(0, 1))
         feats = feats.view(b, t, -1, h, w)
+        gates_backward, gates_forward = self._align_gates(lqs, warped, flows_backward, flows_forward)
         backward_feats = self._propagate('backward', feats, flows_backward, semantics, masks, gates=gates_backward)
         forward_feats = self._propagate('forwards', feats, flows_forward, semantics, masks, backward_feats, gates_forward)
 

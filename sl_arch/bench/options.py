@@ -200,19 +200,13 @@ _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p4r0_w28_lr2e-3', f'{LEAN16_NO_IMAGE}_bou
 # align per step, as the test footage's fast bikes have; the single-frame network sees the same frames either way
 _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_interval12_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_lr2e-3',
          'frame intervals 1-2', train_set={'interval_list': [1, 2]})  # the base row's rate, 2e-3
-# the 3-blocks-per-step row reading the frames 2 (and 3) steps away besides its neighbours (neighbour_radius): more
+# the 3-blocks-per-step row reading the frames 2 steps away besides its neighbours (neighbour_radius): more
 # sub-pixel samples reach each frame's features before the recurrence has learned to carry them
 _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_n2_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_lr2e-3',
          'frames +-2 in', neighbour_radius=2)
-_variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_n3_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_lr2e-3',
-         'frames +-3 in', neighbour_radius=3)
 # the neighbours read as their differences from the frame (neighbour_difference)
 _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_lr2e-3',
          'neighbours in as differences', neighbour_difference=True)
-_variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_n2_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_lr2e-3',
-         'frames +-2 in', neighbour_radius=2)
-_variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_gated_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_lr2e-3',
-         'differences gated', neighbour_gate=True)
 # lean16 with IMAGE (the 1200-s row, lr 1e-3) with every residual block in the recurrent steps, as e0p3r0 above
 _variant(f'{LEAN16}_bounded_e0p3r0', f'{LEAN16}_bounded', 'no extractor or reconstruction blocks, 3 per recurrent step',
          num_extract_block=0, num_block=3, num_reconstruct_block=0)
