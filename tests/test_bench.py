@@ -422,6 +422,10 @@ def test_micro_benchmark_trains_every_model_for_the_same_cpu_seconds_and_reports
         with pytest.raises(SystemExit) as exit_info:
             flow_ceiling.main([str(tmp_path / 'work')] + argv)
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    no_flow = {'options': {'test': {'name': 'bench_SL_no_flow',
+                                    'network_g': {'type': 'SemanticLens', 'use_flow': False}}}}
+    with pytest.raises(SLError, match='bench_SL_no_flow was trained without flow'):
+        flow_ceiling.row_network(no_flow, 'unread.pth')
 
 
 def training_options_of_rows(keys, budget, work_dir, monkeypatch):

@@ -217,8 +217,8 @@ class SemanticLens(nn.Module):
                               'neighbour_input to true, or neighbour_radius to 1.')
         self.neighbour_radius = neighbour_radius
         if neighbour_difference and not neighbour_input:
-            raise OptionError('SemanticLens neighbour_difference changes what neighbour_input reads: set neighbour_input '
-                              'to true, or neighbour_difference to false.')
+            raise OptionError('SemanticLens neighbour_difference changes what neighbour_input reads: set '
+                              'neighbour_input to true, or neighbour_difference to false.')
         self.neighbour_difference = neighbour_difference
         if align_gate and not use_flow:
             raise OptionError('SemanticLens align_gate measures how well the flow warper aligns: set use_flow to true, '
@@ -254,7 +254,8 @@ class SemanticLens(nn.Module):
 
         # Pixel Enhancer
         self.feat_extract = nn.Sequential(
-            nn.Conv2d(num_in_ch * (1 + 2 * neighbour_radius if neighbour_input else 1), num_feat, 3, 1, 1), nn.LeakyReLU(0.1, inplace=True),
+            nn.Conv2d(num_in_ch * (1 + 2 * neighbour_radius if neighbour_input else 1), num_feat, 3, 1, 1),
+            nn.LeakyReLU(0.1, inplace=True),
             make_layer(ResidualBlock, num_extract_block, num_feat=num_feat))
         self.flow_warper = None
         if use_flow:

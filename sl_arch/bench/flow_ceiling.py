@@ -77,6 +77,9 @@ def row_network(record, checkpoint):
     network_g = record['options']['test']['network_g']
     if network_g.get('type') != 'SemanticLens':
         raise SLError(f'{network_g.get("type")} takes no given flows; flow_ceiling tests SemanticLens rows.')
+    if not network_g.get('use_flow', True):
+        raise SLError(f'{record["options"]["test"]["name"]} was trained without flow (use_flow: false): given flows '
+                      'would align what it never aligned; drop the row.')
     return load_network(checkpoint, network_g, param_key='params').net
 
 
@@ -103,8 +106,8 @@ def ceiling_rows(work_dir, rows, sets=None):
         per_set = []
         for name in wanted:
             scores = {kind: psnr_with_flows(net, test_sets[name], kind) for kind in FLOWS}
-            print(f'[flow_ceiling] {row} on {name}: ' + ', '.join(f'{kind} {value:.2f}' for kind, value in scores.items()),
-                  flush=True)
+            print(f'[flow_ceiling] {row} on {name}: '
+                  + ', '.join(f'{kind} {value:.2f}' for kind, value in scores.items()), flush=True)
             per_set.append((row, name, scores))
         results += per_set + [(row, None, {kind: sum(scores[kind] for *_, scores in per_set) / len(per_set)
                                            for kind in FLOWS})]
@@ -133,7 +136,8 @@ def main(argv=None):
     import torch
     parser = argparse.ArgumentParser(prog='python -m sl_arch.bench.flow_ceiling', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('work_dirs', nargs='+', metavar='WORK_DIR', help='sl-bench --work-dir folders with finished rows')
+    parser.add_argument('work_dirs', nargs='+', metavar='WORK_DIR',
+                        help='sl-bench --work-dir folders with finished rows')
     parser.add_argument('--models', required=True, help='comma-separated finished SemanticLens rows with flow')
     parser.add_argument('--sets', help='comma-separated held-out sets (default: the real-footage test sets)')
     args = parser.parse_args(argv)
