@@ -111,6 +111,13 @@ def dis_flow(ref, supp):
     return dis_estimator('medium', finest_scale=1).calc(grey(ref), grey(supp), None)
 
 
+def reference_flow(ref, supp, scale):
+    """The benchmark's reference flow between two GT frames, in LR pixels: :func:`dis_flow` on the GT frames,
+    averaged down to the LR pixels (:func:`downscale_flow`). The pseudo ground truth of the flow training and
+    evaluation here, of ``sl-bench``'s motion statistics and of ``bench.flow_ceiling``'s oracle."""
+    return downscale_flow(dis_flow(ref, supp), scale)
+
+
 def downscale_flow(flow, scale):
     """Flow of a frame ``scale`` times larger, averaged over each LR pixel's block, in LR pixels."""
     if scale == 1:
@@ -210,7 +217,7 @@ def load_real(root, split, scale, strides):
         for stride in strides:
             for t in range(len(gts) - stride):
                 for ref, supp in ((t, t + stride), (t + stride, t)):
-                    flow = downscale_flow(dis_flow(gts[ref], gts[supp]), scale)
+                    flow = reference_flow(gts[ref], gts[supp], scale)
                     pairs.pairs.append((clip, ref, supp, flow, f'stride{stride}'))
     return checked(pairs, gt_root)
 

@@ -32,7 +32,7 @@ def flows_of_clip(kind, lqs, gts, scale=4):
     import numpy as np
     import torch
 
-    from sl_arch.bench.flow import dis_flow, downscale_flow
+    from sl_arch.bench.flow import reference_flow
     if kind == 'own':
         return None
     t, _, h, w = lqs.shape
@@ -42,7 +42,7 @@ def flows_of_clip(kind, lqs, gts, scale=4):
     frames = gts.permute(0, 2, 3, 1).numpy()
 
     def oracle(ref, supp):
-        return downscale_flow(dis_flow(frames[ref], frames[supp]), scale)[:h, :w]
+        return reference_flow(frames[ref], frames[supp], scale)[:h, :w]
 
     # backward[i] aligns frame i + 1 to frame i, forward[i] frame i to frame i + 1
     backward = np.stack([oracle(i, i + 1) for i in range(t - 1)])
@@ -57,18 +57,14 @@ def psnr_with_flows(net, test_set, kind):
 
     from basicsr.utils import tensor2img
 
-    from sl_arch.bench.measure import test_dataset
-    from sl_arch.utils.metrics import average_over_sequences, psnr_ssim_y
-    dataset = test_dataset(test_set)
-    frames = {}
-    for index in range(len(dataset)):
-        item = dataset[index]
+    from sl_arch.bench.measure import set_metrics
+
+    def restore(item):
         flows = flows_of_clip(kind, item['lq'], item['gt']) if item['lq'].shape[0] > 1 else None
         with torch.no_grad():
-            output = net(item['lq'][None], flows=flows)[0]
-        frames.setdefault(item['folder'], []).extend(
-            psnr_ssim_y(tensor2img([sr]), tensor2img([gt]))[0] for sr, gt in zip(output, item['gt']))
-    return average_over_sequences(frames)['mean']
+            return [tensor2img([sr]) for sr in net(item['lq'][None], flows=flows)[0]]
+
+    return set_metrics(restore, test_set)['psnr']['mean']
 
 
 def row_network(record, checkpoint):

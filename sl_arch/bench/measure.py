@@ -63,7 +63,7 @@ def set_motion(test_set, scale=4):
     """How much a held-out set moves: where other frames can add detail to a frame at all.
 
     OpenCV's DIS flow (medium preset) between consecutive GT frames of every clip, averaged down to
-    LR pixels (:func:`sl_arch.bench.flow.downscale_flow`). A pixel that keeps its place brings the
+    LR pixels (:func:`sl_arch.bench.flow.reference_flow`). A pixel that keeps its place brings the
     same samples in every frame; a video network can gain over a single-frame one only where the
     pixels move, by fractions of an LR pixel.
 
@@ -73,13 +73,13 @@ def set_motion(test_set, scale=4):
     """
     import numpy as np
 
-    from sl_arch.bench.flow import dis_flow, downscale_flow
+    from sl_arch.bench.flow import reference_flow
     dataset = test_dataset(test_set)
     magnitudes = []
     for index in range(len(dataset)):
         frames = dataset[index]['gt'].permute(0, 2, 3, 1).numpy()
         for ref, supp in zip(frames[:-1], frames[1:]):
-            flow = downscale_flow(dis_flow(ref, supp), scale)
+            flow = reference_flow(ref, supp, scale)
             magnitudes.append(np.hypot(flow[..., 0], flow[..., 1]).ravel())
     if not magnitudes:
         return {'median_px': None, 'moving_share': None}
@@ -127,8 +127,9 @@ def time_upsampling(upsample, lqs, repeats):
             'peak_mib': max_rss_mib() - rss_before, 'device': 'cpu'}
 
 
-def upsampling_metrics(upsample, test_set):
-    """PSNR-Y / SSIM-Y of ``upsample`` on every frame of a test set: ``{metric: {'mean', 'sequences'}}``."""
+def set_metrics(restore, test_set):
+    """PSNR-Y / SSIM-Y on every frame of a test set: ``{metric: {'mean', 'sequences'}}``. ``restore(item)`` gives
+    the restored frames of one clip of the set (an item of :func:`test_dataset`) as (4h, 4w, 3) uint8 BGR."""
     from basicsr.utils import tensor2img
     from sl_arch.utils.metrics import average_over_sequences, psnr_ssim_y
     dataset = test_dataset(test_set)
@@ -136,10 +137,16 @@ def upsampling_metrics(upsample, test_set):
     for index in range(len(dataset)):
         item = dataset[index]
         frames.setdefault(item['folder'], []).extend(
-            psnr_ssim_y(upsample(lq), tensor2img([gt])) for lq, gt in zip(item['lq'], item['gt']))
+            psnr_ssim_y(restored, tensor2img([gt])) for restored, gt in zip(restore(item), item['gt']))
     return {metric: average_over_sequences({folder: [value[k] for value in values]
                                             for folder, values in frames.items()})
             for k, metric in enumerate(('psnr', 'ssim'))}
+
+
+def upsampling_metrics(upsample, test_set):
+    """PSNR-Y / SSIM-Y of ``upsample`` (one LR frame -> uint8 BGR) on every frame of a test set
+    (:func:`set_metrics`)."""
+    return set_metrics(lambda item: (upsample(lq) for lq in item['lq']), test_set)
 
 
 def load_row_network(payload):
