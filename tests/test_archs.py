@@ -286,6 +286,41 @@ def test_neighbour_difference_feeds_each_aligned_neighbour_less_the_frame(monkey
         build(neighbour_difference=True, use_semantics=False)
 
 
+def test_neighbour_offsets_give_the_sub_pixel_part_of_each_flow_and_nearest_sampling_keeps_the_pixels():
+    texture = torch.rand(1, 3, 40, 48)
+    clip = torch.stack([torch.roll(texture, shifts=(i, -2 * i), dims=(2, 3)) for i in range(3)], dim=1)
+    flows = (torch.zeros(1, 2, 2, 40, 48), torch.zeros(1, 2, 2, 40, 48))
+    flows[0][:, :, 0], flows[0][:, :, 1] = -2.3, 1.4  # frame i + 1 onto frame i, a sub-pixel part of (-0.3, 0.4)
+    flows[1][:, :, 0], flows[1][:, :, 1] = 2.3, -1.4
+    fed = {}
+    for sampling in ('bilinear', 'nearest'):
+        net = build(neighbour_input=True, neighbour_offsets=True, neighbour_sampling=sampling, use_semantics=False)
+        assert net.feat_extract[0].in_channels == 13
+        fed[sampling] = net._feature_input(clip, net._warped_neighbours(clip, *flows), *flows)
+        assert fed[sampling].shape == (1, 3, 13, 40, 48) and net(clip, flows=flows).shape == (1, 3, 3, 160, 192)
+    interior = (..., slice(4, -4), slice(4, -4))
+    nearest, bilinear = fed['nearest'], fed['bilinear']
+    # nearest: frame 1's pixel (y, x) gets frame 0's pixel (y - 1, x + 2), frame 2's (y + 1, x - 2), as they are
+    torch.testing.assert_close(nearest[:, 1, 3:6][interior], clip[:, 1][interior])
+    torch.testing.assert_close(nearest[:, 1, 6:9][interior], clip[:, 1][interior])
+    assert (bilinear[:, 1, 3:6] - clip[:, 1])[interior].abs().mean() > 0.05  # interpolated 0.3 / 0.4 px off
+    # the offsets: previous (forward flow) then next (backward flow), 0 where no neighbour
+    for sampling in fed:
+        torch.testing.assert_close(fed[sampling][:, 1:, 9:11], torch.tensor([0.3, -0.4]).view(1, 1, 2, 1, 1).expand(
+            1, 2, 2, 40, 48))
+        torch.testing.assert_close(fed[sampling][:, :2, 11:13], torch.tensor([-0.3, 0.4]).view(1, 1, 2, 1, 1).expand(
+            1, 2, 2, 40, 48))
+        assert fed[sampling][:, 0, 9:11].abs().max() == 0 and fed[sampling][:, 2, 11:13].abs().max() == 0
+    radius = build(neighbour_input=True, neighbour_radius=2, neighbour_offsets=True, use_semantics=False)
+    assert radius.feat_extract[0].in_channels == 23 and radius(clip, flows=flows).shape == (1, 3, 3, 160, 192)
+    with pytest.raises(SLError, match='set neighbour_input to true, or neighbour_offsets to false'):
+        build(neighbour_offsets=True, use_semantics=False)
+    with pytest.raises(SLError, match='set neighbour_input to true, or neighbour_sampling to bilinear'):
+        build(neighbour_sampling='nearest', use_semantics=False)
+    with pytest.raises(SLError, match="neighbour_sampling must be 'bilinear' or 'nearest'"):
+        build(neighbour_input=True, neighbour_sampling='bicubic', use_semantics=False)
+
+
 def test_align_gate_passes_features_where_the_flow_aligns_and_shuts_where_it_does_not():
     import cv2
     net = build(align_gate=True, use_semantics=False)

@@ -120,6 +120,16 @@ class SemanticLens(nn.Module):
             reading differences need not learn to cancel the frame from its nearly equal neighbours. The temporal
             difference of Isobe et al., "Look Back and Forth: Video Super-Resolution with Explicit Temporal Difference
             Modeling", CVPR 2022, taken after the warp. Ours as built here; no parameters. Default: False.
+        neighbour_offsets (bool): With ``neighbour_input``, each warped neighbour comes with where its samples lie on the
+            frame's grid: the sub-pixel part of the flow that brought it, ``flow - round(flow)`` (x, y; LR px, in
+            [-0.5, 0.5]; 0 where the frame stands in for a missing neighbour), two more input channels per neighbour.
+            Detail beyond the frame's own sampling is in where the neighbours' samples sit between its pixels, which a
+            warp alone does not say. Ours; ``2 * 2 * neighbour_radius * num_feat * 9`` more parameters. Default: False.
+        neighbour_sampling (str): With ``neighbour_input``, how the neighbours' LR frames are read at the flow's
+            positions: ``'bilinear'`` interpolates between their pixels (smooths what it moves by a fraction of a
+            pixel); ``'nearest'`` takes the nearest pixel as it is, its offset from the position being what
+            ``neighbour_offsets`` gives (the placement of classical multi-frame super-resolution's shift-and-add). The
+            propagated features and the alignment gate's error are warped bilinearly either way. Default: 'bilinear'.
         align_gate (bool): Alignment confidence: after the flow warp, the propagated features are scaled at
             each pixel by a gate learned from two measures of where the flow fails, the error of the
             neighbour's LR frame warped onto the frame (mean over channels) and the forward-backward
@@ -186,6 +196,8 @@ class SemanticLens(nn.Module):
                  neighbour_input=False,
                  neighbour_radius=1,
                  neighbour_difference=False,
+                 neighbour_offsets=False,
+                 neighbour_sampling='bilinear',
                  align_gate=False,
                  align_gate_trained=True,
                  align_gate_error=True,
@@ -216,10 +228,18 @@ class SemanticLens(nn.Module):
             raise OptionError('SemanticLens neighbour_radius sets how many neighbours neighbour_input warps in: set '
                               'neighbour_input to true, or neighbour_radius to 1.')
         self.neighbour_radius = neighbour_radius
-        if neighbour_difference and not neighbour_input:
-            raise OptionError('SemanticLens neighbour_difference changes what neighbour_input reads: set '
-                              'neighbour_input to true, or neighbour_difference to false.')
+        if neighbour_sampling not in ('bilinear', 'nearest'):
+            raise OptionError(f"SemanticLens neighbour_sampling must be 'bilinear' or 'nearest', got "
+                              f'{neighbour_sampling!r}.')
+        for name, value, default in (('neighbour_difference', neighbour_difference, False),
+                                     ('neighbour_offsets', neighbour_offsets, False),
+                                     ('neighbour_sampling', neighbour_sampling, 'bilinear')):
+            if value != default and not neighbour_input:
+                raise OptionError(f'SemanticLens {name} changes what neighbour_input reads: set neighbour_input to '
+                                  f'true, or {name} to {str(default).lower()}.')
         self.neighbour_difference = neighbour_difference
+        self.neighbour_offsets = neighbour_offsets
+        self.neighbour_sampling = neighbour_sampling
         if align_gate and not use_flow:
             raise OptionError('SemanticLens align_gate measures how well the flow warper aligns: set use_flow to true, '
                               'or align_gate to false.')
@@ -254,7 +274,8 @@ class SemanticLens(nn.Module):
 
         # Pixel Enhancer
         self.feat_extract = nn.Sequential(
-            nn.Conv2d(num_in_ch * (1 + 2 * neighbour_radius if neighbour_input else 1), num_feat, 3, 1, 1),
+            nn.Conv2d(num_in_ch * (1 + 2 * neighbour_radius if neighbour_input else 1)
+                      + (4 * neighbour_radius if neighbour_offsets else 0), num_feat, 3, 1, 1),
             nn.LeakyReLU(0.1, inplace=True),
             make_layer(ResidualBlock, num_extract_block, num_feat=num_feat))
         self.flow_warper = None
@@ -374,36 +395,43 @@ class SemanticLens(nn.Module):
 
     def _feature_input(self, lqs, warped, flows_backward, flows_forward):
         """What the pixel-feature extractor reads: the clip, or with ``neighbour_input`` each frame with its
-        previous and next frame warped onto it (``warped``: :meth:`_warped_neighbours`), and with ``neighbour_radius``
-        r > 1 the frames up to r steps away, warped by the composed flows: (b, t, (1 + 2r) c, h, w), ordered
-        frame, previous, next, second previous, second next, ...; a frame without such a neighbour stands in for it.
-        With ``neighbour_difference`` the neighbours enter less the frame."""
+        previous and next frame warped onto it (``warped``: :meth:`_warped_neighbours`, used where the neighbours are
+        sampled bilinearly), and with ``neighbour_radius`` r > 1 the frames up to r steps away, warped by the composed
+        flows: (b, t, (1 + 2r) c, h, w), ordered frame, previous, next, second previous, second next, ...; a frame
+        without such a neighbour stands in for it. With ``neighbour_difference`` the neighbours enter less the frame;
+        with ``neighbour_offsets`` their flows' sub-pixel parts follow them, 2 channels each, in the same order."""
         if not self.neighbour_input:
             return lqs
-        previous, following = lqs.clone(), lqs.clone()
-        if warped is not None:
-            following[:, :-1], previous[:, 1:] = warped
-        inputs = [lqs, previous, following]
-        t = lqs.shape[1]
+        b, t, c, h, w = lqs.shape
+        neighbours, offsets = [], []
         # flows to the frames k steps away, composed step by step: far_backward[i] aligns frame i + k to frame i
         far_backward, far_forward = flows_backward, flows_forward
-        for k in range(2, self.neighbour_radius + 1):
+        for k in range(1, self.neighbour_radius + 1):
             previous, following = lqs.clone(), lqs.clone()
+            previous_offset, following_offset = lqs.new_zeros(b, t, 2, h, w), lqs.new_zeros(b, t, 2, h, w)
             if flows_backward is not None and t > k:
-                far_backward = self._compose(far_backward[:, :-1], flows_backward[:, k - 1:])
-                far_forward = self._compose(flows_forward[:, k - 1:], far_forward[:, :-1])
-                following[:, :-k] = self._warp(lqs[:, k:], far_backward)
-                previous[:, k:] = self._warp(lqs[:, :-k], far_forward)
-            inputs += [previous, following]
+                if k > 1:
+                    far_backward = self._compose(far_backward[:, :-1], flows_backward[:, k - 1:])
+                    far_forward = self._compose(flows_forward[:, k - 1:], far_forward[:, :-1])
+                if k == 1 and warped is not None and self.neighbour_sampling == 'bilinear':
+                    following[:, :-1], previous[:, 1:] = warped
+                else:
+                    following[:, :-k] = self._warp(lqs[:, k:], far_backward, self.neighbour_sampling)
+                    previous[:, k:] = self._warp(lqs[:, :-k], far_forward, self.neighbour_sampling)
+                following_offset[:, :-k] = far_backward - torch.round(far_backward)
+                previous_offset[:, k:] = far_forward - torch.round(far_forward)
+            neighbours += [previous, following]
+            offsets += [previous_offset, following_offset]
         if self.neighbour_difference:
-            inputs[1:] = [neighbour - lqs for neighbour in inputs[1:]]
-        return torch.cat(inputs, dim=2)
+            neighbours = [neighbour - lqs for neighbour in neighbours]
+        return torch.cat([lqs] + neighbours + (offsets if self.neighbour_offsets else []), dim=2)
 
     @staticmethod
-    def _warp(frames, flows):
-        """``frames`` (b, n, c, h, w) warped by ``flows`` (b, n, 2, h, w), border padding."""
+    def _warp(frames, flows, sampling='bilinear'):
+        """``frames`` (b, n, c, h, w) warped by ``flows`` (b, n, 2, h, w), border padding, ``sampling`` ``'bilinear'``
+        or ``'nearest'``."""
         b, n, c, h, w = frames.shape
-        return flow_warp(frames.flatten(0, 1), flows.flatten(0, 1).permute(0, 2, 3, 1),
+        return flow_warp(frames.flatten(0, 1), flows.flatten(0, 1).permute(0, 2, 3, 1), interp_mode=sampling,
                          padding_mode='border').view(b, n, c, h, w)
 
     @classmethod
@@ -549,7 +577,7 @@ class SemanticLens(nn.Module):
 
         flows_backward, flows_forward = self._flows(lqs, masks, flows)
         warped = None  # the neighbours' LR frames warped by the flows, computed once for both readers
-        if self.neighbour_input or self._gate_reads_error():
+        if (self.neighbour_input and self.neighbour_sampling == 'bilinear') or self._gate_reads_error():
             warped = self._warped_neighbours(lqs, flows_backward, flows_forward)
         feats = self.feat_extract(self._feature_input(lqs, warped, flows_backward, flows_forward).flatten(0, 1))
         feats = feats.view(b, t, -1, h, w)
