@@ -654,6 +654,34 @@ def write_report(folder, seed, seconds, scores):
     return str(folder)
 
 
+def test_curve_splits_the_margin_by_real_sequence(tmp_path, capsys):
+    from sl_arch.bench import curve
+    from sl_arch.bench.options import TEST_SETS, real_test_sets
+    demo, moving = real_test_sets()[0], real_test_sets()[-1]
+    reports = []
+    for seed, (sf_static, sl_static, sf_moving, sl_moving) in enumerate(((28.2, 28.2, 38.5, 38.9),
+                                                                        (28.3, 28.2, 38.6, 38.8))):
+        folder = write_report(tmp_path / f's{seed}', seed, 300.0, {'SF': (33.4, 31.4, 2700), 'SL': (33.6, 31.3, 2500)})
+        report = json.loads(Path(folder, 'results.json').read_text())
+        for row, static, motion in ((report['rows'][1], sf_static, sf_moving), (report['rows'][2], sl_static, sl_moving)):
+            row['metrics'][demo]['psnr']['sequences'] = {'clip_a': static, 'clip_b': static + 1}
+            row['metrics'][moving]['psnr']['sequences'] = {'clip_c': motion}
+        Path(folder, 'results.json').write_text(json.dumps(report))
+        reports.append(folder)
+    out = tmp_path / 'curve'
+    curve.main(reports + ['--models', 'SF,SL', '--reference', 'SF', '--out', str(out)])
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if line.startswith('| model | CPU s | seeds'))
+    assert header.endswith(f'| {TEST_SETS[demo]["label"]}: clip_a | {TEST_SETS[demo]["label"]}: clip_b | '
+                           f'{TEST_SETS[moving]["label"]}: clip_c | real mean |')
+    assert '| label of SL | 300 | 2 | -0.05 | -0.05 | +0.30 | +0.20 |' in lines  # seed means of -0.0/-0.1, +0.4/+0.2
+    rows = json.loads((out / 'results.json').read_text())['rows']
+    assert {row['key']: row['sequences'] for row in rows if row['seed'] == 0}['SL'] == {
+        f'{demo}/clip_a': 28.2, f'{demo}/clip_b': 29.2, f'{moving}/clip_c': 38.9}
+    curve.main(reports + ['--models', 'SF,SL'])  # no reference: no split
+    assert 'real mean |' not in capsys.readouterr().out
+
+
 def test_curve_tables_each_models_score_and_margin_per_budget_over_seeds_and_refuses_bad_input(tmp_path, capsys):
     from sl_arch.bench import curve
     reports = [write_report(tmp_path / 's0_300', 0, 300.0, {'SF': (33.4, 31.4, 2700), 'SL': (33.6, 31.3, 2500)}),

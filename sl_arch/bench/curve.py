@@ -7,8 +7,10 @@ Each report folder (``sl-bench --out``) holds the ``results.json`` of one run. F
 the row's budget (the seconds of ``train_time.json``), the run's seed, and the row's PSNR-Y on the real held-out
 sets (their mean, the report's "real mean") and on the validation set where one was tested. A row trained once and
 read back by several reports (same row, budget and seed) counts once. The table gives each model's score at each
-budget (mean over the seeds, then each seed) and its margin over the reference row of the same seed and budget; the
-plot draws the real-footage PSNR-Y against the budget, a line through each model's means and a dot per seed.
+budget (mean over the seeds, then each seed) and its margin over the reference row of the same seed and budget; with
+a reference, a second table splits that margin by real sequence (each real set's sequences: where footage gives the
+video network nothing to draw from, static or blurred along its motion, the margin stays near 0). The plot draws the
+real-footage PSNR-Y against the budget, a line through each model's means and a dot per seed.
 """
 import argparse
 import json
@@ -19,7 +21,7 @@ import textwrap
 
 from sl_arch.bench.common import markdown_table
 from sl_arch.bench.report import check_report_folder, psnr, real_psnr
-from sl_arch.bench.options import VALIDATION_SET
+from sl_arch.bench.options import TEST_SETS, VALIDATION_SET, real_test_sets
 from sl_arch.utils.errors import SLError, cli_entry
 from sl_arch.utils.files import atomic_write, write_json, write_text
 
@@ -48,7 +50,8 @@ def budget_points(folders, models):
     """Every trained row of ``models`` in the reports: ``{(key, budget seconds, seed): point}``.
 
     A point holds ``key``, ``label``, ``budget``, ``seed``, ``iterations``, ``real`` (mean PSNR-Y of the real
-    held-out sets), ``validation`` (or None) and ``report`` (the folder it was read from).
+    held-out sets), ``sequences`` (``{(set, sequence): PSNR-Y}`` of the real sets' sequences, where the report has
+    them), ``validation`` (or None) and ``report`` (the folder it was read from).
 
     Raises:
         SLError: two reports disagree about the same training, or a model is in none of them.
@@ -62,8 +65,8 @@ def budget_points(folders, models):
             if row.get('key') not in models or row.get('error') or not train.get('budget_seconds'):
                 continue
             point = dict(key=row['key'], label=row['label'], budget=train['budget_seconds'], seed=seed,
-                         iterations=train.get('iterations'), real=real_psnr(row), validation=psnr(row, VALIDATION_SET),
-                         report=folder)
+                         iterations=train.get('iterations'), real=real_psnr(row), sequences=sequence_psnr(row),
+                         validation=psnr(row, VALIDATION_SET), report=folder)
             if point['real'] is None:
                 continue
             name = (point['key'], point['budget'], seed)
@@ -76,6 +79,13 @@ def budget_points(folders, models):
     if missing:
         raise SLError(f'--models {",".join(missing)}: no trained row of that name in the reports given.')
     return points
+
+
+def sequence_psnr(row):
+    """``{(set, sequence): PSNR-Y}`` of ``row`` on the real held-out sets' sequences (none where not recorded)."""
+    metrics = row.get('metrics') or {}
+    return {(name, sequence): value for name in real_test_sets()
+            for sequence, value in (((metrics.get(name) or {}).get('psnr') or {}).get('sequences') or {}).items()}
 
 
 def _mean(values):
@@ -109,6 +119,34 @@ def curve_table(points, models, reference=None):
     headers = ['model', 'CPU s', 'real PSNR-Y, mean', 'each seed (iterations)']
     if reference:
         headers += ['margin', 'each seed', 'validation margin']
+    return markdown_table(headers, rows)
+
+
+def sequence_table(points, models, reference):
+    """Markdown: the margin over ``reference`` (same seed and budget) of each other model on each real held-out
+    sequence, mean over the seeds that have both; the real mean's margin last. None where no point has sequences."""
+    names = []
+    for point in points.values():
+        names += [name for name in point['sequences'] if name not in names]
+    if not names:
+        return None
+    rows = []
+    for key in models:
+        if key == reference:
+            continue
+        for budget in sorted({name[1] for name in points if name[0] == key}):
+            pairs = [(point, points.get((reference, budget, name[2]))) for name, point in points.items()
+                     if name[:2] == (key, budget)]
+            pairs = [(point, ref) for point, ref in pairs if ref is not None]
+            if not pairs:
+                continue
+            line = [pairs[0][0]['label'], f'{budget:g}', str(len(pairs))]
+            for name in names:
+                line.append(_signed(_mean([point['sequences'][name] - ref['sequences'][name] for point, ref in pairs
+                                           if name in point['sequences'] and name in ref['sequences']])))
+            rows.append(line + [_signed(_mean([point['real'] - ref['real'] for point, ref in pairs]))])
+    headers = (['model', 'CPU s', 'seeds'] + [f'{TEST_SETS[name]["label"]}: {sequence}' for name, sequence in names]
+               + ['real mean'])
     return markdown_table(headers, rows)
 
 
@@ -174,10 +212,15 @@ def main(argv=None):
     text = ('Real held-out PSNR-Y (mean of the real sets) against the training budget, from '
             + ', '.join(f'`{folder}`' for folder in args.reports) + '.\n\n'
             + curve_table(points, models, args.reference) + '\n')
+    by_sequence = sequence_table(points, models, args.reference) if args.reference else None
+    if by_sequence:
+        text += (f'\nMargin over {args.reference} on each real held-out sequence (mean over the seeds; the real mean '
+                 'weighs each set the same, and each set its sequences the same):\n\n' + by_sequence + '\n')
     print(text)
     if args.out:
         os.makedirs(args.out, exist_ok=True)
-        rows = [dict(point) for point in points.values()]
+        rows = [dict(point, sequences={f'{name}/{sequence}': value for (name, sequence), value in point['sequences'].items()})
+                for point in points.values()]
         write_json(osp.join(args.out, 'results.json'),
                    {'info': {'reports': args.reports, 'models': models, 'reference': args.reference}, 'rows': rows})
         atomic_write(osp.join(args.out, 'budget_curve.png'), lambda tmp: save_curve_plot(points, models, tmp),
