@@ -207,17 +207,19 @@ _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_n2_lr2e-3', f'{LEAN16_NO_IMAGE}_boun
 # the neighbours read as their differences from the frame (neighbour_difference)
 _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_lr2e-3',
          'neighbours in as differences', neighbour_difference=True)
-# the 3-blocks-per-step row on one clip of 136-px patches per iteration instead of two of 96 px (about the same LR
-# pixels, so about the same time per iteration): at LR 24 px a few pixels' motion carries a large share of every
-# patch in from outside it, where the warp has nothing to bring; the single-frame network loses only its own border
-_variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_b1p136_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_lr2e-3',
-         'batch 1 of 136-px patches', budget={'batch_size': 1, 'gt_size': 136})
 # the neighbours with where their samples sit between the frame's pixels (neighbour_offsets), read bilinearly as
 # before or taken as they are (neighbour_sampling: nearest): multi-frame detail is in those sub-pixel positions
 _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_offsets_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_lr2e-3',
          'sub-pixel offsets in', neighbour_offsets=True)
 _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_offsets_nearest_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_lr2e-3',
          'nearest neighbour pixels and their sub-pixel offsets in', neighbour_offsets=True, neighbour_sampling='nearest')
+# the neighbour-difference row with every training clip reversed at random (BasicSR's random_reverse): each motion
+# also played backwards, which a single-frame network cannot tell from the clip as it is; and on clips of 14 frames,
+# one per batch (the same frames per iteration): each frame's features carry twice the context, as long test clips do
+_variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_lr2e-3',
+         'clips reversed at random', train_set={'random_reverse': True})
+_variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_b1x14_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_lr2e-3',
+         'batch 1 of 14-frame clips', budget={'batch_size': 1, 'num_frame': 14})
 # lean16 with IMAGE (the 1200-s row, lr 1e-3) with every residual block in the recurrent steps, as e0p3r0 above
 _variant(f'{LEAN16}_bounded_e0p3r0', f'{LEAN16}_bounded', 'no extractor or reconstruction blocks, 3 per recurrent step',
          num_extract_block=0, num_block=3, num_reconstruct_block=0)
