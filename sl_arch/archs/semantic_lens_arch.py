@@ -408,7 +408,10 @@ class SemanticLens(nn.Module):
         far_backward, far_forward = flows_backward, flows_forward
         for k in range(1, self.neighbour_radius + 1):
             previous, following = lqs.clone(), lqs.clone()
-            previous_offset, following_offset = lqs.new_zeros(b, t, 2, h, w), lqs.new_zeros(b, t, 2, h, w)
+            neighbours += [previous, following]
+            if self.neighbour_offsets:
+                previous_offset, following_offset = lqs.new_zeros(b, t, 2, h, w), lqs.new_zeros(b, t, 2, h, w)
+                offsets += [previous_offset, following_offset]
             if flows_backward is not None and t > k:
                 if k > 1:
                     far_backward = self._compose(far_backward[:, :-1], flows_backward[:, k - 1:])
@@ -418,13 +421,12 @@ class SemanticLens(nn.Module):
                 else:
                     following[:, :-k] = self._warp(lqs[:, k:], far_backward, self.neighbour_sampling)
                     previous[:, k:] = self._warp(lqs[:, :-k], far_forward, self.neighbour_sampling)
-                following_offset[:, :-k] = far_backward - torch.round(far_backward)
-                previous_offset[:, k:] = far_forward - torch.round(far_forward)
-            neighbours += [previous, following]
-            offsets += [previous_offset, following_offset]
+                if self.neighbour_offsets:
+                    following_offset[:, :-k] = far_backward - torch.round(far_backward)
+                    previous_offset[:, k:] = far_forward - torch.round(far_forward)
         if self.neighbour_difference:
             neighbours = [neighbour - lqs for neighbour in neighbours]
-        return torch.cat([lqs] + neighbours + (offsets if self.neighbour_offsets else []), dim=2)
+        return torch.cat([lqs] + neighbours + offsets, dim=2)
 
     @staticmethod
     def _warp(frames, flows, sampling='bilinear'):
