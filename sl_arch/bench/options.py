@@ -218,6 +218,8 @@ _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_offsets_nearest_lr2e-3', f'{LEAN16_N
 # one per batch (the same frames per iteration): each frame's features carry twice the context, as long test clips do
 _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_lr2e-3',
          'clips reversed at random', train_set={'random_reverse': True})
+_variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_reverse_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_lr2e-3',
+         'clips reversed at random', train_set={'random_reverse': True})
 _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_b1x14_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_lr2e-3',
          'batch 1 of 14-frame clips', budget={'batch_size': 1, 'num_frame': 14})
 # lean16 with IMAGE (the 1200-s row, lr 1e-3) with every residual block in the recurrent steps, as e0p3r0 above
