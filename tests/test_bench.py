@@ -663,7 +663,8 @@ def test_curve_splits_the_margin_by_real_sequence(tmp_path, capsys):
                                                                         (28.3, 28.2, 38.6, 38.8))):
         folder = write_report(tmp_path / f's{seed}', seed, 300.0, {'SF': (33.4, 31.4, 2700), 'SL': (33.6, 31.3, 2500)})
         report = json.loads(Path(folder, 'results.json').read_text())
-        for row, static, motion in ((report['rows'][1], sf_static, sf_moving), (report['rows'][2], sl_static, sl_moving)):
+        for row, static, motion in ((report['rows'][1], sf_static, sf_moving),
+                                    (report['rows'][2], sl_static, sl_moving)):
             row['metrics'][demo]['psnr']['sequences'] = {'clip_a': static, 'clip_b': static + 1}
             row['metrics'][moving]['psnr']['sequences'] = {'clip_c': motion}
         Path(folder, 'results.json').write_text(json.dumps(report))

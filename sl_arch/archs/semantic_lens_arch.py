@@ -120,16 +120,18 @@ class SemanticLens(nn.Module):
             reading differences need not learn to cancel the frame from its nearly equal neighbours. The temporal
             difference of Isobe et al., "Look Back and Forth: Video Super-Resolution with Explicit Temporal Difference
             Modeling", CVPR 2022, taken after the warp. Ours as built here; no parameters. Default: False.
-        neighbour_offsets (bool): With ``neighbour_input``, each warped neighbour comes with where its samples lie on the
-            frame's grid: the sub-pixel part of the flow that brought it, ``flow - round(flow)`` (x, y; LR px, in
+        neighbour_offsets (bool): With ``neighbour_input``, each warped neighbour comes with where its samples lie on
+            the frame's grid: the sub-pixel part of the flow that brought it, ``flow - round(flow)`` (x, y; LR px, in
             [-0.5, 0.5]; 0 where the frame stands in for a missing neighbour), two more input channels per neighbour.
             Detail beyond the frame's own sampling is in where the neighbours' samples sit between its pixels, which a
-            warp alone does not say. Ours; ``2 * 2 * neighbour_radius * num_feat * 9`` more parameters. Default: False.
+            warp alone does not say. Ours; ``2 * 2 * neighbour_radius * num_feat * 9`` more parameters. In ``sl-bench``'s
+            300-s trainings it lost 0.05-0.1 dB (README, twenty-second round). Default: False.
         neighbour_sampling (str): With ``neighbour_input``, how the neighbours' LR frames are read at the flow's
             positions: ``'bilinear'`` interpolates between their pixels (smooths what it moves by a fraction of a
             pixel); ``'nearest'`` takes the nearest pixel as it is, its offset from the position being what
             ``neighbour_offsets`` gives (the placement of classical multi-frame super-resolution's shift-and-add). The
-            propagated features and the alignment gate's error are warped bilinearly either way. Default: 'bilinear'.
+            propagated features and the alignment gate's error are warped bilinearly either way. ``'nearest'`` lost
+            more than the offsets alone in ``sl-bench``'s 300-s trainings. Default: 'bilinear'.
         align_gate (bool): Alignment confidence: after the flow warp, the propagated features are scaled at
             each pixel by a gate learned from two measures of where the flow fails, the error of the
             neighbour's LR frame warped onto the frame (mean over channels) and the forward-backward

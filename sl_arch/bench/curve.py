@@ -8,9 +8,9 @@ the row's budget (the seconds of ``train_time.json``), the run's seed, and the r
 sets (their mean, the report's "real mean") and on the validation set where one was tested. A row trained once and
 read back by several reports (same row, budget and seed) counts once. The table gives each model's score at each
 budget (mean over the seeds, then each seed) and its margin over the reference row of the same seed and budget; with
-a reference, a second table splits that margin by real sequence (each real set's sequences: where footage gives the
-video network nothing to draw from, static or blurred along its motion, the margin stays near 0). The plot draws the
-real-footage PSNR-Y against the budget, a line through each model's means and a dot per seed.
+a reference, a second table splits that margin by real sequence (footage that does not move gives a video network
+nothing more to draw from than its frame: there the margin stays near 0). The plot draws the real-footage PSNR-Y
+against the budget, a line through each model's means and a dot per seed.
 """
 import argparse
 import json
@@ -219,7 +219,8 @@ def main(argv=None):
     print(text)
     if args.out:
         os.makedirs(args.out, exist_ok=True)
-        rows = [dict(point, sequences={f'{name}/{sequence}': value for (name, sequence), value in point['sequences'].items()})
+        rows = [dict(point, sequences={f'{name}/{sequence}': value
+                                       for (name, sequence), value in point['sequences'].items()})
                 for point in points.values()]
         write_json(osp.join(args.out, 'results.json'),
                    {'info': {'reports': args.reports, 'models': models, 'reference': args.reference}, 'rows': rows})

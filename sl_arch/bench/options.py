@@ -212,10 +212,12 @@ _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_lr2e-3', f'{LEAN16_NO_IMAGE}_bo
 _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_offsets_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_lr2e-3',
          'sub-pixel offsets in', neighbour_offsets=True)
 _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_offsets_nearest_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_lr2e-3',
-         'nearest neighbour pixels and their sub-pixel offsets in', neighbour_offsets=True, neighbour_sampling='nearest')
-# the neighbour-difference row with every training clip reversed at random (BasicSR's random_reverse): each motion
-# also played backwards, which a single-frame network cannot tell from the clip as it is; and on clips of 14 frames,
-# one per batch (the same frames per iteration): each frame's features carry twice the context, as long test clips do
+         'nearest neighbour pixels and their sub-pixel offsets in', neighbour_offsets=True,
+         neighbour_sampling='nearest')
+# the neighbour-difference row and the base row with every training clip reversed at random (BasicSR's
+# random_reverse): each motion also played backwards, which a single-frame network cannot tell from the clip as it is
+# (best 300-s row, twenty-second round); and on clips of 14 frames, one per batch (the same frames per iteration):
+# each frame's features carry twice the context, as long test clips do
 _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_lr2e-3',
          'clips reversed at random', train_set={'random_reverse': True})
 _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_reverse_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_lr2e-3',
