@@ -124,8 +124,8 @@ class SemanticLens(nn.Module):
             the frame's grid: the sub-pixel part of the flow that brought it, ``flow - round(flow)`` (x, y; LR px, in
             [-0.5, 0.5]; 0 where the frame stands in for a missing neighbour), two more input channels per neighbour.
             Detail beyond the frame's own sampling is in where the neighbours' samples sit between its pixels, which a
-            warp alone does not say. Ours; ``2 * 2 * neighbour_radius * num_feat * 9`` more parameters. In ``sl-bench``'s
-            300-s trainings it lost 0.05-0.1 dB (README, twenty-second round). Default: False.
+            warp alone does not say. Ours; ``2 * 2 * neighbour_radius * num_feat * 9`` more parameters. In
+            ``sl-bench``'s 300-s trainings it lost 0.05-0.1 dB (README, twenty-second round). Default: False.
         neighbour_sampling (str): With ``neighbour_input``, how the neighbours' LR frames are read at the flow's
             positions: ``'bilinear'`` interpolates between their pixels (smooths what it moves by a fraction of a
             pixel); ``'nearest'`` takes the nearest pixel as it is, its offset from the position being what
