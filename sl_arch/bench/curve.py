@@ -96,21 +96,31 @@ def _signed(value):
     return '—' if value is None else f'{value:+.2f}'
 
 
+def _by_budget(points, key):
+    """``(budget, [key's points at that budget, in seed order])`` for each budget of ``key``, ascending."""
+    for budget in sorted({name[1] for name in points if name[0] == key}):
+        seeds = sorted((name[2] for name in points if name[:2] == (key, budget)), key=str)
+        yield budget, [points[key, budget, seed] for seed in seeds]
+
+
+def _reference_pairs(points, mine, reference):
+    """``(point, the reference's point of the same budget and seed)`` for each point of ``mine`` that has one."""
+    pairs = [(point, points.get((reference, point['budget'], point['seed']))) for point in mine]
+    return [(point, ref) for point, ref in pairs if ref is not None]
+
+
 def curve_table(points, models, reference=None):
     """Markdown: one line per model and budget; real-footage PSNR-Y (mean over seeds, then each seed with its
     iterations) and, with a ``reference``, the margin over it on the real sets and on the validation set."""
     rows = []
     for key in models:
-        for budget in sorted({name[1] for name in points if name[0] == key}):
-            seeds = sorted((name[2] for name in points if name[:2] == (key, budget)), key=str)
-            mine = [points[key, budget, seed] for seed in seeds]
+        for budget, mine in _by_budget(points, key):
             line = [mine[0]['label'], f'{budget:g}', f'{_mean([p["real"] for p in mine]):.2f}',
                     ', '.join(f'{p["real"]:.2f} ({p["iterations"]})' for p in mine)]
             if reference == key:
                 line += ['—', '—', '—']
             elif reference:
-                pairs = [(p, points.get((reference, budget, p['seed']))) for p in mine]
-                pairs = [(p, ref) for p, ref in pairs if ref is not None]
+                pairs = _reference_pairs(points, mine, reference)
                 margins = [p['real'] - ref['real'] for p, ref in pairs]
                 val = [p['validation'] - ref['validation'] for p, ref in pairs
                        if p['validation'] is not None and ref['validation'] is not None]
@@ -134,10 +144,8 @@ def sequence_table(points, models, reference):
     for key in models:
         if key == reference:
             continue
-        for budget in sorted({name[1] for name in points if name[0] == key}):
-            pairs = [(point, points.get((reference, budget, name[2]))) for name, point in points.items()
-                     if name[:2] == (key, budget)]
-            pairs = [(point, ref) for point, ref in pairs if ref is not None]
+        for budget, mine in _by_budget(points, key):
+            pairs = _reference_pairs(points, mine, reference)
             if not pairs:
                 continue
             line = [pairs[0][0]['label'], f'{budget:g}', str(len(pairs))]
