@@ -131,7 +131,10 @@ class SemanticLens(nn.Module):
             pixel); ``'nearest'`` takes the nearest pixel as it is, its offset from the position being what
             ``neighbour_offsets`` gives (the placement of classical multi-frame super-resolution's shift-and-add). The
             propagated features and the alignment gate's error are warped bilinearly either way. ``'nearest'`` lost
-            more than the offsets alone in ``sl-bench``'s 300-s trainings. Default: 'bilinear'.
+            more than the offsets alone in ``sl-bench``'s 300-s trainings. ``'bicubic'`` interpolates with cubic
+            convolution (PyTorch's ``grid_sample``, a = -0.75), which smooths less than bilinear interpolation what lies
+            between the pixels: the neighbours' detail beyond the frame's own sampling, which a video network draws on,
+            survives the warp better. Default: 'bilinear'.
         align_gate (bool): Alignment confidence: after the flow warp, the propagated features are scaled at
             each pixel by a gate learned from two measures of where the flow fails, the error of the
             neighbour's LR frame warped onto the frame (mean over channels) and the forward-backward
@@ -230,8 +233,8 @@ class SemanticLens(nn.Module):
             raise OptionError('SemanticLens neighbour_radius sets how many neighbours neighbour_input warps in: set '
                               'neighbour_input to true, or neighbour_radius to 1.')
         self.neighbour_radius = neighbour_radius
-        if neighbour_sampling not in ('bilinear', 'nearest'):
-            raise OptionError(f"SemanticLens neighbour_sampling must be 'bilinear' or 'nearest', got "
+        if neighbour_sampling not in ('bilinear', 'bicubic', 'nearest'):
+            raise OptionError(f"SemanticLens neighbour_sampling must be 'bilinear', 'bicubic' or 'nearest', got "
                               f'{neighbour_sampling!r}.')
         for name, value, default in (('neighbour_difference', neighbour_difference, False),
                                      ('neighbour_offsets', neighbour_offsets, False),
@@ -432,8 +435,8 @@ class SemanticLens(nn.Module):
 
     @staticmethod
     def _warp(frames, flows, sampling='bilinear'):
-        """``frames`` (b, n, c, h, w) warped by ``flows`` (b, n, 2, h, w), border padding, ``sampling`` ``'bilinear'``
-        or ``'nearest'``."""
+        """``frames`` (b, n, c, h, w) warped by ``flows`` (b, n, 2, h, w), border padding, ``sampling`` ``'bilinear'``,
+        ``'bicubic'`` or ``'nearest'``."""
         b, n, c, h, w = frames.shape
         return flow_warp(frames.flatten(0, 1), flows.flatten(0, 1).permute(0, 2, 3, 1), interp_mode=sampling,
                          padding_mode='border').view(b, n, c, h, w)

@@ -222,6 +222,15 @@ _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_lr2e-3', f'{LEAN16_NO_I
          'clips reversed at random', train_set={'random_reverse': True})
 _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_reverse_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_lr2e-3',
          'clips reversed at random', train_set={'random_reverse': True})
+# the best 300-s row with its neighbours warped in by cubic interpolation instead of bilinear (neighbour_sampling:
+# bicubic), which smooths less of the detail between their pixels that a video network draws on
+_variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_bicubic_lr2e-3',
+         f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_lr2e-3', 'neighbours warped bicubically',
+         neighbour_sampling='bicubic')
+# and on clips drawn at frame intervals 1 and 2 as well (larger motions, each also played backwards)
+_variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_lr2e-3',
+         f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_lr2e-3', 'frame intervals 1-2',
+         train_set={'interval_list': [1, 2]})
 _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_b1x14_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_lr2e-3',
          'batch 1 of 14-frame clips', budget={'batch_size': 1, 'num_frame': 14})
 # lean16 with IMAGE (the 1200-s row, lr 1e-3) with every residual block in the recurrent steps, as e0p3r0 above
