@@ -337,7 +337,7 @@ def test_bicubic_neighbour_sampling_moves_detail_between_pixels_more_faithfully_
         interior = (..., slice(4, -4), slice(4, -4))
         error[sampling] = (fed[:, 1, 3:9] - clip[:, 1].repeat(1, 2, 1, 1))[interior].abs().mean()
     assert error['bicubic'] < 0.5 * error['bilinear'] and error['bilinear'] > 0.02
-    # whole-pixel moves are exact either way
+    # whole-pixel moves stay exact under cubic interpolation
     integer = (torch.full_like(flows[0], -1.), torch.full_like(flows[1], 1.))  # content 1 px left per frame
     integer[0][:, :, 1], integer[1][:, :, 1] = 0., 0.
     shifted = torch.stack([torch.roll(clip[:, 0], shifts=-i, dims=3) for i in range(3)], dim=1)

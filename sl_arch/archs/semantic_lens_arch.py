@@ -134,7 +134,8 @@ class SemanticLens(nn.Module):
             more than the offsets alone in ``sl-bench``'s 300-s trainings. ``'bicubic'`` interpolates with cubic
             convolution (PyTorch's ``grid_sample``, a = -0.75), which smooths less than bilinear interpolation what lies
             between the pixels: the neighbours' detail beyond the frame's own sampling, which a video network draws on,
-            survives the warp better. Default: 'bilinear'.
+            survives the warp better; it did not help in ``sl-bench``'s 300-s trainings (README, twenty-third round).
+            Default: 'bilinear'.
         align_gate (bool): Alignment confidence: after the flow warp, the propagated features are scaled at
             each pixel by a gate learned from two measures of where the flow fails, the error of the
             neighbour's LR frame warped onto the frame (mean over channels) and the forward-backward
