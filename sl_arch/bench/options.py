@@ -222,8 +222,8 @@ _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_lr2e-3', f'{LEAN16_NO_I
          'clips reversed at random', train_set={'random_reverse': True})
 _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_reverse_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_lr2e-3',
          'clips reversed at random', train_set={'random_reverse': True})
-# the best 300-s row with its neighbours warped in by cubic interpolation instead of bilinear (neighbour_sampling:
-# bicubic), which smooths less of the detail between their pixels that a video network draws on
+# the reversed-clip row (_diff_reverse) with its neighbours warped in by cubic interpolation instead of bilinear
+# (neighbour_sampling: bicubic), which smooths less of the detail between their pixels that a video network draws on
 _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_bicubic_lr2e-3',
          f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_lr2e-3', 'neighbours warped bicubically',
          neighbour_sampling='bicubic')
