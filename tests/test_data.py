@@ -169,6 +169,46 @@ def test_interval_list_strides_and_random_reverse_flips_the_window(tmp_path):
     assert windows == {(0, 40, 80), (80, 40, 0)}
 
 
+@pytest.mark.parametrize('degradation', ['BI', 'BD'])
+def test_camera_shake_moves_each_frame_by_its_own_gt_pixels_and_makes_its_lr_frame_again(real_root, degradation):
+    from sl_arch.data.degradations import BORDER_MODES, DEGRADATIONS
+    dataset = build_dataset(train_opt(real_root, camera_shake=2, dataroot_lq=f'{real_root}/train/{degradation}',
+                                      num_frame=4))
+    assert dataset.degradation == degradation
+    flipped = build_dataset(train_opt(real_root, camera_shake=2, num_frame=4, use_hflip=True, use_rot=True))
+    assert all(flipped[(draw, draw)]['lq'].shape == (4, 3, 8, 8) for draw in range(8))  # BasicSR's in-place flips
+    moves = []
+    for draw in range(6):
+        item = dataset[(draw, draw)]
+        assert item['lq'].shape == (4, 3, 8, 8) and item['gt'].shape == (4, 3, 32, 32)
+        clip, first = item['key'].split('/')
+        positions = []
+        for offset, (lq, gt) in enumerate(zip(to_uint8(item['lq']), to_uint8(item['gt']))):
+            # each LR crop is the degradation of its GT crop (inside, where the GT crop holds what it reads)
+            np.testing.assert_array_equal(DEGRADATIONS[degradation](gt, 4)[2:-2, 2:-2], lq[2:-2, 2:-2])
+            # found in the frame extended past its edges as the degradation extends it (a window may reach there)
+            frame = cv2.imread(str(real_root / 'train/GT' / clip / f'{int(first) + offset:08d}.png'))
+            positions.append(find_patch(np.pad(frame, ((2, 2), (2, 2), (0, 0)), mode=BORDER_MODES[degradation]), gt))
+        moves += [np.subtract(position, positions[0]) for position in positions[1:]]
+    moves = np.array(moves)
+    # each frame moved from the first by up to 2 + 2 GT pixels, most of them not whole LR pixels
+    assert np.abs(moves).max() <= 4 and (moves % 4 != 0).any(axis=1).mean() > 0.5
+
+
+def test_camera_shake_needs_lr_frames_made_by_bi_or_bd_and_no_maps_that_cannot_follow(real_root, tmp_path):
+    write_clip(tmp_path, 'clip', [20, 200, 90, 40])  # constant GT and LR frames of other values: not their LR
+    for frame in sorted((tmp_path / 'LR' / 'clip').iterdir()):
+        cv2.imwrite(str(frame), np.full((8, 8, 3), 7, np.uint8))
+    with pytest.raises(SLError, match=r'camera_shake makes LR frames again .*LR/clip/00000000.png is neither the BI '
+                                      r'nor the BD degradation \(x4\) of its GT frame; remove camera_shake'):
+        build_dataset(synthetic_opt(tmp_path, camera_shake=1))
+    with pytest.raises(SLError, match='camera_shake moves the frames, and the maps of dis_flows would not follow them; '
+                                      'remove camera_shake or dis_flows'):
+        build_dataset(train_opt(real_root, camera_shake=1, dis_flows=True))
+    with pytest.raises(SLError, match='camera_shake'):
+        build_dataset(train_opt(real_root, camera_shake=-1))
+
+
 def test_reds_layout_uses_only_the_clips_of_the_meta_info_file(tmp_path):
     write_clip(tmp_path, '000', [1, 2, 3, 4, 5])
     write_clip(tmp_path, '011', [6, 7, 8, 9, 10])

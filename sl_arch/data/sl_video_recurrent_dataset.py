@@ -10,6 +10,7 @@ from torch.utils import data as data
 
 from sl_arch.data.clips import (build_clip_index, check_dataset_options, check_pair, dataset_option_keys,
                                 raise_problems, read_clip_frames, read_clip_masks, read_window_flows)
+from sl_arch.data.degradations import BORDER_MODES, degrade_window
 from sl_arch.io.tensors import flows_to_tensor, frames_to_tensor
 from sl_arch.utils.errors import SLError
 
@@ -77,6 +78,13 @@ class SLVideoRecurrentDataset(data.Dataset):
                 of whole frames, as at test time, instead of the flow of each crop, estimated once
                 instead of at every draw (in ``sl-bench``'s 300-s trainings neither changed the result
                 measurably: README, sixteenth round). Not with ``flow_root``. Default: False.
+            camera_shake (int): Move every frame of a window by its own random whole number of GT pixels, up to
+                this many in each direction, and make its LR frame again from the moved GT frame
+                (:func:`~sl_arch.data.degradations.degrade_window`): the clip as a camera that shakes by up to
+                ``camera_shake / scale`` LR pixels would film it, so that even still footage gives each frame
+                neighbours with other sub-pixel samples. The LR frames must be the BI or BD degradation of their
+                GT frames (checked at start-up on the first frame). Not with ``semantics_root``, ``flow_root`` or
+                ``dis_flows``, whose maps would not follow the moves. Default: 0 (off).
         Any other key is an error (besides BasicSR's data-loader keys, see
         :data:`~sl_arch.data.clips.LOADER_KEYS`).
 
@@ -96,7 +104,8 @@ class SLVideoRecurrentDataset(data.Dataset):
 
     #: Kinds of this dataset's own option keys (see :data:`sl_arch.utils.options.KINDS`).
     OPTION_KINDS = {'num_frame': 'int>0', 'gt_size': 'int>0', 'interval_list': 'list[int>0]', 'random_reverse': 'bool',
-                    'use_hflip': 'bool', 'use_rot': 'bool', 'cache_frames': 'bool', 'dis_flows': 'bool'}
+                    'use_hflip': 'bool', 'use_rot': 'bool', 'cache_frames': 'bool', 'dis_flows': 'bool',
+                    'camera_shake': 'int>=0'}
     REQUIRED_OPTIONS = ('dataroot_gt', 'dataroot_lq', 'num_frame', 'gt_size')
     OPTION_KEYS = dataset_option_keys(OPTION_KINDS)
 
@@ -128,6 +137,11 @@ class SLVideoRecurrentDataset(data.Dataset):
         self.draw_seed = torch.initial_seed() % 2**32
         if self.gt_size % self.scale:
             raise SLError(f'gt_size {self.gt_size} is not a multiple of scale {self.scale}; change gt_size.')
+        self.camera_shake = opt.get('camera_shake', 0)
+        maps = [key for key in ('semantics_root', 'flow_root', 'dis_flows') if opt.get(key)]
+        if self.camera_shake and maps:
+            raise SLError(f'datasets.{opt.get("phase", "train")}.camera_shake moves the frames, and the maps of '
+                          f'{" and ".join(maps)} would not follow them; remove camera_shake or {" and ".join(maps)}.')
 
         backend = (opt.get('io_backend') or {}).get('type', 'disk')
         self.lq_source, self.gt_source, clips = build_clip_index(opt['dataroot_lq'], opt['dataroot_gt'], backend,
@@ -137,6 +151,7 @@ class SLVideoRecurrentDataset(data.Dataset):
         self.keys = [(clip_idx, frame_idx) for clip_idx, clip in enumerate(self.clips)
                      for frame_idx in range(len(clip.lq_frames))]
         self._check_sizes()
+        self.degradation = self._find_degradation() if self.camera_shake else None
         if opt.get('cache_frames', False) and self._cache_fits():
             for source in (self.lq_source, self.gt_source):
                 source.keep_decoded()
@@ -191,6 +206,22 @@ class SLVideoRecurrentDataset(data.Dataset):
         check_pair(self.gt_source, self.lq_source, clip.name, frames=(clip.gt_frames[0], clip.lq_frames[0]),
                    imgs=(gt_img, lq_img), scale=self.scale)
 
+    def _find_degradation(self):
+        """Which degradation (``'BI'`` or ``'BD'``) made the first clip's first LR frame from its GT frame, for
+        ``camera_shake`` to make the moved frames' LR the same way; raises if neither did."""
+        clip = self.clips[0]
+        gt_img = self.gt_source.read(clip.name, clip.gt_frames[0])
+        lq_img = self.lq_source.read(clip.name, clip.lq_frames[0])
+        h, w = lq_img.shape[:2]
+        for degradation in BORDER_MODES:
+            # the whole frame as one window (frames are checked to be scale times their LR frames)
+            _, made = degrade_window(gt_img, 0, 0, (h * self.scale, w * self.scale), self.scale, degradation)
+            if np.abs(made.astype(np.int16) - lq_img).max() <= 1:  # 1: rounding
+                return degradation
+        raise SLError(f'datasets.{self.opt.get("phase", "train")}.camera_shake makes LR frames again from moved GT '
+                      f'frames, but {self.lq_source.location(clip.name, clip.lq_frames[0])} is neither the BI nor the '
+                      f'BD degradation (x{self.scale}) of its GT frame; remove camera_shake.')
+
     def _cache_fits(self):
         """Whether the decoded frames take at most half the available memory; if not, a warning says so.
 
@@ -219,6 +250,16 @@ class SLVideoRecurrentDataset(data.Dataset):
         if self.random_reverse and random.random() < 0.5:
             indices.reverse()
         return indices
+
+    def _shaken_crop(self, gt_imgs):
+        """``camera_shake``'s crop: one random LR window position for the clip, each frame moved from it by its own
+        random GT pixels (up to ``camera_shake`` each way) and its LR window made again: (GT windows, LR windows)."""
+        lq_size, shake = self.gt_size // self.scale, self.camera_shake
+        h, w = (side // self.scale for side in gt_imgs[0].shape[:2])
+        top, left = random.randint(0, h - lq_size) * self.scale, random.randint(0, w - lq_size) * self.scale
+        windows = [degrade_window(img, top + random.randint(-shake, shake), left + random.randint(-shake, shake),
+                                  self.gt_size, self.scale, self.degradation) for img in gt_imgs]
+        return [gt for gt, _ in windows], [lq for _, lq in windows]
 
     def _random_crop(self, clip, gt_imgs, lq_imgs, masks, flows=None):
         lq_h, lq_w = lq_imgs[0].shape[:2]
@@ -260,8 +301,12 @@ class SLVideoRecurrentDataset(data.Dataset):
         indices = self._window(clip)
         lq_frames = [clip.lq_frames[i] for i in indices]
         gt_frames = [clip.gt_frames[i] for i in indices]
-        lq_imgs = read_clip_frames(self.lq_source, clip.name, lq_frames)
         gt_imgs = read_clip_frames(self.gt_source, clip.name, gt_frames)
+        if self.camera_shake:
+            # the LR frames are made again from the moved GT frames: no masks or flows (refused at start-up)
+            gt_imgs, lq_imgs = self._shaken_crop(gt_imgs)
+            return self._augmented_item(clip, lq_frames, gt_imgs, lq_imgs, None, None)
+        lq_imgs = read_clip_frames(self.lq_source, clip.name, lq_frames)
         check_pair(self.gt_source, self.lq_source, clip.name, frames=(gt_frames[0], lq_frames[0]),
                    imgs=(gt_imgs[0], lq_imgs[0]), scale=self.scale)
         masks = None
@@ -276,7 +321,11 @@ class SLVideoRecurrentDataset(data.Dataset):
             flows = self._window_dis_flows(self.keys[index][0], indices, lq_imgs)
 
         gt_imgs, lq_imgs, masks, flows = self._random_crop(clip, gt_imgs, lq_imgs, masks, flows)
-        num = len(indices)
+        return self._augmented_item(clip, lq_frames, gt_imgs, lq_imgs, masks, flows)
+
+    def _augmented_item(self, clip, lq_frames, gt_imgs, lq_imgs, masks, flows):
+        """The item of a window's crops, randomly flipped and rotated."""
+        num = len(lq_frames)
         # one call so that LR, GT, masks and flows get the same flips (the flows' vectors turned with them)
         imgs = augment(lq_imgs + gt_imgs + (masks or []), self.use_hflip, self.use_rot, flows=flows)
         if flows is not None:
