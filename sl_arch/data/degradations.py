@@ -14,9 +14,10 @@ Both take and return ``(h, w, c)`` (or ``(h, w)``) numpy images; ``uint8`` in gi
 :func:`degrade_window` gives the same LR pixels for a window of a frame at any GT-pixel position (what a training
 set's ``camera_shake`` draws), from the degradation written as one separable filter.
 """
+import functools
+
 import cv2
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from basicsr.data.transforms import mod_crop  # noqa: F401  (BasicSR's bottom/right crop to a multiple of scale)
 from basicsr.utils.matlab_functions import imresize
 
@@ -87,6 +88,15 @@ def _cubic(x):
     return np.where(x <= 1, 1.5 * x**3 - 2.5 * x**2 + 1, np.where(x < 2, -0.5 * x**3 + 2.5 * x**2 - 4 * x + 2, 0.))
 
 
+@functools.lru_cache(maxsize=None)
+def _float32_filter(degradation, scale):
+    """:func:`separable_filter` in float32 (the arithmetic of bi_degrade's and bd_degrade's), made once."""
+    weights, first = separable_filter(degradation, scale)
+    weights = weights.astype(np.float32)
+    weights.setflags(write=False)
+    return weights, first
+
+
 def separable_filter(degradation, scale):
     """``degradation`` ('BI' or 'BD') at ``scale`` as one 1-D filter applied along each axis: ``(weights, first)``, so
     that along an axis LR pixel ``x`` is ``sum(weights[k] * GT[scale * x + first + k])`` (GT read past the frame's
@@ -102,14 +112,18 @@ def separable_filter(degradation, scale):
     raise SLError(f'unknown degradation {degradation!r}; use one of {sorted(DEGRADATIONS)}.')
 
 
-def _edge_index(start, length, limit, mode):
-    """Indices ``start .. start + length - 1`` into an axis of ``limit`` pixels, those past its ends mapped as
-    ``numpy.pad``'s ``mode`` ('symmetric' or 'edge') maps them (one reflection; farther ones are clipped)."""
-    index = np.arange(start, start + length)
-    if mode == 'symmetric':
-        index = np.where(index < 0, -index - 1, index)
-        index = np.where(index >= limit, 2 * limit - 1 - index, index)
-    return np.clip(index, 0, limit - 1)
+#: OpenCV's border of each of :data:`BORDER_MODES`.
+_CV_BORDERS = {'symmetric': cv2.BORDER_REFLECT, 'edge': cv2.BORDER_REPLICATE}
+
+
+def _read_window(frame, top, left, height, width, mode):
+    """``frame[top:top + height, left:left + width]`` for any ``top`` and ``left``, what lies past the frame's edges
+    made as ``numpy.pad``'s ``mode`` ('symmetric' or 'edge') makes it (a copy)."""
+    h, w = frame.shape[:2]
+    inside = frame[min(max(top, 0), h - 1):max(min(top + height, h), 1), min(max(left, 0), w - 1):max(min(left + width, w), 1)]
+    pads = (max(-top, 0), max(top + height - h, 0), max(-left, 0), max(left + width - w, 0))
+    window = cv2.copyMakeBorder(inside, *pads, _CV_BORDERS[mode]) if any(pads) else inside.copy()
+    return window.reshape(window.shape[:2] + frame.shape[2:])  # OpenCV drops a channel axis of one
 
 
 def degrade_window(frame, top, left, size, scale, degradation):
@@ -131,15 +145,18 @@ def degrade_window(frame, top, left, size, scale, degradation):
         tuple[ndarray, ndarray]: the GT window and its LR window (``scale`` times smaller), both of ``frame``'s
         dtype (uint8 rounded).
     """
-    weights, first = separable_filter(degradation, scale)
-    weights = weights.astype(np.float32)  # float32 arithmetic, as bi_degrade's and bd_degrade's
+    weights, first = _float32_filter(degradation, scale)
     height, width = (size, size) if isinstance(size, int) else size
-    h, w = frame.shape[:2]
-    mode = BORDER_MODES[degradation]
-    rows = _edge_index(top + first, scale * (height // scale - 1) + len(weights), h, mode)
-    cols = _edge_index(left + first, scale * (width // scale - 1) + len(weights), w, mode)
-    lr = sliding_window_view(_as_float(frame[np.ix_(rows, cols)]), len(weights), axis=0)[::scale] @ weights  # rows first
-    lr = sliding_window_view(lr, len(weights), axis=1)[:, ::scale] @ weights
-    gt = frame[np.ix_(_edge_index(top, height, h, mode), _edge_index(left, width, w, mode))]
+    span = (scale * (height // scale - 1) + len(weights), scale * (width // scale - 1) + len(weights))
+    # one region holding the GT window and every GT pixel its LR window reads
+    start = min(first, 0)
+    region = _read_window(frame, top + start, left + start, max(height, first - start + span[0]) - start,
+                          max(width, first - start + span[1]) - start, BORDER_MODES[degradation])
+    # OpenCV's separable correlation, centred on tap len // 2: kept where every tap lies inside the region
+    centre, taps = len(weights) // 2, first - start
+    lr = cv2.sepFilter2D(_as_float(region[taps:taps + span[0], taps:taps + span[1]]), cv2.CV_32F, weights, weights,
+                         borderType=cv2.BORDER_CONSTANT)[centre::scale, centre::scale][:height // scale, :width // scale]
+    lr = lr.reshape(lr.shape[:2] + frame.shape[2:])
+    gt = region[-start:height - start, -start:width - start]
     # C order, as OpenCV's in-place flips (BasicSR's augment) need
     return np.ascontiguousarray(gt), np.ascontiguousarray(_like_input(lr, frame))
