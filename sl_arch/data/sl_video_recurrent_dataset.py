@@ -301,12 +301,12 @@ class SLVideoRecurrentDataset(data.Dataset):
         indices = self._window(clip)
         lq_frames = [clip.lq_frames[i] for i in indices]
         gt_frames = [clip.gt_frames[i] for i in indices]
-        gt_imgs = read_clip_frames(self.gt_source, clip.name, gt_frames)
         if self.camera_shake:
             # the LR frames are made again from the moved GT frames: no masks or flows (refused at start-up)
-            gt_imgs, lq_imgs = self._shaken_crop(gt_imgs)
+            gt_imgs, lq_imgs = self._shaken_crop(read_clip_frames(self.gt_source, clip.name, gt_frames))
             return self._augmented_item(clip, lq_frames, gt_imgs, lq_imgs, None, None)
         lq_imgs = read_clip_frames(self.lq_source, clip.name, lq_frames)
+        gt_imgs = read_clip_frames(self.gt_source, clip.name, gt_frames)
         check_pair(self.gt_source, self.lq_source, clip.name, frames=(gt_frames[0], lq_frames[0]),
                    imgs=(gt_imgs[0], lq_imgs[0]), scale=self.scale)
         masks = None
