@@ -249,6 +249,29 @@ def test_clips_below_min_input_size_are_padded_for_the_network_and_cropped_back(
         assert torch.allclose(model.output, model.net_g.eval()(padded)[..., :64, :], atol=1e-5)
 
 
+def test_flip_width_averages_with_the_mirrored_clip_and_flip_seq_leaves_a_single_frame_network_as_it_is(tmp_path):
+    lq = torch.rand(1, 4, 3, 16, 20)
+    model, _ = build(tmp_path)
+    net = model.net_g.eval()
+    with torch.no_grad():
+        expected = 0.5 * (net(lq) + net(lq.flip(-1)).flip(-1))
+        plain = net(lq)
+    model.opt['val'] = {'flip_width': True}
+    model.feed_data({'lq': lq})
+    model.test()
+    assert torch.allclose(model.output, expected, atol=1e-5) and not torch.allclose(model.output, plain, atol=1e-3)
+    # time reversed, a single-frame network gives each frame the same output: flip_seq is no ensemble for it
+    frame_wise, _ = build(tmp_path / 'frame_wise', network={'type': 'SLFrameWise', 'network': {
+        'type': 'MSRResNet', 'num_feat': 8, 'num_block': 1}})
+    outputs = []
+    for val in ({}, {'flip_seq': True}):
+        frame_wise.opt['val'] = val
+        frame_wise.feed_data({'lq': lq})
+        frame_wise.test()
+        outputs.append(frame_wise.output)
+    assert torch.allclose(outputs[0], outputs[1], atol=1e-6)
+
+
 def test_flows_of_the_dataset_reach_the_network_in_training_and_test_and_are_refused_where_they_cannot_go(tmp_path):
     from sl_arch.utils.options import OptionError
     model, _ = build(tmp_path)
@@ -261,9 +284,10 @@ def test_flows_of_the_dataset_reach_the_network_in_training_and_test_and_are_ref
     model.test()
     assert len(seen) == 2 and all(torch.equal(given[0], flows[:, 0]) and torch.equal(given[1], flows[:, 1])
                                   for given in seen)
-    model.opt['val']['flip_seq'] = True
-    with pytest.raises(OptionError, match='flip_seq and val.tile do not carry the flows of flow_root'):
-        model.test()
+    for ensemble in ('flip_seq', 'flip_width'):
+        model.opt['val'] = {ensemble: True}
+        with pytest.raises(OptionError, match='flip_seq, val.flip_width and val.tile do not carry the flows'):
+            model.test()
     frame_wise, _ = build(tmp_path / 'frame_wise', network={'type': 'SLFrameWise', 'network': {
         'type': 'MSRResNet', 'num_feat': 8, 'num_block': 1}})
     with pytest.raises(OptionError, match='flow_root feeds flows to the network, and SLFrameWise takes none'):

@@ -601,32 +601,40 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
     def test(self):
         """Super-resolve ``self.lq`` into ``self.output`` with the EMA network when there is one.
 
-        Uses ``val.flip_seq`` (average with the time-reversed clip), ``val.center_frame_only``
+        Uses ``val.flip_seq`` (average with the time-reversed clip, run after the clip as BasicSR runs it),
+        ``val.flip_width`` (average with the output of the clip mirrored left to right: the self-ensemble any
+        network can use, a single-frame one too, at the same twice the test time), ``val.center_frame_only``
         (Vimeo-90K-T) and ``val.tile`` (bounded-memory windows and tiles).
         """
         net = getattr(self, 'net_g_ema', self.net_g)
         val_opt = self.opt.get('val') or {}
-        flip_seq = val_opt.get('flip_seq', False)
+        flip_seq, flip_width = val_opt.get('flip_seq', False), val_opt.get('flip_width', False)
         self.center_frame_only = val_opt.get('center_frame_only', False)
         num_frames = self.lq.size(1)
         lq, masks = self.lq, self.masks
-        if self.flows is not None and (flip_seq or val_opt.get('tile')):
-            raise OptionError('val.flip_seq and val.tile do not carry the flows of flow_root; remove them or '
-                              'flow_root.')
+        if self.flows is not None and (flip_seq or flip_width or val_opt.get('tile')):
+            raise OptionError('val.flip_seq, val.flip_width and val.tile do not carry the flows of flow_root; remove '
+                              'them or flow_root.')
         if flip_seq:
             lq = torch.cat([lq, lq.flip(1)], dim=1)
             masks = None if masks is None else torch.cat([masks, masks.flip(1)], dim=1)
         was_training = net.training
         net.eval()
         with torch.no_grad():
-            if val_opt.get('tile'):
-                output = self._forward_tiled(net, lq, masks, val_opt['tile'])
-            else:
-                output = self._forward(net, lq, masks, self.flows)
+            output = self._forward_once(net, lq, masks, val_opt)
+            if flip_width:
+                mirrored = self._forward_once(net, lq.flip(-1), None if masks is None else masks.flip(-1), val_opt)
+                output = 0.5 * (output + mirrored.flip(-1))
         net.train(was_training)
         if flip_seq:
             output = 0.5 * (output[:, :num_frames] + output[:, num_frames:].flip(1))
         self.output = output[:, num_frames // 2] if self.center_frame_only else output
+
+    def _forward_once(self, net, lq, masks, val_opt):
+        """One test forward of ``lq``, in windows and tiles with ``val.tile``."""
+        if val_opt.get('tile'):
+            return self._forward_tiled(net, lq, masks, val_opt['tile'])
+        return self._forward(net, lq, masks, self.flows)
 
     def _forward_tiled(self, net, lq, masks, tile_opt):
         """Bounded-memory forward with :func:`sl_arch.utils.tiling.forward_video`.

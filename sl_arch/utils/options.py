@@ -41,7 +41,8 @@ TRAIN_KEYS = ('ema_decay', 'optim_g', 'scheduler', 'total_iter', 'warmup_iter', 
 AUTOCAST_VALUES = ('bf16', 'fp16')
 
 #: ``val`` keys read by SLVideoRecurrentModel, BasicSR's models and pipelines.
-VAL_KEYS = ('val_freq', 'save_img', 'metrics', 'suffix', 'flip_seq', 'center_frame_only', 'tile', 'pbar')
+VAL_KEYS = ('val_freq', 'save_img', 'metrics', 'suffix', 'flip_seq', 'flip_width', 'center_frame_only', 'tile',
+            'pbar')
 
 #: ``path`` keys read by BasicSR for a model with one network ``network_g``, or set by ``parse_options``.
 #: BasicSR creates a folder for every other key, so a misspelt key would become a folder.
