@@ -427,6 +427,36 @@ def test_micro_benchmark_trains_every_model_for_the_same_cpu_seconds_and_reports
     with pytest.raises(SLError, match='bench_SL_no_flow was trained without flow'):
         flow_ceiling.row_network(no_flow, 'unread.pth')
 
+    # the same weights tested with each two-pass ensemble: sl-test as sl-bench runs it, one val key set; a rerun
+    # reads the tests back; sl-bench's own records are not touched
+    from sl_arch.bench import ensemble
+    capsys.readouterr()
+    ensemble.main([str(tmp_path / 'work'), '--models', 'SemanticLens,BasicVSR', '--reference', 'BasicVSR'])
+    out = capsys.readouterr().out
+    every = {(cells[2].strip(), cells[3].strip()): cells for cells in (line.split('|') for line in out.splitlines())
+             if len(cells) == 9 and cells[3].strip() in ('plain', 'flip_seq', 'flip_width')}
+    plain = report.real_psnr(rows[1])
+    assert float(every[('SemanticLens', 'plain')][4]) == pytest.approx(plain, abs=6e-4)
+    for test in ('flip_seq', 'flip_width'):
+        score, gain = float(every[('SemanticLens', test)][4]), float(every[('SemanticLens', test)][5])
+        assert score != pytest.approx(plain, abs=1e-4) and gain == pytest.approx(score - plain, abs=2e-3)
+    summary = [line for line in out.splitlines() if line.startswith('| SemanticLens | flip_width | 1 |')]
+    assert len(summary) == 1 and 'margin over BasicVSR at equal test cost, mean' in out
+    flip_log = tmp_path / 'work' / 'logs' / 'ens_flip_width_bench_SemanticLens_test.out'
+    tested_at = flip_log.stat().st_mtime_ns
+    ensemble.main([str(tmp_path / 'work'), '--models', 'SemanticLens', '--ensembles', 'flip_width'])
+    assert flip_log.stat().st_mtime_ns == tested_at and summary[0].split('|')[4] in capsys.readouterr().out
+    assert done.read_text() == recorded
+    # a network restoring each frame alone gives flip_seq's two passes the same output: not run, its plain score
+    frame_wise = {'options': {'test': {'network_g': {'type': 'SLFrameWise'}}}, 'result': {'metrics': {'x': 1}}}
+    assert ensemble.ensemble_metrics('unused', 'SingleFrame', frame_wise, 'flip_seq') == {'x': 1}
+    for argv, message in ((['--models', 'SemanticLens', '--reference', 'BasicVSR'], '--reference BasicVSR is not'),
+                          (['--models', 'SemanticLens', '--ensembles', 'flip_time'], '--ensembles flip_time: give'),
+                          (['--models', 'SL_no_flow'], '--models SL_no_flow: no finished run')):
+        with pytest.raises(SystemExit) as exit_info:
+            ensemble.main([str(tmp_path / 'work')] + argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
 
 def training_options_of_rows(keys, budget, work_dir, monkeypatch):
     """``{run name: training options}`` sl-bench writes for rows ``keys`` under ``budget`` (nothing trains)."""

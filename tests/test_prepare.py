@@ -97,12 +97,14 @@ def test_degrade_window_is_the_whole_frames_degradation_where_it_lies_and_of_the
     for top, left in ((0, 0), (72 - size, 96 - size), (2 * scale, 5 * scale), (0, 96 - size)):
         gt, lr = degrade_window(frame, top, left, size, scale, degradation)
         np.testing.assert_array_equal(gt, frame[top:top + size, left:left + size])
-        np.testing.assert_array_equal(lr, whole[top // scale:(top + size) // scale, left // scale:(left + size) // scale])
+        lr_top, lr_left = top // scale, left // scale
+        np.testing.assert_array_equal(lr, whole[lr_top:lr_top + size // scale, lr_left:lr_left + size // scale])
     # between them: the LR frame of the frame moved by that many GT pixels (away from its edges, which move too)
     for dy, dx in ((1, 0), (0, scale - 1), (1, 1)):
         moved = degrade(frame[dy:dy + 72 - scale, dx:dx + 96 - scale], scale)
-        gt, lr = degrade_window(frame, 2 * scale + dy, 3 * scale + dx, size, scale, degradation)
-        np.testing.assert_array_equal(gt, frame[2 * scale + dy:2 * scale + dy + size, 3 * scale + dx:3 * scale + dx + size])
+        top, left = 2 * scale + dy, 3 * scale + dx
+        gt, lr = degrade_window(frame, top, left, size, scale, degradation)
+        np.testing.assert_array_equal(gt, frame[top:top + size, left:left + size])
         np.testing.assert_array_equal(lr[2:-2, 2:-2], moved[4:8, 5:9])
         assert np.abs(lr.astype(int) - whole[2:10, 3:11]).mean() > 1  # not the unmoved window
     # a window past the frame's edge reads it as the degradation does

@@ -120,7 +120,9 @@ def _read_window(frame, top, left, height, width, mode):
     """``frame[top:top + height, left:left + width]`` for any ``top`` and ``left``, what lies past the frame's edges
     made as ``numpy.pad``'s ``mode`` ('symmetric' or 'edge') makes it (a copy)."""
     h, w = frame.shape[:2]
-    inside = frame[min(max(top, 0), h - 1):max(min(top + height, h), 1), min(max(left, 0), w - 1):max(min(left + width, w), 1)]
+    rows = slice(min(max(top, 0), h - 1), max(min(top + height, h), 1))
+    cols = slice(min(max(left, 0), w - 1), max(min(left + width, w), 1))
+    inside = frame[rows, cols]
     pads = (max(-top, 0), max(top + height - h, 0), max(-left, 0), max(left + width - w, 0))
     window = cv2.copyMakeBorder(inside, *pads, _CV_BORDERS[mode]) if any(pads) else inside.copy()
     return window.reshape(window.shape[:2] + frame.shape[2:])  # OpenCV drops a channel axis of one
@@ -155,7 +157,8 @@ def degrade_window(frame, top, left, size, scale, degradation):
     # OpenCV's separable correlation, centred on tap len // 2: kept where every tap lies inside the region
     centre, taps = len(weights) // 2, first - start
     lr = cv2.sepFilter2D(_as_float(region[taps:taps + span[0], taps:taps + span[1]]), cv2.CV_32F, weights, weights,
-                         borderType=cv2.BORDER_CONSTANT)[centre::scale, centre::scale][:height // scale, :width // scale]
+                         borderType=cv2.BORDER_CONSTANT)
+    lr = lr[centre::scale, centre::scale][:height // scale, :width // scale]
     lr = lr.reshape(lr.shape[:2] + frame.shape[2:])
     gt = region[-start:height - start, -start:width - start]
     # C order, as OpenCV's in-place flips (BasicSR's augment) need

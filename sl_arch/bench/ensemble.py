@@ -1,0 +1,178 @@
+"""What a two-pass test-time ensemble adds to finished ``sl-bench`` rows: ``python -m sl_arch.bench.ensemble``.
+
+    python -m sl_arch.bench.ensemble experiments/benchmark/intel_c_s0_300_s23 \\
+        experiments/benchmark/intel_c_s1_300_s23 --models SingleFrame_lean,SL_..._diff_reverse_interval12_lr2e-3 \\
+        --reference SingleFrame_lean
+
+Each row's final weights are tested again on its own test sets (and validation set) with each of ``sl-test``'s two
+ensembles, which both take twice the test time of one pass:
+
+* ``flip_seq`` (``val.flip_seq``): the clip, then the clip played backwards, as BasicSR runs it; the two outputs of
+  each frame averaged. A network that restores each frame alone gives the same output twice: for a single-frame row
+  it is not run, its plain score stands (``tests/test_model.py`` checks the equality);
+* ``flip_width`` (``val.flip_width``): the clip and its mirror image, the self-ensemble every network can use.
+
+Each test runs ``sl-test`` in a child process (one thread) as run ``ens_<ensemble>_bench_<row>`` of that work dir,
+with the row's own test options and that one ``val`` key set; a rerun reads finished tests back. The plain scores are
+sl-bench's own. Two tables: every work dir, and the means over them, where with ``--reference`` each row's score is
+set against the reference's at the same test-time cost (plain against plain; a two-pass ensemble against the
+reference's better two-pass ensemble in that work dir, so the reference is never handicapped).
+"""
+import argparse
+import os.path as osp
+
+from sl_arch.bench.common import markdown_table
+from sl_arch.bench.options import VALIDATION_SET, real_test_sets, write_yaml
+from sl_arch.bench.runs import read_record, run_command
+from sl_arch.bench.validate import finished_rows
+from sl_arch.models.sl_video_recurrent_model import metrics_file_name
+from sl_arch.utils.errors import SLError, cli_entry
+
+#: The two-pass ensembles (``val`` keys of ``sl-test``).
+ENSEMBLES = ('flip_seq', 'flip_width')
+#: Network types that restore each frame alone (flip_seq is no ensemble for them).
+FRAME_WISE_TYPES = ('SLFrameWise',)
+
+
+def scores(metrics):
+    """``(real mean, validation)`` PSNR-Y of a ``{set: {'psnr': {'mean': ...}}}`` record (validation None where the
+    row was not tested on it)."""
+    real = [metrics[name]['psnr']['mean'] for name in real_test_sets() if name in metrics]
+    if not real:
+        raise SLError(f'no real held-out set among {", ".join(metrics)}; ensemble reads rows tested on them.')
+    validation = metrics.get(VALIDATION_SET, {}).get('psnr', {}).get('mean')
+    return sum(real) / len(real), validation
+
+
+def ensemble_metrics(work_dir, row, record, ensemble, threads=1):
+    """The metrics of one finished row tested with ``ensemble``: ``sl-test`` run in ``work_dir`` (read back where a
+    test with the same options finished before)."""
+    test = record['options']['test']
+    if ensemble == 'flip_seq' and test['network_g'].get('type') in FRAME_WISE_TYPES:
+        return record['result']['metrics']
+    name = f'ens_{ensemble}_bench_{row}'
+    test_opt = dict(test, name=name, val=dict(test.get('val') or {}, **{ensemble: True}))
+    names = [options['name'] for options in test_opt['datasets'].values()]
+    files = [osp.join(work_dir, 'results', name, metrics_file_name(dataset)) for dataset in names]
+    test_yml = osp.join(work_dir, 'options', f'test_{name}.yml')
+    if not (all(osp.isfile(path) for path in files) and _same_options(test_yml, test_opt)):
+        write_yaml(test_yml, test_opt)
+        run_command(['sl_arch.test', '-opt', test_yml], work_dir, osp.join(work_dir, 'logs', f'{name}_test.out'),
+                    threads)
+    return {dataset: read_record(path)['metrics'] for dataset, path in zip(names, files)}
+
+
+def _same_options(path, options):
+    import yaml
+    if not osp.isfile(path):
+        return False
+    with open(path, encoding='utf-8') as handle:
+        return yaml.safe_load(handle) == yaml.safe_load(yaml.safe_dump(options, sort_keys=False))
+
+
+def measure(work_dirs, rows, ensembles=ENSEMBLES, threads=1):
+    """``{work dir: {row: {test: (real, validation)}}}``, test ``'plain'`` (sl-bench's) and each ensemble."""
+    results = {}
+    for work_dir in work_dirs:
+        finished = finished_rows(work_dir)
+        missing = [row for row in rows if row not in finished]
+        if missing:
+            raise SLError(f'--models {",".join(missing)}: no finished run in {work_dir}; run sl-bench there first '
+                          f'(finished: {", ".join(finished) or "none"}).')
+        results[work_dir] = {}
+        for row in rows:
+            record = finished[row]
+            results[work_dir][row] = {'plain': scores(record['result']['metrics'])}
+            for ensemble in ensembles:
+                results[work_dir][row][ensemble] = scores(ensemble_metrics(work_dir, row, record, ensemble, threads))
+                real, validation = results[work_dir][row][ensemble]
+                print(f'[ensemble] {row} ({osp.relpath(work_dir)}), {ensemble}: real {real:.3f} dB'
+                      + ('' if validation is None else f', validation {validation:.3f}'), flush=True)
+    return results
+
+
+def _reference_score(by_test, test, index):
+    """The reference's score at ``test``'s cost: its own plain score, or its better two-pass ensemble."""
+    if test == 'plain':
+        return by_test['plain'][index]
+    values = [score[index] for name, score in by_test.items() if name != 'plain' and score[index] is not None]
+    return max(values) if values else None
+
+
+def _signed(value):
+    return '—' if value is None else f'{value:+.3f}'
+
+
+def _value(value):
+    return '—' if value is None else f'{value:.3f}'
+
+
+def tables(results, reference=None):
+    """Markdown: every work dir's scores and gains over plain; then the means over the work dirs, with the margins
+    over ``reference`` at the same test-time cost."""
+    from sl_arch.bench.options import MODELS
+    lines, sums = [], {}
+    for work_dir, rows in results.items():
+        for row, by_test in rows.items():
+            plain_real, plain_val = by_test['plain']
+            for test, (real, validation) in by_test.items():
+                gain_val = None if validation is None or plain_val is None else validation - plain_val
+                lines.append([osp.relpath(work_dir), MODELS[row][0] if row in MODELS else row, test, _value(real),
+                              _signed(real - plain_real), _value(validation), _signed(gain_val)])
+                entry = sums.setdefault((row, test), {'real': [], 'gain': [], 'margin': [], 'val_margin': []})
+                entry['real'].append(real)
+                entry['gain'].append(real - plain_real)
+                if reference is not None:
+                    ref_real = _reference_score(rows[reference], test, 0)
+                    ref_val = _reference_score(rows[reference], test, 1)
+                    entry['margin'].append(real - ref_real)
+                    if validation is not None and ref_val is not None:
+                        entry['val_margin'].append(validation - ref_val)
+    every = markdown_table(['work dir', 'row', 'test', 'real PSNR-Y', 'gain over plain', 'validation PSNR-Y',
+                            'gain over plain'], lines)
+
+    def mean(values):
+        return sum(values) / len(values) if values else None
+
+    headers = ['row', 'test', 'work dirs', 'real PSNR-Y, mean', 'gain over plain, mean']
+    if reference is not None:
+        headers += [f'margin over {reference} at equal test cost, mean', 'each work dir', 'validation margin, mean']
+    summary = []
+    for (row, test), entry in sums.items():
+        line = [MODELS[row][0] if row in MODELS else row, test, str(len(entry['real'])), _value(mean(entry['real'])),
+                _signed(mean(entry['gain']))]
+        if reference is not None:
+            line += [_signed(mean(entry['margin'])), ', '.join(f'{value:+.2f}' for value in entry['margin']),
+                     _signed(mean(entry['val_margin']))]
+        summary.append(line)
+    return every + '\n\n' + markdown_table(headers, summary)
+
+
+@cli_entry
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog='python -m sl_arch.bench.ensemble', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('work_dirs', nargs='+', metavar='WORK_DIR', help='sl-bench --work-dir folders')
+    parser.add_argument('--models', required=True, help='comma-separated finished rows')
+    parser.add_argument('--reference', help='a row of --models to set the others against (e.g. SingleFrame_lean)')
+    parser.add_argument('--ensembles', default=','.join(ENSEMBLES),
+                        help=f'comma-separated, of {", ".join(ENSEMBLES)} (default: both)')
+    parser.add_argument('--threads', type=int, default=1, help='torch threads of each test (default 1)')
+    args = parser.parse_args(argv)
+    rows = [key.strip() for key in args.models.split(',') if key.strip()]
+    ensembles = [name.strip() for name in args.ensembles.split(',') if name.strip()]
+    if not rows:
+        raise SLError('--models is empty; name at least one finished row.')
+    unknown = [name for name in ensembles if name not in ENSEMBLES]
+    if unknown or not ensembles:
+        raise SLError(f'--ensembles {args.ensembles}: give one or more of {", ".join(ENSEMBLES)}.')
+    if args.reference is not None and args.reference not in rows:
+        raise SLError(f'--reference {args.reference} is not among --models; add it there.')
+    if args.threads < 1:
+        raise SLError(f'--threads {args.threads}: give at least 1.')
+    results = measure([osp.abspath(folder) for folder in args.work_dirs], rows, ensembles, args.threads)
+    print(tables(results, args.reference))
+
+
+if __name__ == '__main__':
+    main()
