@@ -35,6 +35,7 @@ from sl_arch.io.tensors import frames_to_tensor, tensor_to_frame
 from sl_arch.io.video import (DEFAULT_PIX_FMT, WRITE_FORMATS, EncoderSettings, VideoWriter, check_video_output,
                               is_video_output, quiet_ffmpeg)
 from sl_arch.utils.checkpoint import load_network
+from sl_arch.utils.ensemble import ENSEMBLES, with_ensembles
 from sl_arch.utils.errors import SLError, cli_entry
 from sl_arch.utils.files import (check_writable, is_temporary, output_error, path_relation,
                                  remove_stale_temporaries, write_json)
@@ -84,6 +85,9 @@ def parse_args(argv=None):
                        f'{MIN_SHOT_FRAMES} frames')
     parser.add_argument('--precision', default='fp32', choices=PRECISIONS,
                         help='arithmetic of the network: fp32 (default), bf16 (CPU or CUDA), fp16 (CUDA only)')
+    parser.add_argument('--ensemble', choices=ENSEMBLES, default=None,
+                        help='two passes per window, averaged (twice the time): flip_seq, the clip and its time '
+                        'reversal (recurrent networks); flip_width, the clip and its mirror image (any network)')
     parser.add_argument('--save-masks', metavar='DIR', help='write the video instance masks as coloured PNGs here')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing output')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu',
@@ -161,6 +165,7 @@ def run_manifest(args, source, net_opt, overlap, cuts):
         'precision': args.precision,
         'shots': None if args.no_shot_detect else {'threshold': args.shot_threshold, 'cuts': cuts},
         'save_masks': os.path.abspath(args.save_masks) if args.save_masks else None,
+        'ensemble': args.ensemble,
     }
 
 
@@ -332,6 +337,20 @@ def autocast_forward(net, net_type, save_masks, dtype=None):
     return run
 
 
+def ensemble_forward(net_fn, ensemble, spec, net_type, save_masks):
+    """``net_fn`` run as the two-pass ``ensemble`` (:mod:`sl_arch.utils.ensemble`); SLError where it cannot be."""
+    if save_masks:
+        raise SLError(f'--ensemble {ensemble} averages frames, not instance masks: drop --save-masks or --ensemble.')
+    if ensemble == 'flip_seq' and spec.is_sliding_window:
+        raise SLError(f'--ensemble flip_seq runs the clip and its time reversal as one sequence; {net_type} restores '
+                      'the centre frame of a window: use --ensemble flip_width.')
+    if ensemble == 'flip_seq' and spec.frame_wise:
+        raise SLError(f'--ensemble flip_seq: {net_type} restores each frame alone, so the reversed clip gives the '
+                      'same frames; use --ensemble flip_width.')
+    forward = with_ensembles(lambda lqs, masks: net_fn(lqs), **{ensemble: True})
+    return lambda lqs: forward(lqs, None)
+
+
 def _peak_memory(device):
     rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     text = f'peak RSS {rss_kib / 1024:.0f} MiB'
@@ -378,6 +397,8 @@ def upscale(args):
     # channels_last measured faster on a CPU (SemanticLens tiny 0.85x fp32, 0.58x bf16; EDVR 0.85x; BasicVSR 0.78x)
     net = loaded.net.to(device, memory_format=torch.channels_last)
     net_fn = autocast_forward(net, net_type, args.save_masks, dtype)
+    if args.ensemble:
+        net_fn = ensemble_forward(net_fn, args.ensemble, spec, net_type, args.save_masks)
 
     source, cuts = read_input(args, max(MIN_SHOT_FRAMES, spec.min_frames))
     num_neighbours = spec.sliding_window_frames or 0

@@ -448,7 +448,8 @@ def test_micro_benchmark_trains_every_model_for_the_same_cpu_seconds_and_reports
     assert flip_log.stat().st_mtime_ns == tested_at and summary[0].split('|')[4] in capsys.readouterr().out
     assert done.read_text() == recorded
     # a network restoring each frame alone gives flip_seq's two passes the same output: not run, its plain score
-    frame_wise = {'options': {'test': {'network_g': {'type': 'SLFrameWise'}}}, 'result': {'metrics': {'x': 1}}}
+    frame_wise = {'options': {'test': {'network_g': {'type': 'SLFrameWise', 'network': {'type': 'MSRResNet'}}}},
+                  'result': {'metrics': {'x': 1}}}
     assert ensemble.ensemble_metrics('unused', 'SingleFrame', frame_wise, 'flip_seq') == {'x': 1}
     for argv, message in ((['--models', 'SemanticLens', '--reference', 'BasicVSR'], '--reference BasicVSR is not'),
                           (['--models', 'SemanticLens', '--ensembles', 'flip_time'], '--ensembles flip_time: give'),

@@ -134,6 +134,44 @@ def test_tiled_output_stays_within_a_measured_bound_of_the_untiled_output(data, 
     assert psnr > 30
 
 
+@pytest.mark.parametrize('ensemble', ['flip_seq', 'flip_width'])
+def test_ensemble_writes_the_average_of_both_passes(data, ensemble):
+    output = data['root'] / f'ensemble_{ensemble}'
+    run('-i', data['folder'], '-o', output, '--weights', data['sl'], '--chunk', 0, '--ensemble', ensemble)
+    net = build_network(dict(SL_OPT))
+    net.load_state_dict(torch.load(data['sl'])['params'])
+    names = sorted(os.listdir(data['folder']), key=lambda name: int(name.split('_')[1].split('.')[0]))
+    frames = [cv2.cvtColor(cv2.imread(os.path.join(data['folder'], name)), cv2.COLOR_BGR2RGB) for name in names]
+    lqs = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float().div(255).unsqueeze(0)
+    with torch.no_grad():
+        net.eval()
+        if ensemble == 'flip_seq':  # the clip, then the clip backwards, as one sequence
+            both = net(torch.cat([lqs, lqs.flip(1)], dim=1))[0]
+            expected = 0.5 * (both[:NUM_FRAMES] + both[NUM_FRAMES:].flip(0))
+        else:
+            expected = 0.5 * (net(lqs)[0] + net(lqs.flip(-1))[0].flip(-1))
+    expected = np.stack([tensor_to_frame(frame) for frame in expected])
+    difference = np.abs(read_folder(output, NUM_FRAMES).astype(int) - expected.astype(int))
+    assert difference.max() <= 1 and np.count_nonzero(difference) <= difference.size * 1e-4
+    assert np.abs(read_folder(output, NUM_FRAMES).astype(int) -
+                  single_forward_pass(data['sl'], data['folder']).astype(int)).max() > 1  # not one pass
+
+
+def test_ensembles_that_cannot_apply_are_one_clear_line(data, tmp_path, capsys):
+    message = expect_error(capsys, '-i', data['video'], '-o', tmp_path / 'a', '--weights', data['edvr'], '--opt',
+                           data['edvr_yml'], '--ensemble', 'flip_seq')
+    assert 'EDVR restores the centre frame of a window: use --ensemble flip_width' in message
+    message = expect_error(capsys, '-i', data['video'], '-o', tmp_path / 'b', '--weights', data['sl'],
+                           '--ensemble', 'flip_width', '--save-masks', tmp_path / 'masks')
+    assert 'averages frames, not instance masks: drop --save-masks or --ensemble' in message
+    frame_wise = save_checkpoint(tmp_path / 'frame_wise.pth', {'type': 'SLFrameWise', 'network': {
+        'type': 'MSRResNet', 'num_feat': 8, 'num_block': 1, 'upscale': 4}})
+    message = expect_error(capsys, '-i', data['video'], '-o', tmp_path / 'c', '--weights', frame_wise,
+                           '--ensemble', 'flip_seq')
+    assert 'SLFrameWise restores each frame alone, so the reversed clip gives the same frames' in message
+    assert not any((tmp_path / name).exists() for name in ('a', 'b', 'c'))
+
+
 def test_sliding_window_network_gives_the_same_frames_for_any_chunk(data):
     whole, chunked = data['root'] / 'edvr_whole', data['root'] / 'edvr_chunked'
     run('-i', data['video'], '-o', whole, '--weights', data['edvr'], '--opt', data['edvr_yml'], '--chunk', 0)

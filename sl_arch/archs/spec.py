@@ -44,6 +44,7 @@ class ArchSpec:
         min_size (int): Smallest input side (frame, or tile when tiled).
         min_frames (int): Smallest number of frames per call (whole-clip networks).
         max_frames_cpu (int | None): Most frames per call without CUDA (None: no limit).
+        frame_wise (bool): Each frame is restored from itself alone (a single-frame network run on every frame).
         makes_masks (bool): ``forward(lqs, return_masks=True)`` returns learned instance masks.
         needs_masks (bool): ``forward`` needs instance masks given with the frames.
         graph_multiple (int): Sides that are multiples of this take the same code path (no
@@ -58,6 +59,7 @@ class ArchSpec:
     min_size: int = 1
     min_frames: int = 1
     max_frames_cpu: Optional[int] = None
+    frame_wise: bool = False
     makes_masks: bool = False
     needs_masks: bool = False
     graph_multiple: int = 1
@@ -147,7 +149,7 @@ def _duf(opt):
 def _frame_wise(opt):
     inner = dict(opt['network'] or {'type': 'MSRResNet', 'upscale': 4})
     inner_opt = options_with_defaults(inner)
-    return dict(scale=inner_opt.get('upscale', inner_opt.get('scale')))
+    return dict(scale=inner_opt.get('upscale', inner_opt.get('scale')), frame_wise=True)
 
 
 #: network_g.type -> function of the options (defaults filled in) giving the ArchSpec fields.

@@ -21,17 +21,15 @@ reference's better two-pass ensemble in that work dir, so the reference is never
 import argparse
 import os.path as osp
 
+from sl_arch.archs.spec import arch_spec
 from sl_arch.bench.common import markdown_table
 from sl_arch.bench.options import VALIDATION_SET, real_test_sets, write_yaml
 from sl_arch.bench.runs import read_record, run_command
 from sl_arch.bench.validate import finished_rows
 from sl_arch.models.sl_video_recurrent_model import metrics_file_name
+from sl_arch.utils.ensemble import ENSEMBLES
 from sl_arch.utils.errors import SLError, cli_entry
 
-#: The two-pass ensembles (``val`` keys of ``sl-test``).
-ENSEMBLES = ('flip_seq', 'flip_width')
-#: Network types that restore each frame alone (flip_seq is no ensemble for them).
-FRAME_WISE_TYPES = ('SLFrameWise',)
 
 
 def scores(metrics):
@@ -48,7 +46,7 @@ def ensemble_metrics(work_dir, row, record, ensemble, threads=1):
     """The metrics of one finished row tested with ``ensemble``: ``sl-test`` run in ``work_dir`` (read back where a
     test with the same options finished before)."""
     test = record['options']['test']
-    if ensemble == 'flip_seq' and test['network_g'].get('type') in FRAME_WISE_TYPES:
+    if ensemble == 'flip_seq' and arch_spec(test['network_g']).frame_wise:
         return record['result']['metrics']
     name = f'ens_{ensemble}_bench_{row}'
     test_opt = dict(test, name=name, val=dict(test.get('val') or {}, **{ensemble: True}))

@@ -44,6 +44,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from sl_arch.utils.checkpoint import (NETWORK_OPT_KEY, atomic_torch_save, load_state_strict, network_state_dict,
                                       read_checkpoint, strip_module_prefix)
 from sl_arch.utils.errors import SLError
+from sl_arch.utils.ensemble import with_ensembles
 from sl_arch.utils.files import write_json
 from sl_arch.utils.metrics import average_over_sequences
 from sl_arch.utils.options import OptionError
@@ -601,33 +602,23 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
     def test(self):
         """Super-resolve ``self.lq`` into ``self.output`` with the EMA network when there is one.
 
-        Uses ``val.flip_seq`` (average with the time-reversed clip, run after the clip as BasicSR runs it),
-        ``val.flip_width`` (average with the output of the clip mirrored left to right: the self-ensemble any
-        network can use, a single-frame one too, at the same twice the test time), ``val.center_frame_only``
-        (Vimeo-90K-T) and ``val.tile`` (bounded-memory windows and tiles).
+        Uses ``val.flip_seq`` and ``val.flip_width`` (two-pass ensembles: :mod:`sl_arch.utils.ensemble`),
+        ``val.center_frame_only`` (Vimeo-90K-T) and ``val.tile`` (bounded-memory windows and tiles).
         """
         net = getattr(self, 'net_g_ema', self.net_g)
         val_opt = self.opt.get('val') or {}
         flip_seq, flip_width = val_opt.get('flip_seq', False), val_opt.get('flip_width', False)
         self.center_frame_only = val_opt.get('center_frame_only', False)
         num_frames = self.lq.size(1)
-        lq, masks = self.lq, self.masks
         if self.flows is not None and (flip_seq or flip_width or val_opt.get('tile')):
             raise OptionError('val.flip_seq, val.flip_width and val.tile do not carry the flows of flow_root; remove '
                               'them or flow_root.')
-        if flip_seq:
-            lq = torch.cat([lq, lq.flip(1)], dim=1)
-            masks = None if masks is None else torch.cat([masks, masks.flip(1)], dim=1)
+        forward = with_ensembles(lambda lq, masks: self._forward_once(net, lq, masks, val_opt), flip_seq, flip_width)
         was_training = net.training
         net.eval()
         with torch.no_grad():
-            output = self._forward_once(net, lq, masks, val_opt)
-            if flip_width:
-                mirrored = self._forward_once(net, lq.flip(-1), None if masks is None else masks.flip(-1), val_opt)
-                output = 0.5 * (output + mirrored.flip(-1))
+            output = forward(self.lq, self.masks)
         net.train(was_training)
-        if flip_seq:
-            output = 0.5 * (output[:, :num_frames] + output[:, num_frames:].flip(1))
         self.output = output[:, num_frames // 2] if self.center_frame_only else output
 
     def _forward_once(self, net, lq, masks, val_opt):
