@@ -23,10 +23,9 @@ import os.path as osp
 
 from sl_arch.archs.spec import arch_spec
 from sl_arch.bench.common import markdown_table
-from sl_arch.bench.options import VALIDATION_SET, real_test_sets, write_yaml
-from sl_arch.bench.runs import read_record, run_command
+from sl_arch.bench.options import VALIDATION_SET, real_test_sets
+from sl_arch.bench.runs import run_test
 from sl_arch.bench.validate import finished_rows
-from sl_arch.models.sl_video_recurrent_model import metrics_file_name
 from sl_arch.utils.ensemble import ENSEMBLES
 from sl_arch.utils.errors import SLError, cli_entry
 
@@ -48,24 +47,8 @@ def ensemble_metrics(work_dir, row, record, ensemble, threads=1):
     test = record['options']['test']
     if ensemble == 'flip_seq' and arch_spec(test['network_g']).frame_wise:
         return record['result']['metrics']
-    name = f'ens_{ensemble}_bench_{row}'
-    test_opt = dict(test, name=name, val=dict(test.get('val') or {}, **{ensemble: True}))
-    names = [options['name'] for options in test_opt['datasets'].values()]
-    files = [osp.join(work_dir, 'results', name, metrics_file_name(dataset)) for dataset in names]
-    test_yml = osp.join(work_dir, 'options', f'test_{name}.yml')
-    if not (all(osp.isfile(path) for path in files) and _same_options(test_yml, test_opt)):
-        write_yaml(test_yml, test_opt)
-        run_command(['sl_arch.test', '-opt', test_yml], work_dir, osp.join(work_dir, 'logs', f'{name}_test.out'),
-                    threads)
-    return {dataset: read_record(path)['metrics'] for dataset, path in zip(names, files)}
-
-
-def _same_options(path, options):
-    import yaml
-    if not osp.isfile(path):
-        return False
-    with open(path, encoding='utf-8') as handle:
-        return yaml.safe_load(handle) == yaml.safe_load(yaml.safe_dump(options, sort_keys=False))
+    return run_test(work_dir, dict(test, name=f'ens_{ensemble}_bench_{row}',
+                                   val=dict(test.get('val') or {}, **{ensemble: True})), threads, reuse=True)
 
 
 def measure(work_dirs, rows, ensembles=ENSEMBLES, threads=1):

@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 
+import yaml
+
 from sl_arch.bench.common import child_env
 from sl_arch.bench.options import TRAIN_CHANGES, TRAIN_SET_CHANGES, row_budget, test_options, train_options, write_yaml
 from sl_arch.models.sl_video_recurrent_model import TRAIN_TIME_FILE, metrics_file_name
@@ -70,9 +72,7 @@ def train_then_test(name, train_opt, test_opt, work_dir, threads, trained=None):
         'sequences'}}``), ``train_wall_s``, ``test_wall_s``.
     """
     train_yml = osp.join(work_dir, 'options', f'train_{name}.yml')
-    test_yml = osp.join(work_dir, 'options', f'test_{name}.yml')
     write_yaml(train_yml, train_opt)
-    write_yaml(test_yml, test_opt)
     logs = osp.join(work_dir, 'logs')
     if trained is None:
         started = time.perf_counter()
@@ -80,13 +80,32 @@ def train_then_test(name, train_opt, test_opt, work_dir, threads, trained=None):
         trained = {'train_wall_s': time.perf_counter() - started,
                    'train': read_record(osp.join(work_dir, 'experiments', name, TRAIN_TIME_FILE))}
     started = time.perf_counter()
-    run_command(['sl_arch.test', '-opt', test_yml], work_dir, osp.join(logs, f'{name}_test.out'), threads)
-    metrics = {}
-    for dataset in test_opt['datasets'].values():
-        record = read_record(osp.join(work_dir, 'results', name, metrics_file_name(dataset['name'])))
-        metrics[dataset['name']] = record['metrics']
+    metrics = run_test(work_dir, test_opt, threads)
     return {'train': trained['train'], 'metrics': metrics, 'train_wall_s': trained['train_wall_s'],
             'test_wall_s': time.perf_counter() - started}
+
+
+def run_test(work_dir, test_opt, threads, reuse=False):
+    """Test with ``sl-test`` in ``work_dir`` as run ``test_opt['name']`` (option file ``options/test_<name>.yml``,
+    console output ``logs/<name>_test.out``): ``{dataset name: metrics}`` of its ``metrics_<set>.json`` files. With
+    ``reuse``, a run whose option file holds the same options and whose metrics files are all there is read back."""
+    name = test_opt['name']
+    test_yml = osp.join(work_dir, 'options', f'test_{name}.yml')
+    names = [dataset['name'] for dataset in test_opt['datasets'].values()]
+    files = [osp.join(work_dir, 'results', name, metrics_file_name(dataset)) for dataset in names]
+    if not (reuse and all(osp.isfile(path) for path in files) and _same_options(test_yml, test_opt)):
+        write_yaml(test_yml, test_opt)
+        run_command(['sl_arch.test', '-opt', test_yml], work_dir, osp.join(work_dir, 'logs', f'{name}_test.out'),
+                    threads)
+    return {dataset: read_record(path)['metrics'] for dataset, path in zip(names, files)}
+
+
+def _same_options(path, options):
+    """Whether the option file ``path`` exists and holds ``options`` (as :func:`write_yaml` writes them)."""
+    if not osp.isfile(path):
+        return False
+    with open(path, encoding='utf-8') as handle:
+        return yaml.safe_load(handle) == yaml.safe_load(yaml.safe_dump(options, sort_keys=False))
 
 
 def train_and_test_row(row, budget, train_set, test_sets, work_dir, threads, test_again=False):

@@ -18,9 +18,8 @@ import os
 import os.path as osp
 
 from sl_arch.bench.common import markdown_table
-from sl_arch.bench.options import VALIDATION_SET, validation_set, write_yaml
-from sl_arch.bench.runs import final_checkpoint, read_finished_run, read_record, run_command
-from sl_arch.models.sl_video_recurrent_model import metrics_file_name
+from sl_arch.bench.options import VALIDATION_SET, validation_set
+from sl_arch.bench.runs import final_checkpoint, read_finished_run, run_test
 from sl_arch.utils.errors import SLError, cli_entry
 
 def finished_rows(work_dir):
@@ -41,12 +40,9 @@ def finished_rows(work_dir):
 
 def validate_row(work_dir, row, record, val_set, threads=1):
     """Validation PSNR-Y (mean of the sequence means) of one finished row; runs ``sl-test`` in ``work_dir``."""
-    name = f'val_bench_{row}'
-    test_opt = dict(record['options']['test'], name=name, datasets={'test_1': dict(val_set, name=VALIDATION_SET)})
-    test_yml = osp.join(work_dir, 'options', f'test_{name}.yml')
-    write_yaml(test_yml, test_opt)
-    run_command(['sl_arch.test', '-opt', test_yml], work_dir, osp.join(work_dir, 'logs', f'{name}_test.out'), threads)
-    return read_record(osp.join(work_dir, 'results', name, metrics_file_name(VALIDATION_SET)))['metrics']['psnr']['mean']
+    test_opt = dict(record['options']['test'], name=f'val_bench_{row}',
+                    datasets={'test_1': dict(val_set, name=VALIDATION_SET)})
+    return run_test(work_dir, test_opt, threads)[VALIDATION_SET]['psnr']['mean']
 
 
 def table(results):
