@@ -30,7 +30,6 @@ from sl_arch.utils.ensemble import ENSEMBLES
 from sl_arch.utils.errors import SLError, cli_entry
 
 
-
 def scores(metrics):
     """``(real mean, validation)`` PSNR-Y of a ``{set: {'psnr': {'mean': ...}}}`` record (validation None where the
     row was not tested on it)."""
