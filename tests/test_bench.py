@@ -459,6 +459,27 @@ def test_micro_benchmark_trains_every_model_for_the_same_cpu_seconds_and_reports
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
+def test_run_test_reads_back_only_a_finished_test_of_the_same_options(tmp_path, monkeypatch):
+    from sl_arch.bench import runs
+    from sl_arch.models.sl_video_recurrent_model import metrics_file_name
+    from sl_arch.utils.files import write_json
+    calls = []
+
+    def fake_test(args, cwd, log_path, threads):  # sl-test writing its metrics file, numbered by the call
+        calls.append(args)
+        write_json(os.path.join(cwd, 'results', 'ens', metrics_file_name('a')), {'metrics': {'psnr': len(calls)}})
+
+    monkeypatch.setattr(runs, 'run_command', fake_test)
+    opt = {'name': 'ens', 'datasets': {'test_1': {'name': 'a'}}, 'val': {'flip_width': True}}
+    first = runs.run_test(str(tmp_path), opt, 1, reuse=True)
+    assert first == {'a': {'psnr': 1}} and runs.run_test(str(tmp_path), opt, 1, reuse=True) == first
+    assert len(calls) == 1  # read back from logs/ens_test.done.json
+    # other options: tested again, though the metrics files of the earlier test are still there
+    assert runs.run_test(str(tmp_path), dict(opt, val={'flip_seq': True}), 1, reuse=True) == {'a': {'psnr': 2}}
+    assert runs.run_test(str(tmp_path), opt, 1) == {'a': {'psnr': 3}}  # without reuse, always tested
+    assert len(calls) == 3
+
+
 def training_options_of_rows(keys, budget, work_dir, monkeypatch):
     """``{run name: training options}`` sl-bench writes for rows ``keys`` under ``budget`` (nothing trains)."""
     from sl_arch.bench import runs

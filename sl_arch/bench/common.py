@@ -21,6 +21,11 @@ from torch.utils.flop_counter import FlopCounterMode
 from sl_arch.utils.errors import SLError
 
 
+def comma_list(text):
+    """The non-empty, stripped items of a comma-separated option value (``--models a, b,`` -> ``['a', 'b']``)."""
+    return [item.strip() for item in text.split(',') if item.strip()]
+
+
 def check_seed(seed):
     """Refuse a ``--seed`` that numpy's and torch's generators do not take (SLError, one line)."""
     if not 0 <= seed < 2 ** 32:

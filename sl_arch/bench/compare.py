@@ -40,7 +40,7 @@ import time
 
 from tqdm import tqdm
 
-from sl_arch.bench.common import check_seed, run_in_child
+from sl_arch.bench.common import check_seed, comma_list, run_in_child
 from sl_arch.bench.measure import set_motion
 from sl_arch.bench.options import (DATA_ROOT, DATA_SCRIPT, DEFAULT_MODELS, MODELS, MODES, UPSAMPLINGS, VALIDATION_SET,
                                    dataset_options, min_input_size, network_options, parameter_counts, row_budget,
@@ -196,7 +196,7 @@ def row_values(name, text):
 
 def selected_models(text):
     """Row keys of ``--models`` (default :data:`DEFAULT_MODELS`); SLError naming unknown ones."""
-    keys = list(DEFAULT_MODELS) if not text else [key.strip() for key in text.split(',') if key.strip()]
+    keys = list(DEFAULT_MODELS) if not text else comma_list(text)
     unknown = [key for key in keys if key not in MODELS]
     if unknown:
         raise SLError(f'unknown model(s) {", ".join(unknown)}; choose from {", ".join(MODELS)}.')

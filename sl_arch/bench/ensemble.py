@@ -22,8 +22,9 @@ import argparse
 import os.path as osp
 
 from sl_arch.archs.spec import arch_spec
-from sl_arch.bench.common import markdown_table
+from sl_arch.bench.common import comma_list, markdown_table
 from sl_arch.bench.options import VALIDATION_SET, real_test_sets
+from sl_arch.bench.report import psnr, real_psnr
 from sl_arch.bench.runs import run_test
 from sl_arch.bench.validate import finished_rows
 from sl_arch.utils.ensemble import ENSEMBLES
@@ -31,13 +32,14 @@ from sl_arch.utils.errors import SLError, cli_entry
 
 
 def scores(metrics):
-    """``(real mean, validation)`` PSNR-Y of a ``{set: {'psnr': {'mean': ...}}}`` record (validation None where the
-    row was not tested on it)."""
-    real = [metrics[name]['psnr']['mean'] for name in real_test_sets() if name in metrics]
-    if not real:
-        raise SLError(f'no real held-out set among {", ".join(metrics)}; ensemble reads rows tested on them.')
-    validation = metrics.get(VALIDATION_SET, {}).get('psnr', {}).get('mean')
-    return sum(real) / len(real), validation
+    """``(real mean, validation)`` PSNR-Y of a ``{set: {'psnr': {'mean': ...}}}`` record, as sl-bench's report reads
+    them (validation None where the row was not tested on it)."""
+    row = {'metrics': metrics}
+    real = real_psnr(row)
+    if real is None:
+        raise SLError(f'the tests hold {", ".join(metrics)}, not every real held-out set '
+                      f'({", ".join(real_test_sets())}); ensemble reads rows tested on them all.')
+    return real, psnr(row, VALIDATION_SET)
 
 
 def ensemble_metrics(work_dir, row, record, ensemble, threads=1):
@@ -139,8 +141,7 @@ def main(argv=None):
                         help=f'comma-separated, of {", ".join(ENSEMBLES)} (default: both)')
     parser.add_argument('--threads', type=int, default=1, help='torch threads of each test (default 1)')
     args = parser.parse_args(argv)
-    rows = [key.strip() for key in args.models.split(',') if key.strip()]
-    ensembles = [name.strip() for name in args.ensembles.split(',') if name.strip()]
+    rows, ensembles = comma_list(args.models), comma_list(args.ensembles)
     if not rows:
         raise SLError('--models is empty; name at least one finished row.')
     unknown = [name for name in ensembles if name not in ENSEMBLES]

@@ -130,6 +130,8 @@ def table(results):
 @cli_entry
 def main(argv=None):
     import torch
+
+    from sl_arch.bench.common import comma_list
     parser = argparse.ArgumentParser(prog='python -m sl_arch.bench.flow_ceiling', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('work_dirs', nargs='+', metavar='WORK_DIR',
@@ -138,10 +140,10 @@ def main(argv=None):
     parser.add_argument('--sets', help='comma-separated held-out sets (default: the real-footage test sets)')
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    rows = [key.strip() for key in args.models.split(',') if key.strip()]
+    rows = comma_list(args.models)
     if not rows:
         raise SLError('--models is empty; name at least one finished row.')
-    sets = [name.strip() for name in args.sets.split(',') if name.strip()] if args.sets else None
+    sets = comma_list(args.sets) if args.sets else None
     results = {osp.relpath(work_dir): ceiling_rows(osp.abspath(work_dir), rows, sets) for work_dir in args.work_dirs}
     print(table(results))
 

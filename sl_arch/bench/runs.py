@@ -14,8 +14,6 @@ import subprocess
 import sys
 import time
 
-import yaml
-
 from sl_arch.bench.common import child_env
 from sl_arch.bench.options import TRAIN_CHANGES, TRAIN_SET_CHANGES, row_budget, test_options, train_options, write_yaml
 from sl_arch.models.sl_video_recurrent_model import TRAIN_TIME_FILE, metrics_file_name
@@ -87,25 +85,27 @@ def train_then_test(name, train_opt, test_opt, work_dir, threads, trained=None):
 
 def run_test(work_dir, test_opt, threads, reuse=False):
     """Test with ``sl-test`` in ``work_dir`` as run ``test_opt['name']`` (option file ``options/test_<name>.yml``,
-    console output ``logs/<name>_test.out``): ``{dataset name: metrics}`` of its ``metrics_<set>.json`` files. With
-    ``reuse``, a run whose option file holds the same options and whose metrics files are all there is read back."""
+    console output ``logs/<name>_test.out``): ``{dataset name: metrics}`` of its ``metrics_<set>.json`` files.
+
+    With ``reuse``, a finished test is recorded in ``logs/<name>_test.done.json`` (its options and metrics, written
+    once the test has ended) and a later call with the same options reads that record back instead of testing again.
+    """
     name = test_opt['name']
+    done = osp.join(work_dir, 'logs', f'{name}_test.done.json')
+    as_recorded = json.loads(json.dumps(test_opt))  # the options as the record holds them (JSON types)
+    if reuse and osp.isfile(done):
+        record = read_record(done)
+        if record['options'] == as_recorded:
+            return record['metrics']
     test_yml = osp.join(work_dir, 'options', f'test_{name}.yml')
-    names = [dataset['name'] for dataset in test_opt['datasets'].values()]
-    files = [osp.join(work_dir, 'results', name, metrics_file_name(dataset)) for dataset in names]
-    if not (reuse and all(osp.isfile(path) for path in files) and _same_options(test_yml, test_opt)):
-        write_yaml(test_yml, test_opt)
-        run_command(['sl_arch.test', '-opt', test_yml], work_dir, osp.join(work_dir, 'logs', f'{name}_test.out'),
-                    threads)
-    return {dataset: read_record(path)['metrics'] for dataset, path in zip(names, files)}
-
-
-def _same_options(path, options):
-    """Whether the option file ``path`` exists and holds ``options`` (as :func:`write_yaml` writes them)."""
-    if not osp.isfile(path):
-        return False
-    with open(path, encoding='utf-8') as handle:
-        return yaml.safe_load(handle) == yaml.safe_load(yaml.safe_dump(options, sort_keys=False))
+    write_yaml(test_yml, test_opt)
+    run_command(['sl_arch.test', '-opt', test_yml], work_dir, osp.join(work_dir, 'logs', f'{name}_test.out'), threads)
+    metrics = {dataset['name']: read_record(osp.join(work_dir, 'results', name,
+                                                     metrics_file_name(dataset['name'])))['metrics']
+               for dataset in test_opt['datasets'].values()}
+    if reuse:
+        write_json(done, {'options': test_opt, 'metrics': metrics})
+    return metrics
 
 
 def train_and_test_row(row, budget, train_set, test_sets, work_dir, threads, test_again=False):

@@ -17,7 +17,7 @@ import argparse
 import os
 import os.path as osp
 
-from sl_arch.bench.common import markdown_table
+from sl_arch.bench.common import comma_list, markdown_table
 from sl_arch.bench.options import VALIDATION_SET, validation_set
 from sl_arch.bench.runs import final_checkpoint, read_finished_run, run_test
 from sl_arch.utils.errors import SLError, cli_entry
@@ -71,7 +71,7 @@ def main(argv=None):
     if args.threads < 1:
         raise SLError(f'--threads {args.threads}: give at least 1.')
     val_set = validation_set(args.set, args.degradation.upper())
-    wanted = {key.strip() for key in args.models.split(',') if key.strip()} if args.models else None
+    wanted = set(comma_list(args.models)) if args.models else None
     work = {osp.abspath(folder): finished_rows(osp.abspath(folder)) for folder in args.work_dirs}
     results = []
     for work_dir, rows in work.items():
