@@ -462,6 +462,36 @@ def test_direct_upsample_runs_no_convolution_at_the_hr_size_and_starts_near_bicu
     assert not any(name.startswith('upsample.') for name, _ in net.named_parameters())
 
 
+def test_share_propagation_runs_one_trunk_in_both_passes_and_sums_their_gradients():
+    options = dict(use_semantics=False, use_image=False, use_mfsab=False, flow_estimator='dis', neighbour_input=True,
+                   state_bound=1.0)
+    shared, separate = build(share_propagation=True, **options), build(**options)
+    assert shared.trunk['backward'] is shared.trunk['forwards']
+    one_trunk = sum(p.numel() for p in separate.trunk['backward'].parameters())
+    assert sum(p.numel() for p in separate.parameters()) - sum(p.numel() for p in shared.parameters()) == one_trunk
+    # the separate network with the shared one's weights in both of its trunks computes the same clip
+    weights = shared.state_dict()
+    separate.load_state_dict(weights)
+    for name, value in separate.trunk['forwards'].state_dict().items():
+        assert torch.equal(value, separate.trunk['backward'].state_dict()[name])
+    clip = torch.rand(2, 4, 3, 16, 18, generator=torch.Generator().manual_seed(0))
+    target = torch.rand(2, 4, 3, 64, 72, generator=torch.Generator().manual_seed(1))
+    for net in (shared, separate):
+        torch.nn.functional.l1_loss(net(clip), target).backward()
+    assert torch.allclose(shared(clip), separate(clip), atol=1e-6)
+    # each shared weight's gradient is the sum of what the two passes give it
+    for (name, param), backward, forwards in zip(shared.trunk['backward'].named_parameters(),
+                                                 separate.trunk['backward'].parameters(),
+                                                 separate.trunk['forwards'].parameters()):
+        assert torch.allclose(param.grad, backward.grad + forwards.grad, atol=1e-6), name
+        assert backward.grad.abs().sum() > 0 and forwards.grad.abs().sum() > 0
+    # a checkpoint of the shared network loads back into one
+    reloaded = build(share_propagation=True, **options)
+    reloaded.load_state_dict(weights)
+    assert reloaded.trunk['backward'] is reloaded.trunk['forwards']
+    assert torch.equal(reloaded(clip), shared(clip).detach())
+
+
 def test_residual_blocks_compute_what_basicsr_blocks_with_the_same_weights_compute():
     from basicsr.archs.arch_util import ResidualBlockNoBN
     from sl_arch.archs.semantic_lens_arch import ResidualBlock
