@@ -505,6 +505,23 @@ def test_the_seed_option_and_a_rows_training_changes_reach_its_option_files(tmp_
     assert plain['train']['fix_flow'] == 0 and frozen['train']['fix_flow'] >= budget['max_iter']
 
 
+def test_a_row_trained_with_averaged_weights_is_tested_with_them(tmp_path, monkeypatch):
+    from sl_arch.bench import runs
+    _, budget = compare.mode_budget(compare.parse_args(['--quick']))
+    tested = {}
+    monkeypatch.setattr(runs, 'train_then_test', lambda name, train, test, work_dir, threads, trained=None:
+                        tested.setdefault(name, (train, test)) and {'train': {}, 'metrics': {}})
+    train_set = {'name': 'train', 'type': 'SLVideoRecurrentDataset', 'dataroot_gt': 'gt', 'dataroot_lq': 'lq',
+                 'io_backend': {'type': 'disk'}}
+    for key in ('SingleFrame_lean', 'SingleFrame_lean_ema'):
+        network_g = options.network_options(key, 'tiny', pretrained_flow=False)
+        runs.train_and_test_row({'key': key, 'network_g': network_g}, budget, train_set, {}, str(tmp_path), 1)
+    (plain_train, plain_test), (ema_train, ema_test) = (tested['bench_SingleFrame_lean'],
+                                                        tested['bench_SingleFrame_lean_ema'])
+    assert plain_train['train']['ema_decay'] == 0 and plain_test['path']['param_key_g'] == 'params'
+    assert ema_train['train']['ema_decay'] == 0.998 and ema_test['path']['param_key_g'] == 'params_ema'
+
+
 def test_autocast_and_channels_last_reach_every_rows_training_only_when_asked():
     import torch
     train_set = {'name': 'train', 'type': 'SLVideoRecurrentDataset', 'dataroot_gt': 'gt', 'dataroot_lq': 'lq',

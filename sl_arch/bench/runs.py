@@ -135,6 +135,8 @@ def train_and_test_row(row, budget, train_set, test_sets, work_dir, threads, tes
     options = {'train': train_options(name, row['network_g'], row_budget(budget, row['key']), train_set),
                'test': test_options(name, row['network_g'], test_sets, checkpoint)}
     options['train']['train'].update(TRAIN_CHANGES.get(row['key'], {}))
+    if options['train']['train'].get('ema_decay', 0) > 0:  # tested with the averaged weights, saved beside the last
+        options['test']['path']['param_key_g'] = 'params_ema'
     done = osp.join(work_dir, 'logs', f'{name}.done.json')
     record = read_finished_run(done, checkpoint)
     as_recorded = json.loads(json.dumps(options))  # the options as the record holds them (JSON types)
