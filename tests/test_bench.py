@@ -459,6 +459,32 @@ def test_micro_benchmark_trains_every_model_for_the_same_cpu_seconds_and_reports
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
+def test_ensemble_tests_a_row_trained_with_averaged_weights_with_its_last_weights_too(tmp_path, monkeypatch, capsys):
+    from sl_arch.bench import ensemble
+    tested = []
+    monkeypatch.setattr(ensemble, 'run_test', lambda work_dir, test, threads, reuse=False:
+                        tested.append(test) or {'real': {'psnr': {'mean': 30.0}}})
+    averaged = {'options': {'test': {'name': 'bench_A', 'network_g': {'type': 'SemanticLens'},
+                                     'path': {'pretrain_network_g': 'a.pth', 'param_key_g': 'params_ema'}}},
+                'result': {'metrics': {'real': {'psnr': {'mean': 31.0}}}}}
+    assert ensemble.ensemble_metrics('work', 'A', averaged, ensemble.LAST) == {'real': {'psnr': {'mean': 30.0}}}
+    assert tested[0]['name'] == 'last_bench_A' and tested[0]['path'] == {'pretrain_network_g': 'a.pth',
+                                                                          'param_key_g': 'params'}
+    assert averaged['options']['test']['path']['param_key_g'] == 'params_ema'  # the record is not changed
+    last_only = {'options': {'test': dict(averaged['options']['test'], path={'param_key_g': 'params'})},
+                 'result': averaged['result']}
+    assert ensemble.ensemble_metrics('work', 'B', last_only, ensemble.LAST) is last_only['result']['metrics']
+    assert len(tested) == 1  # nothing else to test: its plain score is its last weights'
+    # margins: last weights against the reference's last weights, two passes against its better two-pass test
+    by_test = {'plain': (31.0, 30.0), ensemble.LAST: (30.5, 29.0), 'flip_width': (31.2, 30.1), 'flip_seq': (31.1, 30.3)}
+    assert ensemble._reference_score(by_test, ensemble.LAST, 0) == 30.5
+    assert ensemble._reference_score(by_test, 'flip_seq', 0) == 31.2
+    assert ensemble._reference_score(by_test, 'plain', 1) == 30.0
+    with pytest.raises(SystemExit) as exit_info:
+        ensemble.main([str(tmp_path), '--models', 'A', '--ensembles', 'none'])
+    assert exit_info.value.code == 2 and 'or add --last-weights' in capsys.readouterr().err
+
+
 def test_run_test_reads_back_only_a_finished_test_of_the_same_options(tmp_path, monkeypatch):
     from sl_arch.bench import runs
     from sl_arch.models.sl_video_recurrent_model import metrics_file_name

@@ -12,11 +12,18 @@ ensembles, which both take twice the test time of one pass:
   it is not run, its plain score stands (``tests/test_model.py`` checks the equality);
 * ``flip_width`` (``val.flip_width``): the clip and its mirror image, the self-ensemble every network can use.
 
+With ``--last-weights``, rows trained with averaged weights (``train.ema_decay``; sl-bench tests them with those,
+``params_ema``) are also tested once, one pass, with the weights their last iteration left (``params``): the same
+training seen both ways, so what the averaging adds is measured without a second training (test ``last``; a row
+without averaged weights has only those, and its plain score stands). ``--ensembles none`` runs that test alone.
+
 Each test runs ``sl-test`` in a child process (one thread) as run ``ens_<ensemble>_bench_<row>`` of that work dir,
-with the row's own test options and that one ``val`` key set; a rerun reads finished tests back. The plain scores are
+with the row's own test options and that one ``val`` key set (``last_bench_<row>`` with ``param_key_g: params``); a
+rerun reads finished tests back. The plain scores are
 sl-bench's own. Two tables: every work dir, and the means over them, where with ``--reference`` each row's score is
 set against the reference's at the same test-time cost (plain against plain; a two-pass ensemble against the
-reference's better two-pass ensemble in that work dir, so the reference is never handicapped).
+reference's better two-pass ensemble in that work dir, so the reference is never handicapped; last weights against
+the reference's last weights).
 """
 import argparse
 import os.path as osp
@@ -42,10 +49,19 @@ def scores(metrics):
     return real, psnr(row, VALIDATION_SET)
 
 
+#: The one-pass test of a row's last weights (``--last-weights``), beside :data:`ENSEMBLES`.
+LAST = 'last'
+
+
 def ensemble_metrics(work_dir, row, record, ensemble, threads=1):
-    """The metrics of one finished row tested with ``ensemble``: ``sl-test`` run in ``work_dir`` (read back where a
-    test with the same options finished before)."""
+    """The metrics of one finished row tested with ``ensemble`` (or :data:`LAST`): ``sl-test`` run in ``work_dir``
+    (read back where a test with the same options finished before)."""
     test = record['options']['test']
+    if ensemble == LAST:
+        if test['path'].get('param_key_g') != 'params_ema':  # trained without averaged weights: tested with its last
+            return record['result']['metrics']
+        return run_test(work_dir, dict(test, name=f'{LAST}_bench_{row}', path=dict(test['path'], param_key_g='params')),
+                        threads, reuse=True)
     if ensemble == 'flip_seq' and arch_spec(test['network_g']).frame_wise:
         return record['result']['metrics']
     return run_test(work_dir, dict(test, name=f'ens_{ensemble}_bench_{row}',
@@ -53,7 +69,8 @@ def ensemble_metrics(work_dir, row, record, ensemble, threads=1):
 
 
 def measure(work_dirs, rows, ensembles=ENSEMBLES, threads=1):
-    """``{work dir: {row: {test: (real, validation)}}}``, test ``'plain'`` (sl-bench's) and each ensemble."""
+    """``{work dir: {row: {test: (real, validation)}}}``, test ``'plain'`` (sl-bench's) and each of ``ensembles``
+    (and :data:`LAST`)."""
     results = {}
     for work_dir in work_dirs:
         finished = finished_rows(work_dir)
@@ -74,10 +91,12 @@ def measure(work_dirs, rows, ensembles=ENSEMBLES, threads=1):
 
 
 def _reference_score(by_test, test, index):
-    """The reference's score at ``test``'s cost: its own plain score, or its better two-pass ensemble."""
-    if test == 'plain':
-        return by_test['plain'][index]
-    values = [score[index] for name, score in by_test.items() if name != 'plain' and score[index] is not None]
+    """The reference's score at ``test``'s cost: its own plain (or last-weights) score, or its better two-pass
+    ensemble."""
+    if test in ('plain', LAST):
+        return by_test[test][index]
+    values = [score[index] for name, score in by_test.items()
+              if name not in ('plain', LAST) and score[index] is not None]
     return max(values) if values else None
 
 
@@ -138,20 +157,24 @@ def main(argv=None):
     parser.add_argument('--models', required=True, help='comma-separated finished rows')
     parser.add_argument('--reference', help='a row of --models to set the others against (e.g. SingleFrame_lean)')
     parser.add_argument('--ensembles', default=','.join(ENSEMBLES),
-                        help=f'comma-separated, of {", ".join(ENSEMBLES)} (default: both)')
+                        help=f'comma-separated, of {", ".join(ENSEMBLES)} (default: both), or none')
+    parser.add_argument('--last-weights', action='store_true',
+                        help='also test rows trained with averaged weights (train.ema_decay) with their last weights')
     parser.add_argument('--threads', type=int, default=1, help='torch threads of each test (default 1)')
     args = parser.parse_args(argv)
-    rows, ensembles = comma_list(args.models), comma_list(args.ensembles)
+    rows, ensembles = comma_list(args.models), [] if args.ensembles == 'none' else comma_list(args.ensembles)
     if not rows:
         raise SLError('--models is empty; name at least one finished row.')
     unknown = [name for name in ensembles if name not in ENSEMBLES]
-    if unknown or not ensembles:
-        raise SLError(f'--ensembles {args.ensembles}: give one or more of {", ".join(ENSEMBLES)}.')
+    if unknown or not (ensembles or args.last_weights):
+        raise SLError(f'--ensembles {args.ensembles}: give one or more of {", ".join(ENSEMBLES)}'
+                      + ('.' if unknown else ', or add --last-weights.'))
     if args.reference is not None and args.reference not in rows:
         raise SLError(f'--reference {args.reference} is not among --models; add it there.')
     if args.threads < 1:
         raise SLError(f'--threads {args.threads}: give at least 1.')
-    results = measure([osp.abspath(folder) for folder in args.work_dirs], rows, ensembles, args.threads)
+    results = measure([osp.abspath(folder) for folder in args.work_dirs], rows,
+                      ensembles + ([LAST] if args.last_weights else []), args.threads)
     print(tables(results, args.reference))
 
 
