@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Diagnostic data roots for `sl-bench --data-root datasets/<NAME>_mix`, not the model zoo's: the same held-out
+# test sets as scripts/zoo_data.sh (links to them) and a training set of the same kinds of footage, its synthetic
+# clips made with other sl-prepare --synthetic options (datasets/<NAME>), beside the demo's training frames linked
+# COPIES times, so that a drawn training window is the demo footage about as often as in the zoo's mix (a fifth).
+# No other pictures and no other real footage. The two sl-bench has used:
+#   bash scripts/synthetic_mix_data.sh synthetic96 4 --train-clips 96    # four times the clips (first 24: the zoo's)
+#   bash scripts/synthetic_mix_data.sh synthetic_large 1 --size 224x128  # larger frames, for --gt-size 128
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ $# -lt 2 ]; then
+  echo "usage: bash scripts/synthetic_mix_data.sh NAME COPIES [sl-prepare --synthetic options]" >&2
+  exit 2
+fi
+name=$1 copies=$2
+shift 2
+bash scripts/zoo_data.sh
+[ -f "datasets/$name/prepare.json" ] || sl-prepare --synthetic -o "datasets/$name" "$@"
+root="datasets/${name}_mix"
+mkdir -p "$root"
+for set in demo_bbb real_heldout real_moving synthetic; do
+  ln -sfn "$(realpath datasets/$set)" "$root/$set"
+done
+for kind in GT BI BD; do
+  mkdir -p "$root/zoo_mix/train/$kind"
+  for clip in "datasets/$name/train/$kind"/*; do
+    ln -sfn "$(realpath "$clip")" "$root/zoo_mix/train/$kind/$(basename "$clip")"
+  done
+  for copy in $(seq "$copies"); do
+    ln -sfn "$(realpath datasets/demo_bbb/train/$kind/bigbuckbunny)" "$root/zoo_mix/train/$kind/bigbuckbunny_$copy"
+  done
+done
+echo "$root/zoo_mix/train: $(ls "$root/zoo_mix/train/GT" | wc -l) clips"
