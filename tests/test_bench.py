@@ -546,6 +546,13 @@ def test_a_row_trained_with_averaged_weights_is_tested_with_them(tmp_path, monke
                                                         tested['bench_SingleFrame_lean_ema'])
     assert plain_train['train']['ema_decay'] == 0 and plain_test['path']['param_key_g'] == 'params'
     assert ema_train['train']['ema_decay'] == 0.998 and ema_test['path']['param_key_g'] == 'params_ema'
+    # and the report says which rows averaged their weights
+    rows = [{'key': key, 'label': key, 'kind': 'SLFrameWise', 'network_g': {'type': 'SLFrameWise'}}
+            for key in ('SingleFrame_lean', 'SingleFrame_lean_ema')]
+    info = {'budget': budget, 'test_sets': {}, 'train_gt': 'gt', 'train_clips': 'clips'}
+    assert ('EMA of the weights (SingleFrame_lean_ema: 0.998; tested with the averaged weights), no EMA for the others'
+            in report.budget_section(rows, info))
+    assert '; no EMA; ' in report.budget_section(rows[:1], info)
 
 
 def test_autocast_and_channels_last_reach_every_rows_training_only_when_asked():

@@ -8,8 +8,8 @@ import os.path as osp
 
 from sl_arch.bench.common import markdown_table
 from sl_arch.bench.measure import LONG_CLIP_FRAMES
-from sl_arch.bench.options import (BASELINES, DATA_ROOT, SINGLE_FRAME_ROWS, TEST_SETS, TRAIN_FOLDER, VALIDATION_SET,
-                                   held_out_label, real_test_sets, row_budget)
+from sl_arch.bench.options import (BASELINES, DATA_ROOT, SINGLE_FRAME_ROWS, TEST_SETS, TRAIN_CHANGES, TRAIN_FOLDER,
+                                   VALIDATION_SET, held_out_label, real_test_sets, row_budget)
 from sl_arch.utils.errors import SLError
 from sl_arch.utils.files import atomic_write, check_writable, write_json, write_text
 
@@ -227,6 +227,10 @@ def budget_section(rows, info):
     for name in ('lr', 'batch_size', 'num_frame', 'gt_size'):
         text = ', '.join(f'{key}: {values[name]:g}' for key, values in budgets.items() if values[name] != budget[name])
         own[name] = f' ({text})' if text else ''
+    averaged = ', '.join(f'{key}: {TRAIN_CHANGES[key]["ema_decay"]:g}' for key in keys
+                         if TRAIN_CHANGES.get(key, {}).get('ema_decay', 0) > 0)
+    ema = (f'EMA of the weights ({averaged}; tested with the averaged weights), no EMA for the others' if averaged
+           else 'no EMA')
     return f"""## Same budget for every model
 
 - **{budget['seconds']:g} {budget['clock'].upper()} seconds of training per model**
@@ -237,7 +241,7 @@ def budget_section(rows, info):
 - Training data: `{info['train_gt']}` ({training_clips(info)}),
   {info.get('degradation', 'BI')} x4 (training and test sets); batch {budget['batch_size']}{own['batch_size']}, {budget['num_frame']}{own['num_frame']} frames per clip, GT
   patch {budget['gt_size']} px{own['gt_size']} (LR {budget['gt_size'] // 4} px), flips and rotations, seed {budget['seed']}; Adam (betas 0.9, 0.99); Charbonnier
-  loss; no EMA; flow / SPyNet learning rate x{budget['flow_lr_mul']}; {arithmetic(budget)}.
+  loss; {ema}; flow / SPyNet learning rate x{budget['flow_lr_mul']}; {arithmetic(budget)}.
 - Held-out test sets, never trained on: {tests}.
 - Pretrained flow: {flow}.
 - SemanticLens: `PRESETS['{budget['preset']}']`; the ablations switch off one part each.
