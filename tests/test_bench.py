@@ -553,6 +553,11 @@ def test_a_row_trained_with_averaged_weights_is_tested_with_them(tmp_path, monke
     assert ('EMA of the weights (SingleFrame_lean_ema: 0.998; tested with the averaged weights), no EMA for the others'
             in report.budget_section(rows, info))
     assert '; no EMA; ' in report.budget_section(rows[:1], info)
+    # and the long-clip drop and timings are measured on the weights that were tested
+    payloads = []
+    monkeypatch.setattr(compare, 'run_in_child', lambda target, payload, threads: payloads.append(payload) or {})
+    compare.measure_rows([dict(row, min_input_size=None) for row in rows], {}, budget, 1)
+    assert [payload['param_key'] for payload in payloads] == ['params', 'params_ema']
 
 
 def test_autocast_and_channels_last_reach_every_rows_training_only_when_asked():

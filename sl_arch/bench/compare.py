@@ -44,7 +44,7 @@ from sl_arch.bench.common import check_seed, comma_list, run_in_child
 from sl_arch.bench.measure import set_motion
 from sl_arch.bench.options import (DATA_ROOT, DATA_SCRIPT, DEFAULT_MODELS, MODELS, MODES, UPSAMPLINGS, VALIDATION_SET,
                                    dataset_options, min_input_size, network_options, parameter_counts, row_budget,
-                                   val_tile, validation_set)
+                                   val_tile, validation_set, weights_key)
 from sl_arch.bench.report import check_report_folder, real_psnr, write_outputs
 from sl_arch.bench.runs import train_and_test_row
 from sl_arch.utils.errors import SLError, cli_entry
@@ -250,7 +250,7 @@ def measure_rows(rows, test_sets, budget, threads):
         payload = {'network_g': row['network_g'], 'checkpoint': row.get('checkpoint'), 'test_sets': test_sets,
                    'upsampling': row['kind'] if row['kind'] in UPSAMPLINGS else None,
                    'threads': threads, 'repeats': budget['repeats'], 'min_input_size': row['min_input_size'],
-                   'tile': val_tile(row['network_g'])}
+                   'tile': val_tile(row['network_g']), 'param_key': weights_key(row['key'])}
         result = run_in_child('sl_arch.bench.measure:measure_row', payload, threads)
         if 'error' in result:
             row['error'] = f'measurement: {result["error"]}'

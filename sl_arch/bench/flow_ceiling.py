@@ -76,7 +76,8 @@ def row_network(record, checkpoint):
     if not network_g.get('use_flow', True):
         raise SLError(f'{record["options"]["test"]["name"]} was trained without flow (use_flow: false): given flows '
                       'would align what it never aligned; drop the row.')
-    return load_network(checkpoint, network_g, param_key='params').net
+    param_key = record['options']['test'].get('path', {}).get('param_key_g', 'params')  # the weights sl-bench tested
+    return load_network(checkpoint, network_g, param_key=param_key).net
 
 
 def ceiling_rows(work_dir, rows, sets=None):

@@ -156,7 +156,8 @@ def load_row_network(payload):
 
     from sl_arch.utils.checkpoint import load_network
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    return load_network(payload['checkpoint'], payload['network_g'], param_key='params', device=device).net, device
+    return load_network(payload['checkpoint'], payload['network_g'], param_key=payload.get('param_key', 'params'),
+                        device=device).net, device
 
 
 def network_input(clip, payload, device):

@@ -551,6 +551,12 @@ def with_min_input_size(options, network_opt):
     return dict(options, min_input_size=size) if size else options
 
 
+def weights_key(key):
+    """The weights row ``key`` is tested and measured with: its averaged weights (``params_ema``) where it trains with
+    ``train.ema_decay`` (:data:`TRAIN_CHANGES`), else those of its last iteration (``params``)."""
+    return 'params_ema' if TRAIN_CHANGES.get(key, {}).get('ema_decay', 0) > 0 else 'params'
+
+
 def row_budget(budget, key):
     """``budget`` with row ``key``'s own values: its :data:`ROW_BUDGETS`, then ``budget['row_changes']``
     (``sl-bench --lr ROW=...``, ``--num-frame ROW=...``, ...)."""

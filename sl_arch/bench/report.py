@@ -9,7 +9,7 @@ import os.path as osp
 from sl_arch.bench.common import markdown_table
 from sl_arch.bench.measure import LONG_CLIP_FRAMES
 from sl_arch.bench.options import (BASELINES, DATA_ROOT, SINGLE_FRAME_ROWS, TEST_SETS, TRAIN_CHANGES, TRAIN_FOLDER,
-                                   VALIDATION_SET, held_out_label, real_test_sets, row_budget)
+                                   VALIDATION_SET, held_out_label, real_test_sets, row_budget, weights_key)
 from sl_arch.utils.errors import SLError
 from sl_arch.utils.files import atomic_write, check_writable, write_json, write_text
 
@@ -228,7 +228,7 @@ def budget_section(rows, info):
         text = ', '.join(f'{key}: {values[name]:g}' for key, values in budgets.items() if values[name] != budget[name])
         own[name] = f' ({text})' if text else ''
     averaged = ', '.join(f'{key}: {TRAIN_CHANGES[key]["ema_decay"]:g}' for key in keys
-                         if TRAIN_CHANGES.get(key, {}).get('ema_decay', 0) > 0)
+                         if weights_key(key) == 'params_ema')
     ema = (f'EMA of the weights ({averaged}; tested with the averaged weights), no EMA for the others' if averaged
            else 'no EMA')
     return f"""## Same budget for every model

@@ -15,7 +15,8 @@ import sys
 import time
 
 from sl_arch.bench.common import child_env
-from sl_arch.bench.options import TRAIN_CHANGES, TRAIN_SET_CHANGES, row_budget, test_options, train_options, write_yaml
+from sl_arch.bench.options import (TRAIN_CHANGES, TRAIN_SET_CHANGES, row_budget, test_options, train_options,
+                                   weights_key, write_yaml)
 from sl_arch.models.sl_video_recurrent_model import TRAIN_TIME_FILE, metrics_file_name
 from sl_arch.utils.files import write_json
 from sl_arch.utils.errors import SLError
@@ -135,8 +136,7 @@ def train_and_test_row(row, budget, train_set, test_sets, work_dir, threads, tes
     options = {'train': train_options(name, row['network_g'], row_budget(budget, row['key']), train_set),
                'test': test_options(name, row['network_g'], test_sets, checkpoint)}
     options['train']['train'].update(TRAIN_CHANGES.get(row['key'], {}))
-    if options['train']['train'].get('ema_decay', 0) > 0:  # tested with the averaged weights, saved beside the last
-        options['test']['path']['param_key_g'] = 'params_ema'
+    options['test']['path']['param_key_g'] = weights_key(row['key'])  # the averaged weights where it keeps them
     done = osp.join(work_dir, 'logs', f'{name}.done.json')
     record = read_finished_run(done, checkpoint)
     as_recorded = json.loads(json.dumps(options))  # the options as the record holds them (JSON types)
