@@ -156,7 +156,7 @@ def load_row_network(payload):
 
     from sl_arch.utils.checkpoint import load_network
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    return load_network(payload['checkpoint'], payload['network_g'], param_key=payload.get('param_key', 'params'),
+    return load_network(payload['checkpoint'], payload['network_g'], param_key=payload['param_key'],
                         device=device).net, device
 
 

@@ -628,8 +628,9 @@ def val_tile(network_opt):
             'multiple': spec.size_multiple}
 
 
-def test_options(name, network_opt, test_sets, checkpoint):
-    """Test options of one row: every held-out set, PSNR-Y / SSIM-Y, EDVR on sliding windows."""
+def test_options(name, network_opt, test_sets, checkpoint, param_key='params'):
+    """Test options of one row: every held-out set, PSNR-Y / SSIM-Y, EDVR on sliding windows; the checkpoint's
+    ``param_key`` weights (:func:`weights_key`)."""
     val = {'save_img': False, 'flip_seq': False, 'center_frame_only': False, 'metrics': METRICS}
     if val_tile(network_opt):
         val['tile'] = val_tile(network_opt)
@@ -637,7 +638,7 @@ def test_options(name, network_opt, test_sets, checkpoint):
         'name': name, 'model_type': 'SLVideoRecurrentModel', 'scale': 4, 'num_gpu': 'auto', 'manual_seed': 0,
         'datasets': {f'test_{number}': dict(test) for number, test in enumerate(test_sets.values(), 1)},
         'network_g': network_opt,
-        'path': {'pretrain_network_g': checkpoint, 'param_key_g': 'params', 'strict_load_g': True},
+        'path': {'pretrain_network_g': checkpoint, 'param_key_g': param_key, 'strict_load_g': True},
         'val': val,
     }
     return with_min_input_size(options, network_opt)

@@ -134,9 +134,8 @@ def train_and_test_row(row, budget, train_set, test_sets, work_dir, threads, tes
     checkpoint = final_checkpoint(work_dir, name)
     train_set = dict(train_set, **TRAIN_SET_CHANGES.get(row['key'], {}))
     options = {'train': train_options(name, row['network_g'], row_budget(budget, row['key']), train_set),
-               'test': test_options(name, row['network_g'], test_sets, checkpoint)}
+               'test': test_options(name, row['network_g'], test_sets, checkpoint, weights_key(row['key']))}
     options['train']['train'].update(TRAIN_CHANGES.get(row['key'], {}))
-    options['test']['path']['param_key_g'] = weights_key(row['key'])  # the averaged weights where it keeps them
     done = osp.join(work_dir, 'logs', f'{name}.done.json')
     record = read_finished_run(done, checkpoint)
     as_recorded = json.loads(json.dumps(options))  # the options as the record holds them (JSON types)
