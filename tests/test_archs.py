@@ -492,6 +492,47 @@ def test_share_propagation_runs_one_trunk_in_both_passes_and_sums_their_gradient
     assert torch.equal(reloaded(clip), shared(clip).detach())
 
 
+def test_without_recurrence_each_frame_is_the_recurrent_network_with_no_propagated_state(monkeypatch):
+    options = dict(use_semantics=False, use_image=False, use_mfsab=False, flow_estimator='dis', neighbour_input=True,
+                   neighbour_difference=True, state_bound=1.0)
+    frame_wise, recurrent = build(recurrent=False, **options), build(**options)
+    num_feat = MICRO['num_feat']
+    for net in (frame_wise, recurrent):
+        assert all(trunk[0].in_channels == (1 if net is frame_wise else 2) * num_feat for trunk in net.trunk.values())
+    assert (sum(p.numel() for p in recurrent.parameters()) - sum(p.numel() for p in frame_wise.parameters())
+            == 2 * num_feat * num_feat * 9)
+    # the recurrent network with the frame-wise one's weights (its trunks' state inputs at 0) and its propagated
+    # state replaced by zeros at every step computes the same clip
+    weights = recurrent.state_dict()
+    for name, value in frame_wise.state_dict().items():
+        weights[name] = value if weights[name].shape == value.shape else torch.cat(
+            [value, torch.zeros_like(value)], 1)
+    recurrent.load_state_dict(weights)
+    monkeypatch.setattr(recurrent, '_align', lambda direction, ref_feat, hidden, *args, **kwargs: hidden * 0)
+    clip = torch.rand(2, 5, 3, 16, 18, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = frame_wise(clip)
+        assert torch.allclose(out, recurrent(clip), atol=1e-5)
+        # a frame's output depends on its neighbours and on no frame further away
+        changed = clip.clone()
+        changed[:, 0] = torch.rand(2, 3, 16, 18, generator=torch.Generator().manual_seed(1))
+        difference = (frame_wise(changed) - out).abs().flatten(2).amax(-1)
+        assert (difference[:, :2] > 0).all() and (difference[:, 2:] == 0).all()
+    # training (all frames' reconstruction at once) computes what testing (frame by frame) does, and trains every part
+    trained = frame_wise(clip)
+    assert torch.allclose(trained, out, atol=1e-5)
+    trained.mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in frame_wise.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize('option', [dict(use_image=True), dict(align_gate=True), dict(use_mfsab=True),
+                                    dict(use_semantics=True), dict(recurrent='no')])
+def test_without_recurrence_the_parts_that_act_on_the_propagated_state_are_refused(option):
+    options = dict(use_semantics=False, use_image=False, use_mfsab=False, flow_estimator='dis', recurrent=False)
+    with pytest.raises(SLError, match='recurrent'):
+        build(**dict(options, **option))
+
+
 def test_residual_blocks_compute_what_basicsr_blocks_with_the_same_weights_compute():
     from basicsr.archs.arch_util import ResidualBlockNoBN
     from sl_arch.archs.semantic_lens_arch import ResidualBlock

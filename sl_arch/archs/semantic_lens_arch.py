@@ -169,6 +169,13 @@ class SemanticLens(nn.Module):
             reads the backward pass's features through its own 1x1 convolution first. Ours, not the paper's. In
             ``sl-bench``'s 300-s trainings it lost 0.11 dB, 0.2 on the validation shots (README, twenty-fifth round).
             Default: False.
+        recurrent (bool): Propagate features through the clip (BasicVSR's bidirectional recurrence, the paper's
+            Pixel Enhancer). False: no state passes between frames; each frame goes through the same two trunks, the
+            forward one reading the backward one's features of the frame, without the propagated features (their half
+            of each trunk's first convolution is left out: 2 * 9 * ``num_feat`` ** 2 fewer parameters), all frames of
+            the clip at once. What reaches a frame from its neighbours then comes only through ``neighbour_input`` (an
+            early-fusion sliding window, as VESPCN, Caballero et al. 2017). Needs IMAGE, SPACE, MFSAB and the
+            alignment gate off (they act on the propagated features). Ours. Default: True.
     """
 
     #: Smallest LR side accepted (the flow pyramid's coarsest level and the attention windows need it).
@@ -217,6 +224,7 @@ class SemanticLens(nn.Module):
                  state_bound=None,
                  direct_upsample=False,
                  share_propagation=False,
+                 recurrent=True,
                  **unknown_options):
         super().__init__()
         reject_unknown_options(type(self), unknown_options)
@@ -262,6 +270,16 @@ class SemanticLens(nn.Module):
             raise OptionError(f'SemanticLens state_bound must be a positive number (e.g. 1.0), or null for no bound; '
                               f'got {state_bound!r}.')
         self.state_bound = None if state_bound is None else float(state_bound)
+        if not isinstance(recurrent, bool):
+            raise OptionError(f'SemanticLens recurrent must be true or false, got {recurrent!r}.')
+        if not recurrent:
+            on = [name for name, value in (('use_image', use_image), ('use_gps', self.use_gps),
+                                           ('use_isee', self.use_isee), ('use_mfsab', use_mfsab),
+                                           ('align_gate', align_gate)) if value]
+            if on:
+                raise OptionError(f'SemanticLens recurrent: false propagates no features, which {", ".join(on)} '
+                                  'act on: set them to false, or recurrent to true.')
+        self.recurrent = recurrent
         if flow_estimator not in ('learned', 'dis'):
             raise OptionError(f"SemanticLens flow_estimator must be 'learned' or 'dis', got {flow_estimator!r}.")
         if flow_estimator == 'dis' and flow_load_path:
@@ -316,8 +334,9 @@ class SemanticLens(nn.Module):
                                     for d in directions}) if use_mfsab else None
         # the forward branch reads the backward branch's features of the same frame
         self.forward_reference = nn.Conv2d(2 * num_feat, num_feat, 1)
-        def trunk():
-            return nn.Sequential(nn.Conv2d(2 * num_feat, num_feat, 3, 1, 1), nn.LeakyReLU(0.1, inplace=True),
+        def trunk():  # reads the frame's features and, when recurrent, the propagated ones
+            return nn.Sequential(nn.Conv2d((2 if recurrent else 1) * num_feat, num_feat, 3, 1, 1),
+                                 nn.LeakyReLU(0.1, inplace=True),
                                  make_layer(ResidualBlock, num_block, num_feat=num_feat))
 
         if share_propagation:
@@ -526,13 +545,26 @@ class SemanticLens(nn.Module):
                 # memory order here (the cast the trunk's convolution would make of the whole concatenation, on half of
                 # it), so that the concatenation is not promoted to float32 and reordered again for the convolution
                 hidden = torch.empty_like(ref_feat).copy_(hidden)
-            hidden = self.trunk[direction](torch.cat([ref_feat, hidden], 1))
-            if self.state_bound == 1:
-                hidden = torch.tanh(hidden)  # the same values, without the division and multiplication by 1
-            elif self.state_bound is not None:
-                hidden = self.state_bound * torch.tanh(hidden / self.state_bound)
+            hidden = self._bound(self.trunk[direction](torch.cat([ref_feat, hidden], 1)))
             outputs[frame] = hidden
         return outputs
+
+    def _bound(self, feats):
+        """``state_bound`` applied to a trunk's output."""
+        if self.state_bound == 1:
+            return torch.tanh(feats)  # the same values, without the division and multiplication by 1
+        if self.state_bound is not None:
+            return self.state_bound * torch.tanh(feats / self.state_bound)
+        return feats
+
+    def _frame_wise(self, feats):
+        """``recurrent: false``: both trunks on every frame of ``feats`` (b, t, c, h, w) at once, no state between
+        frames; the two directions' features as :meth:`_propagate` returns them (lists of (b, c, h, w))."""
+        b, t = feats.shape[:2]
+        feats = feats.flatten(0, 1)
+        backward = self._bound(self.trunk['backward'](feats))
+        forward = self._bound(self.trunk['forwards'](self.forward_reference(torch.cat([feats, backward], 1))))
+        return ([feat.view(b, t, *feat.shape[1:])[:, frame] for frame in range(t)] for feat in (backward, forward))
 
     def _reconstruct(self, lqs, backward_feats, forward_feats):
         """The HR clip (b, t, c, scale*h, scale*w) from both directions' features (lists of (b, c, h, w)).
@@ -600,9 +632,13 @@ class SemanticLens(nn.Module):
             warped = self._warped_neighbours(lqs, flows_backward, flows_forward)
         feats = self.feat_extract(self._feature_input(lqs, warped, flows_backward, flows_forward).flatten(0, 1))
         feats = feats.view(b, t, -1, h, w)
-        gates_backward, gates_forward = self._align_gates(lqs, warped, flows_backward, flows_forward)
-        backward_feats = self._propagate('backward', feats, flows_backward, semantics, masks, gates=gates_backward)
-        forward_feats = self._propagate('forwards', feats, flows_forward, semantics, masks, backward_feats, gates_forward)
+        if self.recurrent:
+            gates_backward, gates_forward = self._align_gates(lqs, warped, flows_backward, flows_forward)
+            backward_feats = self._propagate('backward', feats, flows_backward, semantics, masks, gates=gates_backward)
+            forward_feats = self._propagate('forwards', feats, flows_forward, semantics, masks, backward_feats,
+                                            gates_forward)
+        else:
+            backward_feats, forward_feats = self._frame_wise(feats)
 
         out = self._reconstruct(lqs, backward_feats, forward_feats)
         if return_aux:
