@@ -123,7 +123,8 @@ def _variant(key, base, label_suffix, budget=None, train_set=None, train=None, *
     trained as ``base`` is (its :data:`ROW_BUDGETS`, :data:`TRAIN_SET_CHANGES` and :data:`TRAIN_CHANGES`) with
     ``budget``, ``train_set`` and ``train`` values of its own on top where given."""
     label, kind, ablation = MODELS[base]
-    MODELS[key] = f'{label}, {label_suffix}', kind, dict(ablation, **network_changes)
+    MODELS[key] = (f'{label}, {label_suffix}', kind,
+                   ablation if ablation is None and not network_changes else dict(ablation or {}, **network_changes))
     for table, own in ((ROW_BUDGETS, budget), (TRAIN_SET_CHANGES, train_set), (TRAIN_CHANGES, train)):
         values = {**table.get(base, {}), **(own or {})}
         if values:
@@ -291,6 +292,10 @@ _variant('SingleFrame_lean_lr2e-3', 'SingleFrame_lean', 'lr 2e-3', budget={'lr':
 # and on the camera-shake row's windows (datasets.train.camera_shake: 2), the same pairs moved, for a fair reading of it
 _variant('SingleFrame_lean_ema', 'SingleFrame_lean', 'weights averaged (EMA 0.998)', train=EMA)
 _variant('SingleFrame_lean_shake2', 'SingleFrame_lean', 'camera shake of 2 GT px', train_set={'camera_shake': 2})
+# the model zoo's 1200-s row and the single-frame network of the full tiny size (the stronger one at 1200 s) with
+# averaged weights, for checkpoints trained on other synthetic clips (scripts/synthetic_mix_data.sh)
+_variant(f'{LEAN16}_bounded_ema', f'{LEAN16}_bounded', 'weights averaged (EMA 0.998)', train=EMA)
+_variant('SingleFrame_ema', 'SingleFrame', 'weights averaged (EMA 0.998)', train=EMA)
 #: The rows ``sl-bench`` runs without ``--models``.
 DEFAULT_MODELS = ('bicubic', 'bilinear', 'SemanticLens', 'SingleFrame', 'BasicVSR', 'IconVSR', 'BasicVSRPP', 'EDVR',
                   'SL_no_semantics', 'SL_no_flow')
