@@ -533,6 +533,27 @@ def test_without_recurrence_the_parts_that_act_on_the_propagated_state_are_refus
         build(**dict(options, **option))
 
 
+def test_state_carry_starts_each_recurrent_step_adding_the_aligned_state_to_its_first_convolution():
+    options = dict(use_semantics=False, use_image=False, use_mfsab=False, flow_estimator='dis', neighbour_input=True)
+    carried, default = build(state_carry=0.5, **options), build(**options)
+    num_feat = MICRO['num_feat']
+    for direction, trunk in carried.trunk.items():
+        weight = trunk[0].weight.detach()
+        assert torch.equal(weight[:, num_feat:, 1, 1], 0.5 * torch.eye(num_feat))
+        assert weight[:, num_feat:].abs().sum() == 0.5 * num_feat  # nothing else in the state half
+        # the frame half and every other layer start as without it (same seed)
+        assert torch.equal(weight[:, :num_feat], default.trunk[direction][0].weight.detach()[:, :num_feat])
+    # the first convolution's output is its frame half's plus half the state, channel by channel
+    feat, state = torch.randn(1, num_feat, 5, 6), torch.randn(1, num_feat, 5, 6)
+    conv = carried.trunk['backward'][0]
+    frame_half = torch.nn.functional.conv2d(feat, conv.weight[:, :num_feat], conv.bias, padding=1)
+    assert torch.allclose(conv(torch.cat([feat, state], 1)), frame_half + 0.5 * state, atol=1e-5)
+    with pytest.raises(SLError, match='state_carry'):
+        build(state_carry=True, **options)
+    with pytest.raises(SLError, match='state_carry'):
+        build(state_carry=0.5, recurrent=False, **dict(options, align_gate=False))
+
+
 def test_residual_blocks_compute_what_basicsr_blocks_with_the_same_weights_compute():
     from basicsr.archs.arch_util import ResidualBlockNoBN
     from sl_arch.archs.semantic_lens_arch import ResidualBlock

@@ -176,6 +176,11 @@ class SemanticLens(nn.Module):
             the clip at once. What reaches a frame from its neighbours then comes only through ``neighbour_input`` (an
             early-fusion sliding window, as VESPCN, Caballero et al. 2017). Needs IMAGE, SPACE, MFSAB and the
             alignment gate off (they act on the propagated features). Ours. Default: True.
+        state_carry (float | None): Start each recurrent step's first convolution with its propagated-features half at
+            ``state_carry`` times the identity (each channel of the aligned state added to the same output channel)
+            instead of at random, as recurrent networks started at the identity (Le et al. 2015), so that from the
+            first iteration the state carries the previous frames' features forward rather than a random mixture of
+            them. Only the start changes; no parameters. None: He initialisation, as the rest. Default: None.
     """
 
     #: Smallest LR side accepted (the flow pyramid's coarsest level and the attention windows need it).
@@ -225,6 +230,7 @@ class SemanticLens(nn.Module):
                  direct_upsample=False,
                  share_propagation=False,
                  recurrent=True,
+                 state_carry=None,
                  **unknown_options):
         super().__init__()
         reject_unknown_options(type(self), unknown_options)
@@ -280,6 +286,10 @@ class SemanticLens(nn.Module):
                 raise OptionError(f'SemanticLens recurrent: false propagates no features, which {", ".join(on)} '
                                   'act on: set them to false, or recurrent to true.')
         self.recurrent = recurrent
+        if state_carry is not None and (isinstance(state_carry, bool) or not isinstance(state_carry, (int, float))
+                                        or not recurrent):
+            raise OptionError(f'SemanticLens state_carry must be a number (e.g. 0.5) with recurrent: true, or null; got '
+                              f'{state_carry!r}.')
         if flow_estimator not in ('learned', 'dis'):
             raise OptionError(f"SemanticLens flow_estimator must be 'learned' or 'dis', got {flow_estimator!r}.")
         if flow_estimator == 'dis' and flow_load_path:
@@ -369,6 +379,12 @@ class SemanticLens(nn.Module):
         default_init_weights([self.feat_extract[0], self.forward_reference, self.fusion, self.upsample] +
                              [trunk[0] for trunk in self.trunk.values()], 1.0)
         default_init_weights([self.conv_last], 0.1)
+        if state_carry is not None:
+            with torch.no_grad():
+                for trunk in self.trunk.values():  # a shared trunk twice: the same values
+                    state_half = trunk[0].weight[:, num_feat:]
+                    state_half.zero_()
+                    state_half[:, :, 1, 1] = float(state_carry) * torch.eye(num_feat)
 
     def _check_input(self, lqs):
         if not torch.is_tensor(lqs) or lqs.dim() != 5:

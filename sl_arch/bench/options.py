@@ -274,6 +274,11 @@ _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_frame_lr2e-3
 _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_frame_n2_lr2e-3',
          f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_frame_lr2e-3', 'frames two steps away too',
          neighbour_radius=2)
+# the interval-1-2 row with each recurrent step's state half started at half the identity (state_carry): the state
+# carries the previous frames' features from the first iteration, not a random mixture of them
+_variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_carry_lr2e-3',
+         f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_lr2e-3', 'state started at half the identity',
+         state_carry=0.5)
 _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_b1x14_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_lr2e-3',
          'batch 1 of 14-frame clips', budget={'batch_size': 1, 'num_frame': 14})
 # lean16 with IMAGE (the 1200-s row, lr 1e-3) with every residual block in the recurrent steps, as e0p3r0 above
