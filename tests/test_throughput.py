@@ -20,6 +20,35 @@ def test_a_run_of_the_real_command_is_measured_from_its_own_process(tmp_path):
         '00000000.png', '00000001.png']
 
 
+def test_sl_bench_rows_run_as_sl_bench_builds_them_and_each_ensemble_is_timed_as_its_own_command(tmp_path,
+                                                                                               monkeypatch):
+    from sl_arch.bench import options
+    label, net_opt = throughput.row_spec('SingleFrame_lean')
+    assert label == options.MODELS['SingleFrame_lean'][0]
+    assert net_opt == options.network_options('SingleFrame_lean', 'tiny', pretrained_flow=False)
+    assert throughput.row_spec('tiny')[1]['type'] == 'SemanticLens'
+    with pytest.raises(SLError, match='--models bicubic: not a row'):
+        throughput.row_spec('bicubic')  # an upsampling, no network
+    calls = []
+
+    def fake_sl_infer(argv, threads=1, device='cpu'):
+        calls.append([str(arg) for arg in argv])
+        (tmp_path / argv[3]).mkdir()  # the output folder sl-infer writes
+        return {'wall_s': 2.0, 'cpu_s': 1.0 if 'startup' in str(argv[1]) else 3.0,
+                'peak_rss_mib': 500.0, 'peak_gpu_mib': None, 'infer_s': None, 'network_s': None}
+
+    monkeypatch.setattr(throughput, 'run_sl_infer', fake_sl_infer)
+    monkeypatch.setattr(throughput, 'real_frames', lambda count, width, height: [
+        __import__('numpy').zeros((height, width, 3), 'uint8')] * count)
+    args = throughput.parse_args(['--models', 'tiny', '--ensembles', 'none', 'flip_width', '--sizes', '32x24',
+                                  '--frames', '2', '--precisions', 'fp32', '--out', str(tmp_path / 'out')])
+    rows = throughput.run_rows(args, str(tmp_path), True, lambda rows, finished: None)
+    assert [row['ensemble'] for row in rows] == ['none', 'flip_width']
+    assert all(row['frames_per_s'] == 1.0 for row in rows)  # 2 frames / (3 - 1) CPU s
+    ensembles = [call[call.index('--ensemble') + 1] if '--ensemble' in call else 'none' for call in calls]
+    assert ensembles == ['none', 'none', 'flip_width', 'flip_width']  # start-up, then the clip, per ensemble
+
+
 def test_report_files_are_ours_or_refused(tmp_path):
     rows = [{'model': 'tiny', 'label': 'SemanticLens tiny', 'params_m': 0.49, 'size': '32x24', 'frames': 2,
              'precision': 'fp32', 'wall_s': 9.0, 'cpu_s': 6.0, 'startup_cpu_s': 5.0, 'frames_per_s': 2.0,
@@ -28,8 +57,8 @@ def test_report_files_are_ours_or_refused(tmp_path):
              'precision': 'bf16', 'error': 'this sl-infer has no --precision'}]
     settings = {'command': 'python -m sl_arch.bench.throughput', 'date': 'today', 'notes': 'notes'}
     text = throughput.write_report(str(tmp_path / 'ours'), rows, settings)
-    assert '| SemanticLens tiny | 0.49 | 32x24 | 2 | fp32 | 9.0 | 6.0 | 5.0 | 2 | 0.5 | 900 |' in text
-    assert '| bf16 | not run: this sl-infer has no --precision |' in text
+    assert '| SemanticLens tiny | 0.49 | 32x24 | 2 | fp32 | none | 9.0 | 6.0 | 5.0 | 2 | 0.5 | 900 |' in text
+    assert '| bf16 | none | not run: this sl-infer has no --precision |' in text
     assert json.loads((tmp_path / 'ours' / 'throughput.json').read_text())['rows'] == rows
     throughput.check_report_folder(str(tmp_path / 'ours'))  # a rerun may replace what it wrote
     (tmp_path / 'mine').mkdir()

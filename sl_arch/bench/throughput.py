@@ -8,6 +8,11 @@ checkpoint that carries its ``network_g`` (speed and memory do not depend on the
     python -m sl_arch.bench.throughput                       # the README table (about an hour)
     python -m sl_arch.bench.throughput --sizes 320x180 --frames 8 --models tiny --precisions fp32
     python -m sl_arch.bench.throughput --device cuda --precisions fp32 fp16 bf16 --frames 32 16 --tile 0
+    python -m sl_arch.bench.throughput --models SingleFrame_lean SL_dis_gate --ensembles none flip_width
+
+``--models`` takes this file's rows (``tiny``, ``paper``, ``basicvsr``) and ``sl-bench``'s rows by key, built as
+``sl-bench --quick`` builds them (the tiny preset, no pretrained flow: the weights are random anyway);
+``--ensembles`` runs each also with ``sl-infer --ensemble`` (``none``: one pass).
 
 What is measured, from the operating system rather than from the command's output: wall time
 around the child; its CPU time and peak resident memory from ``os.wait4`` (the child's own
@@ -56,15 +61,32 @@ THREAD_VARIABLES = ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS'
 RUSAGE_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'rusage.py')
 
 
+def row_spec(key):
+    """``(label, network_g)`` of a row: one of :data:`MODELS` (SemanticLens presets resolved) or an ``sl-bench`` row
+    with a network, built as ``sl-bench --quick`` builds it (tiny preset, no pretrained flow).
+
+    Raises:
+        SLError: ``key`` is neither.
+    """
+    if key in MODELS:
+        label, net_opt = MODELS[key]
+        net_opt = dict(net_opt)
+        preset = net_opt.pop('preset', None)
+        if preset:
+            from sl_arch.archs.semantic_lens_arch import PRESETS
+            net_opt.update(PRESETS[preset])
+        return label, net_opt
+    from sl_arch.bench import options
+    net_opt = options.network_options(key, 'tiny', pretrained_flow=False) if key in options.MODELS else None
+    if net_opt is None:
+        raise SLError(f'--models {key}: not a row of this benchmark ({", ".join(MODELS)}) nor an sl-bench row with a '
+                      'network (python -m sl_arch.bench.compare --help lists them); fix the name.')
+    return options.MODELS[key][0], net_opt
+
+
 def row_network_g(key):
-    """``network_g`` of a benchmark row (SemanticLens presets resolved)."""
-    label, net_opt = MODELS[key]
-    net_opt = dict(net_opt)
-    preset = net_opt.pop('preset', None)
-    if preset:
-        from sl_arch.archs.semantic_lens_arch import PRESETS
-        net_opt.update(PRESETS[preset])
-    return net_opt
+    """``network_g`` of a row (:func:`row_spec`)."""
+    return row_spec(key)[1]
 
 
 def make_checkpoint(path, net_opt, seed=0):
@@ -194,10 +216,11 @@ def markdown_table(rows, device='cpu'):
     head = (['wall s', 'sl-infer s', 'frames/s', 'network s', 'network frames/s', 'peak GPU (MiB)', 'peak RSS (MiB)']
             if on_gpu else
             ['wall s', 'CPU s', 'start-up CPU s', 'frames/s', 's / frame', 'peak RSS (MiB)'])
-    head = ['model', 'params (M)', 'LR input', 'frames', 'precision'] + head
+    head = ['model', 'params (M)', 'LR input', 'frames', 'precision', 'ensemble'] + head
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for row in rows:
-        cells = [row['label'], f'{row["params_m"]:.2f}', row['size'], str(row['frames']), row['precision']]
+        cells = [row['label'], f'{row["params_m"]:.2f}', row['size'], str(row['frames']), row['precision'],
+                 row.get('ensemble', 'none')]
         if row.get('error'):
             cells += [f'not run: {row["error"]}'] + [''] * (len(head) - len(cells) - 1)
         elif on_gpu:
@@ -247,7 +270,10 @@ def parse_args(argv=None):
     parser.add_argument('--sizes', nargs='+', default=['320x180', '1280x720'], help='LR input sizes WxH')
     parser.add_argument('--frames', type=int, nargs='+', default=[8, 4], help='frames per size (one value each, '
                         'or one for all)')
-    parser.add_argument('--models', nargs='+', default=list(MODELS), choices=list(MODELS))
+    parser.add_argument('--models', nargs='+', default=list(MODELS),
+                        help=f'rows: {", ".join(MODELS)}, or sl-bench rows with a network (default: {" ".join(MODELS)})')
+    parser.add_argument('--ensembles', nargs='+', default=['none'], choices=['none', 'flip_seq', 'flip_width'],
+                        help='values of sl-infer --ensemble; none: one pass (default)')
     parser.add_argument('--precisions', nargs='+', default=['fp32', 'bf16'], help='values of sl-infer --precision')
     parser.add_argument('--tile', type=int, default=368, help='sl-infer --tile (LR px; a frame no larger than the '
                         'tile is one tile)')
@@ -259,6 +285,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if len(args.frames) not in (1, len(args.sizes)):
         parser.error('give one --frames value, or one per --sizes value')
+    for key in args.models:
+        row_spec(key)  # one clear line for a name that is no row
     if args.device != 'cpu':
         from sl_arch.infer import torch_device
         torch_device(args.device)  # one clear line when this machine has no such GPU
@@ -279,27 +307,29 @@ def run_rows(args, root, has_precision, report):
         clips[(width, height)] = write_frames(os.path.join(root, f'in_{width}x{height}'),
                                               real_frames(count, width, height))
     startup_clip = write_frames(os.path.join(root, 'in_startup'), real_frames(1, 64, 64))
-    cases = [(size, count, key, precision) for size, count in zip(sizes, frames) for key in args.models
-             for precision in args.precisions]
-    rows, startup, params = [], {}, {}
+    cases = [(size, count, key, precision, ensemble) for size, count in zip(sizes, frames) for key in args.models
+             for precision in args.precisions for ensemble in args.ensembles]
+    rows, startup, params, labels = [], {}, {}, {}
     for key in args.models:
         weights = os.path.join(root, f'{key}.pth')
-        params[key] = make_checkpoint(weights, row_network_g(key)) / 1e6
+        labels[key], net_opt = row_spec(key)
+        params[key] = make_checkpoint(weights, net_opt) / 1e6
     progress = tqdm(cases, desc='throughput', unit='run', dynamic_ncols=True)
-    for (width, height), count, key, precision in progress:
-        progress.set_postfix_str(f'{key} {width}x{height} {precision}')
+    for (width, height), count, key, precision, ensemble in progress:
+        progress.set_postfix_str(f'{key} {width}x{height} {precision} {ensemble}')
         weights = os.path.join(root, f'{key}.pth')
-        row = {'model': key, 'label': MODELS[key][0], 'params_m': params[key], 'size': f'{width}x{height}',
-               'frames': count, 'precision': precision, 'tile': args.tile}
+        row = {'model': key, 'label': labels[key], 'params_m': params[key], 'size': f'{width}x{height}',
+               'frames': count, 'precision': precision, 'ensemble': ensemble, 'tile': args.tile}
         rows.append(row)
         if not has_precision and precision != 'fp32':
             row['error'] = 'this sl-infer has no --precision'
             report(rows, False)
             continue
-        common = ['--weights', weights, '--device', args.device] + (['--precision', precision] if has_precision else [])
-        if key not in startup:
-            startup[key] = run_sl_infer(['-i', startup_clip, '-o', os.path.join(root, 'out_startup'),
-                                         '--overwrite', *common], args.threads, args.device)
+        common = (['--weights', weights, '--device', args.device] + (['--precision', precision] if has_precision else [])
+                  + (['--ensemble', ensemble] if ensemble != 'none' else []))
+        if (key, ensemble) not in startup:  # the start-up of the same command (a two-pass one runs two tiny passes)
+            startup[key, ensemble] = run_sl_infer(['-i', startup_clip, '-o', os.path.join(root, 'out_startup'),
+                                                   '--overwrite', *common], args.threads, args.device)
             shutil.rmtree(os.path.join(root, 'out_startup'))
         output = os.path.join(root, 'out')
         try:
@@ -314,12 +344,13 @@ def run_rows(args, root, has_precision, report):
         if args.device.startswith('cuda'):
             steady, network = result['infer_s'], result['network_s']
         else:
-            steady, network = result['cpu_s'] - startup[key]['cpu_s'], None
-        row.update(result, startup_wall_s=startup[key]['wall_s'], startup_cpu_s=startup[key]['cpu_s'],
+            steady, network = result['cpu_s'] - startup[key, ensemble]['cpu_s'], None
+        start = startup[key, ensemble]
+        row.update(result, startup_wall_s=start['wall_s'], startup_cpu_s=start['cpu_s'],
                    frames_per_s=count / steady if steady > 0 else None,
                    network_frames_per_s=count / network if network else None)
         gpu = f', peak GPU {row["peak_gpu_mib"]:.0f} MiB' if row['peak_gpu_mib'] is not None else ''
-        progress.write(f'{row["label"]} {row["size"]} x{count} {precision}: {row["wall_s"]:.1f} s wall, '
+        progress.write(f'{row["label"]} {row["size"]} x{count} {precision} {ensemble}: {row["wall_s"]:.1f} s wall, '
                        f'{row["cpu_s"]:.1f} CPU s, {number(row["frames_per_s"], 3)} frames/s, '
                        f'peak {row["peak_rss_mib"]:.0f} MiB{gpu}')
         report(rows, False)
@@ -354,7 +385,8 @@ def main(argv=None):
             notes += ' This sl-infer has no `--precision`: fp32 only.'
         settings = {'command': command, 'date': datetime.date.today().isoformat(), 'sizes': args.sizes,
                     'frames': args.frames, 'tile': args.tile, 'tile_overlap': args.tile_overlap,
-                    'threads': args.threads, 'device': args.device, 'finished': finished, 'notes': notes}
+                    'threads': args.threads, 'device': args.device, 'ensembles': args.ensembles, 'finished': finished,
+                    'notes': notes}
         return write_report(args.out, rows, settings)
 
     with tempfile.TemporaryDirectory(prefix='sl_throughput_') as root:
