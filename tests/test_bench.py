@@ -142,6 +142,11 @@ def test_a_variant_is_trained_as_its_base_row_with_its_own_values_on_top(monkeyp
     # the committed frame-interval row takes its base row's rate this way
     interval_row = 'SL_dis_neighbours_no_semantics_no_mfsab_no_image_gate_up16_bounded_e0p3r0_interval12_lr2e-3'
     assert options.ROW_BUDGETS[interval_row] == {'lr': 2e-3}
+    # a baseline sized alike (no options of its own) stays so when its variant changes only the training
+    options._variant('baseline_ema', 'SingleFrame', 'averaged', train={'ema_decay': 0.998})
+    assert options.MODELS['baseline_ema'][1:] == ('SLFrameWise', None)
+    assert (options.network_options('baseline_ema', 'tiny', pretrained_flow=True)
+            == options.network_options('SingleFrame', 'tiny', pretrained_flow=True))
 
 
 def test_edvr_takes_the_training_clip_length_and_is_tested_on_sliding_windows_of_it(tmp_path):
