@@ -274,11 +274,6 @@ _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_frame_lr2e-3
 _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_frame_n2_lr2e-3',
          f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_frame_lr2e-3', 'frames two steps away too',
          neighbour_radius=2)
-# and the other way round: the recurrence without the warped neighbours in (the frame alone into the feature
-# extractor), clips reversed and at intervals 1-2 as the row: what the early fusion adds to the recurrence
-_variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_reverse_interval12_noneighbours_lr2e-3',
-         f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_lr2e-3', 'no neighbours in',
-         neighbour_input=False, neighbour_difference=False)
 # the interval-1-2 row with each recurrent step's state half started at half the identity (state_carry): the state
 # carries the previous frames' features from the first iteration, not a random mixture of them
 _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_carry_lr2e-3',
