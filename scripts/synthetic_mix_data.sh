@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Diagnostic data roots for `sl-bench --data-root datasets/<NAME>_mix`, not the model zoo's: the same held-out
+# Data roots for `sl-bench --data-root datasets/<NAME>_mix` (and, for synthetic_large, the model zoo's
+# semanticlens_lean16_bounded_large_x4_bi.pth): the same held-out
 # test sets as scripts/zoo_data.sh (links to them) and a training set of the same kinds of footage, its synthetic
 # clips made with other sl-prepare --synthetic options (datasets/<NAME>), beside the demo's training frames linked
 # COPIES times, so that a drawn training window is the demo footage about as often as in the zoo's mix (a fifth).
 # No other pictures and no other real footage. The two sl-bench has used:
 #   bash scripts/synthetic_mix_data.sh synthetic96 4 --train-clips 96    # four times the clips (first 24: the zoo's)
-#   bash scripts/synthetic_mix_data.sh synthetic_large 1 --size 224x128  # larger frames, for --gt-size 128
+#   bash scripts/synthetic_mix_data.sh synthetic_large 1 --size 224x128  # larger frames (the model zoo's large file)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -lt 2 ]; then

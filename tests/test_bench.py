@@ -617,6 +617,8 @@ def test_step_time_prints_each_networks_iteration_time_per_arithmetic_and_refuse
     ('SL_dis_neighbours_no_semantics_no_mfsab_gate_up16', 'lean16', 8794, {'autocast': 'bf16', 'channels_last': True}),
     ('SL_dis_neighbours_no_semantics_no_mfsab_gate_up16_bounded', 'lean16_bounded', 6971,
      {'autocast': 'bf16', 'channels_last': True}),
+    ('SL_dis_neighbours_no_semantics_no_mfsab_gate_up16_bounded_ema', 'lean16_bounded_large', 6537,
+     {'autocast': 'bf16', 'channels_last': True}),
 ])
 def test_the_lean_model_zoo_files_and_option_files_hold_the_sl_bench_row_they_were_packed_from(row_key, name, iterations,
                                                                                                arithmetic):
@@ -636,7 +638,7 @@ def test_the_lean_model_zoo_files_and_option_files_hold_the_sl_bench_row_they_we
         assert yaml.safe_load((root / path).read_text())['network_g'] == row, path
     train = yaml.safe_load((root / train_path).read_text())
     budget = dict(options.MODES['quick'], seconds=1200, **arithmetic)
-    template = options.train_options('x', row, budget, {})['train']
+    template = dict(options.train_options('x', row, budget, {})['train'], **options.TRAIN_CHANGES.get(row_key, {}))
     keys = ('optim_g', 'scheduler', 'cpu_seconds', 'flow_lr_mul', 'pixel_opt', 'ema_decay', 'autocast', 'channels_last')
     assert {key: train['train'].get(key) for key in keys} == {key: template.get(key) for key in keys}
     assert {key: train['datasets']['train'][key] for key in ('num_frame', 'gt_size', 'batch_size_per_gpu')} == \
