@@ -442,9 +442,14 @@ def test_micro_benchmark_trains_every_model_for_the_same_cpu_seconds_and_reports
              if len(cells) == 9 and cells[3].strip() in ('plain', 'flip_seq', 'flip_width')}
     plain = report.real_psnr(rows[1])
     assert float(every[('SemanticLens', 'plain')][4]) == pytest.approx(plain, abs=6e-4)
+    record = json.loads(done.read_text())
     for test in ('flip_seq', 'flip_width'):
         score, gain = float(every[('SemanticLens', test)][4]), float(every[('SemanticLens', test)][5])
-        assert score != pytest.approx(plain, abs=1e-4) and gain == pytest.approx(score - plain, abs=2e-3)
+        # the two-pass test's own scores (read back, not run again), unrounded: a network trained for one CPU second
+        # is near its bicubic skip, so its two passes may differ only past the table's third decimal
+        two_pass = ensemble.scores(ensemble.ensemble_metrics(str(tmp_path / 'work'), 'SemanticLens', record, test))[0]
+        assert two_pass != plain and score == pytest.approx(two_pass, abs=6e-4)
+        assert gain == pytest.approx(score - plain, abs=2e-3)
     summary = [line for line in out.splitlines() if line.startswith('| SemanticLens | flip_width | 1 |')]
     assert len(summary) == 1 and 'margin over BasicVSR at equal test cost, mean' in out
     flip_log = tmp_path / 'work' / 'logs' / 'ens_flip_width_bench_SemanticLens_test.out'
