@@ -17,7 +17,7 @@ import argparse
 import os
 import tempfile
 
-from sl_arch.bench.throughput import (make_checkpoint, parse_size, real_frames, row_network_g, run_sl_infer,
+from sl_arch.bench.throughput import (make_checkpoint, parse_size, real_frames, row_spec, run_sl_infer,
                                       sl_infer_options, write_frames)
 from sl_arch.utils.errors import cli_entry
 
@@ -37,7 +37,7 @@ def main(argv=None):
     sizes = [parse_size(size) for size in args.sizes]
     with tempfile.TemporaryDirectory(prefix='sl_infer_memory_') as root:
         weights = os.path.join(root, 'tiny.pth')
-        make_checkpoint(weights, row_network_g('tiny'))
+        make_checkpoint(weights, row_spec('tiny')[1])
         common = ['--weights', weights, '--overwrite', '--device', 'cpu']
         if '--no-shot-detect' in sl_infer_options():
             common.append('--no-shot-detect')

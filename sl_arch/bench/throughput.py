@@ -84,11 +84,6 @@ def row_spec(key):
     return options.MODELS[key][0], net_opt
 
 
-def row_network_g(key):
-    """``network_g`` of a row (:func:`row_spec`)."""
-    return row_spec(key)[1]
-
-
 def make_checkpoint(path, net_opt, seed=0):
     """Save a randomly initialised network with its ``network_g`` (as sl-train saves it); returns the parameter count."""
     import torch
