@@ -554,6 +554,52 @@ def test_state_carry_starts_each_recurrent_step_adding_the_aligned_state_to_its_
         build(state_carry=0.5, recurrent=False, **dict(options, align_gate=False))
 
 
+def test_second_order_steps_read_the_state_two_frames_back_warped_by_the_composed_flows(monkeypatch):
+    options = dict(use_semantics=False, use_image=False, use_mfsab=False, flow_estimator='dis', state_bound=1.0)
+    second, first = build(second_order=True, **options), build(**options)
+    num_feat = MICRO['num_feat']
+    assert all(trunk[0].in_channels == 3 * num_feat for trunk in second.trunk.values())
+    assert (sum(p.numel() for p in second.parameters()) - sum(p.numel() for p in first.parameters())
+            == 2 * num_feat * num_feat * 9)
+    clip = torch.rand(2, 5, 3, 16, 18, generator=torch.Generator().manual_seed(0))
+    # with its second-order half at 0 and the first-order network's weights elsewhere, the same clip
+    weights = second.state_dict()
+    for name, value in first.state_dict().items():
+        weights[name] = value if weights[name].shape == value.shape else torch.cat(
+            [value, torch.zeros_like(value[:, :num_feat])], 1)
+    second.load_state_dict(weights)
+    with torch.no_grad():
+        assert torch.allclose(second(clip), first(clip), atol=1e-5)
+    # the composed flows: two steps of a translation by (1, -0.5) LR px are one of (2, -1)
+    seen = []
+    original = second._propagate
+    monkeypatch.setattr(second, '_propagate', lambda *args, **kwargs: seen.append(kwargs['far_flows']) or original(
+        *args, **kwargs))
+    flow = torch.tensor([1., -0.5]).view(1, 1, 2, 1, 1).expand(2, 4, 2, 16, 18)
+    with torch.no_grad():
+        second(clip, flows=(flow, -flow))
+    assert [tuple(far.shape) for far in seen] == [(2, 3, 2, 16, 18)] * 2
+    assert torch.allclose(seen[0][..., 4:12, 4:12], 2 * flow[:, :3, :, 4:12, 4:12])
+    assert torch.allclose(seen[1][..., 4:12, 4:12], -2 * flow[:, :3, :, 4:12, 4:12])
+    # without the first-order state, what reaches a frame from the others comes from two, four... frames away
+    torch.nn.init.normal_(second.trunk['backward'][0].weight, std=0.1)
+    torch.nn.init.normal_(second.trunk['forwards'][0].weight, std=0.1)
+    monkeypatch.setattr(second, '_propagate', original)
+    monkeypatch.setattr(second, '_align', lambda direction, ref_feat, hidden, *args, **kwargs: hidden * 0)
+    changed = clip.clone()
+    changed[:, 0] = torch.rand(2, 3, 16, 18, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        difference = (second(changed) - second(clip)).abs().flatten(2).amax(-1)
+    assert (difference[:, 0::2] > 0).all() and (difference[:, 1::2] == 0).all()
+    # trained, every part gets a gradient
+    second(clip).mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in second.parameters() if p.requires_grad)
+    with pytest.raises(SLError, match='second_order'):
+        build(second_order=True, recurrent=False, **options)
+    with pytest.raises(SLError, match='second_order'):
+        build(second_order='yes', **options)
+
+
 def test_residual_blocks_compute_what_basicsr_blocks_with_the_same_weights_compute():
     from basicsr.archs.arch_util import ResidualBlockNoBN
     from sl_arch.archs.semantic_lens_arch import ResidualBlock

@@ -184,6 +184,12 @@ class SemanticLens(nn.Module):
             first iteration the state carries the previous frames' features forward rather than a random mixture of
             them. Only the start changes; no parameters. None: He initialisation, as the rest. In ``sl-bench``'s 300-s
             trainings 0.5 tied with None (README, twenty-sixth round). Default: None.
+        second_order (bool): Each recurrent step also reads the state of the frame two steps back, warped onto the frame
+            by the two flows composed (BasicVSR++'s second-order propagation, Chan et al. 2022, without its deformable
+            alignment): what the state carries from there reaches the frame through one resampling instead of two.
+            Each trunk's first convolution reads ``num_feat`` more channels (9 * ``num_feat`` ** 2 more parameters per
+            direction); IMAGE, SPACE, MFSAB and the alignment gate act on the first-order state only. Needs
+            ``recurrent``. Default: False.
     """
 
     #: Smallest LR side accepted (the flow pyramid's coarsest level and the attention windows need it).
@@ -234,6 +240,7 @@ class SemanticLens(nn.Module):
                  share_propagation=False,
                  recurrent=True,
                  state_carry=None,
+                 second_order=False,
                  **unknown_options):
         super().__init__()
         reject_unknown_options(type(self), unknown_options)
@@ -293,6 +300,10 @@ class SemanticLens(nn.Module):
                                         or not recurrent):
             raise OptionError(f'SemanticLens state_carry must be a number (e.g. 0.5) with recurrent: true, or null; got '
                               f'{state_carry!r}.')
+        if not isinstance(second_order, bool) or (second_order and not recurrent):
+            raise OptionError(f'SemanticLens second_order must be true or false, and true only with recurrent: true; got '
+                              f'{second_order!r}.')
+        self.second_order = second_order
         if flow_estimator not in ('learned', 'dis'):
             raise OptionError(f"SemanticLens flow_estimator must be 'learned' or 'dis', got {flow_estimator!r}.")
         if flow_estimator == 'dis' and flow_load_path:
@@ -348,7 +359,7 @@ class SemanticLens(nn.Module):
         # the forward branch reads the backward branch's features of the same frame
         self.forward_reference = nn.Conv2d(2 * num_feat, num_feat, 1)
         def trunk():  # reads the frame's features and, when recurrent, the propagated ones
-            return nn.Sequential(nn.Conv2d((2 if recurrent else 1) * num_feat, num_feat, 3, 1, 1),
+            return nn.Sequential(nn.Conv2d((1 + recurrent + second_order) * num_feat, num_feat, 3, 1, 1),
                                  nn.LeakyReLU(0.1, inplace=True),
                                  make_layer(ResidualBlock, num_block, num_feat=num_feat))
 
@@ -385,7 +396,7 @@ class SemanticLens(nn.Module):
         if state_carry is not None:
             with torch.no_grad():
                 for trunk in self.trunk.values():  # a shared trunk twice: the same values
-                    state_half = trunk[0].weight[:, num_feat:]
+                    state_half = trunk[0].weight[:, num_feat:2 * num_feat]
                     state_half.zero_()
                     state_half[:, :, 1, 1] = float(state_carry) * torch.eye(num_feat)
 
@@ -546,7 +557,10 @@ class SemanticLens(nn.Module):
             hidden = self.mfsab[direction]([ref_feat, hidden])
         return hidden
 
-    def _propagate(self, direction, feats, flows, semantics, masks, backward_feats=None, gates=None):
+    def _propagate(self, direction, feats, flows, semantics, masks, backward_feats=None, gates=None, far_flows=None):
+        """One direction's recurrence over ``feats`` (b, t, c, h, w): each frame's state (a list of (b, c, h, w)).
+        ``far_flows`` (b, t - 2, 2, h, w), indexed like ``flows``, align the frames two steps apart, for
+        ``second_order``."""
         b, t, c, h, w = feats.shape
         frames = range(t - 1, -1, -1) if direction == 'backward' else range(t)
         hidden = torch.zeros_like(feats[:, 0])  # laid out as the features (channels-last where they are)
@@ -564,7 +578,17 @@ class SemanticLens(nn.Module):
                 # memory order here (the cast the trunk's convolution would make of the whole concatenation, on half of
                 # it), so that the concatenation is not promoted to float32 and reordered again for the convolution
                 hidden = torch.empty_like(ref_feat).copy_(hidden)
-            hidden = self._bound(self.trunk[direction](torch.cat([ref_feat, hidden], 1)))
+            inputs = [ref_feat, hidden]
+            if self.second_order:
+                second = torch.zeros_like(ref_feat)
+                if step > 1:
+                    far = frame + 2 if direction == 'backward' else frame - 2
+                    second = outputs[far]
+                    if far_flows is not None:
+                        second = flow_warp(second, far_flows[:, min(frame, far)].permute(0, 2, 3, 1))
+                    second = torch.empty_like(ref_feat).copy_(second)  # as the first-order state above
+                inputs.append(second)
+            hidden = self._bound(self.trunk[direction](torch.cat(inputs, 1)))
             outputs[frame] = hidden
         return outputs
 
@@ -653,9 +677,15 @@ class SemanticLens(nn.Module):
         feats = feats.view(b, t, -1, h, w)
         if self.recurrent:
             gates_backward, gates_forward = self._align_gates(lqs, warped, flows_backward, flows_forward)
-            backward_feats = self._propagate('backward', feats, flows_backward, semantics, masks, gates=gates_backward)
+            far_backward = far_forward = None
+            if self.second_order and flows_backward is not None and t > 2:
+                # far_backward[i] aligns frame i + 2 to frame i, far_forward[i] frame i to frame i + 2
+                far_backward = self._compose(flows_backward[:, :-1], flows_backward[:, 1:])
+                far_forward = self._compose(flows_forward[:, 1:], flows_forward[:, :-1])
+            backward_feats = self._propagate('backward', feats, flows_backward, semantics, masks, gates=gates_backward,
+                                             far_flows=far_backward)
             forward_feats = self._propagate('forwards', feats, flows_forward, semantics, masks, backward_feats,
-                                            gates_forward)
+                                            gates_forward, far_flows=far_forward)
         else:
             backward_feats, forward_feats = self._frame_wise(feats)
 
