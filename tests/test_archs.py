@@ -600,6 +600,26 @@ def test_second_order_steps_read_the_state_two_frames_back_warped_by_the_compose
         build(second_order='yes', **options)
 
 
+@pytest.mark.parametrize('scale', [1, 2, 3, 4])
+def test_bicubic_upsample_gives_pytorchs_bicubic_values_in_float32_under_autocast(scale):
+    from sl_arch.archs.upsample import bicubic_upsample
+    for shape in ((2, 3, 17, 22), (1, 1, 1, 5), (3, 2, 6, 1)):
+        x = torch.rand(*shape, generator=torch.Generator().manual_seed(scale))
+        expected = torch.nn.functional.interpolate(x, scale_factor=scale, mode='bicubic', align_corners=False)
+        out = bicubic_upsample(x, scale)
+        assert out.shape == expected.shape and out.dtype == torch.float32
+        assert torch.allclose(out, expected, atol=1e-5, rtol=0)
+        with torch.autocast('cpu', dtype=torch.bfloat16):  # the skip keeps float32's precision under autocast
+            assert torch.allclose(bicubic_upsample(x, scale), expected, atol=1e-5, rtol=0)
+        double = x.double()
+        assert torch.allclose(bicubic_upsample(double, scale), torch.nn.functional.interpolate(
+            double, scale_factor=scale, mode='bicubic', align_corners=False), atol=1e-12, rtol=0)
+        # an input that needs a gradient gets PyTorch's own, differentiable
+        grad_input = x.clone().requires_grad_()
+        bicubic_upsample(grad_input, scale).sum().backward()
+        assert grad_input.grad is not None
+
+
 def test_residual_blocks_compute_what_basicsr_blocks_with_the_same_weights_compute():
     from basicsr.archs.arch_util import ResidualBlockNoBN
     from sl_arch.archs.semantic_lens_arch import ResidualBlock

