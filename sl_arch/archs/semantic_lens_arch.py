@@ -190,7 +190,8 @@ class SemanticLens(nn.Module):
             alignment): what the state carries from there reaches the frame through one resampling instead of two.
             Each trunk's first convolution reads ``num_feat`` more channels (9 * ``num_feat`` ** 2 more parameters per
             direction); IMAGE, SPACE, MFSAB and the alignment gate act on the first-order state only. Needs
-            ``recurrent``. Default: False.
+            ``recurrent``. In ``sl-bench``'s 300-s trainings it led the single-frame network by 0.03 dB less than the
+            same network without it (four seeds; README, twenty-seventh round). Default: False.
     """
 
     #: Smallest LR side accepted (the flow pyramid's coarsest level and the attention windows need it).
