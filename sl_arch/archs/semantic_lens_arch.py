@@ -482,8 +482,8 @@ class SemanticLens(nn.Module):
                 offsets += [previous_offset, following_offset]
             if flows_backward is not None and t > k:
                 if k > 1:
-                    far_backward = self._compose(far_backward[:, :-1], flows_backward[:, k - 1:])
-                    far_forward = self._compose(flows_forward[:, k - 1:], far_forward[:, :-1])
+                    far_backward, far_forward = self._farther_flows(far_backward, far_forward, flows_backward,
+                                                                    flows_forward, k)
                 if k == 1 and warped is not None and self.neighbour_sampling == 'bilinear':
                     following[:, :-1], previous[:, 1:] = warped
                 else:
@@ -509,6 +509,13 @@ class SemanticLens(nn.Module):
         """The flow of ``first`` then ``second`` (each (b, n, 2, h, w)): a pixel moves by ``first``, then by
         ``second`` read where it landed."""
         return first + cls._warp(second, first)
+
+    @classmethod
+    def _farther_flows(cls, far_backward, far_forward, flows_backward, flows_forward, k):
+        """The flows between frames ``k`` steps apart from those between frames ``k - 1`` apart, indexed like the
+        flows: far_backward[i] aligns frame i + k to frame i, far_forward[i] frame i to frame i + k."""
+        return (cls._compose(far_backward[:, :-1], flows_backward[:, k - 1:]),
+                cls._compose(flows_forward[:, k - 1:], far_forward[:, :-1]))
 
     def _gate_reads_error(self):
         """Whether ``align_gate`` reads the warp error (``align_gate_error``), so needs the warped LR frames."""
@@ -582,13 +589,14 @@ class SemanticLens(nn.Module):
                 hidden = torch.empty_like(ref_feat).copy_(hidden)
             inputs = [ref_feat, hidden]
             if self.second_order:
-                second = torch.zeros_like(ref_feat)
                 if step > 1:
                     far = frame + 2 if direction == 'backward' else frame - 2
                     second = outputs[far]
                     if far_flows is not None:
                         second = flow_warp(second, far_flows[:, min(frame, far)].permute(0, 2, 3, 1))
                     second = torch.empty_like(ref_feat).copy_(second)  # as the first-order state above
+                else:
+                    second = torch.zeros_like(ref_feat)
                 inputs.append(second)
             hidden = self._bound(self.trunk[direction](torch.cat(inputs, 1)))
             outputs[frame] = hidden
@@ -681,9 +689,8 @@ class SemanticLens(nn.Module):
             gates_backward, gates_forward = self._align_gates(lqs, warped, flows_backward, flows_forward)
             far_backward = far_forward = None
             if self.second_order and flows_backward is not None and t > 2:
-                # far_backward[i] aligns frame i + 2 to frame i, far_forward[i] frame i to frame i + 2
-                far_backward = self._compose(flows_backward[:, :-1], flows_backward[:, 1:])
-                far_forward = self._compose(flows_forward[:, 1:], flows_forward[:, :-1])
+                far_backward, far_forward = self._farther_flows(flows_backward, flows_forward, flows_backward,
+                                                                flows_forward, 2)
             backward_feats = self._propagate('backward', feats, flows_backward, semantics, masks, gates=gates_backward,
                                              far_flows=far_backward)
             forward_feats = self._propagate('forwards', feats, flows_forward, semantics, masks, backward_feats,
