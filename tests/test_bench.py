@@ -414,12 +414,19 @@ def test_micro_benchmark_trains_every_model_for_the_same_cpu_seconds_and_reports
 
     # the same weights with their own flow, the GT frames' flow and none: their own is what sl-bench measured
     from sl_arch.bench import flow_ceiling
+    tabled = []  # the unrounded scores the table is made of
+    monkeypatch.setattr(flow_ceiling, 'table', lambda results, table=flow_ceiling.table: tabled.append(results)
+                        or table(results))
     flow_ceiling.main([str(tmp_path / 'work'), '--models', 'SemanticLens', '--sets', 'real_heldout'])
     lines = [line.split('|') for line in capsys.readouterr().out.splitlines() if '| SemanticLens |' in line]
     assert [cells[3].strip() for cells in lines] == ['bikes + carphone (real)', '**mean**']
     own, oracle, zero = (float(cell.strip(' *')) for cell in lines[0][4:7])
     assert own == pytest.approx(rows[1]['metrics']['real_heldout']['psnr']['mean'], abs=0.006)
-    assert own != zero and 5 < oracle < 60 and lines[1][4].strip(' *') == f'{own:.2f}'
+    assert 5 < oracle < 60 and lines[1][4].strip(' *') == f'{own:.2f}'
+    # a network trained for one CPU second is near its bicubic skip: its flows may change the score only past the
+    # table's second decimal, so the flows' effect is checked on the unrounded scores
+    (scores,) = [scores for _, name, scores in next(iter(tabled[0].values())) if name == 'real_heldout']
+    assert f'{scores["own"]:.2f}' == f'{own:.2f}' and scores['own'] != scores['zero'] != scores['oracle']
     assert done.read_text() == recorded
     for argv, message in ((['--models', 'BasicVSR'], 'takes no given flows'),
                           (['--models', 'SL_no_flow'], '--models SL_no_flow: no finished run'),
