@@ -600,6 +600,49 @@ def test_second_order_steps_read_the_state_two_frames_back_warped_by_the_compose
         build(second_order='yes', **options)
 
 
+def test_hr_state_channels_warp_those_features_at_the_hr_size_and_the_rest_as_before():
+    from basicsr.archs.arch_util import flow_warp
+    options = dict(use_semantics=False, use_image=False, use_mfsab=False, flow_estimator='dis', neighbour_input=True,
+                   align_gate=True, state_bound=1.0)
+    num_feat = MICRO['num_feat']  # 16: one HR channel at scale 4
+    hr, lr = build(hr_state_channels=num_feat, **options), build(**options)
+    assert sum(p.numel() for p in hr.parameters()) == sum(p.numel() for p in lr.parameters())  # no parameters
+    generator = torch.Generator().manual_seed(0)
+    image = torch.rand(2, 1, 96, 104, generator=generator)  # an HR map, as the state holds it space-to-depth
+    state = torch.nn.functional.pixel_unshuffle(image, 4)  # (2, 16, 24, 26)
+    # a quarter of an LR pixel to the right is one HR pixel: the HR channels move by exactly that, the sub-pixel
+    # detail kept, where the LR warp blends neighbouring LR pixels
+    quarter = torch.zeros(2, 2, 24, 26)
+    quarter[:, 0] = 0.25
+    moved = torch.nn.functional.pixel_shuffle(hr._warp_state(state, quarter), 4)
+    assert torch.allclose(moved[..., :-1], image[..., 1:], atol=1e-4)  # grid_sample's rounding
+    blended = torch.nn.functional.pixel_shuffle(lr._warp_state(state, quarter), 4)
+    assert (blended[..., :-4] - image[..., 1:-3]).abs().mean() > 0.05
+    # a whole LR pixel is the same move either way, and with no HR channels the warp is flow_warp's
+    whole = quarter * 4
+    assert torch.allclose(hr._warp_state(state, whole), lr._warp_state(state, whole), atol=1e-4)
+    assert torch.equal(lr._warp_state(state, quarter), flow_warp(state, quarter.permute(0, 2, 3, 1)))
+    # half HR, half LR: 32 channels at scale 4, the first 16 moved at the HR size
+    wide = dict(options, num_feat=32)
+    half = build(hr_state_channels=16, **wide)
+    both = torch.cat([state, state], 1)
+    warped = half._warp_state(both, quarter)
+    assert torch.allclose(warped[:, :16], hr._warp_state(state, quarter), atol=1e-5)
+    assert torch.allclose(warped[:, 16:], lr._warp_state(state, quarter), atol=1e-5)
+    # the network runs and trains with it, under bf16 autocast and channels-last too
+    clip = torch.rand(1, 4, 3, 16, 18, generator=generator)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = half.to(memory_format=torch.channels_last)(clip)
+    assert out.shape == (1, 4, 3, 64, 72) and torch.isfinite(out).all()
+    out.float().mean().backward()
+    assert all(p.grad is not None for p in half.parameters() if p.requires_grad)
+    for value in (8, 48, True, -16):  # not a multiple of 16, above num_feat, not an integer, negative
+        with pytest.raises(SLError, match='hr_state_channels'):
+            build(hr_state_channels=value, **wide)
+    with pytest.raises(SLError, match='hr_state_channels'):
+        build(hr_state_channels=16, recurrent=False, **dict(options, align_gate=False))
+
+
 @pytest.mark.parametrize('scale', [1, 2, 3, 4])
 def test_bicubic_upsample_gives_pytorchs_bicubic_values_in_float32_under_autocast(scale):
     from sl_arch.archs.upsample import bicubic_upsample

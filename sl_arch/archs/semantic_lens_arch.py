@@ -192,6 +192,15 @@ class SemanticLens(nn.Module):
             direction); IMAGE, SPACE, MFSAB and the alignment gate act on the first-order state only. Needs
             ``recurrent``. In ``sl-bench``'s 300-s trainings it led the single-frame network by 0.03 dB less than the
             same network without it (four seeds; README, twenty-seventh round). Default: False.
+        hr_state_channels (int): How many of the propagated features (the first ones; a multiple of ``scale ** 2``,
+            at most ``num_feat``) are warped at the HR size: taken as a depth-to-space map (``pixel_shuffle`` by
+            ``scale``: ``hr_state_channels / scale ** 2`` HR channels), warped by the flow brought to the HR size
+            (bilinearly upsampled, times ``scale``), and space-to-depth again. A motion of a fraction of an LR pixel is
+            then a whole number of HR pixels for those channels, moved as it is, where the LR warp interpolates
+            between LR pixels and blends the sub-pixel detail the state carries. The HR warp of FRVSR's estimates
+            (Sajjadi et al., "Frame-Recurrent Video Super-Resolution", CVPR 2018), applied here to the LR state; the
+            rest of the channels are warped at the LR size as before. Ours; no parameters; the same number of samples
+            as the LR warp. Needs ``recurrent``. 0: every channel warped at the LR size. Default: 0.
     """
 
     #: Smallest LR side accepted (the flow pyramid's coarsest level and the attention windows need it).
@@ -243,6 +252,7 @@ class SemanticLens(nn.Module):
                  recurrent=True,
                  state_carry=None,
                  second_order=False,
+                 hr_state_channels=0,
                  **unknown_options):
         super().__init__()
         reject_unknown_options(type(self), unknown_options)
@@ -306,6 +316,12 @@ class SemanticLens(nn.Module):
             raise OptionError(f'SemanticLens second_order must be true or false, and true only with recurrent: true; got '
                               f'{second_order!r}.')
         self.second_order = second_order
+        if (isinstance(hr_state_channels, bool) or not isinstance(hr_state_channels, int) or hr_state_channels < 0
+                or hr_state_channels % (scale * scale) or hr_state_channels > num_feat
+                or (hr_state_channels and not recurrent)):
+            raise OptionError(f'SemanticLens hr_state_channels must be a multiple of scale ** 2 = {scale * scale} from 0 '
+                              f'to num_feat = {num_feat}, and 0 with recurrent: false; got {hr_state_channels!r}.')
+        self.hr_state_channels = hr_state_channels
         if flow_estimator not in ('learned', 'dis'):
             raise OptionError(f"SemanticLens flow_estimator must be 'learned' or 'dis', got {flow_estimator!r}.")
         if flow_estimator == 'dis' and flow_load_path:
@@ -548,10 +564,9 @@ class SemanticLens(nn.Module):
         ref_masks = masks[:, frame] if masks is not None else None
         supp_masks = masks[:, neighbour] if masks is not None else None
         if flow is not None:
-            grid = flow.permute(0, 2, 3, 1)
-            hidden = flow_warp(hidden, grid)
+            hidden = self._warp_state(hidden, flow)
             if supp_masks is not None:
-                supp_masks = flow_warp(supp_masks, grid, padding_mode='border')
+                supp_masks = flow_warp(supp_masks, flow.permute(0, 2, 3, 1), padding_mode='border')
         if gate is not None:
             hidden = hidden * gate
         if self.use_mask_gate and ref_masks is not None:
@@ -565,6 +580,18 @@ class SemanticLens(nn.Module):
         if self.mfsab is not None:
             hidden = self.mfsab[direction]([ref_feat, hidden])
         return hidden
+
+    def _warp_state(self, state, flow):
+        """The propagated features ``state`` (b, c, h, w) warped by ``flow`` (b, 2, h, w, LR px): the first
+        ``hr_state_channels`` at the HR size, the rest at the LR size (bilinearly, as ``flow_warp``)."""
+        k, r = self.hr_state_channels, self.scale
+        if not k:
+            return flow_warp(state, flow.permute(0, 2, 3, 1))
+        hr_flow = r * F.interpolate(flow, scale_factor=r, mode='bilinear', align_corners=False)
+        warped = [F.pixel_unshuffle(flow_warp(F.pixel_shuffle(state[:, :k], r), hr_flow.permute(0, 2, 3, 1)), r)]
+        if k < state.shape[1]:
+            warped.append(flow_warp(state[:, k:], flow.permute(0, 2, 3, 1)))
+        return torch.cat(warped, 1) if len(warped) > 1 else warped[0]
 
     def _propagate(self, direction, feats, flows, semantics, masks, backward_feats=None, gates=None, far_flows=None):
         """One direction's recurrence over ``feats`` (b, t, c, h, w): each frame's state (a list of (b, c, h, w)).
@@ -593,7 +620,7 @@ class SemanticLens(nn.Module):
                     far = frame + 2 if direction == 'backward' else frame - 2
                     second = outputs[far]
                     if far_flows is not None:
-                        second = flow_warp(second, far_flows[:, min(frame, far)].permute(0, 2, 3, 1))
+                        second = self._warp_state(second, far_flows[:, min(frame, far)])
                     second = torch.empty_like(ref_feat).copy_(second)  # as the first-order state above
                 else:
                     second = torch.zeros_like(ref_feat)
