@@ -643,6 +643,60 @@ def test_hr_state_channels_warp_those_features_at_the_hr_size_and_the_rest_as_be
         build(hr_state_channels=16, recurrent=False, **dict(options, align_gate=False))
 
 
+def test_hr_feedback_feeds_the_previous_hr_output_warped_at_the_hr_size_into_the_forward_step():
+    from sl_arch.archs.upsample import bicubic_upsample
+    options = dict(use_semantics=False, use_image=False, use_mfsab=False, flow_estimator='dis', neighbour_input=True,
+                   align_gate=True, state_bound=1.0)
+    num_feat = MICRO['num_feat']
+    fed, plain = build(hr_feedback=True, **options), build(**options)
+    assert fed.trunk['forwards'][0].in_channels == 2 * num_feat + 48 and fed.trunk['backward'][0].in_channels == 2 * num_feat
+    assert (sum(p.numel() for p in fed.parameters()) - sum(p.numel() for p in plain.parameters())
+            == 48 * num_feat * 9)
+    generator = torch.Generator().manual_seed(0)
+    clip = torch.rand(2, 5, 3, 16, 18, generator=generator)
+    # with its feedback half at 0 and the plain network's weights elsewhere, the same clip (frame by frame)
+    weights = fed.state_dict()
+    for name, value in plain.state_dict().items():
+        weights[name] = value if weights[name].shape == value.shape else torch.cat(
+            [value, torch.zeros_like(weights[name][:, 2 * num_feat:])], 1)
+    fed.load_state_dict(weights)
+    with torch.no_grad():
+        assert torch.allclose(fed(clip), plain(clip), atol=1e-5)
+    # the input: the previous HR output moved at the HR size (a quarter LR pixel: one HR pixel, exactly) minus the
+    # frame's bicubic upsampling, space-to-depth, scaled by the gate; zeros at the first frame
+    previous = torch.rand(2, 3, 64, 72, generator=generator)
+    lq = torch.rand(2, 3, 16, 18, generator=generator)
+    flow = torch.zeros(2, 2, 16, 18)
+    flow[:, 0] = 0.25
+    gate = torch.full((2, 1, 16, 18), 0.5)
+    like = torch.zeros(2, num_feat, 16, 18)
+    got = torch.nn.functional.pixel_shuffle(fed._feedback(lq, previous, flow, gate, like), 4)
+    expected = 0.5 * (previous - bicubic_upsample(lq, 4))
+    assert torch.allclose(got[..., :-1], 0.5 * (previous[..., 1:] - bicubic_upsample(lq, 4)[..., :-1]), atol=1e-4)
+    assert not torch.allclose(got, expected, atol=1e-2)  # it did move
+    first = fed._feedback(lq, None, None, None, like.to(torch.bfloat16).to(memory_format=torch.channels_last))
+    assert first.shape == (2, 48, 16, 18) and first.dtype == torch.bfloat16 and not first.any()
+    assert first.is_contiguous(memory_format=torch.channels_last)
+    # trained, the feedback weights get a gradient; inference (frame by frame, no autograd) computes the same
+    torch.nn.init.normal_(fed.trunk['forwards'][0].weight, std=0.1)
+    out = fed(clip)
+    out.mean().backward()
+    assert fed.trunk['forwards'][0].weight.grad[:, 2 * num_feat:].abs().sum() > 0
+    assert all(p.grad is not None for p in fed.parameters() if p.requires_grad)
+    with torch.no_grad():
+        assert torch.allclose(fed(clip), out, atol=1e-6)
+        # the fed-back output reaches the later frames, not the first (whose input is zeros)
+        original = fed._feedback
+        fed._feedback = lambda lq, previous, *args: original(lq, None, *args)
+        cut = fed(clip)
+        del fed._feedback
+    assert torch.equal(cut[:, 0], out[:, 0].detach()) and (cut[:, 1:] - out[:, 1:]).abs().amax() > 1e-4
+    for bad in (dict(hr_feedback='yes'), dict(hr_feedback=True, share_propagation=True),
+                dict(hr_feedback=True, recurrent=False, align_gate=False)):
+        with pytest.raises(SLError, match='hr_feedback'):
+            build(**dict(options, **bad))
+
+
 @pytest.mark.parametrize('scale', [1, 2, 3, 4])
 def test_bicubic_upsample_gives_pytorchs_bicubic_values_in_float32_under_autocast(scale):
     from sl_arch.archs.upsample import bicubic_upsample

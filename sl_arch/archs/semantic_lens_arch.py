@@ -201,6 +201,14 @@ class SemanticLens(nn.Module):
             (Sajjadi et al., "Frame-Recurrent Video Super-Resolution", CVPR 2018), applied here to the LR state; the
             rest of the channels are warped at the LR size as before. Ours; no parameters; the same number of samples
             as the LR warp. Needs ``recurrent``. 0: every channel warped at the LR size. Default: 0.
+        hr_feedback (bool): The forward pass reconstructs each frame as soon as its features are ready, and its next
+            step reads that HR output, warped onto the next frame at the HR size (the flow bilinearly upsampled, times
+            ``scale``), minus the next frame's bicubic upsampling, space-to-depth (``3 * scale ** 2`` more input
+            channels of the forward trunk's first convolution, scaled by the alignment gate where there is one; zeros
+            at the first frame): detail already restored reaches the next frame without passing through the LR state
+            (FRVSR's recurrence of HR estimates, Sajjadi et al., CVPR 2018, beside BasicVSR's of LR features). Ours as
+            built here; ``3 * scale ** 2 * num_feat * 9`` more parameters; the same outputs' cost, computed frame by
+            frame in training too. Needs ``recurrent`` and one trunk per direction. Default: False.
     """
 
     #: Smallest LR side accepted (the flow pyramid's coarsest level and the attention windows need it).
@@ -253,6 +261,7 @@ class SemanticLens(nn.Module):
                  state_carry=None,
                  second_order=False,
                  hr_state_channels=0,
+                 hr_feedback=False,
                  **unknown_options):
         super().__init__()
         reject_unknown_options(type(self), unknown_options)
@@ -322,6 +331,10 @@ class SemanticLens(nn.Module):
             raise OptionError(f'SemanticLens hr_state_channels must be a multiple of scale ** 2 = {scale * scale} from 0 '
                               f'to num_feat = {num_feat}, and 0 with recurrent: false; got {hr_state_channels!r}.')
         self.hr_state_channels = hr_state_channels
+        if not isinstance(hr_feedback, bool) or (hr_feedback and (not recurrent or share_propagation)):
+            raise OptionError(f'SemanticLens hr_feedback must be true or false, and true only with recurrent: true and '
+                              f'share_propagation: false; got {hr_feedback!r}.')
+        self.hr_feedback = hr_feedback
         if flow_estimator not in ('learned', 'dis'):
             raise OptionError(f"SemanticLens flow_estimator must be 'learned' or 'dis', got {flow_estimator!r}.")
         if flow_estimator == 'dis' and flow_load_path:
@@ -376,8 +389,8 @@ class SemanticLens(nn.Module):
                                     for d in directions}) if use_mfsab else None
         # the forward branch reads the backward branch's features of the same frame
         self.forward_reference = nn.Conv2d(2 * num_feat, num_feat, 1)
-        def trunk():  # reads the frame's features and, when recurrent, the propagated ones
-            return nn.Sequential(nn.Conv2d((1 + recurrent + second_order) * num_feat, num_feat, 3, 1, 1),
+        def trunk(feedback=0):  # reads the frame's features and, when recurrent, the propagated ones
+            return nn.Sequential(nn.Conv2d((1 + recurrent + second_order) * num_feat + feedback, num_feat, 3, 1, 1),
                                  nn.LeakyReLU(0.1, inplace=True),
                                  make_layer(ResidualBlock, num_block, num_feat=num_feat))
 
@@ -385,7 +398,7 @@ class SemanticLens(nn.Module):
             shared = trunk()  # both keys hold the same module: parameters() counts it once, state_dict names it twice
             self.trunk = nn.ModuleDict({d: shared for d in directions})
         else:
-            self.trunk = nn.ModuleDict({d: trunk() for d in directions})
+            self.trunk = nn.ModuleDict({'backward': trunk(), 'forwards': trunk(3 * scale * scale if hr_feedback else 0)})
 
         # Reconstruction
         self.fusion = nn.Conv2d(2 * num_feat, num_feat, 1)
@@ -593,14 +606,18 @@ class SemanticLens(nn.Module):
             warped.append(flow_warp(state[:, k:], flow.permute(0, 2, 3, 1)))
         return torch.cat(warped, 1) if len(warped) > 1 else warped[0]
 
-    def _propagate(self, direction, feats, flows, semantics, masks, backward_feats=None, gates=None, far_flows=None):
+    def _propagate(self, direction, feats, flows, semantics, masks, backward_feats=None, gates=None, far_flows=None,
+                   lqs=None):
         """One direction's recurrence over ``feats`` (b, t, c, h, w): each frame's state (a list of (b, c, h, w)).
         ``far_flows`` (b, t - 2, 2, h, w), indexed like ``flows``, align the frames two steps apart, for
-        ``second_order``."""
+        ``second_order``. With ``hr_feedback``, the forward pass (given the LR clip ``lqs``) returns each frame's HR
+        output (b, c, scale*h, scale*w) too, as a second list."""
         b, t, c, h, w = feats.shape
         frames = range(t - 1, -1, -1) if direction == 'backward' else range(t)
         hidden = torch.zeros_like(feats[:, 0])  # laid out as the features (channels-last where they are)
         outputs = [None] * t
+        feedback = self.hr_feedback and direction == 'forwards'
+        restored = [None] * t if feedback else None
         for step, frame in enumerate(frames):
             ref_feat = feats[:, frame]
             if backward_feats is not None:
@@ -625,9 +642,35 @@ class SemanticLens(nn.Module):
                 else:
                     second = torch.zeros_like(ref_feat)
                 inputs.append(second)
+            if feedback:
+                inputs.append(self._feedback(lqs[:, frame], restored[frame - 1] if step > 0 else None,
+                                             None if flows is None or step == 0 else flows[:, frame - 1],
+                                             None if gates is None or step == 0 else gates[:, frame - 1], ref_feat))
             hidden = self._bound(self.trunk[direction](torch.cat(inputs, 1)))
             outputs[frame] = hidden
-        return outputs
+            if feedback:
+                restored[frame] = self._upscale(lqs[:, frame], backward_feats[frame], hidden)
+        return (outputs, restored) if feedback else outputs
+
+    def _feedback(self, lq, previous, flow, gate, like):
+        """``hr_feedback``'s input to a forward step: the previous frame's HR output ``previous`` warped onto the
+        frame by ``flow`` (b, 2, h, w, LR px) at the HR size, minus the bicubic upsampling of the frame's ``lq``,
+        space-to-depth and scaled by ``gate``; zeros without a previous output. Laid out and typed as ``like``."""
+        b, _, h, w = like.shape
+        r = self.scale
+        if previous is None:
+            residual = like.new_zeros(b, 3 * r * r, h, w)
+        else:
+            if flow is not None:
+                hr_flow = r * F.interpolate(flow, scale_factor=r, mode='bilinear', align_corners=False)
+                previous = flow_warp(previous, hr_flow.permute(0, 2, 3, 1))
+            residual = F.pixel_unshuffle(previous - bicubic_upsample(lq, r), r)
+            if gate is not None:
+                residual = residual * gate
+        # in the features' type and memory order (one copy), so that the trunk's concatenation is not promoted
+        channels_last = like.is_contiguous(memory_format=torch.channels_last) and not like.is_contiguous()
+        return residual.to(dtype=like.dtype,
+                           memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
     def _bound(self, feats):
         """``state_bound`` applied to a trunk's output."""
@@ -646,6 +689,12 @@ class SemanticLens(nn.Module):
         forward = self._bound(self.trunk['forwards'](self.forward_reference(torch.cat([feats, backward], 1))))
         return ([feat.view(b, t, *feat.shape[1:])[:, frame] for frame in range(t)] for feat in (backward, forward))
 
+    def _upscale(self, lq, backward_feat, forward_feat):
+        """HR frames (n, c, scale*h, scale*w) from their LR frames ``lq`` and both directions' features."""
+        fused = self.fusion(torch.cat([backward_feat, forward_feat], 1))
+        hr = self.conv_last(self.upsample(self.reconstruct(fused)))
+        return hr + bicubic_upsample(lq, self.scale)  # F.interpolate's bicubic values, 3-4x faster on a CPU
+
     def _reconstruct(self, lqs, backward_feats, forward_feats):
         """The HR clip (b, t, c, scale*h, scale*w) from both directions' features (lists of (b, c, h, w)).
 
@@ -654,12 +703,7 @@ class SemanticLens(nn.Module):
         maps are alive at once, so test-time memory does not grow with the clip's length at the HR stage.
         """
         b, t = lqs.shape[:2]
-
-        def upscale(lq, backward_feat, forward_feat):
-            fused = self.fusion(torch.cat([backward_feat, forward_feat], 1))
-            hr = self.conv_last(self.upsample(self.reconstruct(fused)))
-            return hr + bicubic_upsample(lq, self.scale)  # F.interpolate's bicubic values, 3-4x faster on a CPU
-
+        upscale = self._upscale
         if torch.is_grad_enabled():
             # frame-major order, as the lists are: (t * b, ...)
             out = upscale(lqs.transpose(0, 1).flatten(0, 1), torch.cat(backward_feats), torch.cat(forward_feats))
@@ -721,11 +765,15 @@ class SemanticLens(nn.Module):
             backward_feats = self._propagate('backward', feats, flows_backward, semantics, masks, gates=gates_backward,
                                              far_flows=far_backward)
             forward_feats = self._propagate('forwards', feats, flows_forward, semantics, masks, backward_feats,
-                                            gates_forward, far_flows=far_forward)
+                                            gates_forward, far_flows=far_forward, lqs=lqs)
         else:
             backward_feats, forward_feats = self._frame_wise(feats)
 
-        out = self._reconstruct(lqs, backward_feats, forward_feats)
+        if self.hr_feedback:  # the forward pass has reconstructed every frame
+            forward_feats, restored = forward_feats
+            out = torch.stack(restored, dim=1)
+        else:
+            out = self._reconstruct(lqs, backward_feats, forward_feats)
         if return_aux:
             return out, {'masks': masks, 'flows_backward': flows_backward, 'flows_forward': flows_forward}
         return (out, masks) if return_masks else out

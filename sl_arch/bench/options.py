@@ -296,6 +296,10 @@ _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_hrstate_lr2e
 _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_hrstate16_lr2e-3',
          f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_lr2e-3', 'half the state warped at the HR size',
          hr_state_channels=16)
+# the interval-1-2 row whose forward pass reads the previous frame's HR output, warped at the HR size, minus the frame's
+# bicubic upsampling, space-to-depth (hr_feedback; FRVSR's recurrence beside the LR state; 0.199M)
+_variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_feedback_lr2e-3',
+         f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_lr2e-3', 'HR output fed back', hr_feedback=True)
 _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_b1x14_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_lr2e-3',
          'batch 1 of 14-frame clips', budget={'batch_size': 1, 'num_frame': 14})
 # lean16 with IMAGE (the 1200-s row, lr 1e-3) with every residual block in the recurrent steps, as e0p3r0 above
