@@ -290,12 +290,11 @@ _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_second_lr2e-
 # the interval-1-2 row with its propagated features warped at the HR size (hr_state_channels): all 32 (two HR channels)
 # or the first 16 (one), the rest at the LR size. A motion of a fraction of an LR pixel is a whole number of HR pixels,
 # moved as it is, where the LR warp blends the sub-pixel detail the state carries (FRVSR's HR warp, applied to the state)
-_variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_hrstate_lr2e-3',
-         f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_lr2e-3', 'state warped at the HR size',
-         hr_state_channels=32)
-_variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_hrstate16_lr2e-3',
-         f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_lr2e-3', 'half the state warped at the HR size',
-         hr_state_channels=16)
+for _channels, _suffix, _label in ((32, '', 'state warped at the HR size'),
+                                    (16, '16', 'half the state warped at the HR size')):
+    _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_hrstate{_suffix}_lr2e-3',
+             f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_lr2e-3', _label, hr_state_channels=_channels)
+del _channels, _suffix, _label
 # the interval-1-2 row whose forward pass reads the previous frame's HR output, warped at the HR size, minus the frame's
 # bicubic upsampling, space-to-depth (hr_feedback; FRVSR's recurrence beside the LR state; 0.199M)
 _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_feedback_lr2e-3',
