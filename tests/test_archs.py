@@ -649,7 +649,8 @@ def test_hr_feedback_feeds_the_previous_hr_output_warped_at_the_hr_size_into_the
                    align_gate=True, state_bound=1.0)
     num_feat = MICRO['num_feat']
     fed, plain = build(hr_feedback=True, **options), build(**options)
-    assert fed.trunk['forwards'][0].in_channels == 2 * num_feat + 48 and fed.trunk['backward'][0].in_channels == 2 * num_feat
+    assert fed.trunk['forwards'][0].in_channels == 2 * num_feat + 48
+    assert fed.trunk['backward'][0].in_channels == 2 * num_feat
     assert (sum(p.numel() for p in fed.parameters()) - sum(p.numel() for p in plain.parameters())
             == 48 * num_feat * 9)
     generator = torch.Generator().manual_seed(0)

@@ -328,8 +328,8 @@ class SemanticLens(nn.Module):
         if (isinstance(hr_state_channels, bool) or not isinstance(hr_state_channels, int) or hr_state_channels < 0
                 or hr_state_channels % (scale * scale) or hr_state_channels > num_feat
                 or (hr_state_channels and not recurrent)):
-            raise OptionError(f'SemanticLens hr_state_channels must be a multiple of scale ** 2 = {scale * scale} from 0 '
-                              f'to num_feat = {num_feat}, and 0 with recurrent: false; got {hr_state_channels!r}.')
+            raise OptionError(f'SemanticLens hr_state_channels must be a multiple of scale ** 2 = {scale * scale} '
+                              f'from 0 to num_feat = {num_feat}, and 0 with recurrent: false; got {hr_state_channels!r}.')
         self.hr_state_channels = hr_state_channels
         if not isinstance(hr_feedback, bool) or (hr_feedback and (not recurrent or share_propagation)):
             raise OptionError(f'SemanticLens hr_feedback must be true or false, and true only with recurrent: true and '
@@ -398,7 +398,9 @@ class SemanticLens(nn.Module):
             shared = trunk()  # both keys hold the same module: parameters() counts it once, state_dict names it twice
             self.trunk = nn.ModuleDict({d: shared for d in directions})
         else:
-            self.trunk = nn.ModuleDict({'backward': trunk(), 'forwards': trunk(3 * scale * scale if hr_feedback else 0)})
+            # with hr_feedback the forward trunk also reads the previous HR output, space-to-depth
+            self.trunk = nn.ModuleDict({'backward': trunk(),
+                                        'forwards': trunk(3 * scale * scale if hr_feedback else 0)})
 
         # Reconstruction
         self.fusion = nn.Conv2d(2 * num_feat, num_feat, 1)
@@ -594,14 +596,20 @@ class SemanticLens(nn.Module):
             hidden = self.mfsab[direction]([ref_feat, hidden])
         return hidden
 
+    def _warp_at_hr(self, hr_map, flow):
+        """``hr_map`` (b, c, scale*h, scale*w) warped by the LR-pixel ``flow`` (b, 2, h, w) brought to the HR size
+        (bilinearly upsampled, times ``scale``)."""
+        r = self.scale
+        hr_flow = r * F.interpolate(flow, scale_factor=r, mode='bilinear', align_corners=False)
+        return flow_warp(hr_map, hr_flow.permute(0, 2, 3, 1))
+
     def _warp_state(self, state, flow):
         """The propagated features ``state`` (b, c, h, w) warped by ``flow`` (b, 2, h, w, LR px): the first
         ``hr_state_channels`` at the HR size, the rest at the LR size (bilinearly, as ``flow_warp``)."""
         k, r = self.hr_state_channels, self.scale
         if not k:
             return flow_warp(state, flow.permute(0, 2, 3, 1))
-        hr_flow = r * F.interpolate(flow, scale_factor=r, mode='bilinear', align_corners=False)
-        warped = [F.pixel_unshuffle(flow_warp(F.pixel_shuffle(state[:, :k], r), hr_flow.permute(0, 2, 3, 1)), r)]
+        warped = [F.pixel_unshuffle(self._warp_at_hr(F.pixel_shuffle(state[:, :k], r), flow), r)]
         if k < state.shape[1]:
             warped.append(flow_warp(state[:, k:], flow.permute(0, 2, 3, 1)))
         return torch.cat(warped, 1) if len(warped) > 1 else warped[0]
@@ -662,8 +670,7 @@ class SemanticLens(nn.Module):
             residual = like.new_zeros(b, 3 * r * r, h, w)
         else:
             if flow is not None:
-                hr_flow = r * F.interpolate(flow, scale_factor=r, mode='bilinear', align_corners=False)
-                previous = flow_warp(previous, hr_flow.permute(0, 2, 3, 1))
+                previous = self._warp_at_hr(previous, flow)
             residual = F.pixel_unshuffle(previous - bicubic_upsample(lq, r), r)
             if gate is not None:
                 residual = residual * gate
@@ -703,13 +710,12 @@ class SemanticLens(nn.Module):
         maps are alive at once, so test-time memory does not grow with the clip's length at the HR stage.
         """
         b, t = lqs.shape[:2]
-        upscale = self._upscale
         if torch.is_grad_enabled():
             # frame-major order, as the lists are: (t * b, ...)
-            out = upscale(lqs.transpose(0, 1).flatten(0, 1), torch.cat(backward_feats), torch.cat(forward_feats))
+            out = self._upscale(lqs.transpose(0, 1).flatten(0, 1), torch.cat(backward_feats), torch.cat(forward_feats))
             return out.view(t, b, *out.shape[1:]).transpose(0, 1)
-        return torch.stack([upscale(lqs[:, frame], backward_feats[frame], forward_feats[frame]) for frame in range(t)],
-                           dim=1)
+        return torch.stack([self._upscale(lqs[:, frame], backward_feats[frame], forward_feats[frame])
+                            for frame in range(t)], dim=1)
 
     def forward(self, lqs, masks=None, return_masks=False, return_aux=False, flows=None):
         """
