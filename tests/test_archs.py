@@ -671,11 +671,12 @@ def test_hr_feedback_feeds_the_previous_hr_output_warped_at_the_hr_size_into_the
     flow[:, 0] = 0.25
     gate = torch.full((2, 1, 16, 18), 0.5)
     like = torch.zeros(2, num_feat, 16, 18)
-    got = torch.nn.functional.pixel_shuffle(fed._feedback(lq, previous, flow, gate, like), 4)
+    got = torch.nn.functional.pixel_shuffle(fed._feedback(bicubic_upsample(lq, 4), previous, flow, gate, like), 4)
     expected = 0.5 * (previous - bicubic_upsample(lq, 4))
     assert torch.allclose(got[..., :-1], 0.5 * (previous[..., 1:] - bicubic_upsample(lq, 4)[..., :-1]), atol=1e-4)
     assert not torch.allclose(got, expected, atol=1e-2)  # it did move
-    first = fed._feedback(lq, None, None, None, like.to(torch.bfloat16).to(memory_format=torch.channels_last))
+    first = fed._feedback(bicubic_upsample(lq, 4), None, None, None,
+                          like.to(torch.bfloat16).to(memory_format=torch.channels_last))
     assert first.shape == (2, 48, 16, 18) and first.dtype == torch.bfloat16 and not first.any()
     assert first.is_contiguous(memory_format=torch.channels_last)
     # trained, the feedback weights get a gradient; inference (frame by frame, no autograd) computes the same
@@ -688,7 +689,7 @@ def test_hr_feedback_feeds_the_previous_hr_output_warped_at_the_hr_size_into_the
         assert torch.allclose(fed(clip), out, atol=1e-6)
         # the fed-back output reaches the later frames, not the first (whose input is zeros)
         original = fed._feedback
-        fed._feedback = lambda lq, previous, *args: original(lq, None, *args)
+        fed._feedback = lambda skip, previous, *args: original(skip, None, *args)
         cut = fed(clip)
         del fed._feedback
     assert torch.equal(cut[:, 0], out[:, 0].detach()) and (cut[:, 1:] - out[:, 1:]).abs().amax() > 1e-4

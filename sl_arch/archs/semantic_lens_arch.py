@@ -334,7 +334,8 @@ class SemanticLens(nn.Module):
                 or hr_state_channels % (scale * scale) or hr_state_channels > num_feat
                 or (hr_state_channels and not recurrent)):
             raise OptionError(f'SemanticLens hr_state_channels must be a multiple of scale ** 2 = {scale * scale} '
-                              f'from 0 to num_feat = {num_feat}, and 0 with recurrent: false; got {hr_state_channels!r}.')
+                              f'from 0 to num_feat = {num_feat}, and 0 with recurrent: false; got '
+                              f'{hr_state_channels!r}.')
         self.hr_state_channels = hr_state_channels
         if not isinstance(hr_feedback, bool) or (hr_feedback and (not recurrent or share_propagation)):
             raise OptionError(f'SemanticLens hr_feedback must be true or false, and true only with recurrent: true and '
@@ -631,6 +632,7 @@ class SemanticLens(nn.Module):
         outputs = [None] * t
         feedback = self.hr_feedback and direction == 'forwards'
         restored = [None] * t if feedback else None
+        flow = gate = None  # the step's alignment from the neighbour; none at the first step
         for step, frame in enumerate(frames):
             ref_feat = feats[:, frame]
             if backward_feats is not None:
@@ -656,18 +658,17 @@ class SemanticLens(nn.Module):
                     second = torch.zeros_like(ref_feat)
                 inputs.append(second)
             if feedback:
-                inputs.append(self._feedback(lqs[:, frame], restored[frame - 1] if step > 0 else None,
-                                             None if flows is None or step == 0 else flows[:, frame - 1],
-                                             None if gates is None or step == 0 else gates[:, frame - 1], ref_feat))
+                skip = bicubic_upsample(lqs[:, frame], self.scale)  # for the feedback and the frame's output
+                inputs.append(self._feedback(skip, restored[frame - 1] if step > 0 else None, flow, gate, ref_feat))
             hidden = self._bound(self.trunk[direction](torch.cat(inputs, 1)))
             outputs[frame] = hidden
             if feedback:
-                restored[frame] = self._upscale(lqs[:, frame], backward_feats[frame], hidden)
+                restored[frame] = self._upscale(skip, backward_feats[frame], hidden)
         return (outputs, restored) if feedback else outputs
 
-    def _feedback(self, lq, previous, flow, gate, like):
+    def _feedback(self, skip, previous, flow, gate, like):
         """``hr_feedback``'s input to a forward step: the previous frame's HR output ``previous`` warped onto the
-        frame by ``flow`` (b, 2, h, w, LR px) at the HR size, minus the bicubic upsampling of the frame's ``lq``,
+        frame by ``flow`` (b, 2, h, w, LR px) at the HR size, minus the frame's bicubic upsampling ``skip``,
         space-to-depth and scaled by ``gate``; zeros without a previous output. Laid out and typed as ``like``."""
         b, _, h, w = like.shape
         r = self.scale
@@ -676,7 +677,7 @@ class SemanticLens(nn.Module):
         else:
             if flow is not None:
                 previous = self._warp_at_hr(previous, flow)
-            residual = F.pixel_unshuffle(previous - bicubic_upsample(lq, r), r)
+            residual = F.pixel_unshuffle(previous - skip, r)
             if gate is not None:
                 residual = residual * gate
         # in the features' type and memory order (one copy), so that the trunk's concatenation is not promoted
@@ -701,11 +702,11 @@ class SemanticLens(nn.Module):
         forward = self._bound(self.trunk['forwards'](self.forward_reference(torch.cat([feats, backward], 1))))
         return ([feat.view(b, t, *feat.shape[1:])[:, frame] for frame in range(t)] for feat in (backward, forward))
 
-    def _upscale(self, lq, backward_feat, forward_feat):
-        """HR frames (n, c, scale*h, scale*w) from their LR frames ``lq`` and both directions' features."""
+    def _upscale(self, skip, backward_feat, forward_feat):
+        """HR frames (n, c, scale*h, scale*w) from both directions' features, added to ``skip``, their LR frames'
+        bicubic upsampling (``bicubic_upsample``: F.interpolate's bicubic values, 3-4x faster on a CPU)."""
         fused = self.fusion(torch.cat([backward_feat, forward_feat], 1))
-        hr = self.conv_last(self.upsample(self.reconstruct(fused)))
-        return hr + bicubic_upsample(lq, self.scale)  # F.interpolate's bicubic values, 3-4x faster on a CPU
+        return self.conv_last(self.upsample(self.reconstruct(fused))) + skip
 
     def _reconstruct(self, lqs, backward_feats, forward_feats):
         """The HR clip (b, t, c, scale*h, scale*w) from both directions' features (lists of (b, c, h, w)).
@@ -717,10 +718,11 @@ class SemanticLens(nn.Module):
         b, t = lqs.shape[:2]
         if torch.is_grad_enabled():
             # frame-major order, as the lists are: (t * b, ...)
-            out = self._upscale(lqs.transpose(0, 1).flatten(0, 1), torch.cat(backward_feats), torch.cat(forward_feats))
+            out = self._upscale(bicubic_upsample(lqs.transpose(0, 1).flatten(0, 1), self.scale),
+                                torch.cat(backward_feats), torch.cat(forward_feats))
             return out.view(t, b, *out.shape[1:]).transpose(0, 1)
-        return torch.stack([self._upscale(lqs[:, frame], backward_feats[frame], forward_feats[frame])
-                            for frame in range(t)], dim=1)
+        return torch.stack([self._upscale(bicubic_upsample(lqs[:, frame], self.scale), backward_feats[frame],
+                                          forward_feats[frame]) for frame in range(t)], dim=1)
 
     def forward(self, lqs, masks=None, return_masks=False, return_aux=False, flows=None):
         """
