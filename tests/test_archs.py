@@ -286,6 +286,30 @@ def test_neighbour_difference_feeds_each_aligned_neighbour_less_the_frame(monkey
         build(neighbour_difference=True, use_semantics=False)
 
 
+def test_neighbour_scale_multiplies_the_differences_as_weights_scaled_by_it_would():
+    torch.manual_seed(0)
+    texture = torch.rand(1, 3, 40, 48)
+    clip = torch.stack([torch.roll(texture, shifts=(-i, 2 * i), dims=(2, 3)) for i in range(3)], dim=1)
+    flows = (torch.full((1, 2, 2, 40, 48), 0.7), torch.full((1, 2, 2, 40, 48), -0.7))  # sub-pixel: differences remain
+    plain = build(neighbour_input=True, neighbour_difference=True, use_semantics=False).eval()
+    scaled = build(neighbour_input=True, neighbour_difference=True, neighbour_scale=4.0, use_semantics=False).eval()
+    scaled.load_state_dict(plain.state_dict())
+    fed = [net._feature_input(clip, net._warped_neighbours(clip, *flows), *flows) for net in (plain, scaled)]
+    torch.testing.assert_close(fed[1][:, :, :3], fed[0][:, :, :3])  # the frame as it is
+    torch.testing.assert_close(fed[1][:, :, 3:], 4 * fed[0][:, :, 3:])
+    assert fed[0][:, :, 3:].abs().max() > 0.01
+    with torch.no_grad():
+        out = scaled(clip, flows=flows)
+        assert (out - plain(clip, flows=flows)).abs().max() > 1e-3  # the scale changes what the network computes ...
+        plain.feat_extract[0].weight[:, 3:] *= 4  # ... as the weights reading the differences scaled by it would
+        torch.testing.assert_close(out, plain(clip, flows=flows), rtol=1e-4, atol=1e-5)
+    for bad in (0, -1.0, True, '4'):
+        with pytest.raises(SLError, match='neighbour_scale must be a positive number'):
+            build(neighbour_input=True, neighbour_difference=True, neighbour_scale=bad, use_semantics=False)
+    with pytest.raises(SLError, match='set neighbour_input and neighbour_difference to true'):
+        build(neighbour_input=True, neighbour_scale=4.0, use_semantics=False)
+
+
 def test_neighbour_offsets_give_the_sub_pixel_part_of_each_flow_and_nearest_sampling_keeps_the_pixels():
     texture = torch.rand(1, 3, 40, 48)
     clip = torch.stack([torch.roll(texture, shifts=(i, -2 * i), dims=(2, 3)) for i in range(3)], dim=1)
@@ -865,3 +889,48 @@ def test_given_flows_replace_the_estimate_and_a_wrong_shape_gets_a_clear_error()
         assert net(clip[:, :1], flows=(torch.zeros(1, 0, 2, 16, 20),) * 2).shape == (1, 1, 3, 64, 80)
     with pytest.raises(SLError, match=r'the forward flows must be \(b, t - 1, 2, h, w\) = \(1, 3, 2, 16, 20\)'):
         net(clip, flows=(estimated[0], estimated[1][:, :2]))
+
+
+def test_float32_propagation_runs_the_recurrent_steps_in_float32_under_bf16_autocast_and_nothing_else():
+    options = dict(use_semantics=False, use_image=False, use_mfsab=False, flow_estimator='dis', neighbour_input=True,
+                   neighbour_difference=True, align_gate=True, state_bound=1.0)
+    plain, wide = build(**options), build(float32_propagation=True, **options)
+    wide.load_state_dict(plain.state_dict())  # no parameters of its own
+    clip = torch.rand(2, 4, 3, 16, 18, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(wide(clip), plain(clip), rtol=0, atol=0)  # without autocast: the same network
+    for net in (plain, wide):
+        net.to(memory_format=torch.channels_last)
+    seen = {}
+
+    def record(name):
+        return lambda module, inputs, output: seen.setdefault(name, []).append((inputs[0].dtype, output.dtype))
+
+    outputs = {}
+    for label, net in (('plain', plain), ('wide', wide)):
+        seen.clear()
+        hooks = [net.trunk['backward'][0].register_forward_hook(record('trunk')),
+                 net.trunk['forwards'][0].register_forward_hook(record('trunk')),
+                 net.feat_extract[0].register_forward_hook(record('extract')),
+                 net.upsample[0].register_forward_hook(record('upsample'))]
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            out = net(clip)
+        for hook in hooks:
+            hook.remove()
+        out.float().mean().backward()
+        assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
+        outputs[label] = (out.detach().float(), dict(seen))
+    wanted = {'plain': torch.bfloat16, 'wide': torch.float32}
+    for label, (_, dtypes) in outputs.items():
+        assert len(dtypes['trunk']) == 2 * clip.shape[1]  # every step of both directions
+        assert {output for _, output in dtypes['trunk']} == {wanted[label]}
+        assert {output for _, output in dtypes['extract'] + dtypes['upsample']} == {torch.bfloat16}
+    with torch.no_grad():
+        reference = plain(clip)  # float32 throughout
+    errors = {label: (out - reference).abs().mean() for label, (out, _) in outputs.items()}
+    assert errors['wide'] < errors['plain']  # closer to the float32 network
+    for bad, message in ((1, 'must be true or false'), ('yes', 'must be true or false')):
+        with pytest.raises(SLError, match=message):
+            build(float32_propagation=bad, **options)
+    with pytest.raises(SLError, match='true only with recurrent: true'):
+        build(float32_propagation=True, recurrent=False, use_semantics=False, use_image=False, use_mfsab=False)

@@ -439,6 +439,27 @@ def test_micro_benchmark_trains_every_model_for_the_same_cpu_seconds_and_reports
     with pytest.raises(SLError, match='bench_SL_no_flow was trained without flow'):
         flow_ceiling.row_network(no_flow, 'unread.pth')
 
+    # the two trained rows' errors by the motion at each pixel: every pixel of every sequence in one bin, the margin
+    # over all pixels that of the errors pooled over the bins; bad --models are one line
+    from sl_arch.bench import motion_margin
+    totals = motion_margin.work_dir_margins(str(tmp_path / 'work'), ['BasicVSR', 'SemanticLens'], {}, {})
+    assert {name for name, _ in totals} == set(options.real_test_sets())
+    for (name, folder), bins in totals.items():
+        frames = sorted(Path(data_root).glob(f'*/*/GT/{folder}/*.png'))
+        assert sum(pixels for pixels, *_ in bins) == len(frames) * 64 * 64  # the test clips' GT frames are 64x64
+        assert all(reference > 0 and row > 0 for pixels, reference, row in bins if pixels)
+    capsys.readouterr()
+    motion_margin.main([str(tmp_path / 'work'), '--models', 'BasicVSR,SemanticLens'])
+    lines = [line.split('|') for line in capsys.readouterr().out.splitlines() if '| **all** |' in line]
+    assert len(lines) == len(totals)
+    bins = totals[('real_moving', 'clip')]
+    assert lines[-1][5].strip(' *') == f'{motion_margin.margin_db(sum(b[1] for b in bins), sum(b[2] for b in bins)):+.2f}'
+    for argv, message in ((['--models', 'SemanticLens'], 'give two finished rows, the reference first'),
+                          (['--models', 'SL_no_flow,SemanticLens'], '--models SL_no_flow: no finished run')):
+        with pytest.raises(SystemExit) as exit_info:
+            motion_margin.main([str(tmp_path / 'work')] + argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
     # the same weights tested with each two-pass ensemble: sl-test as sl-bench runs it, one val key set; a rerun
     # reads the tests back; sl-bench's own records are not touched
     from sl_arch.bench import ensemble
@@ -838,3 +859,34 @@ def test_curve_tables_each_models_score_and_margin_per_budget_over_seeds_and_ref
             curve.main(argv)
         assert exit_info.value.code == 2 and message in capsys.readouterr().err, message
     assert json.loads(Path(reports[1], 'results.json').read_text())['info'] == {'budget': {'seed': 1}}
+
+
+def test_motion_margin_bins_each_pixel_by_its_motion_and_measures_errors_as_calculate_psnr():
+    from basicsr.metrics import calculate_psnr
+    from basicsr.utils import tensor2img
+
+    from sl_arch.bench import motion_margin
+    rng = np.random.default_rng(0)
+    texture = cv2.resize(rng.uniform(0, 1, (40, 60, 3)).astype(np.float32), (240, 160), interpolation=cv2.INTER_CUBIC)
+    # frame 1 is frame 0 moved by 8 GT px (2 LR px) to the left; frame 2 holds still
+    frames = [texture[16:80, 8:104], texture[16:80, 16:112], texture[16:80, 16:112]]
+    gts = torch.from_numpy(np.stack(frames).clip(0, 1)).permute(0, 3, 1, 2)
+    motion = motion_margin.motion_map(gts)
+    assert motion.shape == (3, 64, 96)
+    centre = (slice(None), slice(16, 48), slice(24, 72))  # away from the edges, where DIS has the texture
+    assert np.median(motion[centre][0]) == pytest.approx(2, abs=0.1)
+    assert np.median(motion[centre][1]) == pytest.approx(2, abs=0.1)  # the larger of its two motions
+    assert np.median(motion[centre][2]) < 0.05
+    assert (motion[:, ::4, ::4].repeat(4, 1).repeat(4, 2) == motion).all()  # one value per LR pixel
+    assert not motion_margin.motion_map(gts[:1]).any()
+
+    noisy = [tensor2img([(gt + 0.02 * torch.randn_like(gt)).clamp(0, 1)]) for gt in gts]
+    errors = motion_margin.squared_errors(noisy, gts)
+    for frame, gt, error in zip(noisy, gts, errors):
+        assert 10 * np.log10(255 ** 2 / error.mean()) == pytest.approx(
+            calculate_psnr(frame, tensor2img([gt]), 0, test_y_channel=True), abs=1e-9)
+    bins = motion_margin.binned(errors, motion)
+    assert sum(pixels for pixels, _ in bins) == errors.size
+    assert sum(sse for _, sse in bins) == pytest.approx(errors.sum())
+    assert bins[0][0] >= 32 * 48 and bins[5][0] + bins[6][0] >= 2 * 32 * 48  # still: frame 2; 1-4 px: frames 0, 1
+    assert motion_margin.margin_db(2.0, 1.0) == pytest.approx(3.0103, abs=1e-4) and motion_margin.margin_db(0, 1) is None

@@ -5,6 +5,7 @@ propagation where every step aligns the propagated features with flow pre-alignm
 SPACE = GPS + ISEE, and a multi-frame self-attention block), then pixel-shuffle reconstruction
 added to the bicubically upsampled LR frame (a residual that starts at bicubic quality).
 """
+import contextlib
 import inspect
 
 import torch
@@ -137,6 +138,14 @@ class SemanticLens(nn.Module):
             between the pixels: the neighbours' detail beyond the frame's own sampling, which a video network draws on,
             survives the warp better; it did not help in ``sl-bench``'s 300-s trainings (README, twenty-third round).
             Default: 'bilinear'.
+        neighbour_scale (float): With ``neighbour_difference``, the differences are multiplied by this before the
+            extractor reads them. Aligned neighbours differ little from their frame (on ``sl-bench``'s training
+            patches the differences' standard deviation is 0.07 against the frames' 0.24), so a step of the optimiser
+            on the weights that read them moves the features about a third as far as one on the frame's weights
+            (Adam's steps are the same size for every weight): a scale near 4 gives both the same reach from the
+            start. The same network as weights scaled by it, learned at a rate scaled by it. Ours. In ``sl-bench``'s
+            300-s trainings x4 and x8 did not help (-0.03 and -0.05 dB against x1, four seeds; README, twenty-ninth
+            round): the input's scale is not what slows learning to use the neighbours. Default: 1.0.
         align_gate (bool): Alignment confidence: after the flow warp, the propagated features are scaled at
             each pixel by a gate learned from two measures of where the flow fails, the error of the
             neighbour's LR frame warped onto the frame (mean over channels) and the forward-backward
@@ -214,6 +223,11 @@ class SemanticLens(nn.Module):
             training too. Needs ``recurrent`` and one trunk per direction. In ``sl-bench``'s 300-s trainings
             it cost 1.3x the CPU per iteration and lost 0.18 dB against the same network without it (two seeds; README,
             twenty-eighth round). Default: False.
+        float32_propagation (bool): Under mixed precision (``torch.autocast``, ``train.autocast``), the recurrent
+            steps run in float32 (their features cast up once, autocast off inside them); the extractor and the HR
+            stage keep the lower precision. bf16 keeps 8 bits of a value, and what the recurrence carries from
+            frame to frame is sub-pixel detail, small beside the features that hold it. Without autocast it
+            changes nothing. Ours. Default: False.
     """
 
     #: Smallest LR side accepted (the flow pyramid's coarsest level and the attention windows need it).
@@ -256,6 +270,7 @@ class SemanticLens(nn.Module):
                  neighbour_difference=False,
                  neighbour_offsets=False,
                  neighbour_sampling='bilinear',
+                 neighbour_scale=1.0,
                  align_gate=False,
                  align_gate_trained=True,
                  align_gate_error=True,
@@ -267,6 +282,7 @@ class SemanticLens(nn.Module):
                  second_order=False,
                  hr_state_channels=0,
                  hr_feedback=False,
+                 float32_propagation=False,
                  **unknown_options):
         super().__init__()
         reject_unknown_options(type(self), unknown_options)
@@ -304,6 +320,13 @@ class SemanticLens(nn.Module):
         self.neighbour_difference = neighbour_difference
         self.neighbour_offsets = neighbour_offsets
         self.neighbour_sampling = neighbour_sampling
+        if isinstance(neighbour_scale, bool) or not isinstance(neighbour_scale, (int, float)) or not neighbour_scale > 0:
+            raise OptionError(f'SemanticLens neighbour_scale must be a positive number (e.g. 4.0), got '
+                              f'{neighbour_scale!r}.')
+        if neighbour_scale != 1 and not neighbour_difference:
+            raise OptionError('SemanticLens neighbour_scale scales the differences neighbour_difference feeds in: set '
+                              'neighbour_input and neighbour_difference to true, or neighbour_scale to 1.')
+        self.neighbour_scale = float(neighbour_scale)
         if align_gate and not use_flow:
             raise OptionError('SemanticLens align_gate measures how well the flow warper aligns: set use_flow to true, '
                               'or align_gate to false.')
@@ -341,6 +364,10 @@ class SemanticLens(nn.Module):
             raise OptionError(f'SemanticLens hr_feedback must be true or false, and true only with recurrent: true and '
                               f'share_propagation: false; got {hr_feedback!r}.')
         self.hr_feedback = hr_feedback
+        if not isinstance(float32_propagation, bool) or (float32_propagation and not recurrent):
+            raise OptionError(f'SemanticLens float32_propagation must be true or false, and true only with recurrent: '
+                              f'true; got {float32_propagation!r}.')
+        self.float32_propagation = float32_propagation
         if flow_estimator not in ('learned', 'dis'):
             raise OptionError(f"SemanticLens flow_estimator must be 'learned' or 'dis', got {flow_estimator!r}.")
         if flow_estimator == 'dis' and flow_load_path:
@@ -503,7 +530,7 @@ class SemanticLens(nn.Module):
         previous and next frame warped onto it (``warped``: :meth:`_warped_neighbours`, used where the neighbours are
         sampled bilinearly), and with ``neighbour_radius`` r > 1 the frames up to r steps away, warped by the composed
         flows: (b, t, (1 + 2r) c, h, w), ordered frame, previous, next, second previous, second next, ...; a frame
-        without such a neighbour stands in for it. With ``neighbour_difference`` the neighbours enter less the frame;
+        without such a neighbour stands in for it. With ``neighbour_difference`` the neighbours enter less the frame (times ``neighbour_scale``);
         with ``neighbour_offsets`` their flows' sub-pixel parts follow them, 2 channels each, in the same order."""
         if not self.neighbour_input:
             return lqs
@@ -530,7 +557,7 @@ class SemanticLens(nn.Module):
                     following_offset[:, :-k] = far_backward - torch.round(far_backward)
                     previous_offset[:, k:] = far_forward - torch.round(far_forward)
         if self.neighbour_difference:
-            neighbours = [neighbour - lqs for neighbour in neighbours]
+            neighbours = [(neighbour - lqs) * self.neighbour_scale for neighbour in neighbours]
         return torch.cat([lqs] + neighbours + offsets, dim=2)
 
     @staticmethod
@@ -685,6 +712,13 @@ class SemanticLens(nn.Module):
         return residual.to(dtype=like.dtype,
                            memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
+    def _propagation_precision(self, feats):
+        """The context of the recurrent steps: autocast off with ``float32_propagation`` where it is on."""
+        device = feats.device.type
+        if self.float32_propagation and torch.is_autocast_enabled(device):
+            return torch.autocast(device, enabled=False)
+        return contextlib.nullcontext()
+
     def _bound(self, feats):
         """``state_bound`` applied to a trunk's output."""
         if self.state_bound == 1:
@@ -775,10 +809,13 @@ class SemanticLens(nn.Module):
             if self.second_order and flows_backward is not None and t > 2:
                 far_backward, far_forward = self._farther_flows(flows_backward, flows_forward, flows_backward,
                                                                 flows_forward, 2)
-            backward_feats = self._propagate('backward', feats, flows_backward, semantics, masks, gates=gates_backward,
-                                             far_flows=far_backward)
-            forward_feats = self._propagate('forwards', feats, flows_forward, semantics, masks, backward_feats,
-                                            gates_forward, far_flows=far_forward, lqs=lqs)
+            with self._propagation_precision(feats):
+                if self.float32_propagation:
+                    feats = feats.float()  # keeps the memory order (channels-last where it is)
+                backward_feats = self._propagate('backward', feats, flows_backward, semantics, masks,
+                                                 gates=gates_backward, far_flows=far_backward)
+                forward_feats = self._propagate('forwards', feats, flows_forward, semantics, masks, backward_feats,
+                                                gates_forward, far_flows=far_forward, lqs=lqs)
         else:
             backward_feats, forward_feats = self._frame_wise(feats)
 
