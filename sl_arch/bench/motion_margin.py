@@ -74,13 +74,19 @@ def margin_db(reference_sse, row_sse):
     return 10 * math.log10(reference_sse / row_sse) if reference_sse > 0 and row_sse > 0 else None
 
 
-def restore_clip(net, item):
-    """A finished row's restored frames of one test item (its ``lq`` (t, c, h, w)), (H, W, 3) uint8 BGR each."""
+def restore_clip(net, item, min_input_size=0, scale=4):
+    """A finished row's restored frames of one test item (its ``lq`` (t, c, h, w)), (H, W, 3) uint8 BGR each; a clip
+    smaller than the row's ``min_input_size`` padded first and its output cropped back, as ``sl-test`` does."""
     import torch
 
     from basicsr.utils import tensor2img
+
+    from sl_arch.models.sl_video_recurrent_model import pad_to_min_size
+    lq = item['lq'][None]
+    height, width = lq.shape[-2:]
     with torch.no_grad():
-        return [tensor2img([sr]) for sr in net(item['lq'][None])[0]]
+        output = net(pad_to_min_size(lq, min_input_size) if min_input_size else lq)
+    return [tensor2img([sr]) for sr in output[0, :, :, :height * scale, :width * scale]]
 
 
 def work_dir_margins(work_dir, rows, motions, totals, edges=EDGES):
@@ -96,11 +102,12 @@ def work_dir_margins(work_dir, rows, motions, totals, edges=EDGES):
     if missing:
         raise SLError(f'--models {",".join(missing)}: no finished run in {work_dir}; run sl-bench there first '
                       f'(finished: {", ".join(finished) or "none"}).')
-    nets = []
+    nets = []  # (network, min_input_size)
     for row in rows:
         test = finished[row]['options']['test']
-        nets.append(load_network(final_checkpoint(work_dir, f'bench_{row}'), test['network_g'],
-                                 param_key=test.get('path', {}).get('param_key_g', 'params')).net)
+        nets.append((load_network(final_checkpoint(work_dir, f'bench_{row}'), test['network_g'],
+                                  param_key=test.get('path', {}).get('param_key_g', 'params')).net,
+                     test.get('min_input_size') or 0))
     test_sets = {options['name']: options for options in finished[rows[1]]['options']['test']['datasets'].values()}
     for name in [name for name in real_test_sets() + [VALIDATION_SET] if name in test_sets]:
         dataset = test_dataset(test_sets[name])
@@ -109,7 +116,8 @@ def work_dir_margins(work_dir, rows, motions, totals, edges=EDGES):
             key = (name, item['folder'], index)
             if key not in motions:
                 motions[key] = motion_map(item['gt'])
-            errors = [binned(squared_errors(restore_clip(net, item), item['gt']), motions[key], edges) for net in nets]
+            errors = [binned(squared_errors(restore_clip(net, item, min_size), item['gt']), motions[key], edges)
+                      for net, min_size in nets]
             bins = totals.setdefault((name, item['folder']), [[0, 0.0, 0.0] for _ in edges])
             for k, ((pixels, reference_sse), (_, row_sse)) in enumerate(zip(*errors)):
                 bins[k][0] += pixels

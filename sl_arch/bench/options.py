@@ -313,7 +313,9 @@ for _scale in (4, 8):
 del _scale
 # the interval-1-2 row trained in float32 while `sl-bench --autocast bf16` trains every other row in bf16: on this
 # CPU bf16 speeds the single-frame network's iterations 3.8x and this row's 1.5x (fourteenth round), and what the
-# video network learns at 300 s is sub-pixel detail, small beside the features that carry it (bf16 keeps 8 bits)
+# video network learns at 300 s is sub-pixel detail, small beside the features that carry it (bf16 keeps 8 bits). At
+# 300 s (twenty-ninth round, four seeds): 0.67x the iterations, -0.06 dB against the bf16 row, what that many fewer
+# iterations cost it; with only the recurrent steps in float32, -0.03
 _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_fp32_lr2e-3',
          f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_lr2e-3', 'float32', budget={'autocast': False})
 # and with only its recurrent steps in float32 (float32_propagation), the extractor and the HR stage in bf16
