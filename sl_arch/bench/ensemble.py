@@ -33,7 +33,7 @@ from sl_arch.bench.common import comma_list, markdown_table
 from sl_arch.bench.options import VALIDATION_SET, real_test_sets
 from sl_arch.bench.report import psnr, real_psnr
 from sl_arch.bench.runs import run_test
-from sl_arch.bench.validate import finished_rows
+from sl_arch.bench.validate import named_finished_rows
 from sl_arch.utils.ensemble import ENSEMBLES
 from sl_arch.utils.errors import SLError, cli_entry
 
@@ -73,11 +73,7 @@ def measure(work_dirs, rows, ensembles=ENSEMBLES, threads=1):
     (and :data:`LAST`)."""
     results = {}
     for work_dir in work_dirs:
-        finished = finished_rows(work_dir)
-        missing = [row for row in rows if row not in finished]
-        if missing:
-            raise SLError(f'--models {",".join(missing)}: no finished run in {work_dir}; run sl-bench there first '
-                          f'(finished: {", ".join(finished) or "none"}).')
+        finished = named_finished_rows(work_dir, rows)
         results[work_dir] = {}
         for row in rows:
             record = finished[row]

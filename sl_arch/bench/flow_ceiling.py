@@ -69,15 +69,14 @@ def psnr_with_flows(net, test_set, kind):
 
 def row_network(record, checkpoint):
     """The row's trained network on the CPU, or SLError where it cannot take ``flows=``."""
-    from sl_arch.utils.checkpoint import load_network
+    from sl_arch.bench.validate import trained_network
     network_g = record['options']['test']['network_g']
     if network_g.get('type') != 'SemanticLens':
         raise SLError(f'{network_g.get("type")} takes no given flows; flow_ceiling tests SemanticLens rows.')
     if not network_g.get('use_flow', True):
         raise SLError(f'{record["options"]["test"]["name"]} was trained without flow (use_flow: false): given flows '
                       'would align what it never aligned; drop the row.')
-    param_key = record['options']['test'].get('path', {}).get('param_key_g', 'params')  # the weights sl-bench tested
-    return load_network(checkpoint, network_g, param_key=param_key).net
+    return trained_network(record, checkpoint)
 
 
 def ceiling_rows(work_dir, rows, sets=None):
@@ -85,12 +84,8 @@ def ceiling_rows(work_dir, rows, sets=None):
     real test sets (or ``sets``, names of their test sets), then ``(row, None, means over those sets)``."""
     from sl_arch.bench.options import real_test_sets
     from sl_arch.bench.runs import final_checkpoint
-    from sl_arch.bench.validate import finished_rows
-    finished = finished_rows(work_dir)
-    missing = [row for row in rows if row not in finished]
-    if missing:
-        raise SLError(f'--models {",".join(missing)}: no finished run in {work_dir}; run sl-bench there first '
-                      f'(finished: {", ".join(finished) or "none"}).')
+    from sl_arch.bench.validate import named_finished_rows
+    finished = named_finished_rows(work_dir, rows)
     results = []
     for row in rows:
         record = finished[row]

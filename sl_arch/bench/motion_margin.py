@@ -95,19 +95,10 @@ def work_dir_margins(work_dir, rows, motions, totals, edges=EDGES):
     from sl_arch.bench.measure import test_dataset
     from sl_arch.bench.options import VALIDATION_SET, real_test_sets
     from sl_arch.bench.runs import final_checkpoint
-    from sl_arch.bench.validate import finished_rows
-    from sl_arch.utils.checkpoint import load_network
-    finished = finished_rows(work_dir)
-    missing = [row for row in rows if row not in finished]
-    if missing:
-        raise SLError(f'--models {",".join(missing)}: no finished run in {work_dir}; run sl-bench there first '
-                      f'(finished: {", ".join(finished) or "none"}).')
-    nets = []  # (network, min_input_size)
-    for row in rows:
-        test = finished[row]['options']['test']
-        nets.append((load_network(final_checkpoint(work_dir, f'bench_{row}'), test['network_g'],
-                                  param_key=test.get('path', {}).get('param_key_g', 'params')).net,
-                     test.get('min_input_size') or 0))
+    from sl_arch.bench.validate import named_finished_rows, trained_network
+    finished = named_finished_rows(work_dir, rows)
+    nets = [(trained_network(finished[row], final_checkpoint(work_dir, f'bench_{row}')),
+             finished[row]['options']['test'].get('min_input_size') or 0) for row in rows]  # (network, min size)
     test_sets = {options['name']: options for options in finished[rows[1]]['options']['test']['datasets'].values()}
     for name in [name for name in real_test_sets() + [VALIDATION_SET] if name in test_sets]:
         dataset = test_dataset(test_sets[name])

@@ -38,6 +38,25 @@ def finished_rows(work_dir):
     return rows
 
 
+def named_finished_rows(work_dir, rows):
+    """``{row: done record}`` of ``rows`` (:func:`finished_rows`), each finished in ``work_dir``; SLError naming the
+    missing ones otherwise."""
+    finished = finished_rows(work_dir)
+    missing = [row for row in rows if row not in finished]
+    if missing:
+        raise SLError(f'--models {",".join(missing)}: no finished run in {work_dir}; run sl-bench there first '
+                      f'(finished: {", ".join(finished) or "none"}).')
+    return {row: finished[row] for row in rows}
+
+
+def trained_network(record, checkpoint):
+    """A finished row's final weights (``checkpoint``) in its test options' network, on the CPU in eval mode: the
+    weights sl-bench tested (``param_key_g``: the averaged ones where it trained with ``ema_decay``)."""
+    from sl_arch.utils.checkpoint import load_network
+    test = record['options']['test']
+    return load_network(checkpoint, test['network_g'], param_key=test.get('path', {}).get('param_key_g', 'params')).net
+
+
 def validate_row(work_dir, row, record, val_set, threads=1):
     """Validation PSNR-Y (mean of the sequence means) of one finished row; runs ``sl-test`` in ``work_dir``."""
     test_opt = dict(record['options']['test'], name=f'val_bench_{row}',
