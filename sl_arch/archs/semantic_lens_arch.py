@@ -322,7 +322,8 @@ class SemanticLens(nn.Module):
         self.neighbour_difference = neighbour_difference
         self.neighbour_offsets = neighbour_offsets
         self.neighbour_sampling = neighbour_sampling
-        if isinstance(neighbour_scale, bool) or not isinstance(neighbour_scale, (int, float)) or not neighbour_scale > 0:
+        if (isinstance(neighbour_scale, bool) or not isinstance(neighbour_scale, (int, float))
+                or not neighbour_scale > 0):
             raise OptionError(f'SemanticLens neighbour_scale must be a positive number (e.g. 4.0), got '
                               f'{neighbour_scale!r}.')
         if neighbour_scale != 1 and not neighbour_difference:
@@ -532,8 +533,9 @@ class SemanticLens(nn.Module):
         previous and next frame warped onto it (``warped``: :meth:`_warped_neighbours`, used where the neighbours are
         sampled bilinearly), and with ``neighbour_radius`` r > 1 the frames up to r steps away, warped by the composed
         flows: (b, t, (1 + 2r) c, h, w), ordered frame, previous, next, second previous, second next, ...; a frame
-        without such a neighbour stands in for it. With ``neighbour_difference`` the neighbours enter less the frame (times ``neighbour_scale``);
-        with ``neighbour_offsets`` their flows' sub-pixel parts follow them, 2 channels each, in the same order."""
+        without such a neighbour stands in for it. With ``neighbour_difference`` the neighbours enter less the frame
+        (times ``neighbour_scale``); with ``neighbour_offsets`` their flows' sub-pixel parts follow them, 2 channels
+        each, in the same order."""
         if not self.neighbour_input:
             return lqs
         b, t, c, h, w = lqs.shape

@@ -1,4 +1,5 @@
-"""Where a row's lead over a reference lies, by how far the footage moves there: ``python -m sl_arch.bench.motion_margin``.
+"""Where a row's lead over a reference lies, by how far the footage moves there:
+``python -m sl_arch.bench.motion_margin``.
 
     python -m sl_arch.bench.motion_margin experiments/benchmark/intel_c_s0_300_s28 \\
         experiments/benchmark/intel_c_s1_300_s28 --models SingleFrame_lean,SL_..._diff_reverse_interval12_lr2e-3
@@ -132,7 +133,8 @@ def table(totals, edges=EDGES):
                 lines.append([held_out_label(name), folder, f'{edges[k]:g}-{upper}' if upper else f'>= {edges[k]:g}',
                               f'{count / pixels:.2f}', '—' if margin is None else f'{margin:+.2f}'])
         margin = margin_db(sum(b[1] for b in bins), sum(b[2] for b in bins))
-        lines.append([held_out_label(name), folder, '**all**', '1.00', '—' if margin is None else f'**{margin:+.2f}**'])
+        lines.append([held_out_label(name), folder, '**all**', '1.00',
+                      '—' if margin is None else f'**{margin:+.2f}**'])
     return markdown_table(['held-out set', 'sequence', 'motion (LR px)', 'share of pixels', 'margin (dB)'], lines)
 
 
