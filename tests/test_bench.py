@@ -883,7 +883,7 @@ def test_motion_margin_bins_each_pixel_by_its_motion_and_measures_errors_as_calc
     assert not motion_margin.motion_map(gts[:1]).any()
 
     noisy = [tensor2img([(gt + 0.02 * torch.randn_like(gt)).clamp(0, 1)]) for gt in gts]
-    errors = motion_margin.squared_errors(noisy, gts)
+    errors = motion_margin.squared_errors(noisy, motion_margin.gt_luma(gts))
     for frame, gt, error in zip(noisy, gts, errors):
         assert 10 * np.log10(255 ** 2 / error.mean()) == pytest.approx(
             calculate_psnr(frame, tensor2img([gt]), 0, test_y_channel=True), abs=1e-9)
@@ -891,5 +891,18 @@ def test_motion_margin_bins_each_pixel_by_its_motion_and_measures_errors_as_calc
     assert sum(pixels for pixels, _ in bins) == errors.size
     assert sum(sse for _, sse in bins) == pytest.approx(errors.sum())
     assert bins[0][0] >= 32 * 48 and bins[5][0] + bins[6][0] >= 2 * 32 * 48  # still: frame 2; 1-4 px: frames 0, 1
+    # a clip is restored as sl-bench tests the row: in windows for a centre-frame network (val.tile), padded to
+    # min_input_size, cropped back
+    class CentreFrame(torch.nn.Module):  # (b, 3, c, h, w) -> its middle frame, each pixel repeated 4x4
+        def forward(self, window):
+            assert window.shape[1] == 3 and min(window.shape[-2:]) >= 20
+            return window[:, 1].repeat_interleave(4, -2).repeat_interleave(4, -1)
+
+    lqs = torch.rand(5, 3, 12, 14)
+    tile = {'num_neighbours': 3, 'padding': 'reflection_circle', 'multiple': 1}
+    restored = motion_margin.restore_clip(CentreFrame(), {'lq': lqs}, {'min_input_size': 20, 'val': {'tile': tile}})
+    assert [frame.shape for frame in restored] == [(48, 56, 3)] * 5
+    for frame, lq in zip(restored, lqs):
+        assert np.array_equal(frame, tensor2img([lq.repeat_interleave(4, -2).repeat_interleave(4, -1)]))
     assert motion_margin.margin_db(2.0, 1.0) == pytest.approx(3.0103, abs=1e-4)
     assert motion_margin.margin_db(0, 1) is None

@@ -49,24 +49,35 @@ def motion_map(gts, scale=4):
     return hr
 
 
-def squared_errors(restored, gts):
-    """Per-pixel squared error on Y (t, H, W) float64 of ``restored`` frames (a list of (H, W, 3) uint8 BGR, as
-    ``tensor2img`` gives) against ``gts`` (t, 3, H, W) in [0, 1], RGB, on BasicSR's Y channel and 8-bit scale,
-    as ``calculate_psnr(..., test_y_channel=True)`` measures them."""
+def luma(frames):
+    """BasicSR's Y channel on the 8-bit scale (t, H, W) float64 of frames (a list of (H, W, 3) uint8 BGR, as
+    ``tensor2img`` gives), as ``calculate_psnr(..., test_y_channel=True)`` reads them."""
     import numpy as np
 
     from basicsr.metrics.metric_util import to_y_channel
+    return np.stack([to_y_channel(frame)[..., 0].astype(np.float64) for frame in frames])
+
+
+def gt_luma(gts):
+    """:func:`luma` of GT frames ``gts`` (t, 3, H, W) in [0, 1], RGB, as sl-test writes them to 8 bits."""
     from basicsr.utils import tensor2img
-    return np.stack([(to_y_channel(frame).astype(np.float64) - to_y_channel(tensor2img([gt])).astype(np.float64))
-                     ** 2 for frame, gt in zip(restored, gts)])[..., 0]
+    return luma([tensor2img([gt]) for gt in gts])
+
+
+def squared_errors(restored, truth):
+    """Per-pixel squared error on Y (t, H, W) float64 of ``restored`` frames ((H, W, 3) uint8 BGR) against the GT's
+    :func:`gt_luma` ``truth``."""
+    return (luma(restored) - truth) ** 2
 
 
 def binned(errors, motion, edges=EDGES):
     """``[(pixels, SSE)]`` per bin of ``edges`` (each bin from its edge to the next, the last open) of the squared
     ``errors`` at pixels of ``motion`` (arrays of one shape)."""
     import numpy as np
-    index = np.digitize(motion, edges[1:])  # 0 .. len(edges) - 1
-    return [(int(np.count_nonzero(index == k)), float(errors[index == k].sum())) for k in range(len(edges))]
+    index = np.digitize(motion, edges[1:]).ravel()  # 0 .. len(edges) - 1
+    pixels = np.bincount(index, minlength=len(edges))
+    sse = np.bincount(index, weights=errors.ravel(), minlength=len(edges))
+    return [(int(count), float(total)) for count, total in zip(pixels, sse)]
 
 
 def margin_db(reference_sse, row_sse):
@@ -75,18 +86,20 @@ def margin_db(reference_sse, row_sse):
     return 10 * math.log10(reference_sse / row_sse) if reference_sse > 0 and row_sse > 0 else None
 
 
-def restore_clip(net, item, min_input_size=0, scale=4):
-    """A finished row's restored frames of one test item (its ``lq`` (t, c, h, w)), (H, W, 3) uint8 BGR each; a clip
-    smaller than the row's ``min_input_size`` padded first and its output cropped back, as ``sl-test`` does."""
+def restore_clip(net, item, test_options, scale=4):
+    """A finished row's restored frames of one test item (its ``lq`` (t, c, h, w)), (H, W, 3) uint8 BGR each, as
+    sl-bench tests the row (``test_options``, its test option file): padded to its ``min_input_size`` and run in
+    windows where it has a ``val.tile`` (a centre-frame network such as EDVR), the output cropped back."""
     import torch
 
     from basicsr.utils import tensor2img
 
-    from sl_arch.models.sl_video_recurrent_model import pad_to_min_size
+    from sl_arch.bench.measure import network_input, run_network
+    payload = {'min_input_size': test_options.get('min_input_size'), 'tile': test_options.get('val', {}).get('tile')}
     lq = item['lq'][None]
     height, width = lq.shape[-2:]
     with torch.no_grad():
-        output = net(pad_to_min_size(lq, min_input_size) if min_input_size else lq)
+        output = run_network(net, network_input(lq, payload, torch.device('cpu')), payload)
     return [tensor2img([sr]) for sr in output[0, :, :, :height * scale, :width * scale]]
 
 
@@ -99,7 +112,7 @@ def work_dir_margins(work_dir, rows, motions, totals, edges=EDGES):
     from sl_arch.bench.validate import named_finished_rows, trained_network
     finished = named_finished_rows(work_dir, rows)
     nets = [(trained_network(finished[row], final_checkpoint(work_dir, f'bench_{row}')),
-             finished[row]['options']['test'].get('min_input_size') or 0) for row in rows]  # (network, min size)
+             finished[row]['options']['test']) for row in rows]  # (network, its test options)
     test_sets = {options['name']: options for options in finished[rows[1]]['options']['test']['datasets'].values()}
     for name in [name for name in real_test_sets() + [VALIDATION_SET] if name in test_sets]:
         dataset = test_dataset(test_sets[name])
@@ -108,8 +121,9 @@ def work_dir_margins(work_dir, rows, motions, totals, edges=EDGES):
             key = (name, item['folder'], index)
             if key not in motions:
                 motions[key] = motion_map(item['gt'])
-            errors = [binned(squared_errors(restore_clip(net, item, min_size), item['gt']), motions[key], edges)
-                      for net, min_size in nets]
+            truth = gt_luma(item['gt'])  # once for both rows
+            errors = [binned(squared_errors(restore_clip(net, item, test), truth), motions[key], edges)
+                      for net, test in nets]
             bins = totals.setdefault((name, item['folder']), [[0, 0.0, 0.0] for _ in edges])
             for k, ((pixels, reference_sse), (_, row_sse)) in enumerate(zip(*errors)):
                 bins[k][0] += pixels
