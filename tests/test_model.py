@@ -189,6 +189,39 @@ def test_budget_cosine_anneals_over_the_spent_part_of_the_cpu_seconds(tmp_path):
         .budget_spent()
 
 
+def test_lr_mul_sets_named_modules_rates_the_longest_name_winning_over_flow_lr_mul(tmp_path):
+    from sl_arch.models.sl_video_recurrent_model import learning_rate_groups
+    from sl_arch.utils.options import OptionError
+    model, opt = build(tmp_path)
+    net = model.net_g
+    named = dict(net.named_parameters())
+    lr_mul = {'upsample': 0.5, 'trunk': 2, 'trunk.backward': 0.25, 'flow_warper.basic_module.0': 3}
+    groups = learning_rate_groups(net.named_parameters(), 0.5, lr_mul)
+    assert groups[0][0] == 1 and sum(len(members) for _, members in groups) == len(named)
+    factor_of = {id(param): factor for factor, members in groups for param in members}
+
+    def expected(name):
+        owners = [key for key in lr_mul if name == key or name.startswith(key + '.')]
+        return lr_mul[max(owners, key=len)] if owners else (0.5 if is_flow_parameter(name) else 1)
+    assert all(factor_of[id(param)] == expected(name) for name, param in named.items())
+    seen = {factor_of[id(param)] for param in named.values()}
+    assert seen == {1, 0.5, 2, 0.25, 3}  # every rule above applied to some parameter
+    assert {factor_of[id(named[name])] for name in named if name.startswith('trunk.forwards')} == {2}
+
+    # in the model: one Adam group per factor at lr * factor, annealed by the scheduler from there
+    opt['train'] = dict(opt['train'], lr_mul={'upsample': 0.5})
+    model = build_model(opt)
+    rates = {id(param): group['lr'] for group in model.optimizer_g.param_groups for param in group['params']}
+    for name, param in model.net_g.named_parameters():
+        assert rates[id(param)] == pytest.approx(1e-3 * (0.5 if name.startswith('upsample.') or
+                                                          is_flow_parameter(name) else 1))
+    for bad, message in (({'upsampler': 0.5}, "'upsampler' names no module of network_g"),
+                         ({'upsample': 0}, 'train.lr_mul.upsample: 0 is not a positive number'),
+                         ({'upsample': True}, 'not a positive number'), (0.5, 'is not a mapping')):
+        with pytest.raises(OptionError, match=message):
+            learning_rate_groups(net.named_parameters(), 1, bad)
+
+
 def test_a_time_scheduler_without_a_budget_and_both_budgets_are_refused(tmp_path):
     from sl_arch.utils.options import OptionError
     model, opt = build(tmp_path)

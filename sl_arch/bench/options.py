@@ -322,6 +322,18 @@ _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_fp32_lr2e-3'
 _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_fp32prop_lr2e-3',
          f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_lr2e-3', 'recurrent steps in float32',
          float32_propagation=True)
+# the interval-1-2 row with its HR stage (fusion, pixel-shuffle stages, last convolution: 0.033M of its 0.185M) at half
+# the rate (1e-3), the recurrent steps at 2e-3 (train.lr_mul); and the recurrent steps at 3e-3, the HR stage at 1e-3.
+# The single-frame network of this size, which is all an HR stage on per-frame features, does best at 1e-3 (2e-3:
+# -0.15 dB, eighteenth round), while the video network as a whole does best at 2e-3 (3e-3 trained badly on one seed
+# of two, sixteenth round)
+HR_STAGE = ('fusion', 'upsample', 'conv_last')
+_variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_hrlr0p5_lr2e-3',
+         f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_lr2e-3', 'HR stage at half the rate',
+         train={'lr_mul': dict.fromkeys(HR_STAGE, 0.5)})
+_variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_hrlr1e-3_lr3e-3',
+         f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_lr2e-3', 'lr 3e-3, HR stage at 1e-3',
+         budget={'lr': 3e-3}, train={'lr_mul': dict.fromkeys(HR_STAGE, 1 / 3)})
 _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_b1x14_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_lr2e-3',
          'batch 1 of 14-frame clips', budget={'batch_size': 1, 'num_frame': 14})
 # lean16 with IMAGE (the 1200-s row, lr 1e-3) with every residual block in the recurrent steps, as e0p3r0 above

@@ -61,6 +61,38 @@ def is_flow_parameter(name):
     return any(key in name for key in FLOW_MODULE_KEYS)
 
 
+def learning_rate_groups(named_parameters, flow_lr_mul=1, lr_mul=None):
+    """The parameters grouped by learning-rate multiplier: ``[(factor, [params]), ...]``, factor 1 first.
+
+    A parameter takes the factor of the longest module name in ``lr_mul`` (``{name: factor}``, ``train.lr_mul``)
+    that it lies in (``upsample`` holds ``upsample.0.weight``, ``trunk.backward`` every parameter of that trunk);
+    otherwise ``flow_lr_mul`` if it belongs to a flow module (:func:`is_flow_parameter`), otherwise 1. A name that
+    holds no parameter or a factor that is not a positive number is refused (:class:`OptionError`).
+    """
+    named = list(named_parameters)
+    if lr_mul is not None and not isinstance(lr_mul, dict):
+        raise OptionError(f'train.lr_mul: {lr_mul!r} is not a mapping; give module names and multipliers, e.g. '
+                          '{upsample: 0.5, conv_last: 0.5}.')
+    lr_mul = dict(lr_mul or {})
+    for name, factor in lr_mul.items():
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor > 0:
+            raise OptionError(f'train.lr_mul.{name}: {factor!r} is not a positive number; give a learning-rate '
+                              'multiplier such as 0.5.')
+        if not any(param_name == name or param_name.startswith(f'{name}.') for param_name, _ in named):
+            modules = sorted({param_name.split('.')[0] for param_name, _ in named})
+            raise OptionError(f'train.lr_mul: {name!r} names no module of network_g with parameters; its modules are '
+                              f'{", ".join(modules)} (a sub-module as "trunk.backward").')
+    groups = {1: []}
+    for param_name, param in named:
+        owners = [name for name in lr_mul if param_name == name or param_name.startswith(f'{name}.')]
+        if owners:
+            factor = lr_mul[max(owners, key=len)]
+        else:
+            factor = flow_lr_mul if is_flow_parameter(param_name) else 1
+        groups.setdefault(factor, []).append(param)
+    return [(factor, members) for factor, members in groups.items() if members]
+
+
 def plain_options(value):
     """Option dicts (OrderedDict from BasicSR's YAML loader) as plain dicts, for portable checkpoints."""
     if isinstance(value, dict):
@@ -193,6 +225,8 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
     * ``train.fix_flow`` (int): parameters whose names contain one of :data:`FLOW_MODULE_KEYS`
       are frozen for iterations ``1 .. fix_flow - 1``.
     * ``train.flow_lr_mul`` (float): learning-rate multiplier of those parameters.
+    * ``train.lr_mul`` (dict): learning-rate multipliers by module name, e.g. ``{upsample: 0.5,
+      conv_last: 0.5}`` (:func:`learning_rate_groups`); they apply over ``flow_lr_mul``.
     * ``train.cpu_seconds`` / ``train.gpu_seconds`` (number): the training budget, in CPU seconds
       of the training process or synchronized GPU seconds (see :class:`TrainingClock`); ``sl-train``
       ends training after the iteration that passes it, saves the final checkpoint and validates.
@@ -387,21 +421,19 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
 
     # ------------------------------------------------------------------ training
     def setup_optimizers(self):
-        """Adam over all parameters, the flow parameters with ``lr * flow_lr_mul``."""
+        """Adam over all parameters, each at ``lr`` times its multiplier (:func:`learning_rate_groups`)."""
         train_opt = self.opt['train']
         optim_opt = dict(train_opt['optim_g'])
         optim_type = optim_opt.pop('type')
         flow_lr_mul = train_opt.get('flow_lr_mul', 1)
-        named = list(self.net_g.named_parameters())
-        if flow_lr_mul == 1:
-            params = [param for _, param in named]
+        groups = learning_rate_groups(self.net_g.named_parameters(), flow_lr_mul, train_opt.get('lr_mul'))
+        if len(groups) == 1 and groups[0][0] == 1:
+            params = groups[0][1]
         else:
-            params = [
-                {'params': [param for name, param in named if not is_flow_parameter(name)], 'lr': optim_opt['lr']},
-                {'params': [param for name, param in named if is_flow_parameter(name)],
-                 'lr': optim_opt['lr'] * flow_lr_mul},
-            ]
-        get_root_logger().info(f'Learning-rate multiplier of the flow parameters: {flow_lr_mul}.')
+            params = [{'params': members, 'lr': optim_opt['lr'] * factor} for factor, members in groups]
+        get_root_logger().info(f'Learning-rate multiplier of the flow parameters: {flow_lr_mul}'
+                               + (f'; of named modules (train.lr_mul): {dict(train_opt["lr_mul"])}.'
+                                  if train_opt.get('lr_mul') else '.'))
         self.optimizer_g = self.get_optimizer(optim_type, params, **optim_opt)
         self.optimizers.append(self.optimizer_g)
 
