@@ -934,3 +934,21 @@ def test_float32_propagation_runs_the_recurrent_steps_in_float32_under_bf16_auto
             build(float32_propagation=bad, **options)
     with pytest.raises(SLError, match='true only with recurrent: true'):
         build(float32_propagation=True, recurrent=False, use_semantics=False, use_image=False, use_mfsab=False)
+
+
+@pytest.mark.parametrize('options', [{}, dict(use_semantics=False, flow_estimator='dis', neighbour_input=True,
+                                               hr_feedback=True)])
+def test_output_frames_reconstructs_only_those_frames_with_the_whole_clips_state(options):
+    net = build(**options)
+    clip = torch.rand(1, 5, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    full = net(clip)  # training: all frames' HR stage at once
+    part = net(clip, output_frames=slice(1, 4))
+    assert part.shape == (1, 3, 3, 64, 64) and torch.allclose(part, full[:, 1:4], atol=1e-6)
+    part.mean().backward()  # every parameter still learns from the three frames (the state carries the others)
+    assert all(param.grad is not None for name, param in net.named_parameters()
+               if param.requires_grad and 'flow_warper' not in name)
+    with torch.no_grad():  # inference: frame by frame
+        assert torch.allclose(net(clip, output_frames=slice(2, None)), full[:, 2:], atol=1e-6)
+    for bad in ([1, 2], slice(0, 5, 2), slice(3, 3)):
+        with pytest.raises(SLError, match='output_frames must be a slice of contiguous frames of the 5-frame clip'):
+            net(clip, output_frames=bad)

@@ -222,6 +222,41 @@ def test_lr_mul_sets_named_modules_rates_the_longest_name_winning_over_flow_lr_m
             learning_rate_groups(net.named_parameters(), 1, bad)
 
 
+def test_loss_border_frames_trains_on_the_inner_frames_only_and_is_refused_where_it_cannot_apply(tmp_path):
+    from sl_arch.utils.options import OptionError
+    model, opt = build(tmp_path, num_frame=5)
+    opt['train'] = dict(opt['train'], loss_border_frames=1)
+    model = build_model(opt)
+    batch = next(iter(build_dataloader(build_dataset(opt['datasets']['train']), opt['datasets']['train'], num_gpu=0)))
+    model.feed_data(batch)
+    before = {name: param.detach().clone() for name, param in model.net_g.named_parameters()}
+    seen = {}
+    real_losses = model._losses
+
+    def losses(aux):  # the reconstructed frames and the loss against the GT's inner three
+        seen['output'] = model.output.detach().clone()
+        total, named = real_losses(aux)
+        seen['loss'] = named['l_pix'].item()
+        return total, named
+    model._losses = losses
+    model.optimize_parameters(1)
+    assert seen['output'].shape[1] == 3 and batch['gt'].shape[1] == 5
+    assert seen['loss'] == pytest.approx(model.cri_pix(seen['output'], model.gt[:, 1:4]).item(), rel=1e-5)
+    assert any(not torch.equal(before[name], param) for name, param in model.net_g.named_parameters())
+    for value, message in ((-1, 'is not a whole number of frames'), (1.5, 'is not a whole number of frames')):
+        with pytest.raises(OptionError, match=message):
+            build_model(dict(opt, train=dict(opt['train'], loss_border_frames=value)))
+    model = build_model(dict(opt, train=dict(opt['train'], loss_border_frames=3)))
+    model.feed_data(batch)
+    with pytest.raises(OptionError, match='leaves no frame of the 5-frame training clips'):
+        model.optimize_parameters(1)
+    edvr = dict(type='EDVR', num_in_ch=3, num_out_ch=3, num_feat=8, num_frame=5, deformable_groups=1,
+                num_extract_block=1, num_reconstruct_block=1, center_frame_idx=None, hr_in=False, with_predeblur=False,
+                with_tsa=False)
+    with pytest.raises(OptionError, match='train.loss_border_frames needs a network that reconstructs chosen frames'):
+        build_model(dict(opt, network_g=edvr))
+
+
 def test_a_time_scheduler_without_a_budget_and_both_budgets_are_refused(tmp_path):
     from sl_arch.utils.options import OptionError
     model, opt = build(tmp_path)

@@ -746,23 +746,26 @@ class SemanticLens(nn.Module):
         fused = self.fusion(torch.cat([backward_feat, forward_feat], 1))
         return self.conv_last(self.upsample(self.reconstruct(fused))) + skip
 
-    def _reconstruct(self, lqs, backward_feats, forward_feats):
-        """The HR clip (b, t, c, scale*h, scale*w) from both directions' features (lists of (b, c, h, w)).
+    def _reconstruct(self, lqs, backward_feats, forward_feats, frames):
+        """The HR frames ``frames`` (a range of frame indices) of the clip, (b, len(frames), c, scale*h, scale*w), from
+        both directions' features (lists of (b, c, h, w)).
 
         With autograd recording (training), all frames at once: autograd keeps every frame's HR maps anyway,
         and larger operations run faster. Without it (inference), frame by frame: only one frame's HR feature
         maps are alive at once, so test-time memory does not grow with the clip's length at the HR stage.
         """
-        b, t = lqs.shape[:2]
+        b = lqs.shape[0]
         if torch.is_grad_enabled():
             # frame-major order, as the lists are: (t * b, ...)
-            out = self._upscale(bicubic_upsample(lqs.transpose(0, 1).flatten(0, 1), self.scale),
-                                torch.cat(backward_feats), torch.cat(forward_feats))
-            return out.view(t, b, *out.shape[1:]).transpose(0, 1)
+            out = self._upscale(bicubic_upsample(lqs[:, frames.start:frames.stop].transpose(0, 1).flatten(0, 1),
+                                                 self.scale),
+                                torch.cat(backward_feats[frames.start:frames.stop]),
+                                torch.cat(forward_feats[frames.start:frames.stop]))
+            return out.view(len(frames), b, *out.shape[1:]).transpose(0, 1)
         return torch.stack([self._upscale(bicubic_upsample(lqs[:, frame], self.scale), backward_feats[frame],
-                                          forward_feats[frame]) for frame in range(t)], dim=1)
+                                          forward_feats[frame]) for frame in frames], dim=1)
 
-    def forward(self, lqs, masks=None, return_masks=False, return_aux=False, flows=None):
+    def forward(self, lqs, masks=None, return_masks=False, return_aux=False, flows=None, output_frames=None):
         """
         Args:
             lqs (Tensor): (b, t, c, h, w) LR clip, h and w >= 16 (any values, odd included).
@@ -778,14 +781,21 @@ class SemanticLens(nn.Module):
                 i + 1), forward[:, i] frame i to frame i + 1. They replace the flow warper's estimate and
                 instance motion (an oracle where the flow is known, as in ``sl-prepare --synthetic``'s
                 clips); with the flow warper off they align all the same.
+            output_frames (slice | None): Reconstruct only these frames of the clip (every frame's features are still
+                computed: they carry the state), e.g. ``slice(1, t - 1)`` for a loss without the clip's end frames
+                (``train.loss_border_frames``); contiguous, step 1. Default: every frame.
 
         Returns:
-            Tensor: (b, t, num_out_ch, scale*h, scale*w); with ``return_masks`` a tuple
+            Tensor: (b, t, num_out_ch, scale*h, scale*w) (t: the frames of ``output_frames``); with ``return_masks`` a tuple
             (output, masks (b, t, n, h, w) or None when the semantic branch is off and no masks are given);
             with ``return_aux`` a tuple (output, aux dict).
         """
         self._check_input(lqs)
         b, t, c, h, w = lqs.shape
+        frames = range(t)[output_frames] if isinstance(output_frames, slice) else range(t)
+        if not isinstance(output_frames, (slice, type(None))) or frames.step != 1 or not frames:
+            raise InputShapeError(f'output_frames must be a slice of contiguous frames of the {t}-frame clip, e.g. '
+                                  f'slice(1, {t - 1}); got {output_frames!r}.')
         if masks is not None:
             masks = self._instance_masks(masks, lqs.shape)
         semantics = None
@@ -825,9 +835,9 @@ class SemanticLens(nn.Module):
 
         if self.hr_feedback:  # the forward pass has reconstructed every frame
             forward_feats, restored = forward_feats
-            out = torch.stack(restored, dim=1)
+            out = torch.stack(restored[frames.start:frames.stop], dim=1)
         else:
-            out = self._reconstruct(lqs, backward_feats, forward_feats)
+            out = self._reconstruct(lqs, backward_feats, forward_feats, frames)
         if return_aux:
             return out, {'masks': masks, 'flows_backward': flows_backward, 'flows_forward': flows_forward}
         return (out, masks) if return_masks else out

@@ -225,6 +225,9 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
     * ``train.fix_flow`` (int): parameters whose names contain one of :data:`FLOW_MODULE_KEYS`
       are frozen for iterations ``1 .. fix_flow - 1``.
     * ``train.flow_lr_mul`` (float): learning-rate multiplier of those parameters.
+    * ``train.loss_border_frames`` (int): the first and last that many frames of each training clip get no loss
+      and are not reconstructed (networks whose forward takes ``output_frames``: SemanticLens); their
+      features still carry the recurrent state to the others. Default 0.
     * ``train.lr_mul`` (dict): learning-rate multipliers by module name, e.g. ``{upsample: 0.5,
       conv_last: 0.5}`` (:func:`learning_rate_groups`); they apply over ``flow_lr_mul``.
     * ``train.cpu_seconds`` / ``train.gpu_seconds`` (number): the training budget, in CPU seconds
@@ -511,6 +514,15 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
         if self.aux_losses and 'return_aux' not in inspect.signature(self.get_bare_model(self.net_g).forward).parameters:
             raise OptionError(f'train.{self.aux_losses[0]} reads the instance masks and flows of SemanticLens; '
                               f'{self.opt["network_g"]["type"]} has none: remove it from the option file.')
+        self.loss_border_frames = train_opt.get('loss_border_frames') or 0
+        if isinstance(self.loss_border_frames, bool) or not isinstance(self.loss_border_frames, int) or \
+                self.loss_border_frames < 0:
+            raise OptionError(f'train.loss_border_frames: {self.loss_border_frames!r} is not a whole number of frames '
+                              '>= 0; fix it in the option file.')
+        if self.loss_border_frames and \
+                'output_frames' not in inspect.signature(self.get_bare_model(self.net_g).forward).parameters:
+            raise OptionError(f'train.loss_border_frames needs a network that reconstructs chosen frames '
+                              f'(SemanticLens); {self.opt["network_g"]["type"]} does not: remove it from the option file.')
         self.autocast = train_opt.get('autocast') or None
         if self.autocast is not None and self.autocast not in AUTOCAST_DTYPES:
             raise OptionError(f'train.autocast: {self.autocast!r} is not one of bf16, fp16, false; fix it in the '
@@ -534,7 +546,7 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
         if getattr(self, 'cri_mask', None) is not None:
             self.mask_targets, self.masks = self.masks, None
 
-    def _forward(self, net, lq, masks, flows=None):
+    def _forward(self, net, lq, masks, flows=None, **net_kwargs):
         """Run ``net`` on ``lq`` (b, t, c, h, w), passing instance ``masks`` (b, t, h, w) and the dataset's
         ``flows`` (b, 2, t - 1, 2, h, w) when given.
 
@@ -549,7 +561,7 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
                 raise OptionError(f'clips of {width}x{height} LR px are padded to min_input_size '
                                   f'{self.min_input_size}, which the flows of flow_root do not follow; use larger '
                                   'clips (gt_size) or remove flow_root.')
-        extra = {} if masks is None else {'masks': masks}
+        extra = dict(net_kwargs, **({} if masks is None else {'masks': masks}))
         if flows is not None:
             extra['flows'] = (flows[:, 0], flows[:, 1])
         output = net(lq, **extra)
@@ -581,15 +593,23 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
 
     def _training_forward(self):
         """Forward of the training batch into ``self.output``; returns the network's aux dict for the aux losses."""
+        extra = {}
+        if self.loss_border_frames:
+            frames, border = self.lq.size(1), self.loss_border_frames
+            if frames <= 2 * border:
+                raise OptionError(f'train.loss_border_frames {border} leaves no frame of the {frames}-frame training '
+                                  f'clips to learn from; use more frames (datasets.train.num_frame) or fewer border '
+                                  'frames.')
+            extra['output_frames'] = slice(border, frames - border)
         if not self.aux_losses:
-            self.output = self._forward(self.net_g, self.lq, self.masks, self.flows)
+            self.output = self._forward(self.net_g, self.lq, self.masks, self.flows, **extra)
             return None
         if self.min_input_size > min(self.lq.shape[-2:]):
             raise OptionError(f'training patches of {self.lq.shape[-1]}x{self.lq.shape[-2]} LR px would be padded to '
                               f'min_input_size {self.min_input_size}, which the mask and flow losses do not follow; '
                               'use a larger gt_size or remove train.mask_opt / mask_consistency_opt / '
                               'flow_photometric_opt.')
-        self.output, aux = self.net_g(self.lq, return_aux=True,
+        self.output, aux = self.net_g(self.lq, return_aux=True, **extra,
                                       **({} if self.flows is None else {'flows': (self.flows[:, 0], self.flows[:, 1])}))
         if aux['masks'] is None and (self.cri_mask is not None or self.cri_mask_consistency is not None):
             raise SLError('train.mask_opt / mask_consistency_opt need a network with its semantic branch '
@@ -605,6 +625,8 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
         A centre-frame network (EDVR; output (b, c, h, w)) is trained on the centre frame of the clip's GT.
         """
         gt = self.gt[:, self.gt.size(1) // 2] if self.output.dim() == 4 and self.gt.dim() == 5 else self.gt
+        if self.loss_border_frames:  # the frames the network reconstructed
+            gt = gt[:, self.loss_border_frames:gt.size(1) - self.loss_border_frames]
         l_total = 0
         loss_dict = OrderedDict()
         if self.cri_pix:
