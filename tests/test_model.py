@@ -222,7 +222,8 @@ def test_lr_mul_sets_named_modules_rates_the_longest_name_winning_over_flow_lr_m
             learning_rate_groups(net.named_parameters(), 1, bad)
 
 
-def test_loss_border_frames_trains_on_the_inner_frames_only_and_is_refused_where_it_cannot_apply(tmp_path):
+def test_loss_border_frames_and_pixels_train_on_the_inner_frames_and_pixels_only_and_bad_values_are_refused(
+        tmp_path):
     from sl_arch.utils.options import OptionError
     model, opt = build(tmp_path, num_frame=5)
     opt['train'] = dict(opt['train'], loss_border_frames=1)
@@ -249,6 +250,22 @@ def test_loss_border_frames_trains_on_the_inner_frames_only_and_is_refused_where
     model = build_model(dict(opt, train=dict(opt['train'], loss_border_frames=3)))
     model.feed_data(batch)
     with pytest.raises(OptionError, match='leaves no frame of the 5-frame training clips'):
+        model.optimize_parameters(1)
+    # and the patches' border: no loss on 2 LR px (8 GT px) of each side of the 64-px GT patches
+    model = build_model(dict(opt, train=dict(opt['train'], loss_border_frames=0, loss_border_pixels=2)))
+    model.feed_data(batch)
+    model._losses = losses
+    real_losses = model.__class__._losses.__get__(model)
+    model.optimize_parameters(1)
+    assert seen['output'].shape[-2:] == (64, 64)
+    assert seen['loss'] == pytest.approx(
+        model.cri_pix(seen['output'][..., 8:-8, 8:-8], model.gt[..., 8:-8, 8:-8]).item(), rel=1e-5)
+    for value in (-1, 'two'):
+        with pytest.raises(OptionError, match='train.loss_border_pixels: .* is not a whole number of LR pixels'):
+            build_model(dict(opt, train=dict(opt['train'], loss_border_pixels=value)))
+    model = build_model(dict(opt, train=dict(opt['train'], loss_border_pixels=8)))
+    model.feed_data(batch)
+    with pytest.raises(OptionError, match='leaves no pixel of the 64x64 GT patches'):
         model.optimize_parameters(1)
     edvr = dict(type='EDVR', num_in_ch=3, num_out_ch=3, num_feat=8, num_frame=5, deformable_groups=1,
                 num_extract_block=1, num_reconstruct_block=1, center_frame_idx=None, hr_in=False, with_predeblur=False,

@@ -340,6 +340,14 @@ _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_hrlr1e-3_lr3
 _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_inner_lr2e-3',
          f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_lr2e-3', 'no loss on the clips\' end frames',
          train={'loss_border_frames': 1})
+# the interval-1-2 row and the single-frame network with no loss on the outer 2 LR pixels (8 GT pixels) of each 24-px
+# training patch (train.loss_border_pixels): there a patch's DIS flow and warped neighbours lack what lies outside it,
+# which a whole test frame has; the single-frame network loses its convolutions' context there too
+_variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_border2_lr2e-3',
+         f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_lr2e-3', 'no loss on the patches\' 2-px border',
+         train={'loss_border_pixels': 2})
+_variant('SingleFrame_lean_border2', 'SingleFrame_lean', 'no loss on the patches\' 2-px border',
+         train={'loss_border_pixels': 2})
 _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_b1x14_lr2e-3', f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_lr2e-3',
          'batch 1 of 14-frame clips', budget={'batch_size': 1, 'num_frame': 14})
 # lean16 with IMAGE (the 1200-s row, lr 1e-3) with every residual block in the recurrent steps, as e0p3r0 above

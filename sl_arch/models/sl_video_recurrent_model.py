@@ -61,6 +61,14 @@ def is_flow_parameter(name):
     return any(key in name for key in FLOW_MODULE_KEYS)
 
 
+def _count_option(train_opt, key, unit):
+    """``train[key]``, a whole number >= 0 (default 0), or :class:`OptionError` naming it."""
+    value = train_opt.get(key) or 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise OptionError(f'train.{key}: {value!r} is not a whole number of {unit} >= 0; fix it in the option file.')
+    return value
+
+
 def learning_rate_groups(named_parameters, flow_lr_mul=1, lr_mul=None):
     """The parameters grouped by learning-rate multiplier: ``[(factor, [params]), ...]``, factor 1 first.
 
@@ -228,6 +236,8 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
     * ``train.loss_border_frames`` (int): the first and last that many frames of each training clip get no loss
       and are not reconstructed (networks whose forward takes ``output_frames``: SemanticLens); their
       features still carry the recurrent state to the others. Default 0.
+    * ``train.loss_border_pixels`` (int): no loss on that many LR pixels' worth of each GT patch's border (times
+      ``scale`` GT pixels), where a patch's flow and warped neighbours lack what lies outside it. Default 0.
     * ``train.lr_mul`` (dict): learning-rate multipliers by module name, e.g. ``{upsample: 0.5,
       conv_last: 0.5}`` (:func:`learning_rate_groups`); they apply over ``flow_lr_mul``.
     * ``train.cpu_seconds`` / ``train.gpu_seconds`` (number): the training budget, in CPU seconds
@@ -514,11 +524,9 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
         if self.aux_losses and 'return_aux' not in inspect.signature(self.get_bare_model(self.net_g).forward).parameters:
             raise OptionError(f'train.{self.aux_losses[0]} reads the instance masks and flows of SemanticLens; '
                               f'{self.opt["network_g"]["type"]} has none: remove it from the option file.')
-        self.loss_border_frames = train_opt.get('loss_border_frames') or 0
-        if isinstance(self.loss_border_frames, bool) or not isinstance(self.loss_border_frames, int) or \
-                self.loss_border_frames < 0:
-            raise OptionError(f'train.loss_border_frames: {self.loss_border_frames!r} is not a whole number of frames '
-                              '>= 0; fix it in the option file.')
+        self.loss_border_frames, self.loss_border_pixels = (
+            _count_option(train_opt, key, unit) for key, unit in (('loss_border_frames', 'frames'),
+                                                                  ('loss_border_pixels', 'LR pixels')))
         if self.loss_border_frames and \
                 'output_frames' not in inspect.signature(self.get_bare_model(self.net_g).forward).parameters:
             raise OptionError(f'train.loss_border_frames needs a network that reconstructs chosen frames '
@@ -627,12 +635,20 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
         gt = self.gt[:, self.gt.size(1) // 2] if self.output.dim() == 4 and self.gt.dim() == 5 else self.gt
         if self.loss_border_frames:  # the frames the network reconstructed
             gt = gt[:, self.loss_border_frames:gt.size(1) - self.loss_border_frames]
+        output = self.output
+        if self.loss_border_pixels:
+            border = self.loss_border_pixels * self.opt['scale']
+            if min(gt.shape[-2:]) <= 2 * border:
+                raise OptionError(f'train.loss_border_pixels {self.loss_border_pixels} leaves no pixel of the '
+                                  f'{gt.shape[-1]}x{gt.shape[-2]} GT patches to learn from; use larger patches '
+                                  '(datasets.train.gt_size) or a smaller border.')
+            output, gt = (image[..., border:-border, border:-border] for image in (output, gt))
         l_total = 0
         loss_dict = OrderedDict()
         if self.cri_pix:
-            loss_dict['l_pix'] = self.cri_pix(self.output, gt)
+            loss_dict['l_pix'] = self.cri_pix(output, gt)
         if self.cri_perceptual:
-            l_percep, l_style = self.cri_perceptual(self.output.reshape(-1, *gt.shape[-3:]),
+            l_percep, l_style = self.cri_perceptual(output.reshape(-1, *gt.shape[-3:]),
                                                     gt.reshape(-1, *gt.shape[-3:]))
             loss_dict.update((name, loss) for name, loss in (('l_percep', l_percep), ('l_style', l_style))
                              if loss is not None)

@@ -34,8 +34,8 @@ TOP_LEVEL_KEYS = ('name', 'model_type', 'scale', 'num_gpu', 'manual_seed', 'data
 #: BaseModel and ``train_pipeline``. A key the model starts to read belongs here too (a test
 #: compares the ``train`` and ``val`` lists with the model's source).
 TRAIN_KEYS = ('ema_decay', 'optim_g', 'scheduler', 'total_iter', 'warmup_iter', 'pixel_opt', 'perceptual_opt',
-              'fix_flow', 'flow_lr_mul', 'lr_mul', 'loss_border_frames', 'mask_opt', 'mask_consistency_opt',
-              'flow_photometric_opt', 'cpu_seconds', 'gpu_seconds', 'autocast', 'channels_last')
+              'fix_flow', 'flow_lr_mul', 'lr_mul', 'loss_border_frames', 'loss_border_pixels', 'mask_opt',
+              'mask_consistency_opt', 'flow_photometric_opt', 'cpu_seconds', 'gpu_seconds', 'autocast', 'channels_last')
 
 #: ``train.autocast`` values SLVideoRecurrentModel accepts (false: float32 training).
 AUTOCAST_VALUES = ('bf16', 'fp16')
