@@ -786,9 +786,9 @@ class SemanticLens(nn.Module):
                 (``train.loss_border_frames``); contiguous, step 1. Default: every frame.
 
         Returns:
-            Tensor: (b, t, num_out_ch, scale*h, scale*w) (t: the frames of ``output_frames``); with ``return_masks`` a tuple
-            (output, masks (b, t, n, h, w) or None when the semantic branch is off and no masks are given);
-            with ``return_aux`` a tuple (output, aux dict).
+            Tensor: (b, t, num_out_ch, scale*h, scale*w) (t: the frames of ``output_frames``); with
+            ``return_masks`` a tuple (output, masks (b, t, n, h, w) or None when the semantic branch is off and no
+            masks are given); with ``return_aux`` a tuple (output, aux dict).
         """
         self._check_input(lqs)
         b, t, c, h, w = lqs.shape

@@ -530,7 +530,8 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
         if self.loss_border_frames and \
                 'output_frames' not in inspect.signature(self.get_bare_model(self.net_g).forward).parameters:
             raise OptionError(f'train.loss_border_frames needs a network that reconstructs chosen frames '
-                              f'(SemanticLens); {self.opt["network_g"]["type"]} does not: remove it from the option file.')
+                              f'(SemanticLens); {self.opt["network_g"]["type"]} does not: remove it from the option '
+                              'file.')
         self.autocast = train_opt.get('autocast') or None
         if self.autocast is not None and self.autocast not in AUTOCAST_DTYPES:
             raise OptionError(f'train.autocast: {self.autocast!r} is not one of bf16, fp16, false; fix it in the '
