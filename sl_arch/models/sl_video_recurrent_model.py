@@ -557,7 +557,7 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
 
     def _forward(self, net, lq, masks, flows=None, **net_kwargs):
         """Run ``net`` on ``lq`` (b, t, c, h, w), passing instance ``masks`` (b, t, h, w) and the dataset's
-        ``flows`` (b, 2, t - 1, 2, h, w) when given.
+        ``flows`` (b, 2, t - 1, 2, h, w) when given, and ``net_kwargs`` (``output_frames`` in training).
 
         Clips smaller than ``min_input_size`` are padded first (:func:`pad_to_min_size`) and the
         output (b, t, c, s*h, s*w) cropped back to ``scale`` times the clip.
