@@ -215,6 +215,10 @@ def test_lr_mul_sets_named_modules_rates_the_longest_name_winning_over_flow_lr_m
     for name, param in model.net_g.named_parameters():
         assert rates[id(param)] == pytest.approx(1e-3 * (0.5 if name.startswith('upsample.') or
                                                           is_flow_parameter(name) else 1))
+    # without flow parameters (OpenCV's flow) the flow group stays, empty: the layout of earlier optimizer states
+    conv = torch.nn.Sequential(torch.nn.Conv2d(1, 1, 1))
+    assert [(factor, len(members)) for factor, members in learning_rate_groups(conv.named_parameters(), 0.25)] == \
+        [(1, 2), (0.25, 0)]
     for bad, message in (({'upsampler': 0.5}, "'upsampler' names no module of network_g"),
                          ({'upsample': 0}, 'train.lr_mul.upsample: 0 is not a positive number'),
                          ({'upsample': True}, 'not a positive number'), (0.5, 'is not a mapping')):

@@ -70,7 +70,8 @@ def _count_option(train_opt, key, unit):
 
 
 def learning_rate_groups(named_parameters, flow_lr_mul=1, lr_mul=None):
-    """The parameters grouped by learning-rate multiplier: ``[(factor, [params]), ...]``, factor 1 first.
+    """The parameters grouped by learning-rate multiplier: ``[(factor, [params]), ...]``, factor 1 first, then
+    ``flow_lr_mul`` (when not 1; the two groups kept even when empty, as before ``lr_mul`` existed).
 
     A parameter takes the factor of the longest module name in ``lr_mul`` (``{name: factor}``, ``train.lr_mul``)
     that it lies in (``upsample`` holds ``upsample.0.weight``, ``trunk.backward`` every parameter of that trunk);
@@ -90,7 +91,8 @@ def learning_rate_groups(named_parameters, flow_lr_mul=1, lr_mul=None):
             modules = sorted({param_name.split('.')[0] for param_name, _ in named})
             raise OptionError(f'train.lr_mul: {name!r} names no module of network_g with parameters; its modules are '
                               f'{", ".join(modules)} (a sub-module as "trunk.backward").')
-    groups = {1: []}
+    # the flow group stays when empty (rows with OpenCV's flow): checkpoints' optimizer states have its layout
+    groups = {1: [], **({flow_lr_mul: []} if flow_lr_mul != 1 else {})}
     for param_name, param in named:
         owners = [name for name in lr_mul if param_name == name or param_name.startswith(f'{name}.')]
         if owners:
@@ -98,7 +100,7 @@ def learning_rate_groups(named_parameters, flow_lr_mul=1, lr_mul=None):
         else:
             factor = flow_lr_mul if is_flow_parameter(param_name) else 1
         groups.setdefault(factor, []).append(param)
-    return [(factor, members) for factor, members in groups.items() if members]
+    return [(factor, members) for factor, members in groups.items() if members or factor in (1, flow_lr_mul)]
 
 
 def plain_options(value):
@@ -440,7 +442,7 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
         optim_type = optim_opt.pop('type')
         flow_lr_mul = train_opt.get('flow_lr_mul', 1)
         groups = learning_rate_groups(self.net_g.named_parameters(), flow_lr_mul, train_opt.get('lr_mul'))
-        if len(groups) == 1 and groups[0][0] == 1:
+        if len(groups) == 1:  # factor 1 only
             params = groups[0][1]
         else:
             params = [{'params': members, 'lr': optim_opt['lr'] * factor} for factor, members in groups]
