@@ -118,6 +118,18 @@ def reference_flow(ref, supp, scale):
     return downscale_flow(dis_flow(ref, supp), scale)
 
 
+def clip_reference_flows(frames, scale):
+    """:func:`reference_flow` between every two consecutive GT ``frames`` (t, H, W, 3) of a clip, both ways:
+    ``(backward, forward)``, each (t - 1, H // scale, W // scale, 2) float32; ``backward[i]`` lies at frame i and
+    points to where its pixels are in frame i + 1, ``forward[i]`` at frame i + 1, pointing into frame i."""
+    if len(frames) < 2:
+        empty = np.zeros((0, frames.shape[1] // scale, frames.shape[2] // scale, 2), np.float32)
+        return empty, empty.copy()
+    backward = np.stack([reference_flow(frames[i], frames[i + 1], scale) for i in range(len(frames) - 1)])
+    forward = np.stack([reference_flow(frames[i + 1], frames[i], scale) for i in range(len(frames) - 1)])
+    return backward, forward
+
+
 def downscale_flow(flow, scale):
     """Flow of a frame ``scale`` times larger, averaged over each LR pixel's block, in LR pixels."""
     if scale == 1:

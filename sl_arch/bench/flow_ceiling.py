@@ -29,25 +29,18 @@ FLOWS = ('own', 'oracle', 'zero')
 def flows_of_clip(kind, lqs, gts, scale=4):
     """``flows=`` of SemanticLens for one clip: ``(backward, forward)``, each (1, t - 1, 2, h, w), or None for the
     network's own estimate. ``lqs`` (t, c, h, w) LR frames, ``gts`` (t, c, H, W) GT frames in [0, 1], RGB."""
-    import numpy as np
     import torch
 
-    from sl_arch.bench.flow import reference_flow
+    from sl_arch.bench.flow import clip_reference_flows
     if kind == 'own':
         return None
     t, _, h, w = lqs.shape
     if kind == 'zero':
         zero = torch.zeros(1, t - 1, 2, h, w)
         return zero, zero.clone()
-    frames = gts.permute(0, 2, 3, 1).numpy()
-
-    def oracle(ref, supp):
-        return reference_flow(frames[ref], frames[supp], scale)[:h, :w]
-
     # backward[i] aligns frame i + 1 to frame i, forward[i] frame i to frame i + 1
-    backward = np.stack([oracle(i, i + 1) for i in range(t - 1)])
-    forward = np.stack([oracle(i + 1, i) for i in range(t - 1)])
-    return tuple(torch.from_numpy(flow).permute(0, 3, 1, 2)[None].float() for flow in (backward, forward))
+    flows = clip_reference_flows(gts.permute(0, 2, 3, 1).numpy(), scale)
+    return tuple(torch.from_numpy(flow[:, :h, :w]).permute(0, 3, 1, 2)[None].float() for flow in flows)
 
 
 def psnr_with_flows(net, test_set, kind):

@@ -32,15 +32,14 @@ def motion_map(gts, scale=4):
     repeated over its ``scale x scale`` GT pixels; 0 throughout for a clip of one frame."""
     import numpy as np
 
-    from sl_arch.bench.flow import reference_flow
+    from sl_arch.bench.flow import clip_reference_flows
     frames = gts.permute(0, 2, 3, 1).numpy()
     t, height, width = frames.shape[:3]
     h, w = height // scale, width // scale
+    backward, forward = (np.hypot(flow[..., 0], flow[..., 1]) for flow in clip_reference_flows(frames, scale))
     lr = np.zeros((t, h, w), np.float32)
-    for i in range(t - 1):
-        for ref, supp in ((i, i + 1), (i + 1, i)):
-            flow = reference_flow(frames[ref], frames[supp], scale)[:h, :w]
-            lr[ref] = np.maximum(lr[ref], np.hypot(flow[..., 0], flow[..., 1]))
+    lr[:-1] = backward  # frame i to frame i + 1
+    lr[1:] = np.maximum(lr[1:], forward)  # frame i + 1 to frame i
     hr = np.zeros((t, height, width), np.float32)
     hr[:, :h * scale, :w * scale] = lr.repeat(scale, axis=1).repeat(scale, axis=2)
     if height > h * scale or width > w * scale:  # a GT edge past the last whole LR pixel: that pixel's motion
