@@ -240,6 +240,8 @@ def test_every_option_file_of_the_repository_passes_the_checks(path):
      "io_backend type 'lmbd' is not supported"),
     (lambda opt: opt['datasets']['train'].pop('batch_size_per_gpu'), 'datasets.train has no batch_size_per_gpu'),
     (lambda opt: opt.update(num_gpu='all'), "num_gpu: 'all' is not auto or an integer >= 0"),
+    (lambda opt: (opt['train'].update(loss_border_frames=1), opt.update(network_g={'type': 'SLFrameWise'})),
+     'train.loss_border_frames needs a network that reconstructs chosen frames (SemanticLens); SLFrameWise does not'),
 ])
 def test_other_option_mistakes_are_one_line(tmp_path, change, message):
     opt = make_options(tmp_path / 'data')

@@ -220,7 +220,7 @@ def test_lr_mul_sets_named_modules_rates_the_longest_name_winning_over_flow_lr_m
     assert [(factor, len(members)) for factor, members in learning_rate_groups(conv.named_parameters(), 0.25)] == \
         [(1, 2), (0.25, 0)]
     for bad, message in (({'upsampler': 0.5}, "'upsampler' names no module of network_g"),
-                         ({'upsample': 0}, 'train.lr_mul.upsample: 0 is not a positive number'),
+                         ({'upsample': 0}, 'train.lr_mul: upsample: 0 is not a positive number'),
                          ({'upsample': True}, 'not a positive number'), (0.5, 'is not a mapping')):
         with pytest.raises(OptionError, match=message):
             learning_rate_groups(net.named_parameters(), 1, bad)
@@ -248,7 +248,8 @@ def test_loss_border_frames_and_pixels_train_on_the_inner_frames_and_pixels_only
     assert seen['output'].shape[1] == 3 and batch['gt'].shape[1] == 5
     assert seen['loss'] == pytest.approx(model.cri_pix(seen['output'], model.gt[:, 1:4]).item(), rel=1e-5)
     assert any(not torch.equal(before[name], param) for name, param in model.net_g.named_parameters())
-    for value, message in ((-1, 'is not a whole number of frames'), (1.5, 'is not a whole number of frames')):
+    for value, message in ((-1, 'loss_border_frames: -1 is not an integer >= 0'),
+                           (1.5, 'loss_border_frames: 1.5 is not an integer >= 0')):
         with pytest.raises(OptionError, match=message):
             build_model(dict(opt, train=dict(opt['train'], loss_border_frames=value)))
     model = build_model(dict(opt, train=dict(opt['train'], loss_border_frames=3)))
@@ -265,7 +266,7 @@ def test_loss_border_frames_and_pixels_train_on_the_inner_frames_and_pixels_only
     assert seen['loss'] == pytest.approx(
         model.cri_pix(seen['output'][..., 8:-8, 8:-8], model.gt[..., 8:-8, 8:-8]).item(), rel=1e-5)
     for value in (-1, 'two'):
-        with pytest.raises(OptionError, match='train.loss_border_pixels: .* is not a whole number of LR pixels'):
+        with pytest.raises(OptionError, match='train: loss_border_pixels: .* is not an integer >= 0'):
             build_model(dict(opt, train=dict(opt['train'], loss_border_pixels=value)))
     model = build_model(dict(opt, train=dict(opt['train'], loss_border_pixels=8)))
     model.feed_data(batch)

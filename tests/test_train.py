@@ -233,8 +233,8 @@ def test_sl_train_with_a_cpu_budget_stops_after_the_iteration_that_spends_it_the
     assert 'End of training' in read_train_log(experiment)
 
 
-def test_sl_train_refuses_two_budgets_and_an_unknown_autocast_in_one_line_before_writing(tmp_path, monkeypatch,
-                                                                                         capsys):
+def test_sl_train_refuses_two_budgets_an_unknown_autocast_and_bad_train_values_in_one_line_before_writing(
+        tmp_path, monkeypatch, capsys):
     import pytest
 
     from sl_arch.train import main
@@ -242,7 +242,11 @@ def test_sl_train_refuses_two_budgets_and_an_unknown_autocast_in_one_line_before
     for change, message in (({'cpu_seconds': 1, 'gpu_seconds': 1}, 'has both cpu_seconds and gpu_seconds'),
                             ({'autocast': 'fp8'}, "train.autocast: 'fp8' is not one of bf16, fp16, false"),
                             ({'cpu_seconds': -3}, 'cpu_seconds: -3 is not a positive number of seconds'),
-                            ({'channels_last': 'yes'}, "train: channels_last: 'yes' is not true or false")):
+                            ({'channels_last': 'yes'}, "train: channels_last: 'yes' is not true or false"),
+                            ({'loss_border_frames': -1}, 'train: loss_border_frames: -1 is not an integer >= 0'),
+                            ({'loss_border_pixels': 1.5}, 'train: loss_border_pixels: 1.5 is not an integer >= 0'),
+                            ({'lr_mul': 0.5}, 'train: lr_mul: 0.5 is not a mapping'),
+                            ({'lr_mul': {'upsample': 0}}, 'train.lr_mul: upsample: 0 is not a positive number')):
         options = make_options(tmp_path / 'data')
         options['train'].update(change)
         with pytest.raises(SystemExit) as exit_info:

@@ -47,7 +47,7 @@ from sl_arch.utils.errors import SLError
 from sl_arch.utils.ensemble import with_ensembles
 from sl_arch.utils.files import write_json
 from sl_arch.utils.metrics import average_over_sequences
-from sl_arch.utils.options import OptionError
+from sl_arch.utils.options import OptionError, check_lr_mul, check_sl_train_values
 from sl_arch.utils.resume import restore_rng_state, rng_state
 from sl_arch.utils.tiling import forward_video
 
@@ -61,14 +61,6 @@ def is_flow_parameter(name):
     return any(key in name for key in FLOW_MODULE_KEYS)
 
 
-def _count_option(train_opt, key, unit):
-    """``train[key]``, a whole number >= 0 (default 0), or :class:`OptionError` naming it."""
-    value = train_opt.get(key) or 0
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise OptionError(f'train.{key}: {value!r} is not a whole number of {unit} >= 0; fix it in the option file.')
-    return value
-
-
 def learning_rate_groups(named_parameters, flow_lr_mul=1, lr_mul=None):
     """The parameters grouped by learning-rate multiplier: ``[(factor, [params]), ...]``, factor 1 first, then
     ``flow_lr_mul`` (when not 1; the two groups kept even when empty, as before ``lr_mul`` existed).
@@ -79,14 +71,9 @@ def learning_rate_groups(named_parameters, flow_lr_mul=1, lr_mul=None):
     holds no parameter or a factor that is not a positive number is refused (:class:`OptionError`).
     """
     named = list(named_parameters)
-    if lr_mul is not None and not isinstance(lr_mul, dict):
-        raise OptionError(f'train.lr_mul: {lr_mul!r} is not a mapping; give module names and multipliers, e.g. '
-                          '{upsample: 0.5, conv_last: 0.5}.')
+    check_lr_mul(lr_mul)
     lr_mul = dict(lr_mul or {})
-    for name, factor in lr_mul.items():
-        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor > 0:
-            raise OptionError(f'train.lr_mul.{name}: {factor!r} is not a positive number; give a learning-rate '
-                              'multiplier such as 0.5.')
+    for name in lr_mul:
         if not any(param_name == name or param_name.startswith(f'{name}.') for param_name, _ in named):
             modules = sorted({param_name.split('.')[0] for param_name, _ in named})
             raise OptionError(f'train.lr_mul: {name!r} names no module of network_g with parameters; its modules are '
@@ -513,8 +500,10 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
         ``train.flow_photometric_opt`` (``{type: SLPhotometricFlowLoss}``) trains the flow warper on
         the LR frames themselves. These read the network's ``return_aux`` outputs (SemanticLens).
         """
-        super().init_training_settings()
         train_opt = self.opt['train']
+        # sl-train checked these before writing anything; again for a model built otherwise (BasicSR's build_model)
+        check_sl_train_values(train_opt, type(self.get_bare_model(self.net_g)))
+        super().init_training_settings()
 
         def optional_loss(key):
             return build_loss(train_opt[key]).to(self.device) if train_opt.get(key) else None
@@ -526,14 +515,8 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
         if self.aux_losses and 'return_aux' not in inspect.signature(self.get_bare_model(self.net_g).forward).parameters:
             raise OptionError(f'train.{self.aux_losses[0]} reads the instance masks and flows of SemanticLens; '
                               f'{self.opt["network_g"]["type"]} has none: remove it from the option file.')
-        self.loss_border_frames, self.loss_border_pixels = (
-            _count_option(train_opt, key, unit) for key, unit in (('loss_border_frames', 'frames'),
-                                                                  ('loss_border_pixels', 'LR pixels')))
-        if self.loss_border_frames and \
-                'output_frames' not in inspect.signature(self.get_bare_model(self.net_g).forward).parameters:
-            raise OptionError(f'train.loss_border_frames needs a network that reconstructs chosen frames '
-                              f'(SemanticLens); {self.opt["network_g"]["type"]} does not: remove it from the option '
-                              'file.')
+        self.loss_border_frames = train_opt.get('loss_border_frames') or 0
+        self.loss_border_pixels = train_opt.get('loss_border_pixels') or 0
         self.autocast = train_opt.get('autocast') or None
         if self.autocast is not None and self.autocast not in AUTOCAST_DTYPES:
             raise OptionError(f'train.autocast: {self.autocast!r} is not one of bf16, fp16, false; fix it in the '

@@ -139,6 +139,7 @@ KINDS = {
     'int>=0': ('an integer >= 0', lambda value: _is_int(value) and value >= 0),
     'int': ('an integer', _is_int),
     'number': ('a number', _is_number),
+    'number>0': ('a positive number', lambda value: _is_number(value) and value > 0),
     'bool': ('true or false', lambda value: isinstance(value, bool)),
     'str': ('a string', lambda value: isinstance(value, str)),
     'dict': ('a mapping (key: value lines)', lambda value: isinstance(value, dict)),
@@ -335,6 +336,31 @@ def check_options(opt, path, is_train, check_paths=True):
                                  if key == 'pretrain_network_g' else ' or set it to ~.'))
 
 
+#: Kinds of SLVideoRecurrentModel's own ``train`` counts, checked before BasicSR writes anything
+#: (:func:`_check_sl_model_values`) and again by the model (:func:`check_sl_train_values`).
+SL_TRAIN_KINDS = {'loss_border_frames': 'int>=0', 'loss_border_pixels': 'int>=0'}
+
+
+def check_lr_mul(lr_mul, where='train'):
+    """``train.lr_mul`` (under ``where``): None or a mapping of module names to positive numbers; else OptionError."""
+    check_option_types({'lr_mul': lr_mul}, {'lr_mul': 'dict'}, where)
+    check_option_types(lr_mul or {}, dict.fromkeys(lr_mul or {}, 'number>0'), f'{where}.lr_mul')
+
+
+def check_sl_train_values(train, network_cls, where='train'):
+    """The values of :data:`SL_TRAIN_KINDS` and ``lr_mul`` (:func:`check_lr_mul`) in ``train``, and
+    ``loss_border_frames`` only for a network whose forward takes ``output_frames`` (``network_cls``: SemanticLens).
+
+    Raises:
+        OptionError: naming the key (under ``where``), its value and the fix.
+    """
+    check_option_types(train, SL_TRAIN_KINDS, where)
+    check_lr_mul(train.get('lr_mul'), where)
+    if train.get('loss_border_frames') and 'output_frames' not in inspect.signature(network_cls.forward).parameters:
+        raise OptionError(f'{where}.loss_border_frames needs a network that reconstructs chosen frames (SemanticLens); '
+                          f'{network_cls.__name__} does not: remove it from the option file.')
+
+
 def _check_sl_model_values(opt, path, is_train):
     """Values of SLVideoRecurrentModel's own keys: time budgets, autocast, channels_last, min_input_size,
     BudgetCosineLR."""
@@ -353,6 +379,8 @@ def _check_sl_model_values(opt, path, is_train):
     if budgets == ['gpu_seconds'] and not _cuda_available():
         raise OptionError(f'{where}.gpu_seconds needs CUDA, which this machine does not have; use cpu_seconds.')
     check_option_types(train, {'channels_last': 'bool'}, where)
+    from basicsr.utils.registry import ARCH_REGISTRY
+    check_sl_train_values(train, ARCH_REGISTRY.get(opt['network_g']['type']), where)
     if train.get('autocast') not in (None, False, *AUTOCAST_VALUES):
         raise OptionError(f'{where}.autocast: {train["autocast"]!r} is not one of {", ".join(AUTOCAST_VALUES)}, '
                           'false; fix it.')
