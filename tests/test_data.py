@@ -209,6 +209,36 @@ def test_camera_shake_needs_lr_frames_made_by_bi_or_bd_and_no_maps_that_cannot_f
         build_dataset(train_opt(real_root, camera_shake=-1))
 
 
+def test_motion_crops_keeps_the_crop_whose_frames_change_most_and_its_gt_and_flows_with_it(tmp_path):
+    still = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)  # an LR frame of 16x16
+    for kind, scale in (('GT', 4), ('LR', 1)):
+        folder = tmp_path / kind / 'clip'
+        folder.mkdir(parents=True)
+        for number in range(5):
+            lr = still.copy()
+            lr[:, 12:] = 50 * number  # only the 4 right-hand LR columns change from frame to frame
+            cv2.imwrite(str(folder / f'{number:08d}.png'), np.repeat(np.repeat(lr, scale, 0), scale, 1))
+    opt = synthetic_opt(tmp_path, gt_size=16, num_frame=3)  # LR crops of 4x4: 13 x 13 places
+
+    def in_changing_columns(item):
+        return bool((item['lq'].diff(dim=0) != 0).all())
+
+    moving = build_dataset(dict(opt, motion_crops=200, dis_flows=True))
+    for draw in range(8):
+        item = moving[(0, draw)]
+        assert in_changing_columns(item)
+        assert torch.equal(item['gt'][..., ::4, ::4], item['lq'])  # the GT crop at the LR crop's place
+        assert item['flows'].shape == (2, 2, 2, 4, 4)
+    plain = build_dataset(opt)  # one random crop, BasicSR's: at the right-hand columns one time in 13
+    assert sum(in_changing_columns(plain[(0, draw)]) for draw in range(40)) < 15
+    for bad in (0, 1.5):
+        with pytest.raises(SLError, match='motion_crops'):
+            build_dataset(dict(opt, motion_crops=bad))
+    with pytest.raises(SLError, match='camera_shake crops each frame at its own place, so motion_crops cannot pick '
+                                      'among crops of the window; remove one of them'):
+        build_dataset(dict(opt, motion_crops=2, camera_shake=1))
+
+
 def test_reds_layout_uses_only_the_clips_of_the_meta_info_file(tmp_path):
     write_clip(tmp_path, '000', [1, 2, 3, 4, 5])
     write_clip(tmp_path, '011', [6, 7, 8, 9, 10])

@@ -88,6 +88,10 @@ class SLVideoRecurrentDataset(data.Dataset):
                 trained with it lost 1.1 dB on real held-out footage and 3.8 dB on the validation shots (README,
                 twenty-fourth round), where the single-frame network did not change: see it as a tool for
                 experiments, not a default. Default: 0 (off).
+            motion_crops (int): Draw this many random crops of the window and keep the one whose LR frames differ
+                most from one frame to the next (mean absolute difference): patches where something textured moves,
+                from which a video network learns to use its neighbours, instead of still or flat ones, which teach
+                it nothing a single frame would not. 1 is BasicSR's one random crop, drawn as before. Default: 1.
         Any other key is an error (besides BasicSR's data-loader keys, see
         :data:`~sl_arch.data.clips.LOADER_KEYS`).
 
@@ -108,7 +112,7 @@ class SLVideoRecurrentDataset(data.Dataset):
     #: Kinds of this dataset's own option keys (see :data:`sl_arch.utils.options.KINDS`).
     OPTION_KINDS = {'num_frame': 'int>0', 'gt_size': 'int>0', 'interval_list': 'list[int>0]', 'random_reverse': 'bool',
                     'use_hflip': 'bool', 'use_rot': 'bool', 'cache_frames': 'bool', 'dis_flows': 'bool',
-                    'camera_shake': 'int>=0'}
+                    'camera_shake': 'int>=0', 'motion_crops': 'int>0'}
     REQUIRED_OPTIONS = ('dataroot_gt', 'dataroot_lq', 'num_frame', 'gt_size')
     OPTION_KEYS = dataset_option_keys(OPTION_KINDS)
 
@@ -141,6 +145,10 @@ class SLVideoRecurrentDataset(data.Dataset):
         if self.gt_size % self.scale:
             raise SLError(f'gt_size {self.gt_size} is not a multiple of scale {self.scale}; change gt_size.')
         self.camera_shake = opt.get('camera_shake', 0)
+        self.motion_crops = opt.get('motion_crops', 1)
+        if self.camera_shake and self.motion_crops > 1:
+            raise SLError(f'datasets.{opt.get("phase", "train")}: camera_shake crops each frame at its own place, so '
+                          'motion_crops cannot pick among crops of the window; remove one of them.')
         maps = [key for key in ('semantics_root', 'flow_root', 'dis_flows') if opt.get(key)]
         if self.camera_shake and maps:
             raise SLError(f'datasets.{opt.get("phase", "train")}.camera_shake moves the frames, and the maps of '
@@ -271,9 +279,16 @@ class SLVideoRecurrentDataset(data.Dataset):
             raise SLError(f'clip {clip.name!r} LR frames are {lq_w}x{lq_h}, smaller than the LR crop {lq_size} '
                           f'(gt_size {self.gt_size} / scale {self.scale}); lower gt_size.')
         num, num_masks = len(lq_imgs), len(masks or [])
-        # BasicSR's crop, the masks and flows cropped as LR maps with the frames; its lists of one come back bare
-        gt_imgs, lq_maps = (maps if isinstance(maps, list) else [maps] for maps in paired_random_crop(
-            gt_imgs, lq_imgs + (masks or []) + (flows or []), self.gt_size, self.scale))
+        lq_maps = lq_imgs + (masks or []) + (flows or [])
+        if self.motion_crops > 1:
+            top, left = self._moving_crop(lq_imgs, lq_size)
+            gt_imgs = [img[top * self.scale:(top + lq_size) * self.scale, left * self.scale:(left + lq_size) * self.scale]
+                       for img in gt_imgs]
+            lq_maps = [img[top:top + lq_size, left:left + lq_size] for img in lq_maps]
+        else:
+            # BasicSR's crop, the masks and flows cropped as LR maps with the frames; its lists of one come back bare
+            gt_imgs, lq_maps = (maps if isinstance(maps, list) else [maps] for maps in paired_random_crop(
+                gt_imgs, lq_maps, self.gt_size, self.scale))
         # copies: augment flips in place, and kept frames (cache_frames) are read-only
         gt_imgs, lq_imgs = [img.copy() for img in gt_imgs], [img.copy() for img in lq_maps[:num]]
         if masks is not None:
@@ -281,6 +296,19 @@ class SLVideoRecurrentDataset(data.Dataset):
         if flows is not None:
             flows = [flow.copy() for flow in lq_maps[num + num_masks:]]
         return gt_imgs, lq_imgs, masks, flows
+
+    def _moving_crop(self, lq_imgs, lq_size):
+        """``motion_crops``' choice: the LR (top, left) of ``lq_size`` among that many random ones where the frames
+        ``lq_imgs`` differ most from one to the next."""
+        lq_h, lq_w = lq_imgs[0].shape[:2]
+        best = None
+        for _ in range(self.motion_crops):
+            top, left = random.randint(0, lq_h - lq_size), random.randint(0, lq_w - lq_size)
+            window = np.stack([img[top:top + lq_size, left:left + lq_size] for img in lq_imgs])
+            change = float(np.abs(np.diff(window, axis=0)).mean()) if len(lq_imgs) > 1 else 0.
+            if best is None or change > best[0]:
+                best = (change, top, left)
+        return best[1], best[2]
 
     def __getitem__(self, index):
         """One training item; ``index`` is an int, or an ``(index, draw)`` pair from sl-train's sampler.
