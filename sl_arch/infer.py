@@ -39,6 +39,7 @@ from sl_arch.utils.ensemble import ENSEMBLES, with_ensembles
 from sl_arch.utils.errors import SLError, cli_entry
 from sl_arch.utils.files import (check_writable, is_temporary, output_error, path_relation,
                                  remove_stale_temporaries, write_json)
+from sl_arch.utils.precision import check_cpu_autocast
 from sl_arch.utils.tiling import (PADDINGS, TemporalBlender, first_window_for, forward_window, plan_windows,
                                   sliding_frame_indices)
 
@@ -137,6 +138,8 @@ def autocast_dtype(precision, device):
     if dtype is torch.float16 and device.type != 'cuda':
         raise SLError(f'--precision fp16 needs a CUDA GPU (--device {device}); on a CPU use --precision bf16 '
                       'or fp32.')
+    if device.type == 'cpu':
+        check_cpu_autocast(dtype, f'--precision {precision}', 'use --precision fp32')
     if dtype is torch.bfloat16 and device.type == 'cuda' and not torch.cuda.is_bf16_supported():
         raise SLError(f'--precision bf16: GPU {torch.cuda.get_device_name(device)} has no bfloat16 arithmetic; '
                       'use --precision fp16 or fp32.')

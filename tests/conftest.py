@@ -12,12 +12,28 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+import pytest
 import torch
 import yaml
 
 import sl_arch  # noqa: F401  (install the torchvision shim and register before any test imports basicsr)
 
 torch.set_num_threads(1)
+
+
+@pytest.fixture
+def slow_cpu_autocast(monkeypatch):
+    """bf16 / fp16 autocast allowed on a CPU without their arithmetic, which ``sl_arch.utils.precision`` refuses
+    there (PyTorch's slow path), so that the mixed-precision code paths are tested on any CPU."""
+    monkeypatch.setenv('SL_SLOW_CPU_AUTOCAST', '1')
+
+
+@pytest.fixture
+def cpu_without_bf16(monkeypatch):
+    """This CPU seen as one without bf16 / fp16 arithmetic (an AVX2 CPU), whatever it has, and no override."""
+    from sl_arch.utils import precision
+    monkeypatch.setattr(precision, 'cpu_has_native', lambda name: False)
+    monkeypatch.delenv('SL_SLOW_CPU_AUTOCAST', raising=False)
 
 
 #: A SemanticLens small enough for a few CPU iterations per second.

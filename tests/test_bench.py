@@ -600,7 +600,7 @@ def test_a_row_trained_with_averaged_weights_is_tested_with_them(tmp_path, monke
     assert [payload['param_key'] for payload in payloads] == ['params', 'params_ema']
 
 
-def test_autocast_and_channels_last_reach_every_rows_training_only_when_asked():
+def test_autocast_and_channels_last_reach_every_rows_training_only_when_asked(slow_cpu_autocast):
     import torch
     train_set = {'name': 'train', 'type': 'SLVideoRecurrentDataset', 'dataroot_gt': 'gt', 'dataroot_lq': 'lq',
                  'io_backend': {'type': 'disk'}}
@@ -618,6 +618,17 @@ def test_autocast_and_channels_last_reach_every_rows_training_only_when_asked():
     if not torch.cuda.is_available():
         with pytest.raises(SLError, match='--autocast fp16 needs CUDA'):
             compare.mode_budget(compare.parse_args(['--quick', '--autocast', 'fp16']))
+
+
+def test_sl_bench_refuses_bf16_on_a_cpu_without_its_arithmetic_before_training_anything(cpu_without_bf16):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip('with CUDA every row trains on the GPU')
+    with pytest.raises(SLError, match=r"^--autocast bf16 on this CPU \(\w+, without AVX-512 BF16 or AMX\) would run every "
+                                      r"convolution on PyTorch's slow path, about 9-18x slower than float32; leave "
+                                      r"--autocast out to train every row in float32\.$"):
+        compare.mode_budget(compare.parse_args(['--quick', '--autocast', 'bf16']))
+    assert 'autocast' not in compare.mode_budget(compare.parse_args(['--quick']))[1]  # float32 runs as before
 
 
 def test_step_time_prints_each_networks_iteration_time_per_arithmetic_and_refuses_bad_options(capsys):

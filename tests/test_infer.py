@@ -491,7 +491,7 @@ def test_frames_after_a_cut_equal_the_second_shot_upscaled_alone(data, tmp_path,
     assert not np.array_equal(read_folder(tmp_path / 'one_shot', 20)[10:], read_folder(tmp_path / 'alone', 10))
 
 
-def test_bf16_stays_close_to_fp32_and_fp16_is_refused_on_a_cpu(data, tmp_path, capsys):
+def test_bf16_stays_close_to_fp32_and_fp16_is_refused_on_a_cpu(data, tmp_path, capsys, slow_cpu_autocast):
     run('-i', data['folder'], '-o', tmp_path / 'fp32', '--weights', data['sl'], '--chunk', 0)
     run('-i', data['folder'], '-o', tmp_path / 'bf16', '--weights', data['sl'], '--chunk', 0, '--precision', 'bf16')
     difference = read_folder(tmp_path / 'bf16', NUM_FRAMES).astype(float) - read_folder(tmp_path / 'fp32', NUM_FRAMES)
@@ -503,3 +503,13 @@ def test_bf16_stays_close_to_fp32_and_fp16_is_refused_on_a_cpu(data, tmp_path, c
     assert message == ('error: --precision fp16 needs a CUDA GPU (--device cpu); on a CPU use --precision bf16 '
                        'or fp32.')
     assert not (tmp_path / 'fp16').exists()
+
+
+def test_bf16_is_refused_on_a_cpu_without_its_arithmetic_before_anything_is_written(data, tmp_path, capsys,
+                                                                                     cpu_without_bf16):
+    message = expect_error(capsys, '-i', data['folder'], '-o', tmp_path / 'bf16', '--weights', data['sl'],
+                           '--precision', 'bf16', '--device', 'cpu')
+    assert message.startswith('error: --precision bf16 on this CPU (') and message.endswith(
+        "without AVX-512 BF16 or AMX) would run every convolution on PyTorch's slow path, about 9-18x slower than "
+        'float32; use --precision fp32.')
+    assert not (tmp_path / 'bf16').exists()

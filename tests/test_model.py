@@ -13,7 +13,7 @@ from basicsr.data import build_dataloader, build_dataset
 from basicsr.models import build_model
 from basicsr.utils.options import ordered_yaml
 from sl_arch.models.sl_video_recurrent_model import is_flow_parameter
-from sl_arch.utils.errors import CheckpointError
+from sl_arch.utils.errors import CheckpointError, SLError
 from tests.conftest import TINY_NET, make_options
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -289,7 +289,7 @@ def test_a_time_scheduler_without_a_budget_and_both_budgets_are_refused(tmp_path
 
 
 @pytest.mark.parametrize('autocast', ['bf16', 'fp16'])
-def test_mixed_precision_training_step_updates_the_weights_with_a_float32_loss(tmp_path, autocast):
+def test_mixed_precision_training_step_updates_the_weights_with_a_float32_loss(tmp_path, autocast, slow_cpu_autocast):
     model, opt = build(tmp_path)
     opt = dict(opt, train=dict(opt['train'], autocast=autocast))
     torch.manual_seed(0)
@@ -307,6 +307,16 @@ def test_mixed_precision_training_step_updates_the_weights_with_a_float32_loss(t
     assert model.clock.iterations == 1
     with pytest.raises(Exception, match="train.autocast: 'bf32' is not one of bf16, fp16, false"):
         build_model(dict(opt, train=dict(opt['train'], autocast='bf32')))
+
+
+@pytest.mark.parametrize('autocast', ['bf16', 'fp16'])
+def test_mixed_precision_on_a_cpu_without_its_arithmetic_is_refused_by_the_model_too(tmp_path, autocast,
+                                                                                     cpu_without_bf16):
+    _, opt = build(tmp_path)
+    with pytest.raises(SLError, match=rf'^train.autocast: {autocast} on this CPU .* slower than float32; remove it from '
+                                      r'the option file to train in float32, or train on a GPU\.$'):
+        build_model(dict(opt, train=dict(opt['train'], autocast=autocast)))
+    build_model(opt)  # float32: nothing to refuse
 
 
 def test_channels_last_training_keeps_the_weights_channels_last_and_matches_the_default_order(tmp_path):

@@ -67,7 +67,8 @@ def test_report_files_are_ours_or_refused(tmp_path):
         throughput.check_report_folder(str(tmp_path / 'mine'))
 
 
-def test_precision_benchmark_scores_each_precision_against_the_ground_truth_and_the_fp32_output(tmp_path):
+def test_precision_benchmark_scores_each_precision_against_the_ground_truth_and_the_fp32_output(tmp_path,
+                                                                                            slow_cpu_autocast):
     gt_root, lq_root = write_clips(tmp_path / 'data', clips=1, frames=4)
     weights = tmp_path / 'net.pth'
     throughput.make_checkpoint(weights, TINY_NET)

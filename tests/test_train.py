@@ -233,6 +233,24 @@ def test_sl_train_with_a_cpu_budget_stops_after_the_iteration_that_spends_it_the
     assert 'End of training' in read_train_log(experiment)
 
 
+def test_sl_train_refuses_bf16_on_a_cpu_without_its_arithmetic_in_one_line_before_writing(tmp_path, monkeypatch,
+                                                                                          capsys, cpu_without_bf16):
+    import pytest
+
+    from sl_arch.train import main
+    monkeypatch.chdir(tmp_path)
+    options = make_options(tmp_path / 'data')
+    options['train']['autocast'] = 'bf16'
+    path = write_options(tmp_path / 'train.yml', options)
+    with pytest.raises(SystemExit) as exit_info:
+        main(['-opt', path])
+    error = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(error) == 1
+    assert error[0].startswith(f'error: option file {path}: train.autocast: bf16 on this CPU (') and error[0].endswith(
+        'slower than float32; remove it to train in float32, or train on a GPU.')
+    assert not (tmp_path / 'experiments').exists()
+
+
 def test_sl_train_refuses_two_budgets_an_unknown_autocast_and_bad_train_values_in_one_line_before_writing(
         tmp_path, monkeypatch, capsys):
     import pytest

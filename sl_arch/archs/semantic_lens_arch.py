@@ -127,7 +127,8 @@ class SemanticLens(nn.Module):
             [-0.5, 0.5]; 0 where the frame stands in for a missing neighbour), two more input channels per neighbour.
             Detail beyond the frame's own sampling is in where the neighbours' samples sit between its pixels, which a
             warp alone does not say. Ours; ``2 * 2 * neighbour_radius * num_feat * 9`` more parameters. In
-            ``sl-bench``'s 300-s trainings it lost 0.05-0.1 dB (README, twenty-second round). Default: False.
+            ``sl-bench``'s 300-s trainings it lost 0.05-0.1 dB (docs/benchmark-rounds.md, twenty-second round).
+            Default: False.
         neighbour_sampling (str): With ``neighbour_input``, how the neighbours' LR frames are read at the flow's
             positions: ``'bilinear'`` interpolates between their pixels (smooths what it moves by a fraction of a
             pixel); ``'nearest'`` takes the nearest pixel as it is, its offset from the position being what
@@ -136,16 +137,16 @@ class SemanticLens(nn.Module):
             more than the offsets alone in ``sl-bench``'s 300-s trainings. ``'bicubic'`` interpolates with cubic
             convolution (PyTorch's ``grid_sample``, a = -0.75), which smooths less than bilinear interpolation what lies
             between the pixels: the neighbours' detail beyond the frame's own sampling, which a video network draws on,
-            survives the warp better; it did not help in ``sl-bench``'s 300-s trainings (README, twenty-third round).
-            Default: 'bilinear'.
+            survives the warp better; it did not help in ``sl-bench``'s 300-s trainings (docs/benchmark-rounds.md,
+            twenty-third round). Default: 'bilinear'.
         neighbour_scale (float): With ``neighbour_difference``, the differences are multiplied by this before the
             extractor reads them. Aligned neighbours differ little from their frame (on ``sl-bench``'s training
             patches the differences' standard deviation is 0.07 against the frames' 0.24), so a step of the optimiser
             on the weights that read them moves the features about a third as far as one on the frame's weights
             (Adam's steps are the same size for every weight): a scale near 4 gives both the same reach from the
             start. The same network as weights scaled by it, learned at a rate scaled by it. Ours. In ``sl-bench``'s
-            300-s trainings x4 and x8 did not help (-0.03 and -0.05 dB against x1, four seeds; README, twenty-ninth
-            round): the input's scale is not what slows learning to use the neighbours. Default: 1.0.
+            300-s trainings x4 and x8 did not help (-0.03 and -0.05 dB against x1, four seeds; docs/benchmark-rounds.md,
+            twenty-ninth round): the input's scale is not what slows learning to use the neighbours. Default: 1.0.
         align_gate (bool): Alignment confidence: after the flow warp, the propagated features are scaled at
             each pixel by a gate learned from two measures of where the flow fails, the error of the
             neighbour's LR frame warped onto the frame (mean over channels) and the forward-backward
@@ -177,8 +178,8 @@ class SemanticLens(nn.Module):
             so each weight learns from both passes' frames and motions at every iteration, at the same compute and
             with the trunk's parameters once (the lean 300-s rows: 0.111M instead of 0.185M). The forward pass still
             reads the backward pass's features through its own 1x1 convolution first. Ours, not the paper's. In
-            ``sl-bench``'s 300-s trainings it lost 0.11 dB, 0.2 on the validation shots (README, twenty-fifth round).
-            Default: False.
+            ``sl-bench``'s 300-s trainings it lost 0.11 dB, 0.2 on the validation shots (docs/benchmark-rounds.md,
+            twenty-fifth round). Default: False.
         recurrent (bool): Propagate features through the clip (BasicVSR's bidirectional recurrence, the paper's
             Pixel Enhancer). False: no state passes between frames; each frame goes through the same two trunks, the
             forward one reading the backward one's features of the frame, without the propagated features (their half
@@ -186,21 +187,21 @@ class SemanticLens(nn.Module):
             the clip at once. What reaches a frame from its neighbours then comes only through ``neighbour_input`` (an
             early-fusion sliding window, as VESPCN, Caballero et al. 2017). Needs IMAGE, SPACE, MFSAB and the
             alignment gate off (they act on the propagated features). Ours. In ``sl-bench``'s 300-s trainings it ended 0.41
-            dB below the same network with recurrence, 0.18 below the single-frame network (README, twenty-sixth
-            round). Default: True.
+            dB below the same network with recurrence, 0.18 below the single-frame network (docs/benchmark-rounds.md,
+            twenty-sixth round). Default: True.
         state_carry (float | None): Start each recurrent step's first convolution with its propagated-features half at
             ``state_carry`` times the identity (each channel of the aligned state added to the same output channel)
             instead of at random, as recurrent networks started at the identity (Le et al. 2015), so that from the
             first iteration the state carries the previous frames' features forward rather than a random mixture of
             them. Only the start changes; no parameters. None: He initialisation, as the rest. In ``sl-bench``'s 300-s
-            trainings 0.5 tied with None (README, twenty-sixth round). Default: None.
+            trainings 0.5 tied with None (docs/benchmark-rounds.md, twenty-sixth round). Default: None.
         second_order (bool): Each recurrent step also reads the state of the frame two steps back, warped onto the frame
             by the two flows composed (BasicVSR++'s second-order propagation, Chan et al. 2022, without its deformable
             alignment): what the state carries from there reaches the frame through one resampling instead of two.
             Each trunk's first convolution reads ``num_feat`` more channels (9 * ``num_feat`` ** 2 more parameters per
             direction); IMAGE, SPACE, MFSAB and the alignment gate act on the first-order state only. Needs
             ``recurrent``. In ``sl-bench``'s 300-s trainings it led the single-frame network by 0.03 dB less than the
-            same network without it (four seeds; README, twenty-seventh round). Default: False.
+            same network without it (four seeds; docs/benchmark-rounds.md, twenty-seventh round). Default: False.
         hr_state_channels (int): How many of the propagated features (the first ones; a multiple of ``scale ** 2``,
             at most ``num_feat``) are warped at the HR size: taken as a depth-to-space map (``pixel_shuffle`` by
             ``scale``: ``hr_state_channels / scale ** 2`` HR channels), warped by the flow brought to the HR size
@@ -212,7 +213,7 @@ class SemanticLens(nn.Module):
             as the LR warp. Needs ``recurrent``. 0: every channel warped at the LR size. In ``sl-bench``'s 300-s
             trainings all 32 channels lost 0.7 dB on the validation shots (the trunks' features are not laid out as
             depth-to-space maps, so small moves swap values between channels), half of them 0.08 dB on the test
-            footage (README, twenty-eighth round). Default: 0.
+            footage (docs/benchmark-rounds.md, twenty-eighth round). Default: 0.
         hr_feedback (bool): The forward pass reconstructs each frame as soon as its features are ready, and its next
             step reads that HR output, warped onto the next frame at the HR size (the flow bilinearly upsampled, times
             ``scale``), minus the next frame's bicubic upsampling, space-to-depth (``3 * scale ** 2`` more input
@@ -221,15 +222,15 @@ class SemanticLens(nn.Module):
             (FRVSR's recurrence of HR estimates, Sajjadi et al., CVPR 2018, beside BasicVSR's of LR features). Ours as
             built here; ``3 * scale ** 2 * num_feat * 9`` more parameters; the HR stage runs frame by frame in
             training too. Needs ``recurrent`` and one trunk per direction. In ``sl-bench``'s 300-s trainings
-            it cost 1.3x the CPU per iteration and lost 0.18 dB against the same network without it (two seeds; README,
-            twenty-eighth round). Default: False.
+            it cost 1.3x the CPU per iteration and lost 0.18 dB against the same network without it (two seeds;
+            docs/benchmark-rounds.md, twenty-eighth round). Default: False.
         float32_propagation (bool): Under mixed precision (``torch.autocast``, ``train.autocast``), the recurrent
             steps run in float32 (their features cast up once, autocast off inside them); the extractor and the HR
             stage keep the lower precision. bf16 keeps 8 bits of a value, and what the recurrence carries from
             frame to frame is sub-pixel detail, small beside the features that hold it. Without autocast it
             changes nothing. Ours. In ``sl-bench``'s 300-s trainings (bf16) it cost 1.3x the CPU per iteration and
-            tied (-0.03 dB against the same network without it, four seeds; README, twenty-ninth round): bf16 costs
-            the recurrence nothing that shows. Default: False.
+            tied (-0.03 dB against the same network without it, four seeds; docs/benchmark-rounds.md, twenty-ninth
+            round): bf16 costs the recurrence nothing that shows. Default: False.
     """
 
     #: Smallest LR side accepted (the flow pyramid's coarsest level and the attention windows need it).

@@ -49,6 +49,7 @@ from sl_arch.bench.report import check_report_folder, real_psnr, write_outputs
 from sl_arch.bench.runs import train_and_test_row
 from sl_arch.utils.errors import SLError, cli_entry
 from sl_arch.utils.files import check_writable
+from sl_arch.utils.precision import check_cpu_autocast
 
 _print_lock = threading.Lock()
 
@@ -149,6 +150,9 @@ def mode_budget(args):
         raise SLError('--gpu-seconds needs CUDA, which this machine does not have; use --cpu-seconds.')
     if budget.get('autocast') == 'fp16' and not torch.cuda.is_available():
         raise SLError('--autocast fp16 needs CUDA, which this machine does not have; on a CPU use --autocast bf16.')
+    if not torch.cuda.is_available():  # every row trains on the CPU
+        check_cpu_autocast(budget.get('autocast'), f'--autocast {budget.get("autocast")}',
+                           'leave --autocast out to train every row in float32')
     if budget['seconds'] <= 0:
         raise SLError(f'--{budget["clock"]}-seconds must be above 0.')
     if min(budget['max_iter'], budget['jobs'], budget['repeats'], args.threads) < 1:

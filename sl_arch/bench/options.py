@@ -134,7 +134,7 @@ def _variant(key, base, label_suffix, budget=None, train_set=None, train=None, *
 LEAN16 = 'SL_dis_neighbours_no_semantics_no_mfsab_gate_up16'
 LEAN16_NO_IMAGE = 'SL_dis_neighbours_no_semantics_no_mfsab_no_image_gate_up16'
 # lean16 trained on 14-frame clips, batch 1 (the same frames per iteration): tried for a propagated state that
-# stays bounded over long clips; at 1200 CPU s it did not (README, fourteenth round)
+# stays bounded over long clips; at 1200 CPU s it did not (docs/benchmark-rounds.md, fourteenth round)
 _variant(f'{LEAN16}_long', LEAN16, '14-frame clips', budget={'num_frame': 14, 'batch_size': 1})
 # lean16 and its no-IMAGE variant with the propagated features soft-bounded (state_bound: 1): trained for long, the
 # unbounded ones lose quality deep into long clips (the long-clip drop)

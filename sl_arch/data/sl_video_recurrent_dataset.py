@@ -77,7 +77,7 @@ class SLVideoRecurrentDataset(data.Dataset):
                 frames; the network is fed them as it is ``flow_root``'s. Its training then sees the flow
                 of whole frames, as at test time, instead of the flow of each crop, estimated once
                 instead of at every draw (in ``sl-bench``'s 300-s trainings neither changed the result
-                measurably: README, sixteenth round). Not with ``flow_root``. Default: False.
+                measurably: docs/benchmark-rounds.md, sixteenth round). Not with ``flow_root``. Default: False.
             camera_shake (int): Move every frame of a window by its own random whole number of GT pixels, up to
                 this many in each direction, and make its LR frame again from the moved GT frame
                 (:func:`~sl_arch.data.degradations.degrade_window`): the clip as a camera that shakes by up to
@@ -85,8 +85,8 @@ class SLVideoRecurrentDataset(data.Dataset):
                 neighbours with other sub-pixel samples. The LR frames must be the BI or BD degradation of their
                 GT frames (checked at start-up on the first frame). Not with ``semantics_root``, ``flow_root`` or
                 ``dis_flows``, whose maps would not follow the moves. At 2, the 300-s video row of ``sl-bench``
-                trained with it lost 1.1 dB on real held-out footage and 3.8 dB on the validation shots (README,
-                twenty-fourth round), where the single-frame network did not change: see it as a tool for
+                trained with it lost 1.1 dB on real held-out footage and 3.8 dB on the validation shots
+                (docs/benchmark-rounds.md, twenty-fourth round), where the single-frame network did not change: see it as a tool for
                 experiments, not a default. Default: 0 (off).
             motion_crops (int): Draw this many random crops of the window and keep the one whose LR frames differ
                 most from one frame to the next (mean absolute difference): patches where something textured moves,
@@ -282,8 +282,8 @@ class SLVideoRecurrentDataset(data.Dataset):
         lq_maps = lq_imgs + (masks or []) + (flows or [])
         if self.motion_crops > 1:
             top, left = self._moving_crop(lq_imgs, lq_size)
-            gt_imgs = [img[top * self.scale:(top + lq_size) * self.scale, left * self.scale:(left + lq_size) * self.scale]
-                       for img in gt_imgs]
+            gt_top, gt_left = top * self.scale, left * self.scale
+            gt_imgs = [img[gt_top:gt_top + self.gt_size, gt_left:gt_left + self.gt_size] for img in gt_imgs]
             lq_maps = [img[top:top + lq_size, left:left + lq_size] for img in lq_maps]
         else:
             # BasicSR's crop, the masks and flows cropped as LR maps with the frames; its lists of one come back bare

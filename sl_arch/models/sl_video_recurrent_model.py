@@ -48,6 +48,7 @@ from sl_arch.utils.ensemble import with_ensembles
 from sl_arch.utils.files import write_json
 from sl_arch.utils.metrics import average_over_sequences
 from sl_arch.utils.options import OptionError, check_lr_mul, check_sl_train_values
+from sl_arch.utils.precision import check_cpu_autocast
 from sl_arch.utils.resume import restore_rng_state, rng_state
 from sl_arch.utils.tiling import forward_video
 
@@ -521,6 +522,9 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
         if self.autocast is not None and self.autocast not in AUTOCAST_DTYPES:
             raise OptionError(f'train.autocast: {self.autocast!r} is not one of bf16, fp16, false; fix it in the '
                               'option file.')
+        if self.device.type == 'cpu':
+            check_cpu_autocast(self.autocast, f'train.autocast: {self.autocast}',
+                               'remove it from the option file to train in float32, or train on a GPU')
         if self.autocast == 'fp16':
             self.grad_scaler = torch.amp.GradScaler(self.device.type)
 

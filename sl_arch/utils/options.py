@@ -384,6 +384,10 @@ def _check_sl_model_values(opt, path, is_train):
     if train.get('autocast') not in (None, False, *AUTOCAST_VALUES):
         raise OptionError(f'{where}.autocast: {train["autocast"]!r} is not one of {", ".join(AUTOCAST_VALUES)}, '
                           'false; fix it.')
+    if train.get('autocast') and (opt.get('num_gpu') == 0 or not _cuda_available()):  # BasicSR trains on the CPU
+        from sl_arch.utils.precision import check_cpu_autocast
+        check_cpu_autocast(train['autocast'], f'{where}.autocast: {train["autocast"]}',
+                           'remove it to train in float32, or train on a GPU')
     scheduler = train.get('scheduler')
     if isinstance(scheduler, dict) and scheduler.get('type') == 'BudgetCosineLR' and not budgets:
         raise OptionError(f'{where}.scheduler BudgetCosineLR anneals over a time budget: set train.cpu_seconds '
