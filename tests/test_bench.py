@@ -620,7 +620,8 @@ def test_autocast_and_channels_last_reach_every_rows_training_only_when_asked(sl
             compare.mode_budget(compare.parse_args(['--quick', '--autocast', 'fp16']))
 
 
-def test_sl_bench_refuses_bf16_on_a_cpu_without_its_arithmetic_before_training_anything(cpu_without_bf16):
+def test_sl_bench_refuses_bf16_on_a_cpu_without_its_arithmetic_before_training_anything(cpu_without_bf16, tmp_path,
+                                                                                          capsys):
     import torch
     if torch.cuda.is_available():
         pytest.skip('with CUDA every row trains on the GPU')
@@ -629,6 +630,14 @@ def test_sl_bench_refuses_bf16_on_a_cpu_without_its_arithmetic_before_training_a
                                       r"--autocast out to train every row in float32\.$"):
         compare.mode_budget(compare.parse_args(['--quick', '--autocast', 'bf16']))
     assert 'autocast' not in compare.mode_budget(compare.parse_args(['--quick']))[1]  # float32 runs as before
+    from sl_arch.bench import autocast  # the float32-against-bf16 benchmark: nothing to compare
+    with pytest.raises(SystemExit) as exit_info:
+        autocast.main(['--work-dir', str(tmp_path / 'work'), '--out', str(tmp_path / 'out')])
+    error = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(error) == 1 and re.match(
+        r'error: python -m sl_arch.bench.autocast trains in bf16, which on this CPU .* slower than float32; run it on '
+        r'a CPU with bf16 arithmetic', error[0])
+    assert not (tmp_path / 'work').exists() and not (tmp_path / 'out').exists()
 
 
 def test_step_time_prints_each_networks_iteration_time_per_arithmetic_and_refuses_bad_options(capsys):

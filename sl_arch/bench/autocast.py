@@ -23,6 +23,7 @@ from sl_arch.bench.report import check_report_folder, real_psnr
 from sl_arch.bench.runs import final_checkpoint, train_then_test
 from sl_arch.utils.errors import SLError, cli_entry
 from sl_arch.utils.files import check_writable, write_json, write_text
+from sl_arch.utils.precision import check_cpu_autocast
 
 REPORT_FILES = ('results.json', 'report.md')
 
@@ -82,6 +83,10 @@ def main(argv=None):
     args = parse_args(argv)
     if args.iters < 1:
         raise SLError('--iters must be at least 1.')
+    import torch
+    if not torch.cuda.is_available():  # sl-train would refuse the bf16 row after the float32 one had run
+        check_cpu_autocast('bf16', 'python -m sl_arch.bench.autocast trains in bf16, which', 'run it on a CPU with '
+                           'bf16 arithmetic, or with SL_SLOW_CPU_AUTOCAST=1 to time that path')
     args.work_dir = osp.abspath(args.work_dir)
     check_writable(args.work_dir, '--work-dir')
     check_report_folder(args.out, REPORT_FILES)
