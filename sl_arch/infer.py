@@ -39,7 +39,7 @@ from sl_arch.utils.ensemble import ENSEMBLES, with_ensembles
 from sl_arch.utils.errors import SLError, cli_entry
 from sl_arch.utils.files import (check_writable, is_temporary, output_error, path_relation,
                                  remove_stale_temporaries, write_json)
-from sl_arch.utils.precision import check_cpu_autocast
+from sl_arch.utils.precision import check_cpu_autocast, cpu_has_native
 from sl_arch.utils.tiling import (PADDINGS, TemporalBlender, first_window_for, forward_window, plan_windows,
                                   sliding_frame_indices)
 
@@ -132,12 +132,12 @@ def autocast_dtype(precision, device):
     """The ``torch.autocast`` dtype for ``--precision`` on ``device``; None for fp32.
 
     Raises:
-        SLError: fp16 on a CPU, or bf16 on a GPU without bfloat16 arithmetic.
+        SLError: fp16 on a CPU, bf16 on a CPU or GPU without bfloat16 arithmetic.
     """
     dtype = PRECISIONS[precision]
     if dtype is torch.float16 and device.type != 'cuda':
-        raise SLError(f'--precision fp16 needs a CUDA GPU (--device {device}); on a CPU use --precision bf16 '
-                      'or fp32.')
+        choices = '--precision bf16 or fp32' if cpu_has_native('bf16') else '--precision fp32 (it has no bf16 arithmetic)'
+        raise SLError(f'--precision fp16 needs a CUDA GPU (--device {device}); on this CPU use {choices}.')
     if device.type == 'cpu':
         check_cpu_autocast(dtype, f'--precision {precision}', 'use --precision fp32')
     if dtype is torch.bfloat16 and device.type == 'cuda' and not torch.cuda.is_bf16_supported():

@@ -500,8 +500,9 @@ def test_bf16_stays_close_to_fp32_and_fp16_is_refused_on_a_cpu(data, tmp_path, c
     assert psnr > 40 and np.abs(difference).max() <= 8
     message = expect_error(capsys, '-i', data['folder'], '-o', tmp_path / 'fp16', '--weights', data['sl'],
                            '--precision', 'fp16', '--device', 'cpu')
-    assert message == ('error: --precision fp16 needs a CUDA GPU (--device cpu); on a CPU use --precision bf16 '
-                       'or fp32.')
+    from sl_arch.utils.precision import cpu_has_native
+    choices = '--precision bf16 or fp32' if cpu_has_native('bf16') else '--precision fp32 (it has no bf16 arithmetic)'
+    assert message == f'error: --precision fp16 needs a CUDA GPU (--device cpu); on this CPU use {choices}.'
     assert not (tmp_path / 'fp16').exists()
 
 

@@ -49,7 +49,7 @@ from sl_arch.bench.report import check_report_folder, real_psnr, write_outputs
 from sl_arch.bench.runs import train_and_test_row
 from sl_arch.utils.errors import SLError, cli_entry
 from sl_arch.utils.files import check_writable
-from sl_arch.utils.precision import check_cpu_autocast
+from sl_arch.utils.precision import check_cpu_autocast, cpu_has_native
 
 _print_lock = threading.Lock()
 
@@ -149,7 +149,8 @@ def mode_budget(args):
     if budget['clock'] == 'gpu' and not torch.cuda.is_available():
         raise SLError('--gpu-seconds needs CUDA, which this machine does not have; use --cpu-seconds.')
     if budget.get('autocast') == 'fp16' and not torch.cuda.is_available():
-        raise SLError('--autocast fp16 needs CUDA, which this machine does not have; on a CPU use --autocast bf16.')
+        instead = 'use --autocast bf16' if cpu_has_native('bf16') else 'leave --autocast out (it has no bf16 arithmetic)'
+        raise SLError(f'--autocast fp16 needs CUDA, which this machine does not have; on this CPU {instead}.')
     if not torch.cuda.is_available():  # every row trains on the CPU
         check_cpu_autocast(budget.get('autocast'), f'--autocast {budget.get("autocast")}',
                            'leave --autocast out to train every row in float32')
