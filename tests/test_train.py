@@ -247,7 +247,7 @@ def test_sl_train_refuses_bf16_on_a_cpu_without_its_arithmetic_in_one_line_befor
     error = capsys.readouterr().err.strip().splitlines()
     assert exit_info.value.code == 2 and len(error) == 1
     assert error[0].startswith(f'error: option file {path}: train.autocast: bf16 on this CPU (') and error[0].endswith(
-        'slower than float32; remove it to train in float32, or train on a GPU.')
+        'slower than float32; remove it from the option file to train in float32, or train on a GPU.')
     assert not (tmp_path / 'experiments').exists()
 
 

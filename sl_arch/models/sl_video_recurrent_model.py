@@ -48,7 +48,6 @@ from sl_arch.utils.ensemble import with_ensembles
 from sl_arch.utils.files import write_json
 from sl_arch.utils.metrics import average_over_sequences
 from sl_arch.utils.options import OptionError, check_lr_mul, check_sl_train_values
-from sl_arch.utils.precision import check_cpu_autocast
 from sl_arch.utils.resume import restore_rng_state, rng_state
 from sl_arch.utils.tiling import forward_video
 
@@ -503,7 +502,7 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
         """
         train_opt = self.opt['train']
         # sl-train checked these before writing anything; again for a model built otherwise (BasicSR's build_model)
-        check_sl_train_values(train_opt, type(self.get_bare_model(self.net_g)))
+        check_sl_train_values(train_opt, type(self.get_bare_model(self.net_g)), self.device.type == 'cpu')
         super().init_training_settings()
 
         def optional_loss(key):
@@ -518,13 +517,7 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
                               f'{self.opt["network_g"]["type"]} has none: remove it from the option file.')
         self.loss_border_frames = train_opt.get('loss_border_frames') or 0
         self.loss_border_pixels = train_opt.get('loss_border_pixels') or 0
-        self.autocast = train_opt.get('autocast') or None
-        if self.autocast is not None and self.autocast not in AUTOCAST_DTYPES:
-            raise OptionError(f'train.autocast: {self.autocast!r} is not one of bf16, fp16, false; fix it in the '
-                              'option file.')
-        if self.device.type == 'cpu':
-            check_cpu_autocast(self.autocast, f'train.autocast: {self.autocast}',
-                               'remove it from the option file to train in float32, or train on a GPU')
+        self.autocast = train_opt.get('autocast') or None  # a value check_sl_train_values accepted
         if self.autocast == 'fp16':
             self.grad_scaler = torch.amp.GradScaler(self.device.type)
 

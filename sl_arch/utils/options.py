@@ -347,18 +347,27 @@ def check_lr_mul(lr_mul, where='train'):
     check_option_types(lr_mul or {}, dict.fromkeys(lr_mul or {}, 'number>0'), f'{where}.lr_mul')
 
 
-def check_sl_train_values(train, network_cls, where='train'):
-    """The values of :data:`SL_TRAIN_KINDS` and ``lr_mul`` (:func:`check_lr_mul`) in ``train``, and
-    ``loss_border_frames`` only for a network whose forward takes ``output_frames`` (``network_cls``: SemanticLens).
+def check_sl_train_values(train, network_cls, on_cpu, where='train'):
+    """The values of :data:`SL_TRAIN_KINDS` and ``lr_mul`` (:func:`check_lr_mul`) in ``train``,
+    ``loss_border_frames`` only for a network whose forward takes ``output_frames`` (``network_cls``: SemanticLens),
+    and ``autocast``: one of :data:`AUTOCAST_VALUES` or false, and when training runs ``on_cpu`` one the CPU has the
+    arithmetic for (:func:`~sl_arch.utils.precision.check_cpu_autocast`).
 
     Raises:
-        OptionError: naming the key (under ``where``), its value and the fix.
+        OptionError: naming the key (under ``where``), its value and the fix; SLError for a precision the CPU lacks.
     """
     check_option_types(train, SL_TRAIN_KINDS, where)
     check_lr_mul(train.get('lr_mul'), where)
     if train.get('loss_border_frames') and 'output_frames' not in inspect.signature(network_cls.forward).parameters:
         raise OptionError(f'{where}.loss_border_frames needs a network that reconstructs chosen frames (SemanticLens); '
                           f'{network_cls.__name__} does not: remove it from the option file.')
+    if train.get('autocast') not in (None, False, *AUTOCAST_VALUES):
+        raise OptionError(f'{where}.autocast: {train["autocast"]!r} is not one of {", ".join(AUTOCAST_VALUES)}, '
+                          'false; fix it.')
+    if train.get('autocast') and on_cpu:
+        from sl_arch.utils.precision import check_cpu_autocast
+        check_cpu_autocast(train['autocast'], f'{where}.autocast: {train["autocast"]}',
+                           'remove it from the option file to train in float32, or train on a GPU')
 
 
 def _check_sl_model_values(opt, path, is_train):
@@ -380,14 +389,8 @@ def _check_sl_model_values(opt, path, is_train):
         raise OptionError(f'{where}.gpu_seconds needs CUDA, which this machine does not have; use cpu_seconds.')
     check_option_types(train, {'channels_last': 'bool'}, where)
     from basicsr.utils.registry import ARCH_REGISTRY
-    check_sl_train_values(train, ARCH_REGISTRY.get(opt['network_g']['type']), where)
-    if train.get('autocast') not in (None, False, *AUTOCAST_VALUES):
-        raise OptionError(f'{where}.autocast: {train["autocast"]!r} is not one of {", ".join(AUTOCAST_VALUES)}, '
-                          'false; fix it.')
-    if train.get('autocast') and (opt.get('num_gpu') == 0 or not _cuda_available()):  # BasicSR trains on the CPU
-        from sl_arch.utils.precision import check_cpu_autocast
-        check_cpu_autocast(train['autocast'], f'{where}.autocast: {train["autocast"]}',
-                           'remove it to train in float32, or train on a GPU')
+    on_cpu = opt.get('num_gpu') == 0 or not _cuda_available()  # where BasicSR will train
+    check_sl_train_values(train, ARCH_REGISTRY.get(opt['network_g']['type']), on_cpu, where)
     scheduler = train.get('scheduler')
     if isinstance(scheduler, dict) and scheduler.get('type') == 'BudgetCosineLR' and not budgets:
         raise OptionError(f'{where}.scheduler BudgetCosineLR anneals over a time budget: set train.cpu_seconds '
