@@ -264,7 +264,8 @@ def test_sl_train_refuses_two_budgets_an_unknown_autocast_and_bad_train_values_i
                             ({'loss_border_frames': -1}, 'train: loss_border_frames: -1 is not an integer >= 0'),
                             ({'loss_border_pixels': 1.5}, 'train: loss_border_pixels: 1.5 is not an integer >= 0'),
                             ({'lr_mul': 0.5}, 'train: lr_mul: 0.5 is not a mapping'),
-                            ({'lr_mul': {'upsample': 0}}, 'train.lr_mul: upsample: 0 is not a positive number')):
+                            ({'lr_mul': {'upsample': 0}}, 'train.lr_mul: upsample: 0 is not a positive number'),
+                            ({'lr_mul': {'upsampler': 0.5}}, "train.lr_mul: 'upsampler' names no module of network_g")):
         options = make_options(tmp_path / 'data')
         options['train'].update(change)
         with pytest.raises(SystemExit) as exit_info:

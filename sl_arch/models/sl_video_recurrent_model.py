@@ -71,13 +71,8 @@ def learning_rate_groups(named_parameters, flow_lr_mul=1, lr_mul=None):
     holds no parameter or a factor that is not a positive number is refused (:class:`OptionError`).
     """
     named = list(named_parameters)
-    check_lr_mul(lr_mul)
+    check_lr_mul(lr_mul, parameter_names=[param_name for param_name, _ in named])
     lr_mul = dict(lr_mul or {})
-    for name in lr_mul:
-        if not any(param_name == name or param_name.startswith(f'{name}.') for param_name, _ in named):
-            modules = sorted({param_name.split('.')[0] for param_name, _ in named})
-            raise OptionError(f'train.lr_mul: {name!r} names no module of network_g with parameters; its modules are '
-                              f'{", ".join(modules)} (a sub-module as "trunk.backward").')
     # the flow group stays when empty (rows with OpenCV's flow): checkpoints' optimizer states have its layout
     groups = {1: [], **({flow_lr_mul: []} if flow_lr_mul != 1 else {})}
     for param_name, param in named:

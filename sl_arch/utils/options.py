@@ -8,6 +8,7 @@
 * :func:`reject_unknown_keys` is the one did-you-mean error for unknown keys of any section
   (:func:`reject_unknown_options` applies it to constructor keyword arguments).
 """
+import copy
 import difflib
 import functools
 import inspect
@@ -341,10 +342,20 @@ def check_options(opt, path, is_train, check_paths=True):
 SL_TRAIN_KINDS = {'loss_border_frames': 'int>=0', 'loss_border_pixels': 'int>=0'}
 
 
-def check_lr_mul(lr_mul, where='train'):
-    """``train.lr_mul`` (under ``where``): None or a mapping of module names to positive numbers; else OptionError."""
+def check_lr_mul(lr_mul, where='train', parameter_names=None):
+    """``train.lr_mul`` (under ``where``): None or a mapping of module names to positive numbers, and with
+    ``parameter_names`` (the network's) each name one that holds a parameter (``upsample`` holds
+    ``upsample.0.weight``); else OptionError."""
     check_option_types({'lr_mul': lr_mul}, {'lr_mul': 'dict'}, where)
     check_option_types(lr_mul or {}, dict.fromkeys(lr_mul or {}, 'number>0'), f'{where}.lr_mul')
+    if parameter_names is None:
+        return
+    parameter_names = list(parameter_names)
+    for name in lr_mul or {}:
+        if not any(param_name == name or param_name.startswith(f'{name}.') for param_name in parameter_names):
+            modules = sorted({param_name.split('.')[0] for param_name in parameter_names})
+            raise OptionError(f'{where}.lr_mul: {name!r} names no module of network_g with parameters; its modules '
+                              f'are {", ".join(modules)} (a sub-module as "trunk.backward"); fix the name.')
 
 
 def check_sl_train_values(train, network_cls, on_cpu, where='train'):
@@ -391,6 +402,10 @@ def _check_sl_model_values(opt, path, is_train):
     from basicsr.utils.registry import ARCH_REGISTRY
     on_cpu = opt.get('num_gpu') == 0 or not _cuda_available()  # where BasicSR will train
     check_sl_train_values(train, ARCH_REGISTRY.get(opt['network_g']['type']), on_cpu, where)
+    if isinstance(train.get('lr_mul'), dict) and train['lr_mul']:  # module names need the network itself
+        from basicsr.archs import build_network
+        check_lr_mul(train['lr_mul'], where, [name for name, _ in
+                                              build_network(copy.deepcopy(opt['network_g'])).named_parameters()])
     scheduler = train.get('scheduler')
     if isinstance(scheduler, dict) and scheduler.get('type') == 'BudgetCosineLR' and not budgets:
         raise OptionError(f'{where}.scheduler BudgetCosineLR anneals over a time budget: set train.cpu_seconds '
