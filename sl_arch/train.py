@@ -10,7 +10,10 @@ Usage::
 ``python basicsr/train.py``: ``--auto_resume`` also works without CUDA, ``--launcher pytorch``
 uses gloo on the CPU and NCCL on CUDA and accepts ``--local-rank``, ``--local_rank`` or
 ``LOCAL_RANK``; the option file, ``--force_yml`` and the output folders are checked before
-anything is written, and bad input ends with one ``error:`` line and exit code 2.
+anything is written, and bad input ends with one ``error:`` line and exit code 2. A mistake
+found only once BasicSR has started (a checkpoint of another network, data that cannot be read)
+leaves nothing behind: the earlier ``experiments/<name>`` (``results/<name>``) that BasicSR moved
+aside to ``<name>_archived_<time>`` takes its name back.
 
 Time budgets: with ``train.cpu_seconds: N`` (or ``gpu_seconds`` on CUDA) in the option file,
 training ends after the iteration in which the training process has used N CPU seconds (GPU
@@ -18,10 +21,14 @@ seconds), as it would at ``total_iter``: the final checkpoint is saved and the v
 are tested. ``experiments/<name>/train_time.json`` records the seconds and iterations.
 """
 import argparse
+import contextlib
+import glob
 import os
+import shutil
 import sys
 
 import basicsr.train as basicsr_train
+import basicsr.utils.misc as basicsr_misc
 import basicsr.utils.options as basicsr_options
 from basicsr.utils import set_random_seed
 from sl_arch.utils import resume
@@ -172,12 +179,61 @@ def parse_options_checked(root_path, is_train=True):
     return opt, args
 
 
+def _holds_only_start_up_files(folder):
+    """Whether ``folder`` holds no file but what a run writes before it has results: BasicSR's log, the option
+    file's copy and TensorBoard's event files (empty folders such as ``models/`` aside)."""
+    return all(name.endswith(('.log', '.yml')) or name.startswith('events.out.tfevents.')
+               for _, _, files in os.walk(folder) for name in files)
+
+
+@contextlib.contextmanager
+def output_folders_restored_on_failure(*modules):
+    """Undo BasicSR's ``mkdir_and_rename`` when the run fails before it has written anything but its start-up files.
+
+    BasicSR's pipelines move an earlier ``experiments/<name>`` (``results/<name>``, ``tb_logger/<name>``) aside to
+    ``<folder>_archived_<time>`` and make a new one before they build the data loaders and the model, so a mistake
+    found only then (a checkpoint of another network, an empty data folder) buried the last good run under an archive
+    and left a folder holding a log. Here, when the block raises and every folder this run made holds only start-up
+    files (:func:`_holds_only_start_up_files`), those folders are removed and the archived ones take their names back;
+    a run that saved a checkpoint, a metric or an image keeps everything.
+
+    Args:
+        modules: Modules besides ``basicsr.utils.misc`` that bound ``mkdir_and_rename`` by name (``basicsr.train``).
+    """
+    original = basicsr_misc.mkdir_and_rename
+    made = []  # (folder, its archived predecessor or None), in the order made
+
+    def mkdir_and_rename(path):
+        before = set(glob.glob(f'{glob.escape(path)}_archived_*'))
+        existed = os.path.exists(path)
+        original(path)
+        archived = sorted(set(glob.glob(f'{glob.escape(path)}_archived_*')) - before) if existed else []
+        made.append((path, archived[-1] if archived else None))
+
+    patched = [module for module in (basicsr_misc, *modules) if getattr(module, 'mkdir_and_rename', None) is original]
+    for module in patched:
+        module.mkdir_and_rename = mkdir_and_rename
+    try:
+        yield
+    except BaseException:
+        if made and all(os.path.isdir(path) and _holds_only_start_up_files(path) for path, _ in made):
+            for path, archived in reversed(made):
+                shutil.rmtree(path)
+                if archived is not None:
+                    os.rename(archived, path)
+        raise
+    finally:
+        for module in patched:
+            module.mkdir_and_rename = original
+
+
 def run_pipeline(pipeline, argv, is_train, prog, doc):
     """Run a BasicSR pipeline in the current directory with our checks, launcher and entry-point fixes.
 
     ``-h`` prints the usage and returns. The arguments, option file and ``--force_yml`` entries
     are checked (:func:`sl_arch.utils.options.load_checked_options`) before BasicSR reads them,
-    and the output folders before BasicSR creates them.
+    and the output folders before BasicSR creates them; a run that fails before it has results
+    leaves them as they were (:func:`output_folders_restored_on_failure`).
 
     Args:
         pipeline (callable): ``basicsr.train.train_pipeline`` or ``basicsr.test.test_pipeline``.
@@ -195,7 +251,8 @@ def run_pipeline(pipeline, argv, is_train, prog, doc):
     install_basicsr_launcher()
     sys.modules[pipeline.__module__].parse_options = parse_options_checked
     try:
-        pipeline(os.getcwd())
+        with output_folders_restored_on_failure(sys.modules[pipeline.__module__]):
+            pipeline(os.getcwd())
     finally:
         destroy_distributed()
 

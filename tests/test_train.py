@@ -150,10 +150,14 @@ def test_sl_test_rejects_a_checkpoint_of_another_configuration_naming_the_keys(t
     train_options = make_options(tmp_path / 'data', total_iter=2, save_freq=2, val=False)
     assert run_cli('sl_arch.train', '-opt', write_options(tmp_path / 'train.yml', train_options),
                    cwd=tmp_path).returncode == 0
+    checkpoint = tmp_path / 'experiments' / 'tiny' / 'models' / 'net_g_latest.pth'
     test_options = make_options(tmp_path / 'data', name='other', network=dict(TINY_NET, num_feat=12))
     test_options['datasets'] = {'test': test_options['datasets']['val']}
-    test_options['path']['pretrain_network_g'] = str(tmp_path / 'experiments' / 'tiny' / 'models' / 'net_g_latest.pth')
+    test_options['path']['pretrain_network_g'] = str(checkpoint)
     del test_options['train']
+    earlier = tmp_path / 'results' / 'other'  # an earlier test run's folder, which BasicSR moves aside first
+    earlier.mkdir(parents=True)
+    (earlier / 'notes.txt').write_text('mine')
 
     result = run_cli('sl_arch.test', '-opt', write_options(tmp_path / 'test.yml', test_options), cwd=tmp_path)
 
@@ -164,6 +168,16 @@ def test_sl_test_rejects_a_checkpoint_of_another_configuration_naming_the_keys(t
     assert errors[0] == result.stderr.strip().splitlines()[-1]
     assert errors[0].startswith('error: checkpoint ') and 'net_g_latest.pth' in errors[0]
     assert 'shape mismatch' in errors[0] and 'feat_extract.0.weight' in errors[0]
+    # the failed run left nothing: the earlier folder has its name back, no archive, no folder holding only a log
+    assert [path.name for path in (tmp_path / 'results').iterdir()] == ['other']
+    assert [path.name for path in earlier.iterdir()] == ['notes.txt']
+
+    # the same mistake in training: the first run's experiment keeps its name and checkpoints
+    train_options = dict(train_options, network_g=dict(TINY_NET, num_feat=12))
+    train_options['path'] = dict(train_options['path'], pretrain_network_g=str(shutil.copy(checkpoint, tmp_path)))
+    result = run_cli('sl_arch.train', '-opt', write_options(tmp_path / 'train.yml', train_options), cwd=tmp_path)
+    assert result.returncode == 2 and 'shape mismatch' in result.stderr.strip().splitlines()[-1]
+    assert [path.name for path in (tmp_path / 'experiments').iterdir()] == ['tiny'] and checkpoint.is_file()
 
 
 def test_sl_test_then_demo_write_frames_metrics_table_and_figures_under_results(tmp_path):
