@@ -784,6 +784,9 @@ def test_lr_and_the_clip_options_set_every_rows_value_or_one_rows_and_bad_values
                                   ('--num-frame', 'Nope=3', "unknown row 'Nope'")):
         with pytest.raises(SLError, match=f'{option} {text}: {message}'):
             compare.mode_budget(compare.parse_args(['--quick', option, text]))
+    for text in ('0', '-5', 'nan', 'inf'):  # nan had trained to --max-iters, reporting 'nan CPU seconds'
+        with pytest.raises(SLError, match=f'--cpu-seconds {float(text)}: give a number of seconds above 0'):
+            compare.mode_budget(compare.parse_args(['--quick', '--cpu-seconds', text]))
 
 
 def test_long_clip_drop_finds_a_network_whose_propagated_state_grows_and_not_one_that_holds():

@@ -279,8 +279,16 @@ def test_sl_train_refuses_two_budgets_an_unknown_autocast_and_bad_train_values_i
                             ({'loss_border_pixels': 1.5}, 'train: loss_border_pixels: 1.5 is not an integer >= 0'),
                             ({'lr_mul': 0.5}, 'train: lr_mul: 0.5 is not a mapping'),
                             ({'lr_mul': {'upsample': 0}}, 'train.lr_mul: upsample: 0 is not a positive number'),
-                            ({'lr_mul': {'upsampler': 0.5}}, "train.lr_mul: 'upsampler' names no module of network_g")):
+                            ({'lr_mul': {'upsampler': 0.5}}, "train.lr_mul: 'upsampler' names no module of network_g"),
+                            ({'cpu_seconds': float('nan')}, 'cpu_seconds: nan is not a positive number of seconds'),
+                            ({'total_iter': 0}, 'train: total_iter: 0 is not a positive number'),
+                            ({'ema_decay': 2}, 'train: ema_decay: 2 is not a number from 0 up to but not including 1'),
+                            ({'optim_g': {'type': 'Adam', 'lr': -1.0}}, 'train.optim_g: lr: -1.0 is not a number >= 0'),
+                            ({'logger': {'print_freq': 0}}, 'logger: print_freq: 0 is not a positive number'),
+                            ({'val': {'val_freq': 0}}, 'val: val_freq: 0 is not a positive number')):
         options = make_options(tmp_path / 'data')
+        for section in ('logger', 'val'):
+            options[section] = {**options[section], **change.pop(section, {})}
         options['train'].update(change)
         with pytest.raises(SystemExit) as exit_info:
             main(['-opt', write_options(tmp_path / 'train.yml', options)])

@@ -31,6 +31,7 @@ option files have not changed since a finished run there is read back, not train
 import argparse
 import concurrent.futures
 import datetime
+import math
 import os
 import os.path as osp
 import re
@@ -154,8 +155,8 @@ def mode_budget(args):
     if not torch.cuda.is_available():  # every row trains on the CPU
         check_cpu_autocast(budget.get('autocast'), f'--autocast {budget.get("autocast")}',
                            'leave --autocast out to train every row in float32')
-    if budget['seconds'] <= 0:
-        raise SLError(f'--{budget["clock"]}-seconds must be above 0.')
+    if not 0 < budget['seconds'] < math.inf:  # nan too
+        raise SLError(f'--{budget["clock"]}-seconds {budget["seconds"]}: give a number of seconds above 0.')
     if min(budget['max_iter'], budget['jobs'], budget['repeats'], args.threads) < 1:
         raise SLError('--max-iters, --jobs, --repeats and --threads must be at least 1.')
     check_seed(budget['seed'])

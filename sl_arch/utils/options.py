@@ -12,6 +12,7 @@ import copy
 import difflib
 import functools
 import inspect
+import math
 import os.path as osp
 from collections import OrderedDict
 
@@ -131,7 +132,7 @@ def _is_int(value):
 
 
 def _is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 #: Kinds of option values: name -> (description, test).
@@ -141,6 +142,8 @@ KINDS = {
     'int': ('an integer', _is_int),
     'number': ('a number', _is_number),
     'number>0': ('a positive number', lambda value: _is_number(value) and value > 0),
+    'number>=0': ('a number >= 0', lambda value: _is_number(value) and value >= 0),
+    '[0,1)': ('a number from 0 up to but not including 1', lambda value: _is_number(value) and 0 <= value < 1),
     'bool': ('true or false', lambda value: isinstance(value, bool)),
     'str': ('a string', lambda value: isinstance(value, str)),
     'dict': ('a mapping (key: value lines)', lambda value: isinstance(value, dict)),
@@ -323,6 +326,14 @@ def check_options(opt, path, is_train, check_paths=True):
         if section in opt and missing:
             raise SLError(f'option file {path}: {section} has no {", ".join(missing)} (BasicSR reads it); add it, '
                           'e.g. as in options/.')
+    if is_train:  # values BasicSR's loop would divide by, or train with nothing done and no word
+        for section, kinds in TRAIN_VALUE_KINDS.items():
+            mapping = opt.get(section[0])
+            for key in section[1:]:
+                mapping = mapping.get(key) if isinstance(mapping, dict) else None
+            if isinstance(mapping, dict):
+                check_option_types({key: mapping[key] for key in kinds if mapping.get(key) is not None}, kinds,
+                                   f'option file {path}: {".".join(section)}')
     for section, mapping in _sections(opt):
         valid = section_keys(opt, section)
         if valid is not None:
@@ -336,6 +347,13 @@ def check_options(opt, path, is_train, check_paths=True):
                               + (' (e.g. experiments/<name>/models/net_g_latest.pth) or set it to ~.'
                                  if key == 'pretrain_network_g' else ' or set it to ~.'))
 
+
+#: Kinds of the training values every model's BasicSR loop reads (by section path): counts it divides by, the
+#: number of iterations (0 trained nothing and saved the untrained network), the rate, the EMA's decay.
+TRAIN_VALUE_KINDS = {('train',): {'total_iter': 'number>0', 'ema_decay': '[0,1)'},
+                     ('train', 'optim_g'): {'lr': 'number>=0'},
+                     ('logger',): {'print_freq': 'number>0', 'save_checkpoint_freq': 'number>0'},
+                     ('val',): {'val_freq': 'number>0'}}
 
 #: Kinds of SLVideoRecurrentModel's own ``train`` counts, checked before BasicSR writes anything
 #: (:func:`_check_sl_model_values`) and again by the model (:func:`check_sl_train_values`).
