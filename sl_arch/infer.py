@@ -15,6 +15,7 @@ Example::
     sl-infer -i clip.mp4 -o clip_x4.mp4 --weights experiments/run/models/net_g_latest.pth
 """
 import argparse
+import contextlib
 import inspect
 import json
 import os
@@ -46,6 +47,10 @@ from sl_arch.utils.tiling import (PADDINGS, TemporalBlender, first_window_for, f
 MANIFEST = '.sl-infer.json'
 PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 VIDEO_OPTIONS = ('codec', 'crf', 'preset', 'pix_fmt')
+
+#: The frame rates ``--fps`` takes: the writer's time base keeps rates to 1/100000 (io/video.py), and FFmpeg's
+#: encoders overflow far above this.
+MIN_FPS, MAX_FPS = 0.01, 1000
 
 def parse_args(argv=None):
     """Command-line options of ``sl-infer``."""
@@ -96,8 +101,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.overlap is None:
         args.overlap = min(4, args.chunk // 2)
-    if args.fps is not None and not args.fps > 0:
-        parser.error(f'--fps must be positive (got {args.fps:g})')
+    if args.fps is not None and not MIN_FPS <= args.fps <= MAX_FPS:  # nan and inf too
+        parser.error(f'--fps must lie between {MIN_FPS:g} and {MAX_FPS:g} frames per second (got {args.fps:g})')
     for name in ('chunk', 'overlap', 'tile', 'tile_overlap'):
         if getattr(args, name) < 0:
             parser.error(f'--{name.replace("_", "-")} must be >= 0')
@@ -326,15 +331,15 @@ def autocast_forward(net, net_type, save_masks, dtype=None):
     if save_masks and 'return_masks' not in inspect.signature(net.forward).parameters:
         raise SLError(f'--save-masks needs an architecture with instance masks (SemanticLens); '
                       f'{net_type} has none: drop --save-masks.')
+    if save_masks and getattr(net, 'semantic_extractor', True) is None:  # checked before any output folder is made
+        raise SLError('--save-masks: this SemanticLens has its semantic branch off, so it makes no masks; '
+                      'drop --save-masks.')
 
     def run(lqs):
         with torch.autocast(lqs.device.type, dtype=dtype, enabled=dtype is not None):
             if not save_masks:
                 return net(lqs).float()
             output, masks = net(lqs, return_masks=True)
-        if masks is None:
-            raise SLError('--save-masks: this SemanticLens has its semantic branch off, so it makes no masks; '
-                          'drop --save-masks.')
         return output.float(), masks.float()
 
     return run
@@ -416,8 +421,18 @@ def upscale(args):
 
     manifest = run_manifest(args, source, net_opt, overlap, cuts)
     done = prepare_outputs(args, manifest)
-    for folder in output_folders(args):
-        _write_manifest(folder, manifest)  # before any frame: lists the frames this run may write there
+    made = []  # the folders this call makes, taken away again if a later one cannot be written (nothing half-made)
+    try:
+        for folder in output_folders(args):
+            if not os.path.exists(folder):
+                made.append(folder)
+            _write_manifest(folder, manifest)  # before any frame: lists the frames this run may write there
+    except BaseException:
+        for folder in made:
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(folder, MANIFEST))
+                os.rmdir(folder)
+        raise
     missing = [frame for frame in range(source.num_frames) if frame not in done]
     summary = {'frames': source.num_frames, 'resumed': len(done), 'written': 0, 'windows': 0, 'cuts': cuts,
                'input_size': (source.width, source.height), 'output_size': None, 'network_seconds': 0.0}

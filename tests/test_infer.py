@@ -19,6 +19,7 @@ from basicsr.archs import build_network
 from sl_arch import infer
 from sl_arch.archs.semantic_lens_arch import PRESETS
 from sl_arch.io import FrameFolderWriter, decode_video, frame_name, tensor_to_frame
+from sl_arch.utils.errors import SLError
 from sl_arch.utils.visualize import instance_palette
 from tests.conftest import make_video
 
@@ -155,6 +156,32 @@ def test_ensemble_writes_the_average_of_both_passes(data, ensemble):
     assert difference.max() <= 1 and np.count_nonzero(difference) <= difference.size * 1e-4
     assert np.abs(read_folder(output, NUM_FRAMES).astype(int) -
                   single_forward_pass(data['sl'], data['folder']).astype(int)).max() > 1  # not one pass
+
+
+def test_masks_of_a_semantic_lens_without_its_semantic_branch_are_refused_before_any_output_folder(data, tmp_path,
+                                                                                                     capsys):
+    plain = save_checkpoint(tmp_path / 'plain.pth', dict(SL_OPT, use_semantics=False))
+    for output in ('out', 'out.mp4'):
+        message = expect_error(capsys, '-i', data['folder'], '-o', tmp_path / output, '--weights', plain,
+                               '--save-masks', tmp_path / 'masks')
+        assert message == ('error: --save-masks: this SemanticLens has its semantic branch off, so it makes no masks; '
+                           'drop --save-masks.')
+        assert sorted(os.listdir(tmp_path)) == ['plain.pth']  # the fix it names then works: nothing in the way
+
+
+def test_an_output_folder_that_cannot_be_written_takes_back_the_folders_made_before_it(data, tmp_path, monkeypatch):
+    write_manifest = infer._write_manifest
+
+    def failing(folder, manifest):  # as on a path the permission checks let through (/proc as root)
+        if folder.endswith('masks'):
+            raise SLError(f'--save-masks {folder} cannot be written.')
+        write_manifest(folder, manifest)
+
+    monkeypatch.setattr(infer, '_write_manifest', failing)
+    with pytest.raises(SLError, match='cannot be written'):
+        infer.upscale(infer.parse_args(['-i', data['folder'], '-o', str(tmp_path / 'out'), '--weights', data['sl'],
+                                        '--save-masks', str(tmp_path / 'masks')]))
+    assert os.listdir(tmp_path) == []
 
 
 def test_ensembles_that_cannot_apply_are_one_clear_line(data, tmp_path, capsys):
@@ -455,12 +482,14 @@ def test_bad_options_are_one_clear_line(data, tmp_path, capsys):
     assert sorted(os.listdir(tmp_path)) == ['models']
 
 
-def test_a_frame_rate_that_is_not_positive_is_refused(data, tmp_path, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        infer.main(['-i', data['folder'], '-o', str(tmp_path / 'out.mp4'), '--weights', data['sl'], '--fps', '-3'])
-    assert exit_info.value.code == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1] == 'sl-infer: error: --fps must be positive (got -3)'
-    assert os.listdir(tmp_path) == []
+def test_a_frame_rate_out_of_range_is_refused(data, tmp_path, capsys):
+    for fps in ('-3', '0', '1e-9', '1e12', 'inf', 'nan'):  # 1e-9, 1e12 and inf had ended in tracebacks
+        with pytest.raises(SystemExit) as exit_info:
+            infer.main(['-i', data['folder'], '-o', str(tmp_path / 'out.mp4'), '--weights', data['sl'], '--fps', fps])
+        assert exit_info.value.code == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1] == (
+            f'sl-infer: error: --fps must lie between 0.01 and 1000 frames per second (got {float(fps):g})')
+        assert os.listdir(tmp_path) == []
 
 
 def two_shots(folder, first=10, second=10):
