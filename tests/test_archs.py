@@ -825,6 +825,8 @@ def test_dis_flow_finds_a_known_shift_in_the_warper_convention_and_semantic_lens
     assert net.feat_extract[0].weight.grad.abs().sum() > 0
     with pytest.raises(SLError, match='flow_estimator dis .* remove flow_load_path'):
         build(flow_estimator='dis', flow_load_path='model_zoo/slflow_tiny_synthetic_dis.pth')
+    with pytest.raises(SLError, match='semanticlens_tiny_x4_bi.pth holds no flow network .* give flow weights'):
+        build(flow_load_path='model_zoo/semanticlens_tiny_x4_bi.pth')  # an SR checkpoint
     with pytest.raises(SLError, match="flow_estimator must be 'learned' or 'dis'"):
         build(flow_estimator='raft')
 
@@ -952,3 +954,10 @@ def test_output_frames_reconstructs_only_those_frames_with_the_whole_clips_state
     for bad in ([1, 2], slice(0, 5, 2), slice(3, 3)):
         with pytest.raises(SLError, match='output_frames must be a slice of contiguous frames of the 5-frame clip'):
             net(clip, output_frames=bad)
+
+
+def test_a_size_of_zero_is_refused_in_one_line_when_the_network_is_built():
+    from sl_arch.utils.options import OptionError
+    for key in ('window_size', 'num_heads', 'num_feat'):  # window_size 0 had ended in a ZeroDivisionError at the first step
+        with pytest.raises(OptionError, match=f'^network_g \\(SemanticLens\\): {key}: 0 is not a positive integer'):
+            SemanticLens(**dict(PRESETS['tiny'], **{key: 0}))

@@ -270,6 +270,7 @@ def test_sl_train_refuses_two_budgets_an_unknown_autocast_and_bad_train_values_i
     import pytest
 
     from sl_arch.train import main
+    zoo_weights = Path(__file__).resolve().parents[1] / 'model_zoo' / 'semanticlens_tiny_x4_bi.pth'
     monkeypatch.chdir(tmp_path)
     for change, message in (({'cpu_seconds': 1, 'gpu_seconds': 1}, 'has both cpu_seconds and gpu_seconds'),
                             ({'autocast': 'fp8'}, "train.autocast: 'fp8' is not one of bf16, fp16, false"),
@@ -285,9 +286,11 @@ def test_sl_train_refuses_two_budgets_an_unknown_autocast_and_bad_train_values_i
                             ({'ema_decay': 2}, 'train: ema_decay: 2 is not a number from 0 up to but not including 1'),
                             ({'optim_g': {'type': 'Adam', 'lr': -1.0}}, 'train.optim_g: lr: -1.0 is not a number >= 0'),
                             ({'logger': {'print_freq': 0}}, 'logger: print_freq: 0 is not a positive number'),
-                            ({'val': {'val_freq': 0}}, 'val: val_freq: 0 is not a positive number')):
+                            ({'val': {'val_freq': 0}}, 'val: val_freq: 0 is not a positive number'),
+                            ({'path': {'resume_state': str(zoo_weights)}},  # network weights given as a state
+                             f'path.resume_state {zoo_weights} is not a training state (no iter, optimizers')):
         options = make_options(tmp_path / 'data')
-        for section in ('logger', 'val'):
+        for section in ('logger', 'val', 'path'):
             options[section] = {**options[section], **change.pop(section, {})}
         options['train'].update(change)
         with pytest.raises(SystemExit) as exit_info:

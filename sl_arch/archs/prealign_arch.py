@@ -179,7 +179,11 @@ class SLFlowWarper(nn.Module):
         """Load SPyNet weights (BasicSR format). With fewer than 6 levels, SPyNet's finest ones are used."""
         from sl_arch.utils.checkpoint import network_state_dict, read_checkpoint
         state = network_state_dict(read_checkpoint(path), 'params', path)
-        spynet_levels = 1 + max(int(key.split('.')[1]) for key in state if key.startswith('basic_module.'))
+        levels = [int(key.split('.')[1]) for key in state if key.startswith('basic_module.')]
+        if not levels:
+            raise CheckpointError(f'{path} holds no flow network (SPyNet / SLFlowWarper weights, keys basic_module.*); '
+                                  'give flow weights, e.g. model_zoo/slflow_tiny_synthetic_dis.pth.')
+        spynet_levels = 1 + max(levels)
         if spynet_levels < self.num_levels:
             raise CheckpointError(f'{path} has {spynet_levels} flow levels, SLFlowWarper has {self.num_levels}; '
                                   f'set num_levels <= {spynet_levels}.')

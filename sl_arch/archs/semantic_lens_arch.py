@@ -20,7 +20,7 @@ from sl_arch.archs import semantic_extractor_arch  # noqa: F401  (registers the 
 from sl_arch.archs.space_arch import SLMultiFrameSelfAttention, SLSPACEBlock
 from sl_arch.archs.upsample import bicubic_upsample
 from sl_arch.utils.errors import InputShapeError
-from sl_arch.utils.options import OptionError, reject_unknown_options
+from sl_arch.utils.options import OptionError, check_option_types, reject_unknown_options
 
 # Option dicts for `network_g` (add `type: SemanticLens`). `tiny` trains on two CPU cores in
 # minutes; `paper` is the size a GPU user starts from (the paper's sizes are not published).
@@ -291,6 +291,11 @@ class SemanticLens(nn.Module):
         reject_unknown_options(type(self), unknown_options)
         if scale not in (1, 2, 3, 4):
             raise OptionError(f'SemanticLens supports scale 1, 2, 3 or 4, got {scale}.')
+        sizes = dict(num_in_ch=num_in_ch, num_out_ch=num_out_ch, num_feat=num_feat, num_upsample_feat=num_upsample_feat,
+                     window_size=window_size, num_heads=num_heads, sem_dim=sem_dim, num_instances=num_instances,
+                     num_video_instances=num_video_instances, num_classes=num_classes, flow_levels=flow_levels,
+                     flow_kernel_size=flow_kernel_size)  # a 0 among them had ended in a ZeroDivisionError
+        check_option_types(sizes, dict.fromkeys(sizes, 'int>0'), 'network_g (SemanticLens)')
         self.num_in_ch = num_in_ch
         self.scale = scale
         self.num_video_instances = num_video_instances

@@ -346,6 +346,18 @@ def check_options(opt, path, is_train, check_paths=True):
                 raise SLError(f'option file {path}: path.{key} {file} does not exist; fix the path'
                               + (' (e.g. experiments/<name>/models/net_g_latest.pth) or set it to ~.'
                                  if key == 'pretrain_network_g' else ' or set it to ~.'))
+        if opt['path'].get('resume_state') is not None:
+            _check_training_state(osp.expanduser(str(opt['path']['resume_state'])), path)
+
+
+def _check_training_state(file, path):
+    """``path.resume_state``: a training state BasicSR can resume (its ``iter`` and optimizers), not network weights."""
+    from sl_arch.utils.checkpoint import read_checkpoint
+    state = read_checkpoint(file)
+    if not (isinstance(state, dict) and {'iter', 'optimizers', 'schedulers'} <= set(state)):
+        raise SLError(f'option file {path}: path.resume_state {file} is not a training state (no iter, optimizers, '
+                      'schedulers); give a .state file from experiments/<name>/training_states, or load network '
+                      'weights with path.pretrain_network_g.')
 
 
 #: Kinds of the training values every model's BasicSR loop reads (by section path): counts it divides by, the
