@@ -75,6 +75,10 @@ def parse_args(argv=None):
     if args.opset < MIN_OPSET:
         parser.error(f'--opset must be {MIN_OPSET} or later (GridSample, used by the flow warps, came in opset 16); '
                      f'got {args.opset}')
+    import onnx
+    if args.opset > onnx.defs.onnx_opset_version():
+        parser.error(f'--opset {args.opset}: the installed onnx {onnx.__version__} knows opsets up to '
+                     f'{onnx.defs.onnx_opset_version()}; give one from {MIN_OPSET} to that (default 18)')
     if (args.height is None) != (args.width is None):
         parser.error('give --height and --width together')
     for name in ('frames', 'height', 'width', 'repeats'):
@@ -135,6 +139,13 @@ def low_resolution(frames, scale):
     return torch.stack(lr).unsqueeze(0)
 
 
+def check_fits(full_height, full_width, height, width, what):
+    """Refuse (:class:`SLError`) LR frames of ``full_width`` x ``full_height`` smaller than ``width`` x ``height``."""
+    if full_height < height or full_width < width:
+        raise SLError(f'{what} gives LR frames of {full_width}x{full_height}, smaller than the exported '
+                      f'{width}x{height}: export with a smaller --height/--width or use a larger clip.')
+
+
 def centre_crop(lqs, height, width, what):
     """Crop ``lqs`` (b, t, c, H, W) to ``height`` x ``width`` around its centre.
 
@@ -142,9 +153,7 @@ def centre_crop(lqs, height, width, what):
         SLError: the frames are smaller.
     """
     full_height, full_width = lqs.shape[-2:]
-    if full_height < height or full_width < width:
-        raise SLError(f'{what} gives LR frames of {full_width}x{full_height}, smaller than the exported '
-                      f'{width}x{height}: export with a smaller --height/--width or use a larger clip.')
+    check_fits(full_height, full_width, height, width, what)
     top, left = (full_height - height) // 2, (full_width - width) // 2
     return lqs[..., top:top + height, left:left + width].contiguous()
 
@@ -264,8 +273,19 @@ def to_onnx(program, lqs, output, opset, metadata, optimize=True):
     model = onnx_program.model_proto
     for key, value in metadata.items():
         model.metadata_props.add(key=key, value=value if isinstance(value, str) else json.dumps(value))
-    atomic_write(output, lambda tmp_path: onnx.save(model, tmp_path), suffix='.onnx')
+    atomic_write(output, lambda tmp_path: (onnx.save(model, tmp_path), runnable(tmp_path, opset)), suffix='.onnx')
     return model
+
+
+def runnable(path, opset):
+    """Refuse (:class:`SLError`) an exported model onnxruntime cannot load, before it takes the output's name."""
+    import onnxruntime
+    try:
+        ort_session(path)
+    except Exception as error:  # onnxruntime's own exception types (InvalidGraph, NotImplemented, ...)
+        reason = str(error).strip().splitlines()[0][:200]
+        raise SLError(f'onnxruntime {onnxruntime.__version__} cannot load the model exported at --opset {opset} '
+                      f'({reason}); nothing was written: export at a lower --opset (default 18).') from None
 
 
 def describe_shape(value_info):
@@ -338,7 +358,10 @@ def export(args):
     frames, height, width = example_shape(spec, args)
     if args.check:
         scale = spec.scale or 1
-        clip = low_resolution(read_clip(args.check, frames), scale)
+        hr_frames = read_clip(args.check, frames)
+        # before the downscaling, which fails on frames smaller than the scale
+        check_fits(hr_frames[0].shape[0] // scale, hr_frames[0].shape[1] // scale, height, width, f'--check {args.check}')
+        clip = low_resolution(hr_frames, scale)
         check_source = f'{args.check}: first {frames} frames, MATLAB-bicubic x1/{scale}'
     else:
         clip = torch.rand(1, frames, 3, height, width, generator=torch.Generator().manual_seed(0))

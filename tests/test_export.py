@@ -1,5 +1,6 @@
 """Specifications of ``sl-export``: ONNX that onnxruntime runs like PyTorch, and clear refusals."""
 import json
+import types
 
 import cv2
 import numpy as np
@@ -11,6 +12,7 @@ from basicsr.archs import build_network
 from sl_arch import export
 from sl_arch.archs.spec import arch_spec
 from sl_arch.utils.checkpoint import load_network
+from sl_arch.utils.errors import SLError
 
 from tests.conftest import TINY_NET
 
@@ -66,7 +68,8 @@ def test_a_network_that_specialises_on_the_size_keeps_it_fixed_and_says_why():
 
 
 @pytest.mark.parametrize('case', ['missing weights', 'weights folder', 'exists', 'not onnx', 'output folder',
-                                  'frames of a sliding window', 'missing clip', 'short clip', 'DIS flow'])
+                                  'frames of a sliding window', 'missing clip', 'short clip', 'tiny frames',
+                                  'DIS flow'])
 def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, case):
     weights = save(tmp_path / 'sl.pth', NO_FLOW)
     existing = tmp_path / 'mine.onnx'
@@ -74,6 +77,10 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, case
     short = tmp_path / 'short'
     short.mkdir()
     cv2.imwrite(str(short / '00000000.png'), np.zeros((32, 32, 3), np.uint8))
+    tiny = tmp_path / 'tiny'  # frames smaller than the scale: the downscaling had ended in a traceback
+    tiny.mkdir()
+    for index in range(2):
+        cv2.imwrite(str(tiny / f'0000000{index}.png'), np.zeros((2, 3, 3), np.uint8))
     edvr = {'type': 'EDVR', 'num_feat': 8, 'num_frame': 3, 'deformable_groups': 1, 'num_extract_block': 1,
             'num_reconstruct_block': 1, 'with_tsa': False}
     cases = {
@@ -94,6 +101,9 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, case
                          f'input {tmp_path / "none"} does not exist; give a video file or a folder of frames (--check).'),
         'short clip': (['--weights', weights, '-o', tmp_path / 'a.onnx', '--check', short, '--frames', 2],
                        f'--check {short} has 1 frame(s); the export takes 2: use a longer clip or lower --frames.'),
+        'tiny frames': (['--weights', weights, '-o', tmp_path / 'a.onnx', '--check', tiny, '--frames', 2],
+                        f'--check {tiny} gives LR frames of 0x0, smaller than the exported 64x64: export with a '
+                        'smaller --height/--width or use a larger clip.'),
         'DIS flow': (['--weights', save(tmp_path / 'dis.pth', dict(TINY_NET, flow_estimator='dis')), '-o',
                       tmp_path / 'a.onnx'],
                      f'{tmp_path / "dis.pth"}: network_g.flow_estimator dis computes its flow with OpenCV, outside '
@@ -110,8 +120,35 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, case
     assert existing.read_bytes() == b'the user\'s model'
 
 
-def test_an_opset_without_grid_sample_is_refused(tmp_path, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        export.parse_args(['--weights', 'x.pth', '-o', str(tmp_path / 'a.onnx'), '--opset', '13'])
-    assert exit_info.value.code == 2
-    assert '--opset must be 16 or later' in capsys.readouterr().err
+def test_an_opset_without_grid_sample_or_beyond_onnx_is_refused(tmp_path, capsys):
+    for opset, message in (('13', '--opset must be 16 or later'),
+                           ('99', f'--opset 99: the installed onnx {onnx.__version__} knows opsets up to')):
+        with pytest.raises(SystemExit) as exit_info:
+            export.parse_args(['--weights', 'x.pth', '-o', str(tmp_path / 'a.onnx'), '--opset', opset])
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err
+
+
+def test_a_model_onnxruntime_cannot_load_is_refused_and_the_file_there_kept(tmp_path, monkeypatch):
+    output = tmp_path / 'sl.onnx'
+    output.write_bytes(b'the user\'s model')  # replaced only by a model that loads (sl-export --overwrite)
+    identity = onnx.helper.make_model(onnx.helper.make_graph(
+        [onnx.helper.make_node('Identity', ['lqs'], ['out'])], 'g',
+        [onnx.helper.make_tensor_value_info('lqs', onnx.TensorProto.FLOAT, [1])],
+        [onnx.helper.make_tensor_value_info('out', onnx.TensorProto.FLOAT, [1])]))
+    monkeypatch.setattr(torch.onnx, 'export', lambda *args, **kwargs: types.SimpleNamespace(model_proto=identity))
+
+    def refuse(path):  # as onnxruntime refused a graph exported at an opset it does not run
+        raise RuntimeError('[ONNXRuntimeError] : 10 : INVALID_GRAPH : No Op registered for Attention')
+
+    monkeypatch.setattr(export, 'ort_session', refuse)
+    with pytest.raises(SLError) as error:
+        export.to_onnx(None, torch.zeros(1), str(output), 18, {})
+    assert str(error.value).startswith('onnxruntime ') and str(error.value).endswith(
+        'cannot load the model exported at --opset 18 ([ONNXRuntimeError] : 10 : INVALID_GRAPH : No Op registered '
+        'for Attention); nothing was written: export at a lower --opset (default 18).')
+    assert output.read_bytes() == b'the user\'s model' and [path.name for path in tmp_path.iterdir()] == ['sl.onnx']
+    monkeypatch.undo()
+    monkeypatch.setattr(torch.onnx, 'export', lambda *args, **kwargs: types.SimpleNamespace(model_proto=identity))
+    export.to_onnx(None, torch.zeros(1), str(output), 18, {})  # one that loads takes the name
+    assert onnx.load(str(output)).graph.node[0].op_type == 'Identity'
