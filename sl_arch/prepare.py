@@ -252,9 +252,10 @@ class Preparer:
         for index, img in source.reader.frames(sorted(todo)):
             clip, paths = todo[index]
             gt = make_gt(img, self.resize, self.scale)
-            if min(gt.shape[:2]) < self.scale:
-                raise SLError(f'frame {index} of {source.path} is {img.shape[1]}x{img.shape[0]}, too small for '
-                              f'scale {self.scale}; use larger frames or --resize.')
+            if min(gt.shape[:2]) < 2 * self.scale:  # BasicSR's MATLAB bicubic fails on 1-px LR sides
+                made = f' ({gt.shape[1]}x{gt.shape[0]} after --resize)' if self.resize is not None else ''
+                raise SLError(f'frame {index} of {source.path} is {img.shape[1]}x{img.shape[0]}{made}, too small for '
+                              f'scale {self.scale} (LR frames of at least 2x2 px); use larger frames or --resize.')
             expected = self.sizes.setdefault((clip.split, clip.name), gt.shape)
             if gt.shape != expected:
                 raise SLError(f'frame {index} of {source.path} is {img.shape[1]}x{img.shape[0]} but earlier frames '

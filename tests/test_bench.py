@@ -2,6 +2,8 @@
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -932,3 +934,17 @@ def test_motion_margin_bins_each_pixel_by_its_motion_and_measures_errors_as_calc
         assert np.array_equal(frame, tensor2img([lq.repeat_interleave(4, -2).repeat_interleave(4, -1)]))
     assert motion_margin.margin_db(2.0, 1.0) == pytest.approx(3.0103, abs=1e-4)
     assert motion_margin.margin_db(0, 1) is None
+
+
+def test_the_rusage_launcher_measures_a_command_and_refuses_bad_use_in_one_line(tmp_path):
+    script = ROOT / 'sl_arch' / 'bench' / 'rusage.py'
+    result = tmp_path / 'r.json'
+    done = subprocess.run([sys.executable, str(script), str(result), sys.executable, '-c', 'pass'],
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and json.loads(result.read_text())['returncode'] == 0
+    for argv, message in (([], 'error: give RESULT.json and the command to measure'),
+                          ([str(tmp_path / 'x.json'), str(tmp_path / 'nowhere')],
+                           f'error: cannot run {tmp_path / "nowhere"}: No such file or directory')):
+        failed = subprocess.run([sys.executable, str(script), *argv], capture_output=True, text=True)
+        assert failed.returncode == 2 and len(failed.stderr.splitlines()) == 1
+        assert failed.stderr.startswith(message) and not (tmp_path / 'x.json').exists()

@@ -7,7 +7,7 @@ import yaml
 from basicsr.archs import build_network
 
 from sl_arch.archs.spec import ArchSpec, arch_spec, check_input_fits
-from sl_arch.utils.checkpoint import load_network
+from sl_arch.utils.checkpoint import load_network, read_checkpoint
 from sl_arch.utils.errors import CheckpointError, InputShapeError, SLError
 
 from tests.conftest import TINY_NET
@@ -166,6 +166,8 @@ def test_messages_name_the_inputs_as_the_caller_does(tmp_path):
     (tmp_path / 'models').mkdir()
     with pytest.raises(CheckpointError, match=r'^path\.pretrain_network_g .* is a folder'):
         load_network(str(tmp_path / 'models'), names={'weights': 'path.pretrain_network_g'})
+    with pytest.raises(CheckpointError, match=r'^checkpoint .*models is a folder; give a checkpoint file \(\.pth\) in it'):
+        read_checkpoint(str(tmp_path / 'models'))  # as bench.pack reads its input (it had said 'does not exist')
 
 
 # ------------------------------------------------------------------------------------------ spec

@@ -252,6 +252,17 @@ def test_empty_folder_is_one_clear_error(tmp_path, capsys):
     assert 'empty folder' in one_line_error(capsys)
 
 
+def test_frames_too_small_for_the_scale_are_one_clear_error_with_and_without_resize(tmp_path, capsys):
+    # 4x4 GT frames make 1-px LR frames, where the downscaling had failed with a traceback
+    large, small = write_frames(tmp_path / 'large', [(50, 30)] * 2), write_frames(tmp_path / 'small', [(6, 6)] * 2)
+    for frames, argv, size in ((large, ('--resize', '7x-1'), '50x30 (4x4 after --resize)'), (small, (), '6x6')):
+        output = tmp_path / f'out_{frames.name}'
+        assert run_prepare(frames, '-o', output, *argv) == 2
+        assert one_line_error(capsys) == (f'error: frame 0 of {frames} is {size}, too small for scale 4 (LR frames of '
+                                          'at least 2x2 px); use larger frames or --resize.')
+        assert not [name for _, _, names in os.walk(output) for name in names if name.endswith('.png')]
+
+
 def test_missing_input_is_one_clear_error(tmp_path, capsys):
     assert run_prepare(tmp_path / 'nowhere.mp4', '-o', tmp_path / 'out') == 2
     assert 'nowhere.mp4 does not exist' in one_line_error(capsys)

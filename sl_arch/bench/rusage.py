@@ -25,8 +25,26 @@ def run_and_measure(command):
             'cpu_s': usage.ru_utime + usage.ru_stime, 'peak_rss_mib': usage.ru_maxrss / 1024}
 
 
-if __name__ == '__main__':
-    result_path, *command = sys.argv[1:]
-    result = run_and_measure(command)
+def main(argv):
+    """Command line: ``RESULT.json COMMAND [ARGS...]``; bad use is one line on stderr and exit code 2."""
+    if argv[:1] in (['-h'], ['--help']):
+        print(__doc__.strip().split('\n\n')[0] + '\n\nusage: python sl_arch/bench/rusage.py RESULT.json COMMAND [ARGS...]')
+        return 0
+    if len(argv) < 2:
+        print('error: give RESULT.json and the command to measure: python sl_arch/bench/rusage.py RESULT.json '
+              'COMMAND [ARGS...]', file=sys.stderr)
+        return 2
+    result_path, *command = argv
+    try:
+        result = run_and_measure(command)
+    except OSError as error:  # the command cannot be started
+        print(f'error: cannot run {command[0]}: {error.strerror}; give a command on the PATH or its path.',
+              file=sys.stderr)
+        return 2
     with open(result_path, 'w', encoding='utf-8') as handle:
         json.dump(result, handle)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv[1:]))

@@ -46,6 +46,8 @@ def read_checkpoint(path):
     Raises:
         CheckpointError: the file is missing or is not a readable torch checkpoint.
     """
+    if os.path.isdir(path):
+        raise CheckpointError(f'checkpoint {path} is a folder; give a checkpoint file (.pth) in it.')
     if not os.path.isfile(path):
         raise CheckpointError(f'checkpoint {path} does not exist; check the path (--weights / path.pretrain_network_g).')
     try:
