@@ -324,7 +324,8 @@ class Preparer:
 
 
 def check_config(root, config):
-    """Refuse a root sl-prepare did not make, or one made with other options; record the options of a new root.
+    """Refuse a root sl-prepare did not make, or one made with other options; record the options of a new root
+    (or of one whose earlier run wrote no frame: stopped by a refusal, the fix it named is taken).
 
     A root without ``prepare.json`` must be missing or empty (our temporaries aside), so that no file
     of the user's is ever overwritten or removed.
@@ -339,6 +340,11 @@ def check_config(root, config):
                 previous = json.load(handle)
         except (OSError, ValueError) as error:
             raise SLError(f'{path} cannot be read ({error}); it is not sl-prepare\'s: use another -o ROOT.') from None
+        written = [name for _, _, names in os.walk(root) for name in names
+                   if name != CONFIG_NAME and not is_temporary(name)]
+        if previous != config and not written:  # an earlier run refused before its first frame: nothing to keep
+            atomic_write_bytes(path, (json.dumps(config, indent=2) + '\n').encode('utf-8'))
+            return
         if previous != config:
             changed = sorted(key for key in set(previous) | set(config) if previous.get(key) != config.get(key))
             raise SLError(f'{root} was prepared with other options ({", ".join(changed)} differ, see {path}); '

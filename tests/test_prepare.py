@@ -261,6 +261,9 @@ def test_frames_too_small_for_the_scale_are_one_clear_error_with_and_without_res
         assert one_line_error(capsys) == (f'error: frame 0 of {frames} is {size}, too small for scale 4 (LR frames of '
                                           'at least 2x2 px); use larger frames or --resize.')
         assert not [name for _, _, names in os.walk(output) for name in names if name.endswith('.png')]
+    # the fix the line names works in the same root (its prepare.json, with no frame written, took other options)
+    assert run_prepare(small, '-o', tmp_path / 'out_small', '--resize', '16x16') == 0
+    assert len(os.listdir(tmp_path / 'out_small' / 'train' / 'BI' / 'small')) == 2
 
 
 def test_missing_input_is_one_clear_error(tmp_path, capsys):
