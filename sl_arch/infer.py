@@ -52,6 +52,7 @@ VIDEO_OPTIONS = ('codec', 'crf', 'preset', 'pix_fmt')
 #: encoders overflow far above this.
 MIN_FPS, MAX_FPS = 0.01, 1000
 
+
 def parse_args(argv=None):
     """Command-line options of ``sl-infer``."""
     parser = argparse.ArgumentParser(

@@ -340,9 +340,9 @@ def check_config(root, config):
                 previous = json.load(handle)
         except (OSError, ValueError) as error:
             raise SLError(f'{path} cannot be read ({error}); it is not sl-prepare\'s: use another -o ROOT.') from None
-        written = [name for _, _, names in os.walk(root) for name in names
-                   if name != CONFIG_NAME and not is_temporary(name)]
-        if previous != config and not written:  # an earlier run refused before its first frame: nothing to keep
+        if previous != config and not any(name != CONFIG_NAME and not is_temporary(name)
+                                          for _, _, names in os.walk(root) for name in names):
+            # an earlier run refused before its first frame: nothing of it to keep, so its options give way
             atomic_write_bytes(path, (json.dumps(config, indent=2) + '\n').encode('utf-8'))
             return
         if previous != config:
