@@ -786,6 +786,8 @@ def test_lr_and_the_clip_options_set_every_rows_value_or_one_rows_and_bad_values
                                   ('--num-frame', 'Nope=3', "unknown row 'Nope'")):
         with pytest.raises(SLError, match=f'{option} {text}: {message}'):
             compare.mode_budget(compare.parse_args(['--quick', option, text]))
+    with pytest.raises(SLError, match='--preset bogus: unknown SemanticLens preset; choose one of tiny, '):
+        compare.mode_budget(compare.parse_args(['--quick', '--models', 'bicubic', '--preset', 'bogus']))
     for text in ('0', '-5', 'nan', 'inf'):  # nan had trained to --max-iters, reporting 'nan CPU seconds'
         with pytest.raises(SLError, match=f'--cpu-seconds {float(text)}: give a number of seconds above 0'):
             compare.mode_budget(compare.parse_args(['--quick', '--cpu-seconds', text]))

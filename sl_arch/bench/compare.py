@@ -155,6 +155,9 @@ def mode_budget(args):
     if not torch.cuda.is_available():  # every row trains on the CPU
         check_cpu_autocast(budget.get('autocast'), f'--autocast {budget.get("autocast")}',
                            'leave --autocast out to train every row in float32')
+    from sl_arch.archs.semantic_lens_arch import PRESETS
+    if budget['preset'] not in PRESETS:  # refused here too when no SemanticLens row is asked for (it reads nothing)
+        raise SLError(f'--preset {budget["preset"]}: unknown SemanticLens preset; choose one of {", ".join(PRESETS)}.')
     if not 0 < budget['seconds'] < math.inf:  # nan too
         raise SLError(f'--{budget["clock"]}-seconds {budget["seconds"]}: give a number of seconds above 0.')
     if min(budget['max_iter'], budget['jobs'], budget['repeats'], args.threads) < 1:
