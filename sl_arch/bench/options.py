@@ -354,10 +354,10 @@ _variant('SingleFrame_lean_border2', 'SingleFrame_lean', 'no loss on the patches
 # the interval-1-2 row and the single-frame network on patches chosen where the frames change (datasets.train.motion_crops:
 # of 4 random crops of each window, the one whose LR frames differ most from one to the next): a random 24-px patch of the
 # training mix is often still or flat (the demo footage barely moves), where a video network has nothing to learn from
-# its neighbours; what is slow at 300 s is learning to use them. At 300 s (thirty-second round, AMD EPYC, float32, three
-# seeds): the single-frame network gains more from it (+0.11 dB: +0.08, +0.19, +0.07) than the video row (+0.02), which
-# leads the single-frame network trained alike by +0.30 where the best row led the plain one by +0.40 on those seeds: a
-# stronger single-frame reference, not a better video row
+# its neighbours; what is slow at 300 s is learning to use them. At 300 s (thirty-second round, AMD EPYC, float32, four
+# seeds): the single-frame network gains more from it (+0.12 dB: +0.08, +0.19, +0.07, +0.14) than the video row (+0.02),
+# which leads the single-frame network trained alike by +0.27 where the best row led the plain one by +0.37 on those
+# seeds: a stronger single-frame reference, not a better video row
 _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_mcrop4_lr2e-3',
          f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_lr2e-3', 'patches where the frames change (1 of 4)',
          train_set={'motion_crops': 4})
