@@ -326,15 +326,9 @@ def check_options(opt, path, is_train, check_paths=True):
         if section in opt and missing:
             raise SLError(f'option file {path}: {section} has no {", ".join(missing)} (BasicSR reads it); add it, '
                           'e.g. as in options/.')
-    if is_train:  # values BasicSR's loop would divide by, or train with nothing done and no word
-        for section, kinds in TRAIN_VALUE_KINDS.items():
-            mapping = opt.get(section[0])
-            for key in section[1:]:
-                mapping = mapping.get(key) if isinstance(mapping, dict) else None
-            if isinstance(mapping, dict):
-                check_option_types({key: mapping[key] for key in kinds if mapping.get(key) is not None}, kinds,
-                                   f'option file {path}: {".".join(section)}')
     for section, mapping in _sections(opt):
+        if is_train and section in TRAIN_VALUE_KINDS:  # values BasicSR's loop divides by, or trains wrongly with
+            check_option_types(mapping, TRAIN_VALUE_KINDS[section], f'option file {path}: {section_name(section)}')
         valid = section_keys(opt, section)
         if valid is not None:
             reject_unknown_keys([key for key in mapping if key not in valid], valid, section_name(section),
