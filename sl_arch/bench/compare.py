@@ -44,8 +44,8 @@ from tqdm import tqdm
 from sl_arch.bench.common import check_seed, comma_list, run_in_child
 from sl_arch.bench.measure import set_motion
 from sl_arch.bench.options import (DATA_ROOT, DATA_SCRIPT, DEFAULT_MODELS, MODELS, MODES, UPSAMPLINGS, VALIDATION_SET,
-                                   dataset_options, min_input_size, network_options, parameter_counts, row_budget,
-                                   val_tile, validation_set, weights_key)
+                                   check_preset, dataset_options, min_input_size, network_options, parameter_counts,
+                                   row_budget, val_tile, validation_set, weights_key)
 from sl_arch.bench.report import check_report_folder, real_psnr, write_outputs
 from sl_arch.bench.runs import train_and_test_row
 from sl_arch.utils.errors import SLError, cli_entry
@@ -155,9 +155,7 @@ def mode_budget(args):
     if not torch.cuda.is_available():  # every row trains on the CPU
         check_cpu_autocast(budget.get('autocast'), f'--autocast {budget.get("autocast")}',
                            'leave --autocast out to train every row in float32')
-    from sl_arch.archs.semantic_lens_arch import PRESETS
-    if budget['preset'] not in PRESETS:  # refused here too when no SemanticLens row is asked for (it reads nothing)
-        raise SLError(f'--preset {budget["preset"]}: unknown SemanticLens preset; choose one of {", ".join(PRESETS)}.')
+    check_preset(budget['preset'], '--preset')  # also when no SemanticLens row is asked for (none would read it)
     if not 0 < budget['seconds'] < math.inf:  # nan too
         raise SLError(f'--{budget["clock"]}-seconds {budget["seconds"]}: give a number of seconds above 0.')
     if min(budget['max_iter'], budget['jobs'], budget['repeats'], args.threads) < 1:

@@ -482,11 +482,17 @@ def parameter_counts(network_opt):
     return total, total - spynet
 
 
+def check_preset(preset, option='preset'):
+    """Refuse (:class:`SLError`, naming ``option``) a ``preset`` that is not one of SemanticLens' ``PRESETS``."""
+    from sl_arch.archs.semantic_lens_arch import PRESETS
+    if preset not in PRESETS:
+        raise SLError(f'{option} {preset}: unknown SemanticLens preset; choose one of {", ".join(PRESETS)}.')
+
+
 def semantic_lens_options(preset, ablation=None):
     """``network_g`` of SemanticLens ``PRESETS[preset]`` with the ``ablation`` switches."""
     from sl_arch.archs.semantic_lens_arch import PRESETS
-    if preset not in PRESETS:
-        raise SLError(f'unknown SemanticLens preset {preset!r}; choose one of {", ".join(PRESETS)}.')
+    check_preset(preset)
     return dict(type='SemanticLens', **dict(PRESETS[preset], **(ablation or {})))
 
 
