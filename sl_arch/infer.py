@@ -113,7 +113,7 @@ def parse_args(argv=None):
         parser.error(f'--tile-overlap ({args.tile_overlap}) must be smaller than --tile ({args.tile})')
     if not args.shot_threshold > 0:
         parser.error(f'--shot-threshold must be positive (got {args.shot_threshold:g})')
-    if args.crf is not None and args.crf < 0:
+    if args.crf is not None and not args.crf >= 0:  # nan too
         parser.error(f'--crf must be >= 0 (got {args.crf:g})')
     return args
 

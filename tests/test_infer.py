@@ -492,6 +492,16 @@ def test_a_frame_rate_out_of_range_is_refused(data, tmp_path, capsys):
         assert os.listdir(tmp_path) == []
 
 
+def test_a_negative_or_nan_crf_is_refused(data, tmp_path, capsys):
+    for crf in ('-1', 'nan'):  # nan had passed the check
+        with pytest.raises(SystemExit) as exit_info:
+            infer.main(['-i', data['folder'], '-o', str(tmp_path / 'out.mp4'), '--weights', data['sl'], '--crf', crf])
+        assert exit_info.value.code == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1] == (
+            f'sl-infer: error: --crf must be >= 0 (got {float(crf):g})')
+        assert os.listdir(tmp_path) == []
+
+
 def two_shots(folder, first=10, second=10):
     """A folder of two shots (two textures, each panning); returns the folder and the second shot's own folder."""
     rng = np.random.default_rng(5)

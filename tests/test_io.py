@@ -124,6 +124,10 @@ def test_input_stream_the_output_container_cannot_hold_is_refused_before_any_wor
      'yuvj444p, nv12, nv16; choose one of those.'),
     (('--preset', 'warp9'), 'libx264 cannot start with --preset warp9 (Invalid argument); fix those options.'),
     (('--codec', 'libvpx-vp9', '--preset', 'fast'), '--preset: libvpx-vp9 has no preset option; drop --preset.'),
+    # libx264 would take it silently as 51
+    (('--crf', '60'), '--crf 60: libx264 takes 0-51 (lower is better); choose one in that range.'),
+    (('--codec', 'libsvtav1', '--crf', '64'),
+     '--crf 64: libsvtav1 takes 0-63 (lower is better); choose one in that range.'),
     (('--out', 'clip_x4.webm'), None),
 ])
 def test_bad_encoder_options_are_one_line_before_any_work(tmp_path, weights, capsys, options, message):

@@ -44,6 +44,9 @@ UNSPECIFIED = {'colorspace': 2, 'color_range': 0, 'color_primaries': 2, 'color_t
 #: FFmpeg's colour-matrix tags (AVColorSpace) -> the swscale matrix that converts RGB to them.
 SWS_COLORSPACES = {1: 'ITU709', 4: 'FCC', 5: 'ITU601', 6: 'ITU601', 7: 'SMPTE240M', 9: 'BT2020', 10: 'BT2020'}
 CODEC_HINT = 'libx264, libx265, libsvtav1 or libvpx-vp9'
+#: Largest constant-quality value (``--crf``) of the encoders named above, for 8-bit video: libx264 takes any larger
+#: value silently as 51, the others refuse it when they start.
+CRF_MAX = {'libx264': 51, 'libx265': 51, 'libsvtav1': 63, 'libvpx-vp9': 63}
 
 os.environ.setdefault('SVT_LOG', '1')  # SVT-AV1 prints its whole configuration to stderr at level 3 (its default)
 
@@ -371,6 +374,9 @@ def check_video_output(path, settings, copy_from=None):
         raise SLError(f'--codec {codec} is not an encoder of this FFmpeg; use {CODEC_HINT}.') from None
     if encoder.type != 'video':
         raise SLError(f'--codec {codec} is an {encoder.type} encoder; use a video encoder ({CODEC_HINT}).')
+    if settings.crf is not None and settings.crf > CRF_MAX.get(codec, float('inf')):
+        raise SLError(f'--crf {settings.crf:g}: {codec} takes 0-{CRF_MAX[codec]} (lower is better); choose one in that '
+                      'range.')
     formats = [video_format.name for video_format in encoder.video_formats or []]
     if formats and settings.pix_fmt not in formats:
         raise SLError(f'--pix-fmt {settings.pix_fmt}: {codec} takes {", ".join(formats[:8])}; choose one of those.')
