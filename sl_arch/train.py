@@ -166,8 +166,52 @@ def check_output_folders(opt, root_path):
             raise OutputError(f'{obstacle}; {fix}.') from None
 
 
+def folders_moved_aside(opt, root_path):
+    """The folders BasicSR's pipeline will move to ``<folder>_archived_<time>`` before it loads any weights.
+
+    Testing moves ``results/<name>``. Training moves ``experiments/<name>`` (and ``tb_logger/<name>`` when used) unless
+    it resumes: from ``path.resume_state``, or with ``--auto_resume`` from a state it finds there (BasicSR's
+    ``load_resume_state``, which ignores ``path.resume_state`` then).
+    """
+    if not opt['is_train']:
+        return [opt['path']['results_root']]
+    if opt.get('auto_resume'):
+        states = os.path.join('experiments', opt['name'], 'training_states')
+        if glob.glob(os.path.join(glob.escape(states), '*.state')):
+            return []
+    elif opt['path'].get('resume_state'):
+        return []
+    folders = [opt['path']['experiments_root']]
+    if (opt.get('logger') or {}).get('use_tb_logger') and 'debug' not in opt['name']:
+        folders.append(os.path.join(root_path, 'tb_logger', opt['name']))
+    return folders
+
+
+def check_weights_outside_moved_folders(opt, root_path):
+    """Refuse ``path.pretrain_network_*`` files inside a folder BasicSR moves aside before loading them.
+
+    Weights in ``experiments/<name>/models`` of the run's own name were moved to ``experiments/<name>_archived_<time>``
+    first, and the run then failed with "does not exist".
+
+    Raises:
+        SLError: naming the key, the folder and the fix.
+    """
+    moved = [os.path.realpath(folder) for folder in folders_moved_aside(opt, root_path)]
+    for key, file in opt['path'].items():
+        if 'pretrain_network' not in key or not isinstance(file, str):
+            continue
+        real = os.path.realpath(os.path.expanduser(file))
+        for folder in moved:
+            if os.path.commonpath([real, folder]) == folder:
+                command = 'sl-train' if opt['is_train'] else 'sl-test'
+                raise SLError(f'path.{key} {file} lies in {folder}, which {command} moves aside to '
+                              f'{os.path.basename(folder)}_archived_<time> before it loads weights; copy the file out '
+                              'of that folder and point to the copy, or give the run another name.')
+
+
 def parse_options_checked(root_path, is_train=True):
-    """BasicSR's ``parse_options``, then :func:`check_output_folders` on its result.
+    """BasicSR's ``parse_options``, then :func:`check_output_folders` and :func:`check_weights_outside_moved_folders`
+    on its result.
 
     BasicSR seeds the generators before it applies ``--force_yml``, so ``--force_yml
     manual_seed=1`` was logged but trained with the file's seed; they are seeded again here with
@@ -176,6 +220,7 @@ def parse_options_checked(root_path, is_train=True):
     opt, args = basicsr_options.parse_options(root_path, is_train)
     set_random_seed(opt['manual_seed'] + opt['rank'])
     check_output_folders(opt, root_path)
+    check_weights_outside_moved_folders(opt, root_path)
     return opt, args
 
 

@@ -4,6 +4,7 @@ import copy
 from pathlib import Path
 
 import pytest
+import torch
 
 from sl_arch import test as sl_test
 from sl_arch import train as sl_train
@@ -297,6 +298,43 @@ def test_a_missing_pretrained_network_is_found_before_anything_is_written(tmp_pa
         f'error: option file {option_file}: path.pretrain_network_g {tmp_path}/net_g_latest.pth does not exist; fix '
         'the path (e.g. experiments/<name>/models/net_g_latest.pth) or set it to ~.')
     assert not (tmp_path / 'results').exists()
+
+
+@pytest.mark.parametrize('main', [sl_train.main, sl_test.main], ids=['sl-train', 'sl-test'])
+def test_weights_inside_the_folder_basicsr_moves_aside_are_refused_before_it_moves_it(tmp_path, capsys, monkeypatch,
+                                                                                      main):
+    # BasicSR moved experiments/<name> (results/<name>) to <name>_archived_<time> and then found no weights there
+    monkeypatch.chdir(tmp_path)
+    is_train = main is sl_train.main
+    options = make_options(tmp_path / 'data') if is_train else sl_test_options(tmp_path / 'data')
+    folder = tmp_path / ('experiments' if is_train else 'results') / options['name']
+    weights = folder / 'models' / 'net_g_2.pth'
+    weights.parent.mkdir(parents=True)
+    torch.save({'params': {}}, weights)
+    options['path']['pretrain_network_g'] = str(weights)
+    option_file = write_options(tmp_path / 'run.yml', options)
+    command = 'sl-train' if is_train else 'sl-test'
+    assert error_line(capsys, main, '-opt', option_file) == (
+        f'error: path.pretrain_network_g {weights} lies in {folder}, which {command} moves aside to '
+        f'{options["name"]}_archived_<time> before it loads weights; copy the file out of that folder and point to '
+        'the copy, or give the run another name.')
+    assert sorted(path.name for path in folder.parent.iterdir()) == [options['name']] and weights.is_file()
+
+
+def test_a_resumed_training_moves_nothing_aside(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # BasicSR looks for --auto_resume's states under ./experiments
+    options = {'is_train': True, 'name': 'run', 'auto_resume': False, 'logger': {'use_tb_logger': True},
+               'path': {'experiments_root': str(tmp_path / 'experiments' / 'run'), 'resume_state': None}}
+    assert sl_train.folders_moved_aside(options, str(tmp_path)) == [str(tmp_path / 'experiments' / 'run'),
+                                                                    str(tmp_path / 'tb_logger' / 'run')]
+    options['path']['resume_state'] = 'experiments/run/training_states/2.state'
+    assert sl_train.folders_moved_aside(options, str(tmp_path)) == []
+    # with --auto_resume BasicSR resumes from a state it finds, or else starts afresh whatever resume_state says
+    options['auto_resume'] = True
+    assert len(sl_train.folders_moved_aside(options, str(tmp_path))) == 2
+    (tmp_path / 'experiments' / 'run' / 'training_states').mkdir(parents=True)
+    (tmp_path / 'experiments' / 'run' / 'training_states' / '4.state').write_bytes(b'')
+    assert sl_train.folders_moved_aside(options, str(tmp_path)) == []
 
 
 def test_the_train_and_val_keys_our_model_reads_are_all_known_to_the_checks():
