@@ -482,23 +482,17 @@ def test_bad_options_are_one_clear_line(data, tmp_path, capsys):
     assert sorted(os.listdir(tmp_path)) == ['models']
 
 
-def test_a_frame_rate_out_of_range_is_refused(data, tmp_path, capsys):
-    for fps in ('-3', '0', '1e-9', '1e12', 'inf', 'nan'):  # 1e-9, 1e12 and inf had ended in tracebacks
+@pytest.mark.parametrize('option, values, message', [
+    # 1e-9, 1e12 and inf had ended in tracebacks
+    ('--fps', ('-3', '0', '1e-9', '1e12', 'inf', 'nan'), '--fps must lie between 0.01 and 1000 frames per second'),
+    ('--crf', ('-1', 'nan'), '--crf must be >= 0'),  # nan had passed the check
+])
+def test_a_frame_rate_or_crf_out_of_range_is_refused(data, tmp_path, capsys, option, values, message):
+    for value in values:
         with pytest.raises(SystemExit) as exit_info:
-            infer.main(['-i', data['folder'], '-o', str(tmp_path / 'out.mp4'), '--weights', data['sl'], '--fps', fps])
+            infer.main(['-i', data['folder'], '-o', str(tmp_path / 'out.mp4'), '--weights', data['sl'], option, value])
         assert exit_info.value.code == 2
-        assert capsys.readouterr().err.strip().splitlines()[-1] == (
-            f'sl-infer: error: --fps must lie between 0.01 and 1000 frames per second (got {float(fps):g})')
-        assert os.listdir(tmp_path) == []
-
-
-def test_a_negative_or_nan_crf_is_refused(data, tmp_path, capsys):
-    for crf in ('-1', 'nan'):  # nan had passed the check
-        with pytest.raises(SystemExit) as exit_info:
-            infer.main(['-i', data['folder'], '-o', str(tmp_path / 'out.mp4'), '--weights', data['sl'], '--crf', crf])
-        assert exit_info.value.code == 2
-        assert capsys.readouterr().err.strip().splitlines()[-1] == (
-            f'sl-infer: error: --crf must be >= 0 (got {float(crf):g})')
+        assert capsys.readouterr().err.strip().splitlines()[-1] == f'sl-infer: error: {message} (got {float(value):g})'
         assert os.listdir(tmp_path) == []
 
 
