@@ -273,15 +273,19 @@ def to_onnx(program, lqs, output, opset, metadata, optimize=True):
     model = onnx_program.model_proto
     for key, value in metadata.items():
         model.metadata_props.add(key=key, value=value if isinstance(value, str) else json.dumps(value))
-    atomic_write(output, lambda tmp_path: (onnx.save(model, tmp_path), runnable(tmp_path, opset)), suffix='.onnx')
-    return model
+    sessions = []
+    atomic_write(output, lambda tmp_path: (onnx.save(model, tmp_path), sessions.append(runnable(tmp_path, opset))),
+                 suffix='.onnx')
+    return model, sessions[0]
 
 
 def runnable(path, opset):
-    """Refuse (:class:`SLError`) an exported model onnxruntime cannot load, before it takes the output's name."""
+    """The onnxruntime session (:func:`ort_session`) of the exported model at ``path``; refuse (:class:`SLError`) a
+    model onnxruntime cannot load, before it takes the output's name. The session holds the model it read, so it
+    serves the parity check after the file is renamed."""
     import onnxruntime
     try:
-        ort_session(path)
+        return ort_session(path)
     except Exception as error:  # onnxruntime's own exception types (InvalidGraph, NotImplemented, ...)
         reason = str(error).strip().splitlines()[0][:200]
         raise SLError(f'onnxruntime {onnxruntime.__version__} cannot load the model exported at --opset {opset} '
@@ -321,8 +325,9 @@ def median_cpu_seconds(function, repeats):
     return statistics.median(times), result
 
 
-def compare_runtimes(onnx_path, net, lqs, repeats):
-    """Run ``lqs`` through the ONNX model (onnxruntime) and the network (PyTorch), one CPU thread each.
+def compare_runtimes(session, net, lqs, repeats):
+    """Run ``lqs`` through the ONNX model (``session``, from :func:`ort_session`) and the network (PyTorch), one CPU
+    thread each.
 
     Returns:
         dict: ``max_abs_diff``, ``psnr_db`` (between the two outputs, range 1), ``torch_s``,
@@ -331,7 +336,6 @@ def compare_runtimes(onnx_path, net, lqs, repeats):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        session = ort_session(onnx_path)
         feed = {INPUT_NAME: lqs.numpy()}
         with torch.no_grad():
             torch_s, reference = median_cpu_seconds(lambda: net(lqs), repeats)
@@ -381,7 +385,7 @@ def export(args):
                              else f'fixed {width}x{height}: {fixed_reason}')}
     metadata = {'sl_arch.network_g': net_opt, 'sl_arch.scale': spec.scale, 'sl_arch.frames': frames,
                 'sl_arch.axes': axes, 'sl_arch.weights': os.path.basename(args.weights)}
-    model = to_onnx(program, example, args.output, args.opset, metadata, not args.no_optimize)
+    model, session = to_onnx(program, example, args.output, args.opset, metadata, not args.no_optimize)
     print(f'sl-export: wrote {args.output} ({os.path.getsize(args.output) / 2**20:.2f} MiB, opset {args.opset}); '
           f'input {INPUT_NAME} {describe_shape(model.graph.input[0])} -> output {OUTPUT_NAME} '
           f'{describe_shape(model.graph.output[0])}', flush=True)
@@ -396,7 +400,7 @@ def export(args):
             check_input = example
     elif args.check:
         check_input = example
-    result = compare_runtimes(args.output, net, check_input, args.repeats)
+    result = compare_runtimes(session, net, check_input, args.repeats)
     check_height, check_width = check_input.shape[-2:]
     print(f'sl-export: parity on {check_source}, {check_width}x{check_height}: max |onnxruntime - PyTorch| '
           f'{result["max_abs_diff"]:.3g}, PSNR between them {result["psnr_db"]:.1f} dB')

@@ -34,11 +34,15 @@ def run_export(*argv):
     return export.export(export.parse_args([str(arg) for arg in argv]))
 
 
-def test_exported_model_matches_pytorch_and_takes_other_frame_sizes(tmp_path, capsys):
+def test_exported_model_matches_pytorch_and_takes_other_frame_sizes(tmp_path, capsys, monkeypatch):
     weights = save(tmp_path / 'sl.pth', NO_FLOW)
     output = tmp_path / 'sl.onnx'
+    loads = []
+    monkeypatch.setattr(export, 'ort_session', lambda path, load=export.ort_session: loads.append(path) or load(path))
     summary = run_export('--weights', weights, '-o', output, '--frames', 2, '--height', 16, '--width', 16,
                          '--repeats', 1, '--no-optimize')
+    monkeypatch.undo()
+    assert len(loads) == 1  # the session that showed the model loads also runs the parity check
     printed = capsys.readouterr().out
     assert summary['dynamic_size'] and 'height/width: dynamic: any multiples of 4 from 16' in printed
     assert summary['max_abs_diff'] < 1e-4 and summary['psnr_db'] > 80
@@ -150,5 +154,6 @@ def test_a_model_onnxruntime_cannot_load_is_refused_and_the_file_there_kept(tmp_
     assert output.read_bytes() == b'the user\'s model' and [path.name for path in tmp_path.iterdir()] == ['sl.onnx']
     monkeypatch.undo()
     monkeypatch.setattr(torch.onnx, 'export', lambda *args, **kwargs: types.SimpleNamespace(model_proto=identity))
-    export.to_onnx(None, torch.zeros(1), str(output), 18, {})  # one that loads takes the name
+    _, session = export.to_onnx(None, torch.zeros(1), str(output), 18, {})  # one that loads takes the name
     assert onnx.load(str(output)).graph.node[0].op_type == 'Identity'
+    assert session.run(['out'], {'lqs': np.full(1, 0.5, np.float32)})[0].tolist() == [0.5]  # read before the rename
