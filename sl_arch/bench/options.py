@@ -264,6 +264,14 @@ _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_share_lr2e-3
 EMA = {'ema_decay': 0.998}
 _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_ema_lr2e-3',
          f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_lr2e-3', 'weights averaged (EMA 0.998)', train=EMA)
+# the averaged-weights row with 8-channel pixel-shuffle stages and HR refinement instead of 16 (0.167M): at 1200 CPU s
+# in float32 the video network is still gaining when the budget ends (3200-3500 iterations, thirty-third round) and
+# the HR-size convolutions are about 40% of its iteration; this takes 0.86x the time per iteration (step_time, AMD
+# EPYC, one thread, float32). At 1200 s there (thirty-fourth round, seeds 0 and 1): 5225 and 5201 iterations, +0.39
+# and +0.18 dB over the single-frame network on the real held-out sets, but -0.17 on the validation shots both times
+_variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_ema_up8_lr2e-3',
+         f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_ema_lr2e-3', '8-ch upsampling',
+         num_upsample_feat=8)
 # the interval-1-2 row without recurrence (recurrent: false): each frame's features from itself and its warped
 # neighbours only, all frames of a clip at once (an early-fusion sliding window); the alignment gate, which scales
 # the propagated features, goes with it (0.167M). The recurrent row's iterations cost 1.2-1.5x the single-frame
