@@ -298,6 +298,12 @@ def test_verdict_states_margins_computed_from_the_rows():
     assert 'SemanticLens, DIS flow is **behind by 0.07 dB' in both[1] and both[1].endswith('network 2500.')
     assert lines[1].startswith('- Against BasicVSR (150 iterations in the same budget): SemanticLens, DIS flow behind '
                                'by 0.80 dB on real footage')
+    # a single-frame row's variant (its weights averaged) is a single-frame reference too, named as such
+    averaged = dict(small, key='SingleFrame_lean_ema', label='Single-frame, small, weights averaged')
+    (line,) = report.verdict([averaged, variant])
+    assert line.startswith('- **Against the single-frame network of 0.196M parameters (Single-frame, small, weights '
+                           'averaged) at equal CPU time** (SemanticLens, DIS flow: 0.200M): SemanticLens, DIS flow is '
+                           '**behind by 0.07 dB')
     assert report.verdict([variant])[0].startswith('- SemanticLens has no result in this run')
 
 

@@ -408,8 +408,23 @@ DEFAULT_MODELS = ('bicubic', 'bilinear', 'SemanticLens', 'SingleFrame', 'BasicVS
 UPSAMPLINGS = ('bicubic', 'bilinear')
 #: The single-frame references: the full tiny network's size (0.48M) and the lean rows' (0.196M).
 SINGLE_FRAME_ROWS = ('SingleFrame', 'SingleFrame_lean')
-#: Rows compared with SemanticLens in the verdict (the single-frame references first).
+#: Rows compared with SemanticLens in the verdict (the single-frame references first), besides the single-frame
+#: rows' variants (:func:`is_single_frame`).
 BASELINES = SINGLE_FRAME_ROWS + ('BasicVSR', 'BasicVSR_dis', 'IconVSR', 'BasicVSRPP', 'EDVR')
+
+
+def is_single_frame(key):
+    """Whether row ``key`` is a single-frame network: a row of :data:`SINGLE_FRAME_ROWS` or one of their variants
+    (``SingleFrame_lean_ema``: averaged weights, another rate, ...), all built as ``SLFrameWise``."""
+    return key in MODELS and MODELS[key][1] == 'SLFrameWise'
+
+
+def reference_keys(keys):
+    """The rows of ``keys`` SemanticLens is set against in the verdict: the single-frame networks (in ``keys``' order)
+    first, then the video baselines of :data:`BASELINES`."""
+    keys = list(keys)
+    return [key for key in keys if is_single_frame(key)] + [key for key in BASELINES
+                                                            if key in keys and not is_single_frame(key)]
 
 #: Budgets of the two modes. ``seconds`` of training per model, on the ``clock`` (``'cpu'``: CPU
 #: seconds of the one-thread training process; ``'gpu'``: synchronized GPU seconds, CUDA only);

@@ -8,8 +8,9 @@ import os.path as osp
 
 from sl_arch.bench.common import markdown_table
 from sl_arch.bench.measure import LONG_CLIP_FRAMES
-from sl_arch.bench.options import (BASELINES, DATA_ROOT, SINGLE_FRAME_ROWS, TEST_SETS, TRAIN_CHANGES, TRAIN_FOLDER,
-                                   VALIDATION_SET, held_out_label, real_test_sets, row_budget, weights_key)
+from sl_arch.bench.options import (DATA_ROOT, SINGLE_FRAME_ROWS, TEST_SETS, TRAIN_CHANGES, TRAIN_FOLDER, VALIDATION_SET,
+                                   held_out_label, is_single_frame, real_test_sets, reference_keys, row_budget,
+                                   weights_key)
 from sl_arch.utils.errors import SLError
 from sl_arch.utils.files import atomic_write, check_writable, write_json, write_text
 
@@ -61,7 +62,7 @@ def verdict(rows, clock='CPU'):
     """Plain sentences computed from the measured rows: SemanticLens against each reference."""
     by_key = {row['key']: row for row in rows if not row.get('error')}
     sl = by_key.get('SemanticLens')
-    baselines = [by_key[key] for key in BASELINES if key in by_key]
+    baselines = [by_key[key] for key in reference_keys(by_key)]
     if sl is None or real_psnr(sl) is None:
         variants = [row for key, row in by_key.items() if key.startswith('SL_') and real_psnr(row) is not None]
         if variants and baselines:  # a run of variants only: each against the single-frame network and the rest
@@ -72,10 +73,10 @@ def verdict(rows, clock='CPU'):
     if 'BasicVSR' in by_key:
         lines.append(speed_sentence(sl, by_key['BasicVSR'], clock))
     if 'bicubic' in by_key:
-        lines.append(bicubic_sentence(sl, by_key['bicubic'], [by_key[key] for key in BASELINES if key in by_key]))
+        lines.append(bicubic_sentence(sl, by_key['bicubic'], baselines))
     if 'bilinear' in by_key:
-        lines += starting_point_sentences(by_key['bilinear'], [by_key[key] for key in BASELINES
-                                                                  if key in by_key and key not in SINGLE_FRAME_ROWS])
+        lines += starting_point_sentences(by_key['bilinear'], [row for row in baselines
+                                                                  if not is_single_frame(row['key'])])
     lines += [ablation_sentence(sl, row) for row in rows if row['key'].startswith('SL_') and row['key'] in by_key]
     lines.append('- One seed per model: the run-to-run spread was not measured, so margins of a few hundredths '
                  'of a dB are within noise.')
@@ -107,7 +108,7 @@ def margin_text(deltas):
 
 def comparison_sentence(sl, baseline, clock, name='SemanticLens'):
     """``name`` (the ``sl`` row) against one reference row: the single-frame network, or a video baseline."""
-    if baseline['key'] in SINGLE_FRAME_ROWS:
+    if is_single_frame(baseline['key']):
         return single_frame_sentence(sl, baseline, clock, name)
     return baseline_sentence(sl, baseline, name)
 
@@ -115,7 +116,9 @@ def comparison_sentence(sl, baseline, clock, name='SemanticLens'):
 def single_frame_sentence(sl, single, clock, name='SemanticLens'):
     """``name`` (the ``sl`` row) against a single-frame network, both sizes stated."""
     real = real_psnr(sl) - real_psnr(single)
-    return (f'- **Against the single-frame network of {single["params"] / 1e6:.3f}M parameters at equal {clock} time** '
+    variant = '' if single['key'] in SINGLE_FRAME_ROWS else f' ({single["label"]})'  # e.g. its weights averaged
+    return (f'- **Against the single-frame network of {single["params"] / 1e6:.3f}M parameters{variant} at equal '
+            f'{clock} time** '
             f'({name}: {sl["params"] / 1e6:.3f}M): {name} is **{"ahead" if real > 0 else "behind"} by {abs(real):.2f} '
             f'dB PSNR-Y on real held-out footage** ({margin_text(margins(sl, single))}). It did '
             f'{plural(iterations(sl), "iteration")}, the single-frame network {iterations(single)}.')
