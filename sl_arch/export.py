@@ -262,7 +262,7 @@ def to_onnx(program, lqs, output, opset, metadata, optimize=True):
     """Translate ``program`` to ONNX and write it atomically to ``output``, with ``metadata`` as model properties.
 
     Returns:
-        onnx.ModelProto: The model written.
+        tuple: The model written (``onnx.ModelProto``) and its onnxruntime session (:func:`runnable`).
     """
     import onnx
     from torch.nn.attention import SDPBackend, sdpa_kernel

@@ -267,8 +267,9 @@ _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_ema_lr2e-3',
 # the averaged-weights row with 8-channel pixel-shuffle stages and HR refinement instead of 16 (0.167M): at 1200 CPU s
 # in float32 the video network is still gaining when the budget ends (3200-3500 iterations, thirty-third round) and
 # the HR-size convolutions are about 40% of its iteration; this takes 0.86x the time per iteration (step_time, AMD
-# EPYC, one thread, float32). At 1200 s there (thirty-fourth round, seeds 0 and 1): 5225 and 5201 iterations, +0.39
-# and +0.18 dB over the single-frame network on the real held-out sets, but -0.17 on the validation shots both times
+# EPYC, one thread, float32). At 1200 s there (thirty-fourth round, four seeds): 1.2-1.6x the iterations, +0.28 dB over
+# the single-frame network on the real held-out sets (the 16-channel row +0.27 on those seeds), but -0.13 to -0.17 on
+# the validation shots every time (the 16-channel row -0.02 to +0.09): not an improvement
 _variant(f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_ema_up8_lr2e-3',
          f'{LEAN16_NO_IMAGE}_bounded_e0p3r0_diff_reverse_interval12_ema_lr2e-3', '8-ch upsampling',
          num_upsample_feat=8)

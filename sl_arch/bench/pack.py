@@ -15,8 +15,6 @@ import argparse
 import json
 import os.path as osp
 
-import torch
-
 from sl_arch.utils.checkpoint import NETWORK_OPT_KEY, atomic_torch_save, read_checkpoint
 from sl_arch.utils.errors import SLError, cli_entry
 from sl_arch.utils.files import check_writable
