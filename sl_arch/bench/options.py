@@ -409,9 +409,8 @@ DEFAULT_MODELS = ('bicubic', 'bilinear', 'SemanticLens', 'SingleFrame', 'BasicVS
 UPSAMPLINGS = ('bicubic', 'bilinear')
 #: The single-frame references: the full tiny network's size (0.48M) and the lean rows' (0.196M).
 SINGLE_FRAME_ROWS = ('SingleFrame', 'SingleFrame_lean')
-#: Rows compared with SemanticLens in the verdict (the single-frame references first), besides the single-frame
-#: rows' variants (:func:`is_single_frame`).
-BASELINES = SINGLE_FRAME_ROWS + ('BasicVSR', 'BasicVSR_dis', 'IconVSR', 'BasicVSRPP', 'EDVR')
+#: The video models SemanticLens is set against in the verdict, after the single-frame rows (:func:`reference_keys`).
+VIDEO_BASELINES = ('BasicVSR', 'BasicVSR_dis', 'IconVSR', 'BasicVSRPP', 'EDVR')
 
 
 def is_single_frame(key):
@@ -422,10 +421,9 @@ def is_single_frame(key):
 
 def reference_keys(keys):
     """The rows of ``keys`` SemanticLens is set against in the verdict: the single-frame networks (in ``keys``' order)
-    first, then the video baselines of :data:`BASELINES`."""
+    first, then those of :data:`VIDEO_BASELINES`."""
     keys = list(keys)
-    return [key for key in keys if is_single_frame(key)] + [key for key in BASELINES
-                                                            if key in keys and not is_single_frame(key)]
+    return [key for key in keys if is_single_frame(key)] + [key for key in VIDEO_BASELINES if key in keys]
 
 #: Budgets of the two modes. ``seconds`` of training per model, on the ``clock`` (``'cpu'``: CPU
 #: seconds of the one-thread training process; ``'gpu'``: synchronized GPU seconds, CUDA only);
