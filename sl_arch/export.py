@@ -273,10 +273,12 @@ def to_onnx(program, lqs, output, opset, metadata, optimize=True):
     model = onnx_program.model_proto
     for key, value in metadata.items():
         model.metadata_props.add(key=key, value=value if isinstance(value, str) else json.dumps(value))
-    sessions = []
-    atomic_write(output, lambda tmp_path: (onnx.save(model, tmp_path), sessions.append(runnable(tmp_path, opset))),
-                 suffix='.onnx')
-    return model, sessions[0]
+
+    def write(tmp_path):
+        onnx.save(model, tmp_path)
+        return runnable(tmp_path, opset)
+
+    return model, atomic_write(output, write, suffix='.onnx')
 
 
 def runnable(path, opset):

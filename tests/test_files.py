@@ -56,6 +56,15 @@ def test_temporaries_carry_our_prefix_and_the_extension_a_writer_needs(tmp_path)
     assert seen[1].startswith(TEMP_PREFIX + 'net.pth.') and not seen[1].endswith('.pth')
 
 
+def test_atomic_write_returns_what_the_writer_returned(tmp_path):
+    def write(tmp):  # e.g. the file read back under its temporary name (sl-export's onnxruntime session)
+        with open(tmp, 'w') as file:
+            file.write('x')
+        return os.path.getsize(tmp)
+
+    assert atomic_write(str(tmp_path / 'out.txt'), write) == 1 and (tmp_path / 'out.txt').read_text() == 'x'
+
+
 def test_cleanup_removes_only_our_temporaries(tmp_path):
     user = ['.notes.tmp', '.00000001.png.abc.tmp', 'draft.tmp', '.sl-tmp', 'sl-tmp-x']
     for name in user:

@@ -119,20 +119,24 @@ def atomic_write(path, write, suffix='.tmp', mode=None):
 
     Args:
         path (str): Destination.
-        write (callable): Writes the whole content to the path it is given.
+        write (callable): Writes the whole content to the path it is given; what it returns is returned.
         suffix (str): Ending of the temporary name, for writers that pick a format by extension
             (e.g. ``'.png'`` for ``cv2.imwrite``). Default: ``'.tmp'``.
         mode (int | None): Permission bits for the result. Default: those of a plain ``open()``.
+
+    Returns:
+        What ``write`` returned (e.g. the written file read back while it had its temporary name).
 
     Raises:
         OutputError: an :class:`OSError` while writing (disk full, permissions, ...), in one line.
     """
     tmp_path = temporary_path(path, suffix)
     try:
-        write(tmp_path)
+        result = write(tmp_path)
         if mode is not None:
             os.chmod(tmp_path, mode)
         os.replace(tmp_path, path)
+        return result
     except OSError as error:
         raise output_error(path, error) from None
     finally:
