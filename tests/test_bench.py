@@ -176,6 +176,40 @@ def test_unknown_model_is_one_line_error(capsys):
     assert 'NoSuchNet' in capsys.readouterr().err
 
 
+def test_a_mistyped_row_gets_its_closest_names_and_the_listing_command_not_every_row(capsys):
+    for argv in (['--models', 'bicubic,SingleFrame_lean_em'], ['--lr', 'SingleFrame_lean_em=5e-4']):
+        with pytest.raises(SystemExit) as exit_info:
+            compare.main(['--quick'] + argv)
+        assert exit_info.value.code == 2
+        error = capsys.readouterr().err.strip().splitlines()
+        assert len(error) == 1 and "'SingleFrame_lean_em' (closest: SingleFrame_lean_ema" in error[0]
+        assert '`sl-bench --list-models`' in error[0]
+        assert len(error[0]) < 400  # a hundred rows' names are not in it
+    with pytest.raises(SystemExit):
+        compare.main(['--quick', '--models', 'xyz'])
+    assert "unknown row 'xyz'; `sl-bench --list-models`" in capsys.readouterr().err
+
+
+def test_list_models_prints_every_row_with_its_label_and_trains_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    compare.main(['--list-models'])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [f'{key}: {label}' for key, (label, *_) in options.MODELS.items()]
+    assert 'SingleFrame_lean_ema: Single-frame SRResNet, 32 ch / 6 blocks' in '\n'.join(lines)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_reader_that_stops_early_ends_the_listing_quietly():
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line, as with `| head` once it has its lines
+    try:
+        done = subprocess.run([sys.executable, '-c', 'from sl_arch.bench.compare import main; main(["--list-models"])'],
+                              stdout=write, stderr=subprocess.PIPE, text=True, timeout=300)
+    finally:
+        os.close(write)
+    assert done.returncode == 1 and done.stderr == ''
+
+
 def test_missing_benchmark_data_names_the_folder_and_the_script(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         compare.main(['--quick', '--models', 'bicubic', '--data-root', str(tmp_path / 'nodata'),

@@ -5,6 +5,7 @@ peak memory and thread count are its own): ``python -m sl_arch.bench.common MODU
 RESULT.json`` reads a JSON payload on its standard input, calls ``FUNCTION(payload)`` and writes
 the JSON-serialisable result to ``RESULT.json``.
 """
+import difflib
 import importlib
 import json
 import os
@@ -24,6 +25,24 @@ from sl_arch.utils.errors import SLError
 def comma_list(text):
     """The non-empty, stripped items of a comma-separated option value (``--models a, b,`` -> ``['a', 'b']``)."""
     return [item.strip() for item in text.split(',') if item.strip()]
+
+
+def unknown_rows(option, unknown, known, listing):
+    """The :class:`SLError` for rows of ``option`` that are not among ``known``: each with its closest known names,
+    and the command ``listing`` that prints every row (the tables hold a hundred rows or more; a message listing them
+    all is a wall of text)."""
+    named = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, list(known), n=3, cutoff=0.6)
+        named.append(f'{key!r}' + (f' (closest: {", ".join(close)})' if close else ''))
+    return SLError(f'{option}: unknown row{"s" if len(unknown) > 1 else ""} {", ".join(named)}; `{listing}` lists '
+                   f'every row.')
+
+
+def print_rows(labels):
+    """``--list-models``: one line per row, its key then its label (``labels``: {key: label})."""
+    for key, label in labels.items():
+        print(f'{key}: {label}')
 
 
 def check_seed(seed):

@@ -41,7 +41,7 @@ import time
 
 from tqdm import tqdm
 
-from sl_arch.bench.common import check_seed, comma_list, run_in_child
+from sl_arch.bench.common import check_seed, comma_list, print_rows, run_in_child, unknown_rows
 from sl_arch.bench.measure import set_motion
 from sl_arch.bench.options import (DATA_ROOT, DATA_SCRIPT, DEFAULT_MODELS, MODELS, MODES, UPSAMPLINGS, VALIDATION_SET,
                                    check_preset, dataset_options, min_input_size, network_options, parameter_counts,
@@ -65,8 +65,9 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog='sl-bench', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--quick', action='store_true', help='CPU-sized run: tiny SemanticLens, 300 CPU s per model')
-    parser.add_argument('--models', help=f'comma-separated rows among: {", ".join(MODELS)} '
-                                         f'(default: {", ".join(DEFAULT_MODELS)})')
+    parser.add_argument('--models', help=f'comma-separated rows (default: {", ".join(DEFAULT_MODELS)}); '
+                                         f'--list-models prints all {len(MODELS)} with their labels')
+    parser.add_argument('--list-models', action='store_true', help='print every row, its key then its label, and exit')
     parser.add_argument('--data-root', default=DATA_ROOT,
                         help=f'folder holding zoo_mix/, demo_bbb/, real_heldout/, synthetic/ (default {DATA_ROOT}; '
                              f'made by {DATA_SCRIPT})')
@@ -193,7 +194,7 @@ def row_values(name, text):
         if value is None or not good(value):
             raise SLError(f'{option} {text}: {part!r} is not {what} or ROW=value, e.g. {option} {example}.')
         if key and key not in MODELS:
-            raise SLError(f'{option} {text}: unknown row {key!r}; choose from {", ".join(MODELS)}.')
+            raise unknown_rows(f'{option} {text}', [key], MODELS, 'sl-bench --list-models')
         if key:
             rows[key] = value
         else:
@@ -206,7 +207,7 @@ def selected_models(text):
     keys = list(DEFAULT_MODELS) if not text else comma_list(text)
     unknown = [key for key in keys if key not in MODELS]
     if unknown:
-        raise SLError(f'unknown model(s) {", ".join(unknown)}; choose from {", ".join(MODELS)}.')
+        raise unknown_rows('--models', unknown, MODELS, 'sl-bench --list-models')
     return keys
 
 
@@ -308,6 +309,9 @@ def main(argv=None):
     """Train, test and measure every model at the same time budget, then write the report."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    if args.list_models:
+        print_rows({key: label for key, (label, *_) in MODELS.items()})
+        return
     mode, budget = mode_budget(args)
     keys = selected_models(args.models)
     work_dir = osp.abspath(args.work_dir or osp.join('experiments', 'benchmark', mode))

@@ -37,7 +37,7 @@ import numpy as np
 import yaml
 
 from sl_arch.bench import options as bench_options
-from sl_arch.bench.common import check_seed
+from sl_arch.bench.common import check_seed, print_rows, unknown_rows
 from sl_arch.bench.report import check_report_folder
 from sl_arch.bench.runs import final_checkpoint, run_command, train_then_test
 from sl_arch.utils.errors import SLError, cli_entry
@@ -604,7 +604,8 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog='python -m sl_arch.bench.semantics', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--iters', type=int, default=BUDGET['total_iter'], help='training iterations of every model')
-    parser.add_argument('--models', help='comma-separated subset of the rows (default: all)')
+    parser.add_argument('--models', help='comma-separated subset of the rows (default: all; --list-models prints them)')
+    parser.add_argument('--list-models', action='store_true', help='print every row, its key then its label, and exit')
     parser.add_argument('--jobs', type=int, default=2, help='trainings side by side (default 2)')
     parser.add_argument('--seed', type=int, default=BUDGET['seed'],
                         help=f'training seed of every row (default {BUDGET["seed"]}); rows of another seed are named '
@@ -640,10 +641,13 @@ def main(argv=None):
                            args.exact_flow)
         return
     table = variants()
+    if args.list_models:
+        print_rows({key: row['label'] for key, row in table.items()})
+        return
     keys = list(table) if not args.models else [key.strip() for key in args.models.split(',')]
     unknown = [key for key in keys if key not in table]
     if unknown:
-        raise SLError(f'unknown row(s) {", ".join(unknown)}; choose from {", ".join(table)}.')
+        raise unknown_rows('--models', unknown, table, 'python -m sl_arch.bench.semantics --list-models')
     if args.iters < 1 or args.jobs < 1:
         raise SLError('--iters and --jobs must be at least 1.')
     check_seed(args.seed)

@@ -19,14 +19,22 @@ class InputShapeError(SLError, ValueError):
 def cli_entry(main):
     """Decorate a console-script ``main`` so that an :class:`SLError` prints one line and exits 2.
 
-    Set ``SL_DEBUG=1`` in the environment to see the full traceback instead.
+    Set ``SL_DEBUG=1`` in the environment to see the full traceback instead. A reader of the output that stops early
+    (``sl-bench --list-models | head``) ends the command quietly with exit status 1, as Python's documentation
+    advises for a closed pipe, not with a ``BrokenPipeError`` traceback.
     """
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
         import os
         try:
-            return main(*args, **kwargs)
+            result = main(*args, **kwargs)
+            sys.stdout.flush()  # a closed pipe raises here, not in the interpreter's flush at exit
+            return result
+        except BrokenPipeError:
+            # nothing more can be written to stdout; point it at the null device so the flush at exit is silent
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(1)
         except SLError as error:
             if os.environ.get('SL_DEBUG'):
                 raise
