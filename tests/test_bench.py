@@ -648,7 +648,7 @@ def test_autocast_and_channels_last_reach_every_rows_training_only_when_asked(sl
                  'io_backend': {'type': 'disk'}}
     network_g = options.network_options('SingleFrame', 'tiny', pretrained_flow=False)
     written = {}
-    for argv in ([], ['--autocast', 'fp32'], ['--autocast', 'bf16', '--channels-last'], ['--channels-last', 'hr']):
+    for argv in ([], ['--autocast', 'fp32'], ['--autocast', 'bf16', '--channels-last']):
         _, budget = compare.mode_budget(compare.parse_args(['--quick'] + argv))
         written[' '.join(argv)] = (options.train_options('bench_x', network_g, budget, train_set)['train'],
                                    report.arithmetic(budget))
@@ -657,9 +657,6 @@ def test_autocast_and_channels_last_reach_every_rows_training_only_when_asked(sl
     mixed, text = written['--autocast bf16 --channels-last']
     assert mixed['autocast'] == 'bf16' and mixed['channels_last'] is True
     assert 'bfloat16' in text and 'channels-last' in text and written[''][1] == 'training in float32, tests in float32'
-    hr, text = written['--channels-last hr']
-    assert hr['channels_last'] == 'hr' and 'autocast' not in hr
-    assert text == 'training in float32, the HR stage in channels-last order (`train.channels_last: hr`), tests in float32'
     if not torch.cuda.is_available():
         from sl_arch.utils.precision import cpu_has_native
         instead = 'use --autocast bf16' if cpu_has_native('bf16') else r'leave --autocast out \(it has no bf16'
@@ -693,8 +690,7 @@ def test_step_time_prints_each_networks_iteration_time_per_arithmetic_and_refuse
     step_time.main(['--models', 'SingleFrame,SL_dis_neighbours_no_semantics_no_mfsab_gate', '--batch', '1',
                     '--frames', '2', '--lr-side', '16', '--repeats', '1'])
     table = [line for line in capsys.readouterr().out.splitlines() if line.startswith('| ')]
-    assert table[0] == ('| model | params | fp32 | fp32, channels-last | fp32, HR stage channels-last | bf16 | '
-                        'bf16, channels-last |')
+    assert table[0] == '| model | params | fp32 | fp32, channels-last | bf16 | bf16, channels-last |'
     assert [row.split(' | ')[0] for row in table[1:]] == [
         "| Single-frame SRResNet, the full tiny network's size",
         '| SemanticLens + aligned neighbours in, DIS flow, w/o semantic branch, w/o MFSAB, alignment gate']

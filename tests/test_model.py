@@ -288,21 +288,6 @@ def test_a_time_scheduler_without_a_budget_and_both_budgets_are_refused(tmp_path
         build_model(dict(opt, train=dict(opt['train'], cpu_seconds=1, gpu_seconds=1)))
 
 
-def test_channels_last_hr_trains_with_the_hr_stage_in_channels_last_order_and_the_same_loss(tmp_path):
-    model, opt = build(tmp_path)
-    losses, seen, batch = {}, {}, training_batch(opt)
-    for order in (False, 'hr'):
-        torch.manual_seed(0)
-        model = build_model(dict(opt, train=dict(opt['train'], channels_last=order)))
-        model.net_g.conv_last.register_forward_pre_hook(lambda module, args, order=order: seen.update(
-            {order: args[0].is_contiguous(memory_format=torch.channels_last)}) and None)
-        model.feed_data(batch)
-        model.optimize_parameters(1)
-        losses[order] = model.log_dict['l_pix']
-    assert seen == {False: False, 'hr': True}
-    assert losses['hr'] == pytest.approx(losses[False], rel=1e-5)
-
-
 @pytest.mark.parametrize('autocast', ['bf16', 'fp16'])
 def test_mixed_precision_training_step_updates_the_weights_with_a_float32_loss(tmp_path, autocast, slow_cpu_autocast):
     model, opt = build(tmp_path)

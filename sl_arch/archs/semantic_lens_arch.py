@@ -235,8 +235,6 @@ class SemanticLens(nn.Module):
 
     #: Smallest LR side accepted (the flow pyramid's coarsest level and the attention windows need it).
     MIN_INPUT_SIZE = 16
-    #: The module whose input starts the HR stage (``sl_arch.archs.memory_format``, ``train.channels_last: hr``).
-    hr_stage_entry = 'upsample'
 
     def __init__(self,
                  num_in_ch=3,

@@ -91,10 +91,9 @@ def parse_args(argv):
     parser.add_argument('--autocast', choices=('fp32', 'bf16', 'fp16'),
                         help='arithmetic of every model\'s training (train.autocast): fp32 (default), bf16 mixed '
                              'precision (CPU with BF16 or GPU), fp16 (CUDA only); tests run in float32')
-    parser.add_argument('--channels-last', nargs='?', const='all', choices=('all', 'hr'),
-                        help='train every model with channels-last weights (train.channels_last: true): faster '
-                             'convolutions on a CPU; --channels-last hr: its HR stage alone (train.channels_last: hr), '
-                             'faster where the whole network gains nothing (float32 on an AVX2 CPU)')
+    parser.add_argument('--channels-last', action='store_true',
+                        help='train every model with channels-last weights (train.channels_last): faster convolutions '
+                             'on a CPU')
     parser.add_argument('--lr', help='peak learning rate: one number for every model (default: quick 1e-3, full 2e-4), '
                                      'and/or ROW=NUMBER for one row, comma-separated (e.g. '
                                      '--lr 2e-3,SingleFrame=4e-3)')
@@ -148,7 +147,7 @@ def mode_budget(args):
     if args.autocast not in (None, 'fp32'):
         budget['autocast'] = args.autocast
     if args.channels_last:
-        budget['channels_last'] = args.channels_last == 'all' or args.channels_last
+        budget['channels_last'] = True
     if budget['clock'] == 'gpu' and not torch.cuda.is_available():
         raise SLError('--gpu-seconds needs CUDA, which this machine does not have; use --cpu-seconds.')
     if budget.get('autocast') == 'fp16' and not torch.cuda.is_available():

@@ -202,8 +202,7 @@ def arithmetic(budget):
     """How every model trained: float32 or mixed precision, default or channels-last weights."""
     precision = {'bf16': 'bfloat16 mixed precision (`train.autocast: bf16`)',
                  'fp16': 'float16 mixed precision (`train.autocast: fp16`)'}.get(budget.get('autocast'), 'float32')
-    order = {True: ', channels-last weights (`train.channels_last`)',
-             'hr': ', the HR stage in channels-last order (`train.channels_last: hr`)'}.get(budget.get('channels_last'), '')
+    order = ', channels-last weights (`train.channels_last`)' if budget.get('channels_last') else ''
     return f'training in {precision}{order}, tests in float32'
 
 

@@ -5,8 +5,8 @@
 
 Each row's network (as ``sl-bench --quick`` builds it) takes one training iteration (forward under
 ``torch.autocast`` where asked, float32 loss, backward, Adam step) on the same random batch of
-``sl-bench``'s shape, in float32 or bf16 autocast, with default or channels-last weights or the HR stage alone in
-channels-last order (``train.autocast``, ``train.channels_last``: true or hr). All variants run in round robin in one process, so
+``sl-bench``'s shape, in float32 or bf16 autocast, with default or channels-last weights
+(``train.autocast``, ``train.channels_last``). All variants run in round robin in one process, so
 a change of the machine's load hits them alike; the table gives each variant's median CPU seconds
 (``time.process_time``, one thread) and its ratio to the same network in float32, default order.
 With ``--device cuda`` the networks and the batch are on the GPU, autocast is CUDA's and each
@@ -22,9 +22,8 @@ import torch
 
 from sl_arch.utils.errors import SLError, cli_entry
 
-#: The arithmetic variants: (label, autocast dtype or None, memory order: False, True (channels-last weights, so
-#: every layer) or 'hr' (the HR stage alone, ``train.channels_last: hr``)).
-VARIANTS = (('fp32', None, False), ('fp32, channels-last', None, True), ('fp32, HR stage channels-last', None, 'hr'),
+#: The arithmetic variants: (label, autocast dtype or None, channels-last weights).
+VARIANTS = (('fp32', None, False), ('fp32, channels-last', None, True),
             ('bf16', torch.bfloat16, False), ('bf16, channels-last', torch.bfloat16, True))
 DEFAULT_MODELS = ('SingleFrame', 'SL_dis_gate', 'SL_dis_neighbours_no_semantics_gate',
                   'SL_dis_neighbours_no_semantics_no_mfsab_gate')
@@ -34,15 +33,12 @@ def training_step(key, autocast, channels_last, batch, frames, lr_side, preset='
     """A callable running one training iteration of ``sl-bench`` row ``key``; and the row's parameter count."""
     from basicsr.archs import build_network
 
-    from sl_arch.archs.memory_format import hr_stage_channels_last
     from sl_arch.bench.options import min_input_size, network_options
     from sl_arch.models.sl_video_recurrent_model import pad_to_min_size
     torch.manual_seed(0)
     network_opt = network_options(key, preset, pretrained_flow=True, num_frame=frames)
     net = build_network(network_opt).to(device)
-    if channels_last == 'hr':
-        hr_stage_channels_last(net)
-    elif channels_last:
+    if channels_last:
         net = net.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=1e-4)
     # as sl-bench trains it: a clip below the network's smallest input is padded, the output cropped back

@@ -41,7 +41,6 @@ from basicsr.models.video_recurrent_model import VideoRecurrentModel
 from basicsr.utils import get_root_logger, imwrite, tensor2img
 from basicsr.utils.dist_util import get_dist_info, master_only
 from basicsr.utils.registry import MODEL_REGISTRY
-from sl_arch.archs.memory_format import hr_stage_channels_last
 from sl_arch.utils.checkpoint import (NETWORK_OPT_KEY, atomic_torch_save, load_state_strict, network_state_dict,
                                       read_checkpoint, strip_module_prefix)
 from sl_arch.utils.errors import SLError
@@ -238,10 +237,7 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
       channels-last memory order, which oneDNN's CPU convolutions run faster (``python -m
       sl_arch.bench.step_time``, one thread, AMD EPYC: 0.66-0.84x the float32 time per training
       iteration of ``sl-bench``'s single-frame network, 0.90-0.95x of SemanticLens tiny variants).
-      ``hr``: the HR stage alone (:mod:`sl_arch.archs.memory_format`: the input of SemanticLens's
-      ``upsample``, of BasicSR's ``upconv1``), on a CPU; where the whole network in channels-last gains
-      nothing (float32 on a CPU with AVX2 only), its HR stage alone still does. Checkpoints load either
-      way. Default: false.
+      Checkpoints load either way. Default: false.
     * ``min_input_size`` (int, top level): LR clips smaller than this are replicate-padded at the
       bottom and right before the network, in training and testing, and its output cropped back:
       for networks with a smallest input (``sl_arch.archs.spec``: BasicSR's SPyNet needs more than
@@ -274,10 +270,7 @@ class SLVideoRecurrentModel(VideoRecurrentModel):
         """
         train_opt = self.opt.get('train') or {}
         net = net.to(self.device)
-        if train_opt.get('channels_last') == 'hr' and not hr_stage_channels_last(net):
-            raise OptionError(f'train.channels_last: hr: {type(net).__name__} has no HR stage that sl_arch knows (a '
-                              f'module named upconv1, or the network\'s hr_stage_entry); set true or false.')
-        elif train_opt.get('channels_last'):
+        if train_opt.get('channels_last'):
             net = net.to(memory_format=torch.channels_last)
         if self.opt['dist']:
             find_unused = self.opt.get('find_unused_parameters', bool(train_opt.get('fix_flow')))

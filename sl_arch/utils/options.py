@@ -422,9 +422,7 @@ def _check_sl_model_values(opt, path, is_train):
         raise OptionError(f'{where} has both cpu_seconds and gpu_seconds; keep one budget.')
     if budgets == ['gpu_seconds'] and not _cuda_available():
         raise OptionError(f'{where}.gpu_seconds needs CUDA, which this machine does not have; use cpu_seconds.')
-    order = train.get('channels_last')
-    if not (order is None or isinstance(order, bool) or order == 'hr'):
-        raise OptionError(f'{where}.channels_last: {order!r} is not true, false or hr (the HR stage alone); fix it.')
+    check_option_types(train, {'channels_last': 'bool'}, where)
     from basicsr.utils.registry import ARCH_REGISTRY
     on_cpu = opt.get('num_gpu') == 0 or not _cuda_available()  # where BasicSR will train
     check_sl_train_values(train, ARCH_REGISTRY.get(opt['network_g']['type']), on_cpu, where)
