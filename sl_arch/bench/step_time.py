@@ -6,8 +6,8 @@
 Each row's network (as ``sl-bench --quick`` builds it) takes one training iteration (forward under
 ``torch.autocast`` where asked, float32 loss, backward, Adam step) on the same random batch of
 ``sl-bench``'s shape, in float32 or bf16 autocast, with default or channels-last weights
-(``train.autocast``, ``train.channels_last``). All variants run in round robin in one process, so
-a change of the machine's load hits them alike; the table gives each variant's median CPU seconds
+(``train.autocast``, ``train.channels_last``). Each variant runs in a process of its own and the processes take
+their iterations in turn, so a change of the machine's load hits them alike; the table gives each variant's median CPU seconds
 (``time.process_time``, one thread) and its ratio to the same network in float32, default order.
 With ``--device cuda`` the networks and the batch are on the GPU, autocast is CUDA's and each
 iteration is timed by the wall clock between two ``torch.cuda.synchronize()`` (GPU seconds, the
@@ -16,6 +16,7 @@ own iterations also read and crop clips.
 """
 import argparse
 import itertools
+import multiprocessing
 import statistics
 
 import torch
@@ -56,27 +57,69 @@ def training_step(key, autocast, channels_last, batch, frames, lr_side, preset='
     return step, sum(p.numel() for p in net.parameters())
 
 
-def step_times(keys, batch=2, frames=7, lr_side=24, repeats=9, device='cpu'):
-    """Median seconds per training iteration: ``{(key, variant label): seconds}``, and parameter counts. On the CPU
-    its time of one thread; on a GPU the wall time of each iteration, from a synchronized start to its end."""
+def _variant_worker(connection, key, autocast, channels_last, batch, frames, lr_side, device):
+    """One variant's process: build its training step, then run one iteration per ``True`` received and send back
+    its seconds (its own CPU time on a CPU, synchronized wall time on a GPU); ``False`` ends it."""
     torch.set_num_threads(1)
     from sl_arch.models.sl_video_recurrent_model import clock_seconds
-    device = torch.device(device)
     clock = 'gpu' if device.type == 'cuda' else 'cpu'  # as train.gpu_seconds / cpu_seconds count
-    steps, params = {}, {}
-    for key, (label, autocast, channels_last) in itertools.product(keys, VARIANTS):
-        steps[key, label], params[key] = training_step(key, autocast, channels_last, batch, frames, lr_side,
-                                                       device=device)
-    times = {name: [] for name in steps}
+    step, params = training_step(key, autocast, channels_last, batch, frames, lr_side, device=device)
     for _ in range(2):  # warm-up: oneDNN and cuDNN pick their kernels on the first calls
-        for step in steps.values():
-            step()
-    for _ in range(repeats):
-        for name, step in steps.items():
-            start = clock_seconds(clock)
-            step()
-            times[name].append(clock_seconds(clock) - start)
-    return {name: statistics.median(values) for name, values in times.items()}, params
+        step()
+    connection.send(params)
+    while connection.recv():
+        start = clock_seconds(clock)
+        step()
+        connection.send(clock_seconds(clock) - start)
+
+
+def step_times(keys, batch=2, frames=7, lr_side=24, repeats=9, device='cpu'):
+    """Median seconds per training iteration: ``{(key, variant label): seconds}``, and parameter counts. On the CPU
+    its time of one thread; on a GPU the wall time of each iteration, from a synchronized start to its end.
+
+    Every variant runs in a process of its own (oneDNN's and the allocator's caches are each variant's alone: with
+    every variant in one process, the default order's float32 time moved by a third between runs on an AVX2 CPU), and
+    the processes take their iterations in turn, so a change of the machine's load hits them alike.
+    """
+    device = torch.device(device)
+    context = multiprocessing.get_context('spawn')  # a fresh interpreter: no state, CUDA's included, shared
+    workers = {}
+    try:
+        for key, (label, autocast, channels_last) in itertools.product(keys, VARIANTS):
+            ours, theirs = context.Pipe()
+            process = context.Process(target=_variant_worker, daemon=True,
+                                      args=(theirs, key, autocast, channels_last, batch, frames, lr_side, device))
+            process.start()
+            workers[key, label] = (process, ours)
+        params = {}
+        for (key, label), (process, connection) in workers.items():
+            params[key] = _receive(process, connection, key, label)
+        times = {name: [] for name in workers}
+        for _ in range(repeats):
+            for name, (process, connection) in workers.items():
+                connection.send(True)
+                times[name].append(_receive(process, connection, *name))
+        return {name: statistics.median(values) for name, values in times.items()}, params
+    finally:
+        for process, connection in workers.values():
+            if process.is_alive():
+                try:
+                    connection.send(False)
+                except OSError:
+                    pass
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
+
+
+def _receive(process, connection, key, label):
+    """The next value a variant's process sends; SLError naming the row and variant if the process died."""
+    try:
+        return connection.recv()
+    except EOFError:
+        process.join()
+        raise SLError(f'step_time: the {label} training iteration of {key} failed (its process exited with '
+                      f'{process.exitcode}; its error is printed above).') from None
 
 
 def report(seconds, params, keys, args):
