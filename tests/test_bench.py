@@ -685,6 +685,14 @@ def test_sl_bench_refuses_bf16_on_a_cpu_without_its_arithmetic_before_training_a
     assert not (tmp_path / 'work').exists() and not (tmp_path / 'out').exists()
 
 
+def test_step_time_names_the_row_and_variant_whose_process_fails(monkeypatch, capsys):
+    from sl_arch.bench import step_time
+    monkeypatch.setattr(step_time, 'VARIANTS', (('fp32', None, False), ('broken', 'not-a-dtype', False)))
+    with pytest.raises(SLError, match=r'step_time: the broken training iteration of SingleFrame_lean failed \(its '
+                                      r'process exited with 1'):
+        step_time.step_times(['SingleFrame_lean'], batch=1, frames=2, lr_side=16, repeats=1)
+
+
 def test_step_time_prints_each_networks_iteration_time_per_arithmetic_and_refuses_bad_options(capsys):
     from sl_arch.bench import step_time
     step_time.main(['--models', 'SingleFrame,SL_dis_neighbours_no_semantics_no_mfsab_gate', '--batch', '1',

@@ -90,6 +90,7 @@ def step_times(keys, batch=2, frames=7, lr_side=24, repeats=9, device='cpu'):
             process = context.Process(target=_variant_worker, daemon=True,
                                       args=(theirs, key, autocast, channels_last, batch, frames, lr_side, device))
             process.start()
+            theirs.close()  # the child's end lives in the child alone, so its death ends ``recv`` here (EOFError)
             workers[key, label] = (process, ours)
         params = {}
         for (key, label), (process, connection) in workers.items():
