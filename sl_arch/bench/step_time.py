@@ -7,8 +7,8 @@ Each row's network (as ``sl-bench --quick`` builds it) takes one training iterat
 ``torch.autocast`` where asked, float32 loss, backward, Adam step) on the same random batch of
 ``sl-bench``'s shape, in float32 or bf16 autocast, with default or channels-last weights
 (``train.autocast``, ``train.channels_last``). Each variant runs in a process of its own and the processes take
-their iterations in turn, so a change of the machine's load hits them alike; the table gives each variant's median CPU seconds
-(``time.process_time``, one thread) and its ratio to the same network in float32, default order.
+their iterations in turn, so a change of the machine's load hits them alike; the table gives each variant's median
+CPU seconds (``time.process_time``, one thread) and its ratio to the same network in float32, default order.
 With ``--device cuda`` the networks and the batch are on the GPU, autocast is CUDA's and each
 iteration is timed by the wall clock between two ``torch.cuda.synchronize()`` (GPU seconds, the
 CPU's launching included, as ``train.gpu_seconds`` counts them). No data loading: ``sl-bench``'s
