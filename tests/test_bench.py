@@ -685,18 +685,35 @@ def test_sl_bench_refuses_bf16_on_a_cpu_without_its_arithmetic_before_training_a
     assert not (tmp_path / 'work').exists() and not (tmp_path / 'out').exists()
 
 
-def test_step_time_names_the_row_and_variant_whose_process_fails(monkeypatch, capsys):
+def test_step_time_names_the_row_and_variant_whose_process_fails():
     from sl_arch.bench import step_time
-    monkeypatch.setattr(step_time, 'VARIANTS', (('fp32', None, False), ('broken', 'not-a-dtype', False)))
     with pytest.raises(SLError, match=r'step_time: the broken training iteration of SingleFrame_lean failed \(its '
                                       r'process exited with 1'):
-        step_time.step_times(['SingleFrame_lean'], batch=1, frames=2, lr_side=16, repeats=1)
+        step_time.step_times(['SingleFrame_lean'], batch=1, frames=2, lr_side=16, repeats=1,
+                             variants=(('fp32', None, False), ('broken', 'not-a-dtype', False)))
 
 
-def test_step_time_prints_each_networks_iteration_time_per_arithmetic_and_refuses_bad_options(capsys):
+def test_step_time_times_float32_alone_on_a_cpu_without_bf16_arithmetic(capsys, cpu_without_bf16):
+    from sl_arch.bench import step_time
+    step_time.main(['--models', 'SingleFrame_lean', '--batch', '1', '--frames', '2', '--lr-side', '16',
+                    '--repeats', '1'])
+    out = capsys.readouterr().out.splitlines()
+    assert [line for line in out if line.startswith('| model')] == ['| model | params | fp32 | fp32, channels-last |']
+    assert out[-1].startswith('bf16 left out: this CPU (') and 'has no bf16 arithmetic' in out[-1]
+    for argv, message in ((['--precision', 'fp32,bf16'], '--precision bf16 on this CPU ('),
+                          (['--precision', 'bf16'], 'fp32 must be one of them'),
+                          (['--precision', 'fp32,fp16'], '--precision fp32,fp16: unknown fp16')):
+        with pytest.raises(SystemExit) as exit_info:
+            step_time.main(['--models', 'SingleFrame_lean', *argv])
+        error = capsys.readouterr().err.strip().splitlines()
+        assert exit_info.value.code == 2 and len(error) == 1 and message in error[0]
+
+
+def test_step_time_prints_each_networks_iteration_time_per_arithmetic_and_refuses_bad_options(capsys,
+                                                                                            slow_cpu_autocast):
     from sl_arch.bench import step_time
     step_time.main(['--models', 'SingleFrame,SL_dis_neighbours_no_semantics_no_mfsab_gate', '--batch', '1',
-                    '--frames', '2', '--lr-side', '16', '--repeats', '1'])
+                    '--frames', '2', '--lr-side', '16', '--repeats', '1', '--precision', 'fp32,bf16'])
     table = [line for line in capsys.readouterr().out.splitlines() if line.startswith('| ')]
     assert table[0] == '| model | params | fp32 | fp32, channels-last | bf16 | bf16, channels-last |'
     assert [row.split(' | ')[0] for row in table[1:]] == [
@@ -712,7 +729,8 @@ def test_step_time_prints_each_networks_iteration_time_per_arithmetic_and_refuse
         step_time.main(['--models', 'IconVSR', '--frames', '2'])
     assert exit_info.value.code == 2 and '--frames 2: IconVSR needs clips of at least' in capsys.readouterr().err
     # a sliding-window network restores the centre frame: its loss is against that frame's target
-    step_time.main(['--models', 'EDVR', '--batch', '2', '--frames', '3', '--lr-side', '16', '--repeats', '1'])
+    step_time.main(['--models', 'EDVR', '--batch', '2', '--frames', '3', '--lr-side', '16', '--repeats', '1',
+                    '--precision', 'fp32'])
     assert capsys.readouterr().out.splitlines()[-1].startswith('| EDVR | ')
     if not torch.cuda.is_available():
         with pytest.raises(SystemExit) as exit_info:

@@ -6,7 +6,8 @@
 Each row's network (as ``sl-bench --quick`` builds it) takes one training iteration (forward under
 ``torch.autocast`` where asked, float32 loss, backward, Adam step) on the same random batch of
 ``sl-bench``'s shape, in float32 or bf16 autocast, with default or channels-last weights
-(``train.autocast``, ``train.channels_last``). Each variant runs in a process of its own and the processes take
+(``train.autocast``, ``train.channels_last``); bf16 only where the device has its arithmetic, unless ``--precision``
+asks for it. Each variant runs in a process of its own and the processes take
 their iterations in turn, so a change of the machine's load hits them alike; the table gives each variant's median
 CPU seconds (``time.process_time``, one thread) and its ratio to the same network in float32, default order.
 With ``--device cuda`` the networks and the batch are on the GPU, autocast is CUDA's and each
@@ -73,9 +74,10 @@ def _variant_worker(connection, key, autocast, channels_last, batch, frames, lr_
         connection.send(clock_seconds(clock) - start)
 
 
-def step_times(keys, batch=2, frames=7, lr_side=24, repeats=9, device='cpu'):
+def step_times(keys, batch=2, frames=7, lr_side=24, repeats=9, device='cpu', variants=VARIANTS):
     """Median seconds per training iteration: ``{(key, variant label): seconds}``, and parameter counts. On the CPU
     its time of one thread; on a GPU the wall time of each iteration, from a synchronized start to its end.
+    ``variants``: which of :data:`VARIANTS` to time.
 
     Every variant runs in a process of its own (oneDNN's and the allocator's caches are each variant's alone: with
     every variant in one process, the default order's float32 time moved by a third between runs on an AVX2 CPU), and
@@ -85,7 +87,7 @@ def step_times(keys, batch=2, frames=7, lr_side=24, repeats=9, device='cpu'):
     context = multiprocessing.get_context('spawn')  # a fresh interpreter: no state, CUDA's included, shared
     workers = {}
     try:
-        for key, (label, autocast, channels_last) in itertools.product(keys, VARIANTS):
+        for key, (label, autocast, channels_last) in itertools.product(keys, variants):
             ours, theirs = context.Pipe()
             process = context.Process(target=_variant_worker, daemon=True,
                                       args=(theirs, key, autocast, channels_last, batch, frames, lr_side, device))
@@ -123,7 +125,7 @@ def _receive(process, connection, key, label):
                       f'{process.exitcode}; its error is printed above).') from None
 
 
-def report(seconds, params, keys, args):
+def report(seconds, params, keys, args, variants=VARIANTS):
     """Markdown table: one row per network, CPU ms per iteration and ratio to float32 per variant."""
     from sl_arch.bench.common import markdown_table
     from sl_arch.bench.options import MODELS
@@ -132,14 +134,41 @@ def report(seconds, params, keys, args):
         base = seconds[key, VARIANTS[0][0]]
         rows.append([MODELS[key][0], f'{params[key] / 1e6:.3f}M']
                     + [f'{seconds[key, label] * 1000:.0f} ({seconds[key, label] / base:.2f}x)'
-                       for label, _, _ in VARIANTS])
+                       for label, _, _ in variants])
     where = (f'GPU ms per training iteration on {torch.cuda.get_device_name(args.device)} (ratio to the same network '
              f'in float32)' if torch.device(args.device).type == 'cuda' else
              'CPU ms per training iteration (ratio to the same network in float32), one thread')
     header = (f'{where}, torch {torch.__version__}: batch {args.batch} x {args.frames} frames of {args.lr_side}x{args.lr_side} LR '
               f'px, forward (under autocast where bf16), float32 loss, backward, Adam; medians of {args.repeats} '
               'round-robin repeats, no data loading.')
-    return header + '\n\n' + markdown_table(['model', 'params'] + [label for label, _, _ in VARIANTS], rows)
+    return header + '\n\n' + markdown_table(['model', 'params'] + [label for label, _, _ in variants], rows)
+
+
+def selected_variants(precision, device):
+    """The :data:`VARIANTS` of ``--precision`` (None: bf16 too where ``device`` has its arithmetic, else float32
+    only), and a line saying what was left out and why (None if nothing)."""
+    from sl_arch.utils.precision import check_cpu_autocast, cpu_has_native
+    native = device.type == 'cuda' or cpu_has_native('bf16')
+    if precision is None:
+        precision = 'fp32,bf16' if native else 'fp32'
+        skipped = None if native else (f'bf16 left out: this CPU ({torch.backends.cpu.get_cpu_capability()}) has no '
+                                       'bf16 arithmetic, so it runs on PyTorch\'s slow path; SL_SLOW_CPU_AUTOCAST=1 and '
+                                       '--precision fp32,bf16 time it anyway.')
+    else:
+        skipped = None
+    from sl_arch.bench.common import comma_list
+    names = comma_list(precision)
+    unknown = sorted(set(names) - {'fp32', 'bf16'})
+    if unknown:
+        raise SLError(f'--precision {precision}: unknown {", ".join(unknown)}; give fp32, bf16 or fp32,bf16.')
+    if 'fp32' not in names:
+        raise SLError(f'--precision {precision}: the table gives ratios to float32, so fp32 must be one of them '
+                      '(--precision fp32,bf16).')
+    if 'bf16' in names and device.type != 'cuda':
+        check_cpu_autocast('bf16', '--precision bf16', 'time --precision fp32 alone')
+    chosen = tuple(variant for variant in VARIANTS if (variant[1] is None and 'fp32' in names)
+                   or (variant[1] is not None and 'bf16' in names))
+    return chosen, skipped
 
 
 @cli_entry
@@ -155,6 +184,8 @@ def main(argv=None):
     parser.add_argument('--lr-side', type=int, default=24, help='LR side of the training patches (default 24)')
     parser.add_argument('--repeats', type=int, default=9)
     parser.add_argument('--device', default='cpu', help='cpu (default), or cuda / cuda:N: time the iterations on a GPU')
+    parser.add_argument('--precision', help='fp32 or fp32,bf16: the arithmetic to time, each in the default and '
+                        'channels-last order (default: fp32,bf16 where the device has bf16 arithmetic, else fp32)')
     args = parser.parse_args(argv)
     keys = selected_models(args.models)
     untrained = [key for key in keys if MODELS[key][1] in UPSAMPLINGS]
@@ -171,8 +202,11 @@ def main(argv=None):
                           f'or drop the row.')
     from sl_arch.infer import torch_device
     device = torch_device(args.device)  # one clear line where this machine has no such GPU
-    seconds, params = step_times(keys, args.batch, args.frames, args.lr_side, args.repeats, device)
-    print(report(seconds, params, keys, args))
+    variants, skipped = selected_variants(args.precision, device)
+    seconds, params = step_times(keys, args.batch, args.frames, args.lr_side, args.repeats, device, variants)
+    print(report(seconds, params, keys, args, variants))
+    if skipped:
+        print('\n' + skipped)
 
 
 if __name__ == '__main__':
