@@ -316,28 +316,28 @@ def test_verdict_states_margins_computed_from_the_rows():
     assert '+0.30 dB on bikes, moving part (real)' in text
     assert 'Against BasicVSR (150 iterations in the same budget): SemanticLens behind by 0.30 dB' in text
     assert 'a ratio of 0.40' in text
-    # a run of variants without the full model: each one against the single-frame network and the other baselines
+    # a run of variants without the full model: each one against the single-frame network and the other baselines,
+    # its label (often 300 characters and more) given once
     variant = dict(row('SL_dis_flow', 'SemanticLens, DIS flow', [27.8, 32.4, 37.3, 28.1, 31.0], 0.6, 900), params=200000)
     lines = report.verdict([rows[1], variant, rows[2]])
-    assert len(lines) == 2
-    assert lines[0].startswith('- **Against the single-frame network of 0.490M parameters at equal CPU time** '
-                               '(SemanticLens, DIS flow: 0.200M): SemanticLens, DIS flow is **behind by 0.20 dB PSNR-Y '
-                               'on real held-out footage**')
-    assert lines[0].endswith('It did 900 iterations, the single-frame network 1500.')
+    assert lines[0] == '- **SemanticLens, DIS flow** (0.200M parameters, 900 iterations) against:'
+    assert lines[1].startswith('  - **the single-frame network of 0.490M parameters, 1500 iterations at equal CPU '
+                               'time: behind by 0.20 dB PSNR-Y on real held-out footage** (-0.10 dB on ')
+    assert lines[2].startswith('  - BasicVSR, 150 iterations in the same budget: behind by 0.80 dB on real footage')
+    assert len(lines) == 3 and sum(line.count('SemanticLens, DIS flow') for line in lines) == 1
     # with a second single-frame network (the lean rows' size) each variant is set against both, sizes stated
     small = dict(row('SingleFrame_lean', 'Single-frame, small', [27.9, 32.4, 37.4, 28.2, 31.1], 0.1, 2500),
                  params=196000)
-    both = report.verdict([rows[1], small, variant])
-    assert len(both) == 2 and 'single-frame network of 0.196M parameters' in both[1]
-    assert 'SemanticLens, DIS flow is **behind by 0.07 dB' in both[1] and both[1].endswith('network 2500.')
-    assert lines[1].startswith('- Against BasicVSR (150 iterations in the same budget): SemanticLens, DIS flow behind '
-                               'by 0.80 dB on real footage')
+    second = dict(variant, key='SL_no_image', label='SemanticLens w/o IMAGE', params=190000)
+    both = report.verdict([rows[1], small, variant, second])
+    assert len(both) == 6 and both[3] == '- **SemanticLens w/o IMAGE** (0.190M parameters, 900 iterations) against:'
+    assert both[2].startswith('  - **the single-frame network of 0.196M parameters, 2500 iterations at equal CPU '
+                              'time: behind by 0.07 dB')
     # a single-frame row's variant (its weights averaged) is a single-frame reference too, named as such
     averaged = dict(small, key='SingleFrame_lean_ema', label='Single-frame, small, weights averaged')
-    (line,) = report.verdict([averaged, variant])
-    assert line.startswith('- **Against the single-frame network of 0.196M parameters (Single-frame, small, weights '
-                           'averaged) at equal CPU time** (SemanticLens, DIS flow: 0.200M): SemanticLens, DIS flow is '
-                           '**behind by 0.07 dB')
+    assert report.verdict([averaged, variant])[1].startswith(
+        '  - **the single-frame network of 0.196M parameters (Single-frame, small, weights averaged), 2500 iterations '
+        'at equal CPU time: behind by 0.07 dB')
     assert report.verdict([variant])[0].startswith('- SemanticLens has no result in this run')
 
 

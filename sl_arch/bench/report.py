@@ -66,8 +66,8 @@ def verdict(rows, clock='CPU'):
     if sl is None or real_psnr(sl) is None:
         variants = [row for key, row in by_key.items() if key.startswith('SL_') and real_psnr(row) is not None]
         if variants and baselines:  # a run of variants only: each against the single-frame network and the rest
-            return [comparison_sentence(variant, baseline, clock, variant['label'])
-                    for variant in variants for baseline in baselines] + long_clip_sentences(rows)
+            return [line for variant in variants for line in variant_sentences(variant, baselines, clock)] \
+                + long_clip_sentences(rows)
         return ['- SemanticLens has no result in this run, so there is no verdict.']
     lines = [comparison_sentence(sl, baseline, clock) for baseline in baselines] + long_clip_sentences(rows)
     if 'BasicVSR' in by_key:
@@ -106,28 +106,46 @@ def margin_text(deltas):
     return ', '.join(f'{delta:+.2f} dB on {held_out_label(name)}' for name, delta in deltas.items())
 
 
-def comparison_sentence(sl, baseline, clock, name='SemanticLens'):
-    """``name`` (the ``sl`` row) against one reference row: the single-frame network, or a video baseline."""
+def variant_sentences(variant, baselines, clock):
+    """A SemanticLens variant against each reference, its label (often 300 characters and more) given once."""
+    lines = [f'- **{variant["label"]}** ({variant["params"] / 1e6:.3f}M parameters, '
+             f'{plural(iterations(variant), "iteration")}) against:']
+    for baseline in baselines:
+        real = real_psnr(variant) - real_psnr(baseline)
+        by = f'{"ahead" if real > 0 else "behind"} by {abs(real):.2f} dB'
+        if is_single_frame(baseline['key']):
+            named = '' if baseline['key'] in SINGLE_FRAME_ROWS else f' ({baseline["label"]})'
+            lines.append(f'  - **the single-frame network of {baseline["params"] / 1e6:.3f}M parameters{named}, '
+                         f'{plural(iterations(baseline), "iteration")} at equal {clock} time: {by} PSNR-Y on real '
+                         f'held-out footage** ({margin_text(margins(variant, baseline))}).')
+        else:
+            lines.append(f'  - {baseline["label"]}, {plural(iterations(baseline), "iteration")} in the same budget: '
+                         f'{by} on real footage ({margin_text(margins(variant, baseline))}).')
+    return lines
+
+
+def comparison_sentence(sl, baseline, clock):
+    """SemanticLens (the ``sl`` row) against one reference row: the single-frame network, or a video baseline."""
     if is_single_frame(baseline['key']):
-        return single_frame_sentence(sl, baseline, clock, name)
-    return baseline_sentence(sl, baseline, name)
+        return single_frame_sentence(sl, baseline, clock)
+    return baseline_sentence(sl, baseline)
 
 
-def single_frame_sentence(sl, single, clock, name='SemanticLens'):
-    """``name`` (the ``sl`` row) against a single-frame network, both sizes stated."""
+def single_frame_sentence(sl, single, clock):
+    """SemanticLens (the ``sl`` row) against a single-frame network, both sizes stated."""
     real = real_psnr(sl) - real_psnr(single)
     variant = '' if single['key'] in SINGLE_FRAME_ROWS else f' ({single["label"]})'  # e.g. its weights averaged
     return (f'- **Against the single-frame network of {single["params"] / 1e6:.3f}M parameters{variant} at equal '
             f'{clock} time** '
-            f'({name}: {sl["params"] / 1e6:.3f}M): {name} is **{"ahead" if real > 0 else "behind"} by {abs(real):.2f} '
-            f'dB PSNR-Y on real held-out footage** ({margin_text(margins(sl, single))}). It did '
+            f'(SemanticLens: {sl["params"] / 1e6:.3f}M): SemanticLens is **{"ahead" if real > 0 else "behind"} by '
+            f'{abs(real):.2f} dB PSNR-Y on real held-out footage** ({margin_text(margins(sl, single))}). It did '
             f'{plural(iterations(sl), "iteration")}, the single-frame network {iterations(single)}.')
 
 
-def baseline_sentence(sl, row, name='SemanticLens'):
-    """``name`` (the ``sl`` row) against a video baseline trained on the same budget."""
+def baseline_sentence(sl, row):
+    """SemanticLens (the ``sl`` row) against a video baseline trained on the same budget."""
     real = real_psnr(sl) - real_psnr(row)
-    return (f'- Against {row["label"]} ({plural(iterations(row), "iteration")} in the same budget): {name} '
+    return (f'- Against {row["label"]} ({plural(iterations(row), "iteration")} in the same budget): SemanticLens '
             f'{"ahead" if real > 0 else "behind"} by {abs(real):.2f} dB on real footage '
             f'({margin_text(margins(sl, row))}).')
 
