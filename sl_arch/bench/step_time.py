@@ -4,16 +4,15 @@
     python -m sl_arch.bench.step_time --device cuda --models SingleFrame_lean,BasicVSR --batch 8 --lr-side 64
 
 Each row's network (as ``sl-bench --quick`` builds it) takes one training iteration (forward under
-``torch.autocast`` where asked, float32 loss, backward, Adam step) on the same random batch of
-``sl-bench``'s shape, in float32 or bf16 autocast, with default or channels-last weights
-(``train.autocast``, ``train.channels_last``); bf16 only where the device has its arithmetic, unless ``--precision``
-asks for it. Each variant runs in a process of its own and the processes take
-their iterations in turn, so a change of the machine's load hits them alike; the table gives each variant's median
-CPU seconds (``time.process_time``, one thread) and its ratio to the same network in float32, default order.
-With ``--device cuda`` the networks and the batch are on the GPU, autocast is CUDA's and each
-iteration is timed by the wall clock between two ``torch.cuda.synchronize()`` (GPU seconds, the
-CPU's launching included, as ``train.gpu_seconds`` counts them). No data loading: ``sl-bench``'s
-own iterations also read and crop clips.
+``torch.autocast`` where asked, float32 loss, backward, Adam step) on the same random batch of ``sl-bench``'s shape,
+in float32 or bf16 autocast, with default or channels-last weights (``train.autocast``, ``train.channels_last``);
+bf16 only where the device has its arithmetic, unless ``--precision`` asks for it. Each variant runs in a process of
+its own and the processes take their iterations in turn, so a change of the machine's load hits them alike; the
+table gives each variant's median CPU seconds (``time.process_time``, one thread) and its ratio to the same network
+in float32, default order. With ``--device cuda`` the networks and the batch are on the GPU, autocast is CUDA's and
+each iteration is timed by the wall clock between two ``torch.cuda.synchronize()`` (GPU seconds, the CPU's launching
+included, as ``train.gpu_seconds`` counts them). No data loading: ``sl-bench``'s own iterations also read and crop
+clips.
 """
 import argparse
 import itertools
@@ -147,16 +146,16 @@ def report(seconds, params, keys, args, variants=VARIANTS):
 def selected_variants(precision, device):
     """The :data:`VARIANTS` of ``--precision`` (None: bf16 too where ``device`` has its arithmetic, else float32
     only), and a line saying what was left out and why (None if nothing)."""
+    from sl_arch.bench.common import comma_list
     from sl_arch.utils.precision import check_cpu_autocast, cpu_has_native
     native = device.type == 'cuda' or cpu_has_native('bf16')
+    skipped = None
     if precision is None:
         precision = 'fp32,bf16' if native else 'fp32'
-        skipped = None if native else (f'bf16 left out: this CPU ({torch.backends.cpu.get_cpu_capability()}) has no '
-                                       'bf16 arithmetic, so it runs on PyTorch\'s slow path; SL_SLOW_CPU_AUTOCAST=1 and '
-                                       '--precision fp32,bf16 time it anyway.')
-    else:
-        skipped = None
-    from sl_arch.bench.common import comma_list
+        if not native:
+            skipped = (f'bf16 left out: this CPU ({torch.backends.cpu.get_cpu_capability()}) has no bf16 arithmetic, '
+                       'so it runs on PyTorch\'s slow path; SL_SLOW_CPU_AUTOCAST=1 and --precision fp32,bf16 time it '
+                       'anyway.')
     names = comma_list(precision)
     unknown = sorted(set(names) - {'fp32', 'bf16'})
     if unknown:
