@@ -106,16 +106,26 @@ def margin_text(deltas):
     return ', '.join(f'{delta:+.2f} dB on {held_out_label(name)}' for name, delta in deltas.items())
 
 
+def lead_text(row, other):
+    """``row``'s real-footage PSNR-Y against ``other``'s, as 'ahead by 0.30 dB' or 'behind by 0.30 dB'."""
+    real = real_psnr(row) - real_psnr(other)
+    return f'{"ahead" if real > 0 else "behind"} by {abs(real):.2f} dB'
+
+
+def single_frame_name(single):
+    """' (its label)' for a single-frame reference other than the plain rows (e.g. its weights averaged), else ''."""
+    return '' if single['key'] in SINGLE_FRAME_ROWS else f' ({single["label"]})'
+
+
 def variant_sentences(variant, baselines, clock):
     """A SemanticLens variant against each reference, its label (often 300 characters and more) given once."""
     lines = [f'- **{variant["label"]}** ({variant["params"] / 1e6:.3f}M parameters, '
              f'{plural(iterations(variant), "iteration")}) against:']
     for baseline in baselines:
-        real = real_psnr(variant) - real_psnr(baseline)
-        by = f'{"ahead" if real > 0 else "behind"} by {abs(real):.2f} dB'
+        by = lead_text(variant, baseline)
         if is_single_frame(baseline['key']):
-            named = '' if baseline['key'] in SINGLE_FRAME_ROWS else f' ({baseline["label"]})'
-            lines.append(f'  - **the single-frame network of {baseline["params"] / 1e6:.3f}M parameters{named}, '
+            lines.append(f'  - **the single-frame network of {baseline["params"] / 1e6:.3f}M parameters'
+                         f'{single_frame_name(baseline)}, '
                          f'{plural(iterations(baseline), "iteration")} at equal {clock} time: {by} PSNR-Y on real '
                          f'held-out footage** ({margin_text(margins(variant, baseline))}).')
         else:
@@ -133,20 +143,17 @@ def comparison_sentence(sl, baseline, clock):
 
 def single_frame_sentence(sl, single, clock):
     """SemanticLens (the ``sl`` row) against a single-frame network, both sizes stated."""
-    real = real_psnr(sl) - real_psnr(single)
-    variant = '' if single['key'] in SINGLE_FRAME_ROWS else f' ({single["label"]})'  # e.g. its weights averaged
-    return (f'- **Against the single-frame network of {single["params"] / 1e6:.3f}M parameters{variant} at equal '
-            f'{clock} time** '
-            f'(SemanticLens: {sl["params"] / 1e6:.3f}M): SemanticLens is **{"ahead" if real > 0 else "behind"} by '
-            f'{abs(real):.2f} dB PSNR-Y on real held-out footage** ({margin_text(margins(sl, single))}). It did '
+    return (f'- **Against the single-frame network of {single["params"] / 1e6:.3f}M parameters'
+            f'{single_frame_name(single)} at equal {clock} time** '
+            f'(SemanticLens: {sl["params"] / 1e6:.3f}M): SemanticLens is **{lead_text(sl, single)} PSNR-Y on real '
+            f'held-out footage** ({margin_text(margins(sl, single))}). It did '
             f'{plural(iterations(sl), "iteration")}, the single-frame network {iterations(single)}.')
 
 
 def baseline_sentence(sl, row):
     """SemanticLens (the ``sl`` row) against a video baseline trained on the same budget."""
-    real = real_psnr(sl) - real_psnr(row)
     return (f'- Against {row["label"]} ({plural(iterations(row), "iteration")} in the same budget): SemanticLens '
-            f'{"ahead" if real > 0 else "behind"} by {abs(real):.2f} dB on real footage '
+            f'{lead_text(sl, row)} on real footage '
             f'({margin_text(margins(sl, row))}).')
 
 
