@@ -30,7 +30,7 @@ from sl_arch.io.images import atomic_write_bytes, frame_name, read_image, write_
 from sl_arch.io.listing import find_clip_folders, is_image_file, list_frames, list_videos, missing_frame_numbers
 from sl_arch.io.source import FrameSource
 from sl_arch.io.video import quiet_ffmpeg
-from sl_arch.utils.errors import SLError, cli_entry
+from sl_arch.utils.errors import SLError, check_at_least, cli_entry
 from sl_arch.utils.files import (OutputError, check_writable, is_temporary, output_error, path_relation,
                                  remove_stale_temporaries, temporary_path)
 
@@ -438,11 +438,9 @@ def resolve_options(args):
         raise SLError('no INPUT given; pass video files or frame folders, or --demo.')
     if not args.output:
         raise SLError('no output root given; pass -o ROOT.')
-    for name in ('scale', 'stride'):
-        if getattr(args, name) < 1:
-            raise SLError(f'--{name} must be at least 1.')
-    if args.start < 0 or min(args.val_frames, args.val_inputs, args.clip_length, args.val_clip_length) < 0:
-        raise SLError('--start, --val-frames, --val-inputs, --clip-length and --val-clip-length must be >= 0.')
+    check_at_least({'--scale': args.scale, '--stride': args.stride})
+    check_at_least({'--start': args.start, '--val-frames': args.val_frames, '--val-inputs': args.val_inputs,
+                    '--clip-length': args.clip_length, '--val-clip-length': args.val_clip_length}, 0)
     if args.end is not None and args.end <= args.start:
         raise SLError(f'--end {args.end} must be greater than --start {args.start}.')
     return args

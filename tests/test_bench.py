@@ -176,6 +176,44 @@ def test_unknown_model_is_one_line_error(capsys):
     assert 'NoSuchNet' in capsys.readouterr().err
 
 
+def test_a_models_list_that_names_nothing_is_one_line_error_in_every_benchmark_before_any_work(tmp_path, capsys):
+    from sl_arch.bench import curve, ensemble, flow_ceiling, semantics, validate
+    work = str(tmp_path / 'work')
+    commands = ((compare.main, ['--quick', '--work-dir', work, '--out', str(tmp_path / 'out')]),
+                (semantics.main, ['--work-dir', work, '--out', str(tmp_path / 'out')]),
+                (curve.main, [str(tmp_path / 'report')]), (ensemble.main, [work]), (flow_ceiling.main, [work]),
+                (validate.main, [work, '--set', str(tmp_path / 'nowhere')]))
+    for command, argv in commands:
+        for models in (',', ' , ,', ''):
+            with pytest.raises(SystemExit) as exit_info:
+                command(argv + ['--models', models])
+            assert exit_info.value.code == 2, command.__module__
+            error = capsys.readouterr().err.strip().splitlines()
+            assert error == [f'error: --models {models!r} names nothing; give one or more comma-separated names.'], \
+                command.__module__
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_count_below_one_is_one_line_naming_that_option_in_every_benchmark_before_any_work(tmp_path, capsys):
+    from sl_arch.bench import autocast, ensemble, flow, semantics, step_time, validate
+    work, out = ['--work-dir', str(tmp_path / 'work')], ['--out', str(tmp_path / 'out')]
+    cases = [(compare.main, ['--quick'] + work + out, option) for option in ('--max-iters', '--jobs', '--repeats',
+                                                                              '--threads')]
+    cases += [(semantics.main, work + out, '--iters'), (semantics.main, work + out, '--jobs'),
+              (autocast.main, work + out, '--iters'), (ensemble.main, [str(tmp_path), '--models', 'A'], '--threads'),
+              (validate.main, [str(tmp_path), '--set', str(tmp_path)], '--threads'),
+              (flow.main, ['train', '--synthetic', str(tmp_path), '--out', str(tmp_path / 'flow.pth')], '--iters'),
+              (flow.main, ['train', '--synthetic', str(tmp_path), '--out', str(tmp_path / 'flow.pth')], '--batch')]
+    cases += [(step_time.main, ['--models', 'SingleFrame_lean'], option)
+              for option in ('--batch', '--frames', '--lr-side', '--repeats')]
+    for command, argv, option in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            command(argv + [option, '0'])
+        assert exit_info.value.code == 2, (command.__module__, option)
+        assert capsys.readouterr().err.strip().splitlines() == [f'error: {option} 0: give at least 1.'], option
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_mistyped_row_gets_its_closest_names_and_the_listing_command_not_every_row(capsys):
     for argv in (['--models', 'bicubic,SingleFrame_lean_em'], ['--lr', 'SingleFrame_lean_em=5e-4']):
         with pytest.raises(SystemExit) as exit_info:

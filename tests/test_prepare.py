@@ -271,6 +271,16 @@ def test_missing_input_is_one_clear_error(tmp_path, capsys):
     assert 'nowhere.mp4 does not exist' in one_line_error(capsys)
 
 
+@pytest.mark.parametrize('option, value, minimum', [('--scale', '0', 1), ('--stride', '0', 1), ('--start', '-1', 0),
+                                                     ('--val-frames', '-2', 0), ('--clip-length', '-1', 0)])
+def test_a_count_below_its_minimum_is_one_line_naming_that_option_and_nothing_is_written(tmp_path, capsys, option,
+                                                                                        value, minimum):
+    frames = write_frames(tmp_path / 'clip', [(16, 16)] * 3)
+    assert run_prepare(frames, '-o', tmp_path / 'out', option, value) == 2
+    assert one_line_error(capsys) == f'error: {option} {value}: give at least {minimum}.'
+    assert not (tmp_path / 'out').exists()
+
+
 def test_truncated_frame_file_is_named_and_nothing_half_written(tmp_path, capsys):
     frames = write_frames(tmp_path / 'clip', [(16, 16)] * 3)
     (frames / 'f1.png').write_bytes((frames / 'f1.png').read_bytes()[:40])

@@ -21,7 +21,7 @@ from sl_arch.bench.common import markdown_table
 from sl_arch.bench.options import MODES, TEST_SETS, dataset_options, network_options, test_options, train_options
 from sl_arch.bench.report import check_report_folder, real_psnr
 from sl_arch.bench.runs import final_checkpoint, train_then_test
-from sl_arch.utils.errors import SLError, cli_entry
+from sl_arch.utils.errors import check_at_least, cli_entry
 from sl_arch.utils.files import check_writable, write_json, write_text
 from sl_arch.utils.precision import check_cpu_autocast
 
@@ -81,8 +81,7 @@ def main(argv=None):
     """Train and test every precision, then write the report."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    if args.iters < 1:
-        raise SLError('--iters must be at least 1.')
+    check_at_least({'--iters': args.iters})
     import torch
     if not torch.cuda.is_available():  # sl-train would refuse the bf16 row after the float32 one had run
         check_cpu_autocast('bf16', 'python -m sl_arch.bench.autocast trains in bf16, which', 'run it on a CPU with '

@@ -27,6 +27,15 @@ def comma_list(text):
     return [item.strip() for item in text.split(',') if item.strip()]
 
 
+def named_list(text, option):
+    """:func:`comma_list` of an option that must name something: SLError naming ``option`` when it names nothing
+    (``--models ,``), rather than a run over nothing."""
+    items = comma_list(text)
+    if not items:
+        raise SLError(f'{option} {text!r} names nothing; give one or more comma-separated names.')
+    return items
+
+
 def unknown_rows(option, unknown, known, listing):
     """The :class:`SLError` for rows of ``option`` that are not among ``known``: each with its closest known names,
     and the command ``listing`` that prints every row (the tables hold a hundred rows or more; a message listing them

@@ -41,14 +41,14 @@ import time
 
 from tqdm import tqdm
 
-from sl_arch.bench.common import check_seed, comma_list, print_rows, run_in_child, unknown_rows
+from sl_arch.bench.common import check_seed, named_list, print_rows, run_in_child, unknown_rows
 from sl_arch.bench.measure import set_motion
 from sl_arch.bench.options import (DATA_ROOT, DATA_SCRIPT, DEFAULT_MODELS, MODELS, MODES, UPSAMPLINGS, VALIDATION_SET,
                                    check_preset, dataset_options, min_input_size, network_options, parameter_counts,
                                    row_budget, val_tile, validation_set, weights_key)
 from sl_arch.bench.report import check_report_folder, real_psnr, write_outputs
 from sl_arch.bench.runs import train_and_test_row
-from sl_arch.utils.errors import SLError, cli_entry
+from sl_arch.utils.errors import SLError, check_at_least, cli_entry
 from sl_arch.utils.files import check_writable
 from sl_arch.utils.precision import check_cpu_autocast, cpu_has_native
 
@@ -159,8 +159,8 @@ def mode_budget(args):
     check_preset(budget['preset'], '--preset')  # also when no SemanticLens row is asked for (none would read it)
     if not 0 < budget['seconds'] < math.inf:  # nan too
         raise SLError(f'--{budget["clock"]}-seconds {budget["seconds"]}: give a number of seconds above 0.')
-    if min(budget['max_iter'], budget['jobs'], budget['repeats'], args.threads) < 1:
-        raise SLError('--max-iters, --jobs, --repeats and --threads must be at least 1.')
+    check_at_least({'--max-iters': budget['max_iter'], '--jobs': budget['jobs'], '--repeats': budget['repeats'],
+                    '--threads': args.threads})
     check_seed(budget['seed'])
     return mode, budget
 
@@ -204,7 +204,7 @@ def row_values(name, text):
 
 def selected_models(text):
     """Row keys of ``--models`` (default :data:`DEFAULT_MODELS`); SLError naming unknown ones."""
-    keys = list(DEFAULT_MODELS) if not text else comma_list(text)
+    keys = list(DEFAULT_MODELS) if text is None else named_list(text, '--models')
     unknown = [key for key in keys if key not in MODELS]
     if unknown:
         raise unknown_rows('--models', unknown, MODELS, 'sl-bench --list-models')

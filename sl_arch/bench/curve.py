@@ -19,7 +19,7 @@ import os.path as osp
 import statistics
 import textwrap
 
-from sl_arch.bench.common import markdown_table
+from sl_arch.bench.common import markdown_table, named_list
 from sl_arch.bench.report import check_report_folder, psnr, real_psnr
 from sl_arch.bench.options import TEST_SETS, VALIDATION_SET, real_test_sets
 from sl_arch.utils.errors import SLError, cli_entry
@@ -211,7 +211,7 @@ def main(argv=None):
                                             'others are compared with (e.g. SingleFrame_lean)')
     parser.add_argument('--out', help='folder for report.md, budget_curve.png and results.json (default: print only)')
     args = parser.parse_args(argv)
-    models = [key for key in args.models.split(',') if key]
+    models = named_list(args.models, '--models')
     if args.reference and args.reference not in models:
         raise SLError(f'--reference {args.reference} is not one of --models; add it there.')
     if args.out:

@@ -29,13 +29,13 @@ import argparse
 import os.path as osp
 
 from sl_arch.archs.spec import arch_spec
-from sl_arch.bench.common import comma_list, markdown_table
+from sl_arch.bench.common import comma_list, markdown_table, named_list
 from sl_arch.bench.options import VALIDATION_SET, real_test_sets
 from sl_arch.bench.report import psnr, real_psnr
 from sl_arch.bench.runs import run_test
 from sl_arch.bench.validate import named_finished_rows
 from sl_arch.utils.ensemble import ENSEMBLES
-from sl_arch.utils.errors import SLError, cli_entry
+from sl_arch.utils.errors import SLError, check_at_least, cli_entry
 
 
 def scores(metrics):
@@ -158,17 +158,15 @@ def main(argv=None):
                         help='also test rows trained with averaged weights (train.ema_decay) with their last weights')
     parser.add_argument('--threads', type=int, default=1, help='torch threads of each test (default 1)')
     args = parser.parse_args(argv)
-    rows, ensembles = comma_list(args.models), [] if args.ensembles == 'none' else comma_list(args.ensembles)
-    if not rows:
-        raise SLError('--models is empty; name at least one finished row.')
+    rows = named_list(args.models, '--models')
+    ensembles = [] if args.ensembles == 'none' else comma_list(args.ensembles)
     unknown = [name for name in ensembles if name not in ENSEMBLES]
     if unknown or not (ensembles or args.last_weights):
         raise SLError(f'--ensembles {args.ensembles}: give one or more of {", ".join(ENSEMBLES)}'
                       + ('.' if unknown else ', or add --last-weights.'))
     if args.reference is not None and args.reference not in rows:
         raise SLError(f'--reference {args.reference} is not among --models; add it there.')
-    if args.threads < 1:
-        raise SLError(f'--threads {args.threads}: give at least 1.')
+    check_at_least({'--threads': args.threads})
     results = measure([osp.abspath(folder) for folder in args.work_dirs], rows,
                       ensembles + ([LAST] if args.last_weights else []), args.threads)
     print(tables(results, args.reference))

@@ -65,7 +65,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from sl_arch.utils.errors import SLError, cli_entry
+from sl_arch.utils.errors import SLError, check_at_least, cli_entry
 
 LAYOUTS = {
     'tiny': dict(num_levels=3, channels=[16, 32, 16, 8], kernel_size=5),
@@ -441,8 +441,9 @@ def train(args, argv):
             setattr(args, key, value)
     crop = parse_size(args.crop, '--crop')
     min_level_sizes = [int(value) for value in str(args.min_level_sizes).split(',')]
-    if args.iters < 1 or args.batch < 1 or args.lr <= 0:
-        raise SLError('--iters, --batch and --lr must be positive.')
+    check_at_least({'--iters': args.iters, '--batch': args.batch})
+    if not args.lr > 0:
+        raise SLError(f'--lr {args.lr}: give a learning rate above 0.')
     if not args.synthetic and not args.real:
         raise SLError('no training data: give --synthetic ROOT and/or --real ROOT.')
     check_writable(args.out, '--out', is_folder=False)

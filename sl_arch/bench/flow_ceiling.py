@@ -120,7 +120,7 @@ def table(results):
 def main(argv=None):
     import torch
 
-    from sl_arch.bench.common import comma_list
+    from sl_arch.bench.common import comma_list, named_list
     parser = argparse.ArgumentParser(prog='python -m sl_arch.bench.flow_ceiling', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('work_dirs', nargs='+', metavar='WORK_DIR',
@@ -129,9 +129,7 @@ def main(argv=None):
     parser.add_argument('--sets', help='comma-separated held-out sets (default: the real-footage test sets)')
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    rows = comma_list(args.models)
-    if not rows:
-        raise SLError('--models is empty; name at least one finished row.')
+    rows = named_list(args.models, '--models')
     sets = comma_list(args.sets) if args.sets else None
     results = {osp.relpath(work_dir): ceiling_rows(osp.abspath(work_dir), rows, sets) for work_dir in args.work_dirs}
     print(table(results))

@@ -37,10 +37,10 @@ import numpy as np
 import yaml
 
 from sl_arch.bench import options as bench_options
-from sl_arch.bench.common import check_seed, print_rows, unknown_rows
+from sl_arch.bench.common import check_seed, named_list, print_rows, unknown_rows
 from sl_arch.bench.report import check_report_folder
 from sl_arch.bench.runs import final_checkpoint, run_command, train_then_test
-from sl_arch.utils.errors import SLError, cli_entry
+from sl_arch.utils.errors import SLError, check_at_least, cli_entry
 from sl_arch.utils.files import check_writable, write_json, write_text
 
 SYNTHETIC_ROOT = 'datasets/synthetic'
@@ -644,12 +644,11 @@ def main(argv=None):
     if args.list_models:
         print_rows({key: row['label'] for key, row in table.items()})
         return
-    keys = list(table) if not args.models else [key.strip() for key in args.models.split(',')]
+    keys = list(table) if args.models is None else named_list(args.models, '--models')
     unknown = [key for key in keys if key not in table]
     if unknown:
         raise unknown_rows('--models', unknown, table, 'python -m sl_arch.bench.semantics --list-models')
-    if args.iters < 1 or args.jobs < 1:
-        raise SLError('--iters and --jobs must be at least 1.')
+    check_at_least({'--iters': args.iters, '--jobs': args.jobs})
     check_seed(args.seed)
     for path, option in ((args.work_dir, '--work-dir'), (args.out, '--out')):
         check_writable(path, option)

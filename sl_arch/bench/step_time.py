@@ -21,7 +21,7 @@ import statistics
 
 import torch
 
-from sl_arch.utils.errors import SLError, cli_entry
+from sl_arch.utils.errors import SLError, check_at_least, cli_entry
 
 #: The arithmetic variants: (label, autocast dtype or None, channels-last weights).
 VARIANTS = (('fp32', None, False), ('fp32, channels-last', None, True),
@@ -189,8 +189,8 @@ def main(argv=None):
     untrained = [key for key in keys if MODELS[key][1] in UPSAMPLINGS]
     if untrained:
         raise SLError(f'--models {",".join(untrained)}: upsamplings have no training iteration; drop them.')
-    if min(args.batch, args.frames, args.lr_side, args.repeats) < 1:
-        raise SLError('--batch, --frames, --lr-side and --repeats must be at least 1.')
+    check_at_least({'--batch': args.batch, '--frames': args.frames, '--lr-side': args.lr_side,
+                    '--repeats': args.repeats})
     from sl_arch.archs.spec import arch_spec
     from sl_arch.bench.options import network_options
     for key in keys:

@@ -17,10 +17,10 @@ import argparse
 import os
 import os.path as osp
 
-from sl_arch.bench.common import comma_list, markdown_table
+from sl_arch.bench.common import markdown_table, named_list
 from sl_arch.bench.options import VALIDATION_SET, validation_set
 from sl_arch.bench.runs import final_checkpoint, read_finished_run, run_test
-from sl_arch.utils.errors import SLError, cli_entry
+from sl_arch.utils.errors import SLError, check_at_least, cli_entry
 
 def finished_rows(work_dir):
     """``{row: done record}`` of the finished rows of one sl-bench ``--work-dir`` whose checkpoint is still there."""
@@ -87,10 +87,9 @@ def main(argv=None):
     parser.add_argument('--models', help='comma-separated rows to test (default: every finished row)')
     parser.add_argument('--threads', type=int, default=1, help='torch threads of each test (default 1)')
     args = parser.parse_args(argv)
-    if args.threads < 1:
-        raise SLError(f'--threads {args.threads}: give at least 1.')
+    check_at_least({'--threads': args.threads})
+    wanted = None if args.models is None else set(named_list(args.models, '--models'))
     val_set = validation_set(args.set, args.degradation.upper())
-    wanted = set(comma_list(args.models)) if args.models else None
     work = {osp.abspath(folder): finished_rows(osp.abspath(folder)) for folder in args.work_dirs}
     results = []
     for work_dir, rows in work.items():

@@ -16,6 +16,14 @@ class InputShapeError(SLError, ValueError):
     """A network got a tensor of the wrong rank, channel count or size."""
 
 
+def check_at_least(options, minimum=1):
+    """Refuse the first of ``options`` ({'--jobs': 0, ...}: command-line option -> value) below ``minimum``: an
+    :class:`SLError` that names that option and its value, rather than every option of the group."""
+    for option, value in options.items():
+        if value < minimum:
+            raise SLError(f'{option} {value}: give at least {minimum}.')
+
+
 def cli_entry(main):
     """Decorate a console-script ``main`` so that an :class:`SLError` prints one line and exits 2.
 
