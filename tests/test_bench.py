@@ -330,6 +330,30 @@ def test_a_report_folder_holding_files_sl_bench_did_not_write_is_refused_before_
     assert (out / 'report.md').read_text() == 'my report' and not (tmp_path / 'work').exists()
 
 
+def test_a_work_dir_holding_files_the_benchmark_did_not_write_is_refused_before_any_work(tmp_path, capsys,
+                                                                                       slow_cpu_autocast):
+    from sl_arch.bench import autocast, flow, semantics
+    mine = tmp_path / 'mine'
+    (mine / 'logs').mkdir(parents=True)
+    log = mine / 'logs' / 'bench_SingleFrame_lean_train.out'  # a name sl-bench writes
+    log.write_text('my log')
+    (mine / 'notes.txt').write_text('my notes')
+    out = ['--out', str(tmp_path / 'out')]
+    commands = ((compare.main, ['--quick', '--models', 'bicubic,SingleFrame_lean'] + out, 'notes.txt'),
+                (semantics.main, out, 'notes.txt'), (autocast.main, out, 'notes.txt'),
+                (flow.main, ['train', '--synthetic', str(tmp_path), '--out', str(tmp_path / 'flow.pth')],
+                 'logs, notes.txt'))  # the flow bench's work dir holds its training state only
+    for command, argv, foreign in commands:
+        with pytest.raises(SystemExit) as exit_info:
+            command(argv + ['--work-dir', str(mine)])
+        assert exit_info.value.code == 2, command.__module__
+        assert capsys.readouterr().err.strip().splitlines() == [
+            f'error: --work-dir {mine} holds {foreign}, which this command did not write; give a new or empty folder, '
+            'or the --work-dir of an earlier run.'], command.__module__
+    assert log.read_text() == 'my log' and sorted(path.name for path in tmp_path.iterdir()) == ['mine']
+    assert sorted(path.name for path in mine.rglob('*')) == ['bench_SingleFrame_lean_train.out', 'logs', 'notes.txt']
+
+
 def test_a_failing_child_process_returns_the_last_line_of_its_error():
     # (a child's result coming back is checked by the micro benchmark: every row is measured in one)
     failed = run_in_child('json:loads', 'not json')

@@ -20,9 +20,9 @@ import sys
 from sl_arch.bench.common import markdown_table
 from sl_arch.bench.options import MODES, TEST_SETS, dataset_options, network_options, test_options, train_options
 from sl_arch.bench.report import check_report_folder, real_psnr
-from sl_arch.bench.runs import final_checkpoint, train_then_test
+from sl_arch.bench.runs import WORK_DIR_ENTRIES, final_checkpoint, train_then_test
 from sl_arch.utils.errors import check_at_least, cli_entry
-from sl_arch.utils.files import check_writable, write_json, write_text
+from sl_arch.utils.files import check_work_folder, write_json, write_text
 from sl_arch.utils.precision import check_cpu_autocast
 
 REPORT_FILES = ('results.json', 'report.md')
@@ -87,7 +87,7 @@ def main(argv=None):
         check_cpu_autocast('bf16', 'python -m sl_arch.bench.autocast trains in bf16, which', 'run it on a CPU with '
                            'bf16 arithmetic, or with SL_SLOW_CPU_AUTOCAST=1 to time that path')
     args.work_dir = osp.abspath(args.work_dir)
-    check_writable(args.work_dir, '--work-dir')
+    check_work_folder(args.work_dir, '--work-dir', WORK_DIR_ENTRIES)
     check_report_folder(args.out, REPORT_FILES)
     train_set, test_sets = dataset_options(args.data_root)
     with concurrent.futures.ThreadPoolExecutor(2) as pool:

@@ -47,9 +47,9 @@ from sl_arch.bench.options import (DATA_ROOT, DATA_SCRIPT, DEFAULT_MODELS, MODEL
                                    check_preset, dataset_options, min_input_size, network_options, parameter_counts,
                                    row_budget, val_tile, validation_set, weights_key)
 from sl_arch.bench.report import check_report_folder, real_psnr, write_outputs
-from sl_arch.bench.runs import train_and_test_row
+from sl_arch.bench.runs import WORK_DIR_ENTRIES, train_and_test_row
 from sl_arch.utils.errors import SLError, check_at_least, cli_entry
-from sl_arch.utils.files import check_writable
+from sl_arch.utils.files import check_work_folder
 from sl_arch.utils.precision import check_cpu_autocast, cpu_has_native
 
 _print_lock = threading.Lock()
@@ -316,7 +316,7 @@ def main(argv=None):
     keys = selected_models(args.models)
     work_dir = osp.abspath(args.work_dir or osp.join('experiments', 'benchmark', mode))
     out_dir = args.out or budget['out']
-    check_writable(work_dir, '--work-dir')
+    check_work_folder(work_dir, '--work-dir', WORK_DIR_ENTRIES)
     check_report_folder(out_dir)
     rows = describe_rows(keys, budget)
     train_set, test_sets = dataset_options(args.data_root, args.degradation.upper())

@@ -433,7 +433,7 @@ def train(args, argv):
     from tqdm import tqdm
 
     from sl_arch.utils.checkpoint import atomic_torch_save, read_checkpoint
-    from sl_arch.utils.files import check_writable
+    from sl_arch.utils.files import check_work_folder, check_writable
 
     defaults = TRAIN_DEFAULTS[args.layout]
     for key, value in defaults.items():
@@ -448,7 +448,7 @@ def train(args, argv):
         raise SLError('no training data: give --synthetic ROOT and/or --real ROOT.')
     check_writable(args.out, '--out', is_folder=False)
     work_dir = args.work_dir or osp.join('experiments', 'flow', osp.splitext(osp.basename(args.out))[0])
-    check_writable(work_dir, '--work-dir')
+    check_work_folder(work_dir, '--work-dir', ('state.pth',))
     state_path = osp.join(work_dir, 'state.pth')
     config = dict(layout=args.layout, synthetic=args.synthetic, real=args.real, real_scale=args.real_scale,
                   iters=args.iters, batch=args.batch, crop=list(crop), lr=args.lr, multiscale=args.multiscale,

@@ -22,6 +22,11 @@ from sl_arch.utils.files import write_json
 from sl_arch.utils.errors import SLError
 
 
+#: What a benchmark's train-then-test runs put in its ``--work-dir`` (BasicSR's runs add ``experiments``, ``results``
+#: and, where a logger asks for it, ``tb_logger``); :func:`sl_arch.utils.files.check_work_folder` refuses anything else.
+WORK_DIR_ENTRIES = ('experiments', 'logs', 'options', 'results', 'tb_logger')
+
+
 def run_command(args, cwd, log_path, threads):
     """Run ``python -m <args>`` in ``cwd`` with ``threads`` threads, its output going to ``log_path``.
 

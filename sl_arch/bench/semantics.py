@@ -39,12 +39,14 @@ import yaml
 from sl_arch.bench import options as bench_options
 from sl_arch.bench.common import check_seed, named_list, print_rows, unknown_rows
 from sl_arch.bench.report import check_report_folder
-from sl_arch.bench.runs import final_checkpoint, run_command, train_then_test
+from sl_arch.bench.runs import WORK_DIR_ENTRIES, final_checkpoint, run_command, train_then_test
 from sl_arch.utils.errors import SLError, check_at_least, cli_entry
-from sl_arch.utils.files import check_writable, write_json, write_text
+from sl_arch.utils.files import check_work_folder, write_json, write_text
 
 SYNTHETIC_ROOT = 'datasets/synthetic'
 DEMO_ROOT = 'datasets/demo_bbb'
+#: Logs of the data this bench makes when it is missing (sl-prepare's output), in ``--work-dir``.
+PREPARE_LOGS = ('prepare_synthetic.out', 'prepare_demo.out')
 BUDGET = dict(total_iter=300, batch_size=2, num_frame=7, gt_size=96, lr=1e-3, eta_min=1e-5, fix_flow_fraction=0,
               flow_lr_mul=0.25, seed=0)
 
@@ -650,18 +652,17 @@ def main(argv=None):
         raise unknown_rows('--models', unknown, table, 'python -m sl_arch.bench.semantics --list-models')
     check_at_least({'--iters': args.iters, '--jobs': args.jobs})
     check_seed(args.seed)
-    for path, option in ((args.work_dir, '--work-dir'), (args.out, '--out')):
-        check_writable(path, option)
+    check_work_folder(args.work_dir, '--work-dir', WORK_DIR_ENTRIES + PREPARE_LOGS)
     check_report_folder(args.out, ('results.json', 'report.md'))
     os.makedirs(args.work_dir, exist_ok=True)
     started, started_at = time.perf_counter(), time.strftime('%Y-%m-%d %H:%M %Z')
     if not osp.isfile(osp.join(args.synthetic_root, 'val', 'meta_info_crossing.txt')):
         run_command(['sl_arch.prepare', '--synthetic', '-o', args.synthetic_root], os.getcwd(),
-                           osp.join(args.work_dir, 'prepare_synthetic.out'), 1)
+                    osp.join(args.work_dir, PREPARE_LOGS[0]), 1)
     if args.demo_root and not osp.isdir(osp.join(args.demo_root, 'val')):
         if osp.abspath(args.demo_root) != osp.abspath(DEMO_ROOT):
             raise SLError(f'--demo-root {args.demo_root} has no val/ folder; make it with sl-prepare or pass another.')
-        run_command(['sl_arch.prepare', '--demo'], os.getcwd(), osp.join(args.work_dir, 'prepare_demo.out'), 1)
+        run_command(['sl_arch.prepare', '--demo'], os.getcwd(), osp.join(args.work_dir, PREPARE_LOGS[1]), 1)
     rows = [{'key': key, 'label': table[key]['label'], 'network_g': table[key]['network_g'],
              'masks': table[key].get('masks'), 'train': table[key].get('train'),
              'exact_flow': bool(table[key].get('exact_flow'))} for key in keys]

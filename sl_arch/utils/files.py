@@ -58,6 +58,30 @@ def path_relation(first, second):
     return 'is inside' if common == second else 'contains' if common == first else None
 
 
+def check_work_folder(path, option, entries):
+    """Refuse a work folder that holds something its command did not put there, before any work is done.
+
+    A command that reuses its work folder (reads back finished runs, resumes) writes files under fixed names in it;
+    in a folder of someone else's those names could be theirs. So an existing folder may hold only ``entries``.
+
+    Args:
+        path (str): The work folder, existing or not (checked with :func:`check_writable` too).
+        option (str): The command-line option that gave it, for the message.
+        entries (Iterable[str]): The names the command (and the BasicSR runs it starts) may create in it.
+
+    Raises:
+        OutputError: naming the folder, what is in the way and the fix.
+    """
+    check_writable(path, option)
+    if not os.path.isdir(path):
+        return
+    foreign = sorted(set(os.listdir(path)) - set(entries))
+    if foreign:
+        shown = ', '.join(foreign[:3]) + (f' and {len(foreign) - 3} more' if len(foreign) > 3 else '')
+        raise OutputError(f'{option} {path} holds {shown}, which this command did not write; give a new or empty '
+                          f'folder, or the {option} of an earlier run.')
+
+
 def check_writable(path, option, is_folder=True):
     """Refuse an output path that cannot be created or written, before any work is done.
 
