@@ -15,6 +15,14 @@ if [ $# -lt 2 ]; then
 fi
 name=$1 copies=$2
 shift 2
+if ! [[ $name =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]*$ ]]; then
+  echo "error: NAME '$name': give a folder name (letters, digits, _ . -), made under datasets/" >&2
+  exit 2
+fi
+if ! [[ $copies =~ ^[0-9]+$ ]]; then
+  echo "error: COPIES '$copies': give a whole number, 0 or more (how often the demo footage is linked)" >&2
+  exit 2
+fi
 bash scripts/zoo_data.sh
 [ -f "datasets/$name/prepare.json" ] || sl-prepare --synthetic -o "datasets/$name" "$@"
 root="datasets/${name}_mix"

@@ -417,3 +417,17 @@ def test_an_unreadable_config_is_one_clear_error(tmp_path, capsys):
     assert run_prepare(frames, '-o', tmp_path / 'out') == 2
     assert one_line_error(capsys).startswith(f'error: {tmp_path / "out" / "prepare.json"} cannot be read (')
     assert os.listdir(tmp_path / 'out') == ['prepare.json']
+
+
+@pytest.mark.parametrize('argv, message', [(['x', 'abc'], "error: COPIES 'abc': give a whole number"),
+                                           (['../x', '1'], "error: NAME '../x': give a folder name"),
+                                           (['x'], 'usage: bash scripts/synthetic_mix_data.sh NAME COPIES')])
+def test_the_mix_data_script_refuses_bad_arguments_in_one_line_before_making_anything(argv, message):
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    before = sorted(os.listdir(os.path.join(repo, 'datasets'))) if os.path.isdir(os.path.join(repo, 'datasets')) else []
+    result = subprocess.run(['bash', os.path.join(repo, 'scripts', 'synthetic_mix_data.sh'), *argv],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and result.stdout == ''
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith(message)
+    after = sorted(os.listdir(os.path.join(repo, 'datasets'))) if os.path.isdir(os.path.join(repo, 'datasets')) else []
+    assert after == before
