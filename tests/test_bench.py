@@ -338,6 +338,7 @@ def test_a_work_dir_holding_files_the_benchmark_did_not_write_is_refused_before_
     log = mine / 'logs' / 'bench_SingleFrame_lean_train.out'  # a name sl-bench writes
     log.write_text('my log')
     (mine / 'notes.txt').write_text('my notes')
+    (mine / '.sl-tmp-state.pth.1a2b3c4d.tmp').write_bytes(b'')  # a killed run's temporary is ours, not in the way
     out = ['--out', str(tmp_path / 'out')]
     commands = ((compare.main, ['--quick', '--models', 'bicubic,SingleFrame_lean'] + out, 'notes.txt'),
                 (semantics.main, out, 'notes.txt'), (autocast.main, out, 'notes.txt'),
@@ -351,7 +352,8 @@ def test_a_work_dir_holding_files_the_benchmark_did_not_write_is_refused_before_
             f'error: --work-dir {mine} holds {foreign}, which this command did not write; give a new or empty folder, '
             'or the --work-dir of an earlier run.'], command.__module__
     assert log.read_text() == 'my log' and sorted(path.name for path in tmp_path.iterdir()) == ['mine']
-    assert sorted(path.name for path in mine.rglob('*')) == ['bench_SingleFrame_lean_train.out', 'logs', 'notes.txt']
+    assert sorted(path.name for path in mine.rglob('*')) == ['.sl-tmp-state.pth.1a2b3c4d.tmp',
+                                                             'bench_SingleFrame_lean_train.out', 'logs', 'notes.txt']
 
 
 def test_a_failing_child_process_returns_the_last_line_of_its_error():

@@ -62,7 +62,8 @@ def check_work_folder(path, option, entries):
     """Refuse a work folder that holds something its command did not put there, before any work is done.
 
     A command that reuses its work folder (reads back finished runs, resumes) writes files under fixed names in it;
-    in a folder of someone else's those names could be theirs. So an existing folder may hold only ``entries``.
+    in a folder of someone else's those names could be theirs. So an existing folder may hold only ``entries``, and
+    the temporaries an sl_arch process killed mid-write leaves (:func:`is_temporary`: ours by their name).
 
     Args:
         path (str): The work folder, existing or not (checked with :func:`check_writable` too).
@@ -75,7 +76,7 @@ def check_work_folder(path, option, entries):
     check_writable(path, option)
     if not os.path.isdir(path):
         return
-    foreign = sorted(set(os.listdir(path)) - set(entries))
+    foreign = sorted(name for name in os.listdir(path) if name not in entries and not is_temporary(name))
     if foreign:
         shown = ', '.join(foreign[:3]) + (f' and {len(foreign) - 3} more' if len(foreign) > 3 else '')
         raise OutputError(f'{option} {path} holds {shown}, which this command did not write; give a new or empty '
