@@ -142,7 +142,8 @@ def autocast_dtype(precision, device):
     """
     dtype = PRECISIONS[precision]
     if dtype is torch.float16 and device.type != 'cuda':
-        choices = '--precision bf16 or fp32' if cpu_has_native('bf16') else '--precision fp32 (it has no bf16 arithmetic)'
+        choices = ('--precision bf16 or fp32' if cpu_has_native('bf16')
+                   else '--precision fp32 (it has no bf16 arithmetic)')
         raise SLError(f'--precision fp16 needs a CUDA GPU (--device {device}); on this CPU use {choices}.')
     if device.type == 'cpu':
         check_cpu_autocast(dtype, f'--precision {precision}', 'use --precision fp32')
@@ -390,17 +391,81 @@ def open_writers(args, source, settings):
     return writer, FrameFolderWriter(args.save_masks) if args.save_masks else None
 
 
+def encoder_settings(args):
+    """The encoder settings of a video ``-o``, its codec checked against the input's streams; None for a PNG
+    folder."""
+    if not is_video_output(args.output):
+        return None
+    settings = EncoderSettings(args.codec, args.pix_fmt or DEFAULT_PIX_FMT, args.crf, args.preset)
+    readable = os.path.isfile(args.input) and not is_image_file(os.path.basename(args.input))
+    settings.codec = check_video_output(args.output, settings, copy_from=args.input if readable else None)
+    return settings
+
+
+def claim_output_folders(args, manifest):
+    """Write the run's manifest into every output folder before any frame: it lists the frames this run may write
+    there. A folder this call made is taken away again if a later one cannot be written (nothing half-made)."""
+    made = []
+    try:
+        for folder in output_folders(args):
+            if not os.path.exists(folder):
+                made.append(folder)
+            _write_manifest(folder, manifest)
+    except BaseException:
+        for folder in made:
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(folder, MANIFEST))
+                os.rmdir(folder)
+        raise
+
+
+def window_clips(source, windows, first):
+    """Each window from index ``first`` on, with its LR clip (1, t, c, h, w): (index, window, clip). Every frame is
+    decoded once and kept until no later window reads it."""
+    # in_start is not monotonic at the clip end for reflected sliding windows: keep what any later window reads
+    keep_from = [min(window.in_start for window in windows[index:]) for index in range(len(windows))]
+    frames = source.frames(range(keep_from[first], source.num_frames))
+    buffer, next_frame = {}, keep_from[first]
+    try:
+        for index in range(first, len(windows)):
+            window = windows[index]
+            while next_frame < window.in_stop:
+                frame_index, img = next(frames)
+                buffer[frame_index] = frames_to_tensor([img])[0]
+                next_frame = frame_index + 1
+            for old in [frame for frame in buffer if frame < keep_from[index]]:
+                del buffer[old]
+            yield index, window, torch.stack([buffer[frame] for frame in range(window.in_start, window.in_stop)])[None]
+    finally:
+        frames.close()  # closes the decoder now, not when the generator is collected
+
+
+def run_window(net_fn, clip, window, frame_inputs, args, device, source, net_type, multiple):
+    """The network's outputs for one window's ``clip`` (on ``device``), brought to the CPU: its HR frames (1, t, c,
+    h, w), or (frames, masks) with ``--save-masks``."""
+    with torch.no_grad():
+        try:
+            outputs = forward_window(net_fn, clip.to(device), window, frame_inputs, args.tile, args.tile_overlap,
+                                     multiple)
+        except torch.OutOfMemoryError:
+            raise SLError(f'out of memory on {args.device} for a {window.stop - window.start}-frame window of '
+                          f'{source.width}x{source.height}; lower --chunk or set --tile (e.g. 128).') from None
+    outputs = tuple(output.cpu() for output in outputs) if isinstance(outputs, tuple) else outputs.cpu()
+    frames_out = outputs[0] if isinstance(outputs, tuple) else outputs
+    if frames_out.dim() != 5 or frames_out.shape[1] != window.stop - window.start:
+        raise SLError(f'{net_type} returned shape {tuple(frames_out.shape)} for {window.stop - window.start} '
+                      'frames, not (1, t, c, h, w); sl-infer runs recurrent (BasicVSR, SemanticLens) and '
+                      'sliding-window (EDVR, DUF) video networks.')
+    return outputs
+
+
 def upscale(args):
     """Run the inference described by parsed ``args``; returns a summary dict."""
     started = time.time()
     check_paths(args)
     device = torch_device(args.device)
     dtype = autocast_dtype(args.precision, device)
-    settings = None
-    if is_video_output(args.output):
-        settings = EncoderSettings(args.codec, args.pix_fmt or DEFAULT_PIX_FMT, args.crf, args.preset)
-        readable = os.path.isfile(args.input) and not is_image_file(os.path.basename(args.input))
-        settings.codec = check_video_output(args.output, settings, copy_from=args.input if readable else None)
+    settings = encoder_settings(args)
     loaded = load_network(args.weights, opt_path=args.opt, param_key=args.param_key)
     net_opt, spec, net_type = loaded.net_opt, loaded.spec, loaded.net_opt['type']
     # channels_last measured faster on a CPU (SemanticLens tiny 0.85x fp32, 0.58x bf16; EDVR 0.85x; BasicVSR 0.78x)
@@ -415,65 +480,30 @@ def upscale(args):
         if num_neighbours else None
     overlap = 0 if frame_inputs else args.overlap  # a sliding window is exact: nothing to blend
     windows = plan_windows(source.num_frames, args.chunk, overlap, frame_inputs, cuts)
-    multiple = spec.size_multiple
-
     check_input_fits(spec, source.height, source.width, [window.in_stop - window.in_start for window in windows],
                      args.tile, source=source.path, clip_frames=source.num_frames, device=device)
 
     manifest = run_manifest(args, source, net_opt, overlap, cuts)
     done = prepare_outputs(args, manifest)
-    made = []  # the folders this call makes, taken away again if a later one cannot be written (nothing half-made)
-    try:
-        for folder in output_folders(args):
-            if not os.path.exists(folder):
-                made.append(folder)
-            _write_manifest(folder, manifest)  # before any frame: lists the frames this run may write there
-    except BaseException:
-        for folder in made:
-            with contextlib.suppress(OSError):
-                os.remove(os.path.join(folder, MANIFEST))
-                os.rmdir(folder)
-        raise
-    missing = [frame for frame in range(source.num_frames) if frame not in done]
+    claim_output_folders(args, manifest)
     summary = {'frames': source.num_frames, 'resumed': len(done), 'written': 0, 'windows': 0, 'cuts': cuts,
                'input_size': (source.width, source.height), 'output_size': None, 'network_seconds': 0.0}
+    missing = [frame for frame in range(source.num_frames) if frame not in done]
     if not missing:
         print(f'{args.output}: all {source.num_frames} frames already done; nothing to compute.')
         return summary
 
     first = first_window_for(windows, missing[0])
-    # in_start is not monotonic at the clip end for reflected sliding windows: keep what any later window reads
-    keep_from = [min(window.in_start for window in windows[index:]) for index in range(len(windows))]
     writer, mask_writer = open_writers(args, source, settings)
     blender = TemporalBlender(windows, overlap, source.num_frames)
-    frames = source.frames(range(keep_from[first], source.num_frames))
-    buffer, next_frame = {}, keep_from[first]
+    clips = window_clips(source, windows, first)
     progress = tqdm(total=source.num_frames, initial=len(done), unit='frame', desc='sl-infer', dynamic_ncols=True)
     try:
-        for index in range(first, len(windows)):
-            window = windows[index]
-            while next_frame < window.in_stop:
-                frame_index, img = next(frames)
-                buffer[frame_index] = frames_to_tensor([img])[0]
-                next_frame = frame_index + 1
-            for old in [frame for frame in buffer if frame < keep_from[index]]:
-                del buffer[old]
-            clip = torch.stack([buffer[frame] for frame in range(window.in_start, window.in_stop)]).unsqueeze(0)
+        for index, window, clip in clips:
             network_started = time.perf_counter()
-            with torch.no_grad():
-                try:
-                    outputs = forward_window(net_fn, clip.to(device), window, frame_inputs, args.tile,
-                                             args.tile_overlap, multiple)
-                except torch.OutOfMemoryError:
-                    raise SLError(f'out of memory on {args.device} for a {window.stop - window.start}-frame window of '
-                                  f'{source.width}x{source.height}; lower --chunk or set --tile (e.g. 128).') from None
-            outputs = tuple(output.cpu() for output in outputs) if isinstance(outputs, tuple) else outputs.cpu()
+            outputs = run_window(net_fn, clip, window, frame_inputs, args, device, source, net_type,
+                                 spec.size_multiple)
             summary['network_seconds'] += time.perf_counter() - network_started  # .cpu() waited for the GPU
-            frames_out = outputs[0] if isinstance(outputs, tuple) else outputs
-            if frames_out.dim() != 5 or frames_out.shape[1] != window.stop - window.start:
-                raise SLError(f'{net_type} returned shape {tuple(frames_out.shape)} for {window.stop - window.start} '
-                              'frames, not (1, t, c, h, w); sl-infer runs recurrent (BasicVSR, SemanticLens) and '
-                              'sliding-window (EDVR, DUF) video networks.')
             summary['windows'] += 1
             for frame, blended in blender.add(index, outputs):
                 if frame in done:
@@ -490,10 +520,9 @@ def upscale(args):
         writer.abort()
         raise
     finally:
-        frames.close()  # closes the decoder now, not when the generator is collected
+        clips.close()
         progress.close()
-    elapsed = time.time() - started
-    summary['seconds'] = elapsed
+    summary['seconds'] = time.time() - started
     print(summary_line(args, source, net_type, summary, device))
     return summary
 
