@@ -452,8 +452,10 @@ def prepare_synthetic(args):
     if args.inputs or args.demo:
         raise SLError('--synthetic builds its own clips; drop the INPUT arguments and --demo.')
     size = parse_resize(args.size, '--size')
-    if min(size) < 1 or min(args.train_clips, args.val_clips) < 0 or args.scale < 1:
-        raise SLError('--synthetic needs a positive --size and --scale, and --train-clips and --val-clips >= 0.')
+    if min(size) < 1:  # parse_resize lets one side be -1 (keep the aspect ratio): a synthetic frame has none
+        raise SLError(f'--size {args.size}: give both sides of the synthetic frames, e.g. 160x96.')
+    check_at_least({'--scale': args.scale})
+    check_at_least({'--train-clips': args.train_clips, '--val-clips': args.val_clips}, 0)
     check_size(size, args.scale, args.frames)
     output = args.output or SYNTHETIC_ROOT
     kinds = {'bi': ['BI'], 'bd': ['BD'], 'both': ['BI', 'BD'], None: ['BI', 'BD']}[args.degradation]

@@ -80,7 +80,12 @@ def test_sl_prepare_synthetic_writes_resumes_and_refuses_other_options_in_one_li
     assert (tmp_path / 'syn' / 'val' / 'masks' / 'pan_000' / '00000002.png').is_file()
     for bad, message in ((['--frames', '4'], 'was prepared with other options (frames differ'),
                          (['--size', '66x48'], '--size 66x48 is not a multiple of --scale 4'),
-                         (['--demo'], '--synthetic builds its own clips; drop the INPUT arguments and --demo.')):
+                         (['--demo'], '--synthetic builds its own clips; drop the INPUT arguments and --demo.'),
+                         # one line naming the option and its value, not the whole group of counts
+                         (['--scale', '0'], 'error: --scale 0: give at least 1.'),
+                         (['--train-clips', '-1'], 'error: --train-clips -1: give at least 0.'),
+                         (['--val-clips', '-2'], 'error: --val-clips -2: give at least 0.'),
+                         (['--size', '64x-1'], 'error: --size 64x-1: give both sides of the synthetic frames')):
         with pytest.raises(SystemExit) as exit_info:
             main(args + bad)
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
