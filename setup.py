@@ -23,7 +23,8 @@ setup(
         'av',  # PyAV: FFmpeg decoding/encoding of videos with their audio (sl-infer, sl-prepare)
     ],
     extras_require={
-        'test': ['pytest', 'transformers', 'onnx', 'onnxruntime', 'onnxscript'],
+        # pytest-xdist: scripts/test.sh runs the suite on every core (one torch thread per worker)
+        'test': ['pytest', 'pytest-xdist', 'transformers', 'onnx', 'onnxruntime', 'onnxscript'],
         'mmcv': ['mmcv'],
         'segmenter': ['transformers'],
         'export': ['onnx', 'onnxruntime', 'onnxscript'],  # sl-export: ONNX export and its parity check  # SLHFSegmenterSemantics: a pretrained segmenter as the extractor

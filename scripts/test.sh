@@ -3,4 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-CUDA_VISIBLE_DEVICES= ${PYTHON:-python} -m pytest -q tests "$@"
+# one worker per core, up to four (pytest-xdist; each worker runs torch on one thread, tests/conftest.py):
+# on two cores the suite takes about half the time of one process. Add -n 0 to run it in one process.
+CUDA_VISIBLE_DEVICES= ${PYTHON:-python} -m pytest -q -n auto --maxprocesses 4 tests "$@"
