@@ -17,6 +17,7 @@ Example::
 import argparse
 import contextlib
 import inspect
+import itertools
 import json
 import os
 import resource
@@ -422,8 +423,9 @@ def claim_output_folders(args, manifest):
 def window_clips(source, windows, first):
     """Each window from index ``first`` on, with its LR clip (1, t, c, h, w): (index, window, clip). Every frame is
     decoded once and kept until no later window reads it."""
-    # in_start is not monotonic at the clip end for reflected sliding windows: keep what any later window reads
-    keep_from = [min(window.in_start for window in windows[index:]) for index in range(len(windows))]
+    # in_start is not monotonic at the clip end for reflected sliding windows: keep what any later window reads (the
+    # suffix minima, in one pass: a sliding-window network has a window per frame)
+    keep_from = list(itertools.accumulate(reversed([window.in_start for window in windows]), min))[::-1]
     frames = source.frames(range(keep_from[first], source.num_frames))
     buffer, next_frame = {}, keep_from[first]
     try:
