@@ -438,7 +438,7 @@ def resolve_options(args):
         raise SLError('no INPUT given; pass video files or frame folders, or --demo.')
     if not args.output:
         raise SLError('no output root given; pass -o ROOT.')
-    check_at_least({'--scale': args.scale, '--stride': args.stride})
+    check_at_least({'--stride': args.stride})
     check_at_least({'--start': args.start, '--val-frames': args.val_frames, '--val-inputs': args.val_inputs,
                     '--clip-length': args.clip_length, '--val-clip-length': args.val_clip_length}, 0)
     if args.end is not None and args.end <= args.start:
@@ -454,7 +454,6 @@ def prepare_synthetic(args):
     size = parse_resize(args.size, '--size')
     if min(size) < 1:  # parse_resize lets one side be -1 (keep the aspect ratio): a synthetic frame has none
         raise SLError(f'--size {args.size}: give both sides of the synthetic frames, e.g. 160x96.')
-    check_at_least({'--scale': args.scale})
     check_at_least({'--train-clips': args.train_clips, '--val-clips': args.val_clips}, 0)
     check_size(size, args.scale, args.frames)
     output = args.output or SYNTHETIC_ROOT
@@ -478,6 +477,7 @@ def prepare_synthetic(args):
 def main(argv=None):
     quiet_ffmpeg()
     parsed = build_parser().parse_args(argv)
+    check_at_least({'--scale': parsed.scale})  # both kinds of output
     if parsed.synthetic:
         return prepare_synthetic(parsed)
     args = resolve_options(parsed)
