@@ -869,14 +869,21 @@ def test_lr_and_the_clip_options_set_every_rows_value_or_one_rows_and_bad_values
         tmp_path, monkeypatch):
     _, default = compare.mode_budget(compare.parse_args(['--quick']))
     _, budget = compare.mode_budget(compare.parse_args(['--quick', '--lr', '2e-3,SingleFrame=4e-3']))
-    assert budget['lr'] == 2e-3 and budget['row_changes'] == {'SingleFrame': {'lr': 4e-3}}
-    assert 'row_changes' not in default
+    assert budget['lr'] == 2e-3
+    assert budget['row_changes'] == {'SingleFrame': {'lr': 4e-3}, 'SingleFrame_ema': {'lr': 5e-4}}
+    # quick mode's own: the 0.48M single-frame network at the rate the validation shots chose for it
+    assert default['row_changes'] == {'SingleFrame': {'lr': 5e-4}, 'SingleFrame_ema': {'lr': 5e-4}}
+    assert options.MODES['quick']['row_changes']['SingleFrame'] == {'lr': 5e-4}  # the command line changed a copy
+    written = training_options_of_rows(('SingleFrame', 'SingleFrame_lean'), default, tmp_path / 'quick', monkeypatch)
+    assert [written[f'bench_{key}']['train']['optim_g']['lr'] for key in ('SingleFrame', 'SingleFrame_lean')] \
+        == [5e-4, 1e-3]
     written = training_options_of_rows(('SemanticLens', 'SingleFrame'), budget, tmp_path, monkeypatch)
     assert written['bench_SemanticLens']['train']['optim_g']['lr'] == 2e-3
     assert written['bench_SingleFrame']['train']['optim_g']['lr'] == 4e-3
     info = {'budget': budget, 'train_gt': 'gt', 'train_clips': '1 clip',
             'test_sets': {name: name for name in options.TEST_SETS}}
-    assert 'cosine from 0.002 (SingleFrame: 0.004) to' in report.budget_section([], info).replace('\n  ', ' ')
+    assert 'cosine from 0.002 (SingleFrame: 0.004, SingleFrame_ema: 0.0005) to' \
+        in report.budget_section([], info).replace('\n  ', ' ')
     for text, message in (('0', "'0' is not a learning rate above 0"), ('fast', "'fast' is not a learning rate"),
                           ('nan', "'nan' is not"), ('Nope=1e-3', "unknown row 'Nope'")):
         with pytest.raises(SLError, match=message):

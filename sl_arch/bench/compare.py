@@ -133,7 +133,7 @@ def mode_budget(args):
     if args.cpu_seconds is not None or args.gpu_seconds is not None:
         budget['clock'] = 'cpu' if args.cpu_seconds is not None else 'gpu'
         budget['seconds'] = args.cpu_seconds if args.cpu_seconds is not None else args.gpu_seconds
-    row_changes = {}
+    row_changes = {key: dict(values) for key, values in budget.get('row_changes', {}).items()}  # the mode's own
     for name, text in (('lr', args.lr), ('batch_size', args.batch_size), ('num_frame', args.num_frame),
                        ('gt_size', args.gt_size)):
         if text is not None:
