@@ -403,6 +403,22 @@ def test_verdict_states_margins_computed_from_the_rows():
         '  - **the single-frame network of 0.196M parameters (Single-frame, small, weights averaged), 2500 iterations '
         'at equal CPU time: behind by 0.07 dB')
     assert report.verdict([variant])[0].startswith('- SemanticLens has no result in this run')
+    # the default run: the best design (SL_lean) first, against every reference; then the full network, whose
+    # ablations do not include the design
+    design = dict(row('SL_lean', 'SemanticLens lean', [28.3, 33.3, 38.6, 28.4, 31.1], 0.4, 800), params=185000)
+    ablation = row('SL_no_flow', 'SemanticLens w/o flow', [27.9, 32.9, 37.9, 28.5, 31.0], 0.7, 420)
+    lines = report.verdict([design, small, *rows, ablation])
+    assert lines[0] == '- **SemanticLens lean** (0.185M parameters, 800 iterations) against:'
+    assert lines[1].startswith('  - **the single-frame network of 0.196M parameters, 2500 iterations at equal CPU '
+                               'time: ahead by 0.83 dB PSNR-Y')
+    assert lines[3].startswith('  - BasicVSR, 150 iterations in the same budget: ahead by 0.10 dB on real footage')
+    assert lines[4].startswith('- **Against the single-frame network of 0.196M parameters at equal CPU time** '
+                               '(SemanticLens: 0.490M): SemanticLens is **ahead by 0.43 dB')
+    ablations = [line for line in lines if 'against the full model' in line]
+    assert len(ablations) == 1 and ablations[0].startswith('- SemanticLens w/o flow: -0.10 dB on real footage')
+    assert sum(line.count('SemanticLens lean') for line in lines) == 1
+    # without the full network the design still comes first, before the other variants
+    assert report.verdict([variant, design, small])[0] == lines[0]
 
 
 def test_micro_benchmark_trains_every_model_for_the_same_cpu_seconds_and_reports_measured_rows(tmp_path, monkeypatch,

@@ -8,9 +8,9 @@ import os.path as osp
 
 from sl_arch.bench.common import markdown_table
 from sl_arch.bench.measure import LONG_CLIP_FRAMES
-from sl_arch.bench.options import (DATA_ROOT, SINGLE_FRAME_ROWS, TEST_SETS, TRAIN_CHANGES, TRAIN_FOLDER, VALIDATION_SET,
-                                   held_out_label, is_single_frame, real_test_sets, reference_keys, row_budget,
-                                   weights_key)
+from sl_arch.bench.options import (DATA_ROOT, DESIGN_ROWS, SINGLE_FRAME_ROWS, TEST_SETS, TRAIN_CHANGES, TRAIN_FOLDER,
+                                   VALIDATION_SET, held_out_label, is_single_frame, real_test_sets, reference_keys,
+                                   row_budget, weights_key)
 from sl_arch.utils.errors import SLError
 from sl_arch.utils.files import atomic_write, check_writable, write_json, write_text
 
@@ -59,17 +59,25 @@ LONG_CLIP_TOLERANCE = 0.3
 
 # ---------------------------------------------------------------------------------- verdict
 def verdict(rows, clock='CPU'):
-    """Plain sentences computed from the measured rows: SemanticLens against each reference."""
+    """Plain sentences computed from the measured rows: SemanticLens against each reference.
+
+    The rows of :data:`DESIGN_ROWS` (the best design at 300 CPU s) come first, each against every reference; then the
+    full network (row ``SemanticLens``) against every reference, and the other ``SL_`` rows as its ablations. Without
+    the full network, every ``SL_`` row is set against every reference.
+    """
     by_key = {row['key']: row for row in rows if not row.get('error')}
     sl = by_key.get('SemanticLens')
     baselines = [by_key[key] for key in reference_keys(by_key)]
+    designs = [by_key[key] for key in DESIGN_ROWS if key in by_key and real_psnr(by_key[key]) is not None]
     if sl is None or real_psnr(sl) is None:
-        variants = [row for key, row in by_key.items() if key.startswith('SL_') and real_psnr(row) is not None]
+        variants = designs + [row for key, row in by_key.items()
+                              if key.startswith('SL_') and key not in DESIGN_ROWS and real_psnr(row) is not None]
         if variants and baselines:  # a run of variants only: each against the single-frame network and the rest
             return [line for variant in variants for line in variant_sentences(variant, baselines, clock)] \
                 + long_clip_sentences(rows)
         return ['- SemanticLens has no result in this run, so there is no verdict.']
-    lines = [comparison_sentence(sl, baseline, clock) for baseline in baselines] + long_clip_sentences(rows)
+    lines = ([line for design in designs if baselines for line in variant_sentences(design, baselines, clock)]
+             + [comparison_sentence(sl, baseline, clock) for baseline in baselines] + long_clip_sentences(rows))
     if 'BasicVSR' in by_key:
         lines.append(speed_sentence(sl, by_key['BasicVSR'], clock))
     if 'bicubic' in by_key:
@@ -77,7 +85,8 @@ def verdict(rows, clock='CPU'):
     if 'bilinear' in by_key:
         lines += starting_point_sentences(by_key['bilinear'], [row for row in baselines
                                                                   if not is_single_frame(row['key'])])
-    lines += [ablation_sentence(sl, row) for row in rows if row['key'].startswith('SL_') and row['key'] in by_key]
+    lines += [ablation_sentence(sl, row) for row in rows
+              if row['key'].startswith('SL_') and row['key'] in by_key and row['key'] not in DESIGN_ROWS]
     lines.append('- One seed per model: the run-to-run spread was not measured, so margins of a few hundredths '
                  'of a dB are within noise.')
     return lines
@@ -239,7 +248,8 @@ def budget_section(rows, info):
                       + (f'; its smallest input is {row["min_input_size"]} px, so the {patch}-px training patches '
                          'and smaller test clips are padded to it (`min_input_size`)'
                          if (row.get('min_input_size') or 0) > patch else '')
-                      for row in rows if row.get('network_g') and row['kind'] != 'SemanticLens')
+                      for row in rows if row.get('network_g')
+                      and (row['kind'] != 'SemanticLens' or row['key'] in DESIGN_ROWS))
     tests = ', '.join(f'{held_out_label(name)} (`{folder}`)' for name, folder in info['test_sets'].items())
     measured = ('CPU time of the one-thread training process, `time.process_time`, data loading included'
                 if budget['clock'] == 'cpu' else 'GPU seconds: wall time with CUDA synchronized')
@@ -272,9 +282,10 @@ def budget_section(rows, info):
   loss; {ema}; flow / SPyNet learning rate x{budget['flow_lr_mul']}; {arithmetic(budget)}.
 - Held-out test sets, never trained on: {tests}.
 - Pretrained flow: {flow}.
-- SemanticLens: `PRESETS['{budget['preset']}']`; the ablations switch off one part each.
+- SemanticLens: `PRESETS['{budget['preset']}']`; the ablations switch off one part each; a design row (listed
+  below) changes the preset as its options say.
 - Baselines are sized to SemanticLens' total parameter count, not counting BasicSR's SPyNet (1.44M
-  parameters by itself), so BasicVSR, IconVSR and BasicVSR++ are larger in total:
+  parameters by itself), so BasicVSR, IconVSR and BasicVSR++ are larger in total. Each row's network options:
 {sizes}
 """
 
