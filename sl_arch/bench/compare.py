@@ -2,7 +2,7 @@
 
 Usage::
 
-    sl-bench --quick       # every model 300 CPU seconds on one thread, 2 at a time (8 models: 20 min on 2 free cores, plus tests)
+    sl-bench --quick       # every model 300 CPU seconds on one thread, 2 at a time (10 models: 25 min on 2 free cores, plus tests)
     sl-bench --quick --cpu-seconds 1200 --models bicubic,SemanticLens,SingleFrame,BasicVSR
     sl-bench               # full mode: PRESETS['paper'], 7200 GPU seconds per model (CPU seconds without CUDA)
 
@@ -17,12 +17,13 @@ carphone clips) and on the held-out synthetic clips of each motion regime. LR fr
 bicubic (BI) unless ``--degradation bd`` (Gaussian blur + subsampling) is given; the report also
 says how much each held-out set moves, since other frames can add detail only where pixels move.
 
-Rows: bicubic and bilinear upsampling (the output BasicSR's video models start from),
-SemanticLens (``PRESETS['tiny']`` in quick mode), the single-frame SRResNet of equal
-parameter count (``SLFrameWise``), BasicSR's BasicVSR, IconVSR, BasicVSR++ (with its deformable
-alignment, ``SLBasicVSRPlusPlus``) and EDVR sized to SemanticLens' parameter count (SPyNet not
-counted), and SemanticLens without its semantic branch and without flow pre-alignment (the other
-ablations with ``--models``). Each trained model is then measured alone in a fresh process
+Rows: bicubic and bilinear upsampling (the output BasicSR's video models start from), the best design at 300
+CPU s (``SL_lean``: SemanticLens lean, 0.185M) and the single-frame SRResNet of its size (``SingleFrame_lean``,
+0.196M), SemanticLens (``PRESETS['tiny']`` in quick mode) and the single-frame SRResNet of its parameter count
+(``SingleFrame``, ``SLFrameWise``; at 5e-4 in quick mode, its best rate), BasicSR's BasicVSR, IconVSR, BasicVSR++
+(with its deformable alignment, ``SLBasicVSRPlusPlus``) and EDVR sized to SemanticLens' parameter count (SPyNet not
+counted), and SemanticLens without its semantic branch and without flow pre-alignment (the other rows with
+``--models``). Each trained model is then measured alone in a fresh process
 (parameters, GFLOPs and time per frame, peak memory), and ``--out`` gets ``report.md`` (table,
 verdict in plain words, command, versions, budget), ``psnr_vs_ms.png`` and ``results.json``.
 Option files, logs and checkpoints stay in ``--work-dir`` (runs ``bench_<model>``); a model whose
@@ -64,7 +65,8 @@ def print_progress(message):
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog='sl-bench', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--quick', action='store_true', help='CPU-sized run: tiny SemanticLens, 300 CPU s per model')
+    parser.add_argument('--quick', action='store_true', help='CPU-sized run: 300 CPU s per model, SemanticLens\' '
+                                                             'tiny preset')
     parser.add_argument('--models', help=f'comma-separated rows (default: {", ".join(DEFAULT_MODELS)}); '
                                          f'--list-models prints all {len(MODELS)} with their labels')
     parser.add_argument('--list-models', action='store_true', help='print every row, its key then its label, and exit')
