@@ -421,6 +421,14 @@ def test_verdict_states_margins_computed_from_the_rows():
     assert report.verdict([variant, design, small])[0] == lines[0]
 
 
+def test_the_plot_legend_gives_each_label_up_to_its_colon_and_cuts_long_ones():
+    assert report.legend_label('SemanticLens lean: DIS flow, aligned neighbours in') == 'SemanticLens lean'
+    assert report.legend_label('Bicubic') == 'Bicubic'
+    long = 'SemanticLens + aligned neighbours in, DIS flow, w/o semantic branch, w/o MFSAB, alignment gate'
+    assert report.legend_label(long, width=40) == 'SemanticLens + aligned neighbours in…'
+    assert report.legend_label(long) == 'SemanticLens + aligned neighbours in, DIS flow, w/o…'
+
+
 def test_micro_benchmark_trains_every_model_for_the_same_cpu_seconds_and_reports_measured_rows(tmp_path, monkeypatch,
                                                                                                   capsys):
     monkeypatch.chdir(tmp_path)

@@ -367,6 +367,13 @@ raw numbers (per sequence too): `results.json`.
 
 
 # ---------------------------------------------------------------------------------- files
+def legend_label(label, width=60):
+    """A row's label for the plot's legend: up to its first colon (``'SemanticLens lean: DIS flow, ...'``), cut to
+    ``width`` characters at a space, with an ellipsis; the report's table has the whole label."""
+    short = label.split(':')[0]
+    return short if len(short) <= width else short[:width - 1].rsplit(' ', 1)[0].rstrip(' ,') + '…'
+
+
 def save_plot(rows, path):
     """Scatter of mean real-footage PSNR-Y against test time per frame: numbered points, labels in a legend."""
     import matplotlib
@@ -377,20 +384,22 @@ def save_plot(rows, path):
     plotted = [row for row in rows if not row.get('error') and row.get('ms_per_frame') is not None
                and real_psnr(row) is not None]
     for number, row in enumerate(plotted, 1):
-        colour = ('tab:red' if row['key'] == 'SemanticLens' else 'tab:orange' if row['key'].startswith('SL_')
+        colour = ('tab:red' if row['key'] == 'SemanticLens' or row['key'] in DESIGN_ROWS
+                  else 'tab:orange' if row['key'].startswith('SL_')
                   else 'black' if row['kind'] in ('bicubic', 'bilinear', 'SLFrameWise') else 'tab:blue')
         axes.scatter(row['ms_per_frame'], real_psnr(row), color=colour, s=40, zorder=3,
-                     label=f'{number}  {row["label"]}')
+                     label=f'{number}  {legend_label(row["label"])}')
         axes.annotate(str(number), (row['ms_per_frame'], real_psnr(row)), textcoords='offset points',
                       xytext=(4, 4), fontsize=8)
     axes.set_xscale('log')
     axes.set_xlabel('ms per frame (log scale)')
     axes.set_ylabel('mean PSNR-Y on real held-out footage (dB)')
-    axes.set_title('Equal training time: red SemanticLens, orange ablations, black references, blue BasicSR')
+    axes.set_title('Equal training time: red SemanticLens and its best design, orange other variants, black '
+                   'references, blue BasicSR', fontsize=10)
     axes.grid(True, alpha=0.3, which='both')
     axes.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.01, 1.0), frameon=False)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    figure.savefig(path, dpi=110, bbox_inches='tight')  # the legend, right of the axes, whole
     plt.close(figure)
 
 
